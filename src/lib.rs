@@ -1,0 +1,13 @@
+//! `jira_cache`: keeps a local SQLite cache of Jira data warm.
+//!
+//! The library holds everything: the Jira REST client ([`jira`]), the cache
+//! ([`cache`]), the profiles ([`profile`]), the staged warmers ([`warm`]) and
+//! the figures `cache_status` shows ([`status`]). The binaries `cache_warm` and
+//! `cache_status` are thin front ends: they parse flags, set up logging, call
+//! the library, print, and choose the exit code. The library never prints.
+
+pub mod category;
+pub mod deployment;
+
+pub use category::Category;
+pub use deployment::Deployment;
