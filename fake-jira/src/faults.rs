@@ -1,0 +1,342 @@
+//! Injected faults: the failures and lies a real Jira (or the proxy in front
+//! of it) produces now and then, on demand, so that the client's retry,
+//! paging-guard and error paths are exercised by tests rather than by users.
+//!
+//! A [`Fault`] is a matcher (path prefix, optional method and query text,
+//! skip the first N matching requests, then apply to the next M or always)
+//! and a [`FaultKind`]. All faults that match a request take effect together:
+//! delays add up, paging lies combine, and the first matching fault (in the
+//! order added) that answers by itself (a status, a login page, a reset, a
+//! hang) answers. Requests refused by the rate limit never reach the faults.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+/// What a fault does to a request it matches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// Answer with this status instead. `retry_after` is sent verbatim as
+    /// `Retry-After` (seconds like `"2"`, or an HTTP date: see [`http_date`]).
+    /// `body` is sent verbatim as JSON; `None` sends Jira's error shape with
+    /// a message fitting the status.
+    Status {
+        /// The HTTP status, e.g. 429, 503, 500, 401, 403, 404.
+        code: u16,
+        /// The `Retry-After` header value, if any.
+        retry_after: Option<String>,
+        /// The response body, if not the default.
+        body: Option<String>,
+    },
+    /// 200 `text/html`: an SSO login page, as a proxy in front of Jira sends
+    /// when a session or credential is not accepted.
+    HtmlLogin,
+    /// 200 `application/json` whose body is cut off mid-JSON (the
+    /// `Content-Length` matches the cut body, so only the JSON is broken).
+    TruncatedBody,
+    /// Close the connection without answering (a TCP reset).
+    Reset,
+    /// Accept the request and never answer, until the fake is dropped.
+    Hang,
+    /// Answer normally, this much later.
+    Delay(Duration),
+    /// Cloud `/search/jql`: hand out the same `nextPageToken` again (the one
+    /// the request carried; on a first page, the token of the second page)
+    /// with `isLast: false`.
+    RepeatToken,
+    /// Never say the listing ended: `isLast` is never true, `/search/jql`
+    /// keeps handing out fresh tokens, and pages past the end repeat the
+    /// listing from the start instead of coming back empty.
+    NeverLast,
+    /// PageBean and Data Center `/search` answers say `total` is this.
+    LyingTotal(usize),
+    /// Return more items than `maxResults` asked for (twice as many, when
+    /// there are that many).
+    OversizePage,
+    /// Return at most this many items on the page, whatever was asked (a
+    /// short page in the middle of a listing).
+    ShortPage(usize),
+}
+
+impl FaultKind {
+    /// A plain status with Jira's error body and no `Retry-After`.
+    pub fn status(code: u16) -> Self {
+        FaultKind::Status {
+            code,
+            retry_after: None,
+            body: None,
+        }
+    }
+
+    /// A status (429 or 503) with `Retry-After: <seconds>`.
+    pub fn retry_after(code: u16, seconds: u64) -> Self {
+        FaultKind::Status {
+            code,
+            retry_after: Some(seconds.to_string()),
+            body: None,
+        }
+    }
+}
+
+/// A fault: which requests it applies to, and what it does to them.
+///
+/// ```
+/// use fake_jira::{Fault, FaultKind};
+/// // The second page of project search fails once with a 503.
+/// let fault = Fault::new("/rest/api/3/project/search", FaultKind::retry_after(503, 1))
+///     .skip(1)
+///     .times(1);
+/// # let _ = fault;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    path_prefix: String,
+    method: Option<String>,
+    query_contains: Option<String>,
+    skip: usize,
+    times: Option<usize>,
+    kind: FaultKind,
+}
+
+impl Fault {
+    /// A fault on every request whose path starts with `path_prefix`
+    /// (`""` matches every request), applied always until cleared.
+    pub fn new(path_prefix: impl Into<String>, kind: FaultKind) -> Self {
+        Fault {
+            path_prefix: path_prefix.into(),
+            method: None,
+            query_contains: None,
+            skip: 0,
+            times: None,
+            kind,
+        }
+    }
+
+    /// Only requests with this method (case-insensitive).
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_ascii_uppercase());
+        self
+    }
+
+    /// Only requests whose raw query string contains this text
+    /// (e.g. `"startAt=100"`).
+    pub fn query_contains(mut self, text: impl Into<String>) -> Self {
+        self.query_contains = Some(text.into());
+        self
+    }
+
+    /// Let the first `n` matching requests through untouched.
+    pub fn skip(mut self, n: usize) -> Self {
+        self.skip = n;
+        self
+    }
+
+    /// Apply to the next `n` matching requests (after the skipped ones), then
+    /// never again. Without it the fault applies until cleared.
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = Some(n);
+        self
+    }
+
+    /// Apply to the next matching request only: `times(1)`.
+    pub fn once(self) -> Self {
+        self.times(1)
+    }
+
+    fn matches(&self, method: &str, path: &str, query: &str) -> bool {
+        path.starts_with(&self.path_prefix)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .query_contains
+                .as_deref()
+                .is_none_or(|q| query.contains(q))
+    }
+}
+
+/// The installed faults of a running fake; cheap to clone, shared with it.
+#[derive(Debug, Clone, Default)]
+pub struct FaultHandle {
+    slots: Arc<Mutex<Vec<Slot>>>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    fault: Fault,
+    /// Matching requests seen so far.
+    seen: usize,
+}
+
+/// The paging lies in force for one request, read by the list endpoints.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct PagingLies {
+    pub(crate) repeat_token: bool,
+    pub(crate) never_last: bool,
+    pub(crate) lying_total: Option<usize>,
+    pub(crate) oversize: bool,
+    pub(crate) short_page: Option<usize>,
+}
+
+/// What the faults decided for one request.
+#[derive(Debug, Default)]
+pub(crate) struct Verdict {
+    /// Added to the answer's latency.
+    pub(crate) delay: Duration,
+    /// Answer with this instead of the endpoint.
+    pub(crate) answer: Option<FaultKind>,
+    /// Cut the endpoint's body.
+    pub(crate) truncate: bool,
+    pub(crate) lies: PagingLies,
+}
+
+impl FaultHandle {
+    /// Installs a fault; it applies from the next request on.
+    pub fn add(&self, fault: Fault) {
+        self.lock().push(Slot { fault, seen: 0 });
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// How many faults are installed (spent ones included).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no fault is installed.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Counts the request against every matching fault and says what applies.
+    pub(crate) fn judge(&self, method: &str, path: &str, query: &str) -> Verdict {
+        let mut verdict = Verdict::default();
+        for slot in self.lock().iter_mut() {
+            if !slot.fault.matches(method, path, query) {
+                continue;
+            }
+            let n = slot.seen;
+            slot.seen += 1;
+            let active = n >= slot.fault.skip
+                && slot
+                    .fault
+                    .times
+                    .is_none_or(|times| n - slot.fault.skip < times);
+            if !active {
+                continue;
+            }
+            let kind = &slot.fault.kind;
+            match kind {
+                FaultKind::Delay(d) => verdict.delay += *d,
+                FaultKind::TruncatedBody => verdict.truncate = true,
+                FaultKind::RepeatToken => verdict.lies.repeat_token = true,
+                FaultKind::NeverLast => verdict.lies.never_last = true,
+                FaultKind::LyingTotal(n) => verdict.lies.lying_total = Some(*n),
+                FaultKind::OversizePage => verdict.lies.oversize = true,
+                FaultKind::ShortPage(n) => verdict.lies.short_page = Some(*n),
+                FaultKind::Status { .. }
+                | FaultKind::HtmlLogin
+                | FaultKind::Reset
+                | FaultKind::Hang => {
+                    verdict.answer.get_or_insert_with(|| kind.clone());
+                }
+            }
+        }
+        verdict
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Formats a time as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`), the
+/// other form `Retry-After` may take.
+pub fn http_date(t: SystemTime) -> String {
+    let t: chrono::DateTime<chrono::Utc> = t.into();
+    t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_skips_then_applies_the_given_number_of_times() {
+        let faults = FaultHandle::default();
+        faults.add(
+            Fault::new("/rest/api/3/field", FaultKind::status(500))
+                .skip(1)
+                .times(2),
+        );
+        let answers: Vec<bool> = (0..5)
+            .map(|_| {
+                faults
+                    .judge("GET", "/rest/api/3/field", "")
+                    .answer
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(answers, [false, true, true, false, false]);
+    }
+
+    #[test]
+    fn a_fault_ignores_other_paths_methods_and_queries() {
+        let faults = FaultHandle::default();
+        faults.add(
+            Fault::new("/rest/api/3/search/jql", FaultKind::Hang)
+                .method("post")
+                .query_contains("x=1"),
+        );
+        assert!(
+            faults
+                .judge("POST", "/rest/api/3/field", "x=1")
+                .answer
+                .is_none()
+        );
+        assert!(
+            faults
+                .judge("GET", "/rest/api/3/search/jql", "x=1")
+                .answer
+                .is_none()
+        );
+        assert!(
+            faults
+                .judge("POST", "/rest/api/3/search/jql", "y=2")
+                .answer
+                .is_none()
+        );
+        assert!(
+            faults
+                .judge("POST", "/rest/api/3/search/jql", "x=1")
+                .answer
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn matching_faults_combine_and_the_first_answer_wins() {
+        let faults = FaultHandle::default();
+        faults.add(Fault::new("", FaultKind::Delay(Duration::from_millis(5))));
+        faults.add(Fault::new("", FaultKind::status(503)));
+        faults.add(Fault::new("", FaultKind::Delay(Duration::from_millis(7))));
+        faults.add(Fault::new("", FaultKind::Reset));
+        faults.add(Fault::new("", FaultKind::LyingTotal(9)));
+        let v = faults.judge("GET", "/x", "");
+        assert_eq!(v.delay, Duration::from_millis(12));
+        assert_eq!(v.answer, Some(FaultKind::status(503)));
+        assert_eq!(v.lies.lying_total, Some(9));
+        faults.clear();
+        assert!(faults.is_empty());
+        assert!(faults.judge("GET", "/x", "").answer.is_none());
+    }
+
+    #[test]
+    fn http_dates_look_like_rfc_9110_dates() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+}

@@ -1,0 +1,479 @@
+//! Starting and stopping a fake: a builder for the knobs, a listener bound
+//! before `start` returns, and a thread with its own tokio runtime, so the
+//! same call works from a plain `#[test]` and from inside `#[tokio::test]`
+//! (it never uses, nor blocks on, the caller's runtime).
+//!
+//! The accept loop is our own rather than `axum::serve`, for one fault:
+//! [`FaultKind::Reset`](crate::FaultKind::Reset) must drop a connection
+//! without answering, and only the loop that owns the connection can.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot};
+use tower::ServiceExt;
+
+use crate::auth::Credentials;
+use crate::faults::{Fault, FaultHandle};
+use crate::flavor::Flavor;
+use crate::rate_limit::TokenBucket;
+use crate::record::{RateViolation, RecordedRequest, RequestLog, rate_violation};
+use crate::site::{Site, SiteHandle};
+
+/// A list endpoint whose largest page (or, for [`PageCap::DcUserSearch`],
+/// largest answer) the server enforces, whatever `maxResults` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PageCap {
+    /// Cloud PageBeans: `/project/search`, `/priority/search`,
+    /// `/resolution/search`. Default 100.
+    PageBean,
+    /// Cloud `/users/search`. Default 1000.
+    CloudUserSearch,
+    /// Cloud `/user/assignable/search`. Default 1000.
+    CloudAssignable,
+    /// Cloud `/search/jql` when fields are asked for. Default 100; set it
+    /// lower to get pages shorter than asked in the middle of a listing.
+    SearchJql,
+    /// Cloud `/search/jql` when only `id` / `key` are asked for. Default 5000.
+    SearchJqlIds,
+    /// Data Center `/search`. Default 1000 (Jira's
+    /// `jira.search.views.default.max`).
+    DcSearch,
+    /// Data Center `/user/search`: the most users any one query can reach,
+    /// whatever `startAt` says. Default 100, as Jira 10 (JRASERVER-78520):
+    /// `startAt` ≥ 100 answers `[]`. Set 1000 for older versions.
+    DcUserSearch,
+    /// Data Center `/user/assignable/search` (no paging). Default 100.
+    DcAssignable,
+}
+
+impl PageCap {
+    /// The cap a fake uses unless its builder sets another.
+    pub fn default_max(self) -> usize {
+        match self {
+            PageCap::PageBean => 100,
+            PageCap::CloudUserSearch | PageCap::CloudAssignable => 1000,
+            PageCap::SearchJql => 100,
+            PageCap::SearchJqlIds => 5000,
+            PageCap::DcSearch => 1000,
+            PageCap::DcUserSearch | PageCap::DcAssignable => 100,
+        }
+    }
+}
+
+/// Everything a request handler may need, shared by all connections.
+pub(crate) struct App {
+    pub(crate) flavor: Flavor,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) base_url: String,
+    pub(crate) site: SiteHandle,
+    pub(crate) faults: FaultHandle,
+    pub(crate) log: RequestLog,
+    pub(crate) credentials: Credentials,
+    pub(crate) latency: Duration,
+    pub(crate) limiter: Option<Mutex<TokenBucket>>,
+    caps: BTreeMap<PageCap, usize>,
+    /// Makes every `/search/jql` token distinct.
+    pub(crate) token_serial: AtomicU64,
+}
+
+impl App {
+    pub(crate) fn cap(&self, cap: PageCap) -> usize {
+        self.caps.get(&cap).copied().unwrap_or(cap.default_max())
+    }
+
+    /// `http://127.0.0.1:PORT/rest/api/N`.
+    pub(crate) fn api_url(&self) -> String {
+        format!("{}{}", self.base_url, self.flavor.api_base())
+    }
+}
+
+/// Configures a fake before it starts. Every knob has a default; see each.
+#[derive(Debug, Clone)]
+pub struct FakeJiraBuilder {
+    flavor: Flavor,
+    site: Option<Site>,
+    credentials: Option<Credentials>,
+    latency: Duration,
+    rate_limit: Option<(f64, u32)>,
+    caps: BTreeMap<PageCap, usize>,
+    port: u16,
+    faults: Vec<Fault>,
+}
+
+impl FakeJiraBuilder {
+    /// The data to serve. Default: [`Site::small`] of the flavor.
+    pub fn site(mut self, site: Site) -> Self {
+        self.site = Some(site);
+        self
+    }
+
+    /// The credentials accepted. Default: [`Credentials::default_for`] the flavor.
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Added to every answer, refusals included. Default: none.
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// A server-side token bucket: `burst` requests at once, refilled at
+    /// `per_second`. Over it: 429 with `Retry-After` (whole seconds, at
+    /// least 1), `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
+    /// `X-RateLimit-Reset` (ISO-8601) and `RateLimit-Reason:
+    /// jira-burst-based`. Admitted answers carry `X-RateLimit-Limit` and
+    /// `X-RateLimit-Remaining`, and `X-RateLimit-NearLimit: true` under 20%.
+    /// Default: no limit.
+    pub fn rate_limit(mut self, per_second: f64, burst: u32) -> Self {
+        self.rate_limit = Some((per_second, burst));
+        self
+    }
+
+    /// Caps a list endpoint's pages at `max` items (see [`PageCap`]).
+    pub fn page_cap(mut self, endpoint: PageCap, max: usize) -> Self {
+        self.caps.insert(endpoint, max);
+        self
+    }
+
+    /// The port on 127.0.0.1. Default 0: the OS picks a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// A fault installed from the first request on (see [`FaultHandle::add`]).
+    pub fn fault(mut self, fault: Fault) -> Self {
+        self.faults.push(fault);
+        self
+    }
+
+    /// Starts the fake and returns once it is listening.
+    ///
+    /// # Panics
+    /// If the port cannot be bound or the server thread cannot start; use
+    /// [`FakeJiraBuilder::try_start`] to handle that.
+    pub fn start(self) -> FakeJira {
+        match self.try_start() {
+            Ok(jira) => jira,
+            Err(e) => panic!("fake-jira could not start: {e}"),
+        }
+    }
+
+    /// Starts the fake and returns once it is listening, or why it could not.
+    pub fn try_start(self) -> io::Result<FakeJira> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let url = format!("http://127.0.0.1:{port}");
+        let faults = FaultHandle::default();
+        for fault in self.faults {
+            faults.add(fault);
+        }
+        let app = Arc::new(App {
+            flavor: self.flavor,
+            base_url: url.clone(),
+            site: SiteHandle::new(self.site.unwrap_or_else(|| Site::small(self.flavor))),
+            faults,
+            log: RequestLog::default(),
+            credentials: self
+                .credentials
+                .unwrap_or_else(|| Credentials::default_for(self.flavor)),
+            latency: self.latency,
+            limiter: self
+                .rate_limit
+                .map(|(rate, burst)| Mutex::new(TokenBucket::new(rate, burst))),
+            caps: self.caps,
+            token_serial: AtomicU64::new(1),
+        });
+        let router = crate::api::router(Arc::clone(&app));
+        let (stop, stopped) = oneshot::channel();
+        let (ready_tx, ready) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("fake-jira-{port}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("fake-jira-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(serve(listener, router, stopped, ready_tx));
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::Error::other("the fake-jira thread ended early")),
+        }
+        Ok(FakeJira {
+            app,
+            port,
+            url,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A running fake Jira on 127.0.0.1. Dropping it stops the server and
+/// closes every connection.
+pub struct FakeJira {
+    app: Arc<App>,
+    port: u16,
+    url: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for FakeJira {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeJira")
+            .field("flavor", &self.app.flavor)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeJira {
+    /// A builder for a fake of this flavor.
+    pub fn builder(flavor: Flavor) -> FakeJiraBuilder {
+        FakeJiraBuilder {
+            flavor,
+            site: None,
+            credentials: None,
+            latency: Duration::ZERO,
+            rate_limit: None,
+            caps: BTreeMap::new(),
+            port: 0,
+            faults: Vec::new(),
+        }
+    }
+
+    /// The site URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The REST base URL: the site URL plus `/rest/api/3` (Cloud) or
+    /// `/rest/api/2` (Data Center).
+    pub fn api_url(&self) -> String {
+        self.app.api_url()
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Which Jira this fake impersonates.
+    pub fn flavor(&self) -> Flavor {
+        self.app.flavor
+    }
+
+    /// The credentials this fake accepts.
+    pub fn credentials(&self) -> &Credentials {
+        &self.app.credentials
+    }
+
+    /// Every request received so far, in arrival order, with its status.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.app.log.snapshot()
+    }
+
+    /// How many requests were received.
+    pub fn request_count(&self) -> usize {
+        self.app.log.len()
+    }
+
+    /// How many requests had a path starting with `path_prefix`.
+    pub fn count_path(&self, path_prefix: &str) -> usize {
+        self.app.log.count_path(path_prefix)
+    }
+
+    /// Checks the requests received against "never faster than the rate":
+    /// at most `burst + per_second × t` requests in any window of `t`
+    /// seconds. Returns the window that exceeds it most, if any. Arrival
+    /// times carry some scheduling jitter: for a client that paces exactly
+    /// at its limit, allow one request of slack in `burst`.
+    pub fn rate_violation(&self, per_second: f64, burst: u32) -> Option<RateViolation> {
+        rate_violation(&self.app.log.snapshot(), per_second, burst)
+    }
+
+    /// Forgets the requests received so far.
+    pub fn reset_requests(&self) {
+        self.app.log.clear();
+    }
+
+    /// The served data, to read or change while the fake runs.
+    pub fn site(&self) -> SiteHandle {
+        self.app.site.clone()
+    }
+
+    /// The installed faults, to add or clear while the fake runs.
+    pub fn faults(&self) -> FaultHandle {
+        self.app.faults.clone()
+    }
+}
+
+impl Drop for FakeJira {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    router: Router,
+    mut stopped: oneshot::Receiver<()>,
+    ready: mpsc::Sender<io::Result<()>>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(stream, router.clone()));
+                }
+                // Out of file descriptors and the like: breathe, then go on.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+        }
+    }
+}
+
+/// Serves one connection until the client closes it, or until a handler
+/// fires its [`ConnectionKill`].
+async fn connection(stream: TcpStream, router: Router) {
+    let _ = stream.set_nodelay(true);
+    let kill = ConnectionKill::default();
+    let io = TokioIo::new(KillableStream {
+        stream,
+        kill: kill.clone(),
+    });
+    let for_requests = kill.clone();
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(for_requests.clone());
+        router.clone().oneshot(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = kill.fired() => {}
+    }
+}
+
+/// Lets a handler drop the connection its request came on, unanswered.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectionKill(Arc<KillState>);
+
+#[derive(Debug, Default)]
+struct KillState {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+impl ConnectionKill {
+    /// Drops the connection (with a TCP reset) as soon as its task runs.
+    pub(crate) fn fire(&self) {
+        self.0.fired.store(true, Ordering::SeqCst);
+        self.0.notify.notify_one();
+    }
+
+    async fn fired(&self) {
+        self.0.notify.notified().await;
+    }
+
+    fn is_fired(&self) -> bool {
+        self.0.fired.load(Ordering::SeqCst)
+    }
+}
+
+/// A TCP stream that closes with a reset (RST) rather than a FIN when its
+/// connection was killed, as a crashed server or a proxy dropping it would.
+struct KillableStream {
+    stream: TcpStream,
+    kill: ConnectionKill,
+}
+
+impl Drop for KillableStream {
+    fn drop(&mut self) {
+        if self.kill.is_fired() {
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for KillableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
