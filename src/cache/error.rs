@@ -1,0 +1,235 @@
+//! The cache's error type: one variant per thing a user can act on, each
+//! message one line that names the cause and the next step.
+//!
+//! Every variant but [`CacheError::Missing`] is a "cache file error" in the
+//! sense of `CONVENTIONS.md` (exit code 7); binaries ask
+//! [`CacheError::is_cache_file_error`] instead of matching variants.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::ErrorCode;
+
+/// An error opening, reading or writing the cache file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// There is no cache file yet (only from [`Cache::open_read_only`](super::Cache::open_read_only)).
+    #[error("{}: no cache yet; run `cache_warm` to create it", path.display())]
+    Missing {
+        /// The cache file looked for.
+        path: PathBuf,
+    },
+
+    /// The file is not a jira-cache database: corrupt, or some other file.
+    #[error(
+        "{}: not a jira-cache database (corrupt or another file: {detail}); run `cache_warm --reset` to recreate it, or move it away",
+        path.display()
+    )]
+    Corrupt {
+        /// The cache file.
+        path: PathBuf,
+        /// What SQLite (or the identity check) said.
+        detail: String,
+    },
+
+    /// The file was written by a newer jira-cache with a schema this binary
+    /// does not know.
+    #[error(
+        "{}: cache schema version {found} is newer than this jira-cache supports ({supported}); upgrade jira-cache, or run `cache_warm --reset` to recreate the cache",
+        path.display()
+    )]
+    NewerSchema {
+        /// The cache file.
+        path: PathBuf,
+        /// The file's `user_version`.
+        found: i64,
+        /// The newest schema version this binary knows.
+        supported: i64,
+    },
+
+    /// The file or its directory cannot be written.
+    #[error(
+        "{}: cannot write the cache ({detail}); check the permissions of the file (0600) and its directory (0700), or choose another `cache_dir`",
+        path.display()
+    )]
+    Unwritable {
+        /// The cache file or directory.
+        path: PathBuf,
+        /// What the OS or SQLite said.
+        detail: String,
+    },
+
+    /// The disk (or quota) is full.
+    #[error(
+        "{}: disk full while writing the cache; free some space or lower `max_size`, then run `cache_warm` again",
+        path.display()
+    )]
+    DiskFull {
+        /// The cache file.
+        path: PathBuf,
+    },
+
+    /// Another process kept the database locked longer than the busy timeout.
+    #[error(
+        "{}: the cache stayed locked by another process for more than 5 s; retry once it has finished",
+        path.display()
+    )]
+    Busy {
+        /// The cache file.
+        path: PathBuf,
+    },
+
+    /// Any other I/O error on the cache file or its directory.
+    #[error("{}: {source}; check the path and its permissions", path.display())]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Any other SQLite error.
+    #[error(
+        "{}: SQLite error: {source}; if it persists, run `cache_warm --reset` to recreate the cache",
+        path.display()
+    )]
+    Sqlite {
+        /// The cache file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The writer thread is gone (it panicked, or the writer was shut down).
+    #[error(
+        "{}: the cache writer has stopped (shut down, or it crashed); this is a bug if you did not stop it, please report it",
+        path.display()
+    )]
+    WriterStopped {
+        /// The cache file.
+        path: PathBuf,
+    },
+}
+
+impl CacheError {
+    /// Whether this is a "cache file error" (exit code 7 of both binaries):
+    /// everything but [`CacheError::Missing`], which `cache_status` reports as
+    /// "no cache yet" instead.
+    pub fn is_cache_file_error(&self) -> bool {
+        !matches!(self, CacheError::Missing { .. })
+    }
+
+    /// The file or directory the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            CacheError::Missing { path }
+            | CacheError::Corrupt { path, .. }
+            | CacheError::NewerSchema { path, .. }
+            | CacheError::Unwritable { path, .. }
+            | CacheError::DiskFull { path }
+            | CacheError::Busy { path }
+            | CacheError::Io { path, .. }
+            | CacheError::Sqlite { path, .. }
+            | CacheError::WriterStopped { path } => path,
+        }
+    }
+
+    /// Classifies a SQLite error on the cache file at `path`.
+    pub(crate) fn from_sqlite(path: &Path, source: rusqlite::Error) -> CacheError {
+        let path = path.to_path_buf();
+        match source.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => CacheError::Corrupt {
+                path,
+                detail: source.to_string(),
+            },
+            Some(ErrorCode::DiskFull) => CacheError::DiskFull { path },
+            Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+                CacheError::Unwritable {
+                    path,
+                    detail: source.to_string(),
+                }
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => CacheError::Busy { path },
+            _ => CacheError::Sqlite { path, source },
+        }
+    }
+
+    /// Classifies an I/O error on `path` (the file, its directory, or a
+    /// `-wal`/`-shm` companion).
+    pub(crate) fn from_io(path: &Path, source: std::io::Error) -> CacheError {
+        let path = path.to_path_buf();
+        match source.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                CacheError::Unwritable {
+                    path,
+                    detail: source.to_string(),
+                }
+            }
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                CacheError::DiskFull { path }
+            }
+            _ => CacheError::Io { path, source },
+        }
+    }
+
+    /// Whether SQLite gave up waiting for a lock.
+    pub(crate) fn is_busy(&self) -> bool {
+        matches!(self, CacheError::Busy { .. })
+    }
+}
+
+/// Extension to turn `rusqlite` results into [`CacheError`]s naming the file.
+pub(crate) trait SqliteResultExt<T> {
+    /// Maps the error with [`CacheError::from_sqlite`].
+    fn at(self, path: &Path) -> Result<T, CacheError>;
+}
+
+impl<T> SqliteResultExt<T> for Result<T, rusqlite::Error> {
+    fn at(self, path: &Path) -> Result<T, CacheError> {
+        self.map_err(|e| CacheError::from_sqlite(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_is_one_line_naming_a_next_step() {
+        let p = PathBuf::from("/tmp/x.sqlite3");
+        let errors = [
+            CacheError::Missing { path: p.clone() },
+            CacheError::Corrupt {
+                path: p.clone(),
+                detail: "file is not a database".into(),
+            },
+            CacheError::NewerSchema {
+                path: p.clone(),
+                found: 9,
+                supported: 1,
+            },
+            CacheError::Unwritable {
+                path: p.clone(),
+                detail: "attempt to write a readonly database".into(),
+            },
+            CacheError::DiskFull { path: p.clone() },
+            CacheError::Busy { path: p.clone() },
+            CacheError::WriterStopped { path: p.clone() },
+        ];
+        for e in errors {
+            let msg = e.to_string();
+            assert!(!msg.contains('\n'), "{msg}");
+            assert!(msg.starts_with("/tmp/x.sqlite3: "), "{msg}");
+            assert!(msg.contains("; "), "no next step in: {msg}");
+        }
+    }
+
+    #[test]
+    fn only_a_missing_cache_is_not_a_cache_file_error() {
+        let p = PathBuf::from("x");
+        assert!(!CacheError::Missing { path: p.clone() }.is_cache_file_error());
+        assert!(CacheError::DiskFull { path: p }.is_cache_file_error());
+    }
+}

@@ -1,0 +1,217 @@
+//! The local SQLite cache of Jira data: one file per profile,
+//! `<cache_dir>/<profile>.sqlite3` (directory 0700, file 0600).
+//!
+//! What it guarantees:
+//! - **One writer, many readers.** All writes go through one
+//!   [`CacheWriter`]: a thread owning its own connection, fed by a bounded
+//!   channel. Every message is one transaction, so a crash or an interrupt
+//!   loses at most the message in flight, never half of it. Readers
+//!   ([`CacheReader`]) use their own connections; with WAL they never wait for
+//!   the writer and never see "database is locked".
+//! - **Values are stored exactly as Jira sent them**, apart from their
+//!   metadata, and an unchanged value (same xxh3 hash) is never rewritten.
+//! - **Status is cheap on a million entries**: totals are kept by triggers,
+//!   and every other figure is an index range or an index seek.
+//! - **The schema is versioned** through `PRAGMA user_version`; a file from a
+//!   newer binary, a corrupt file or another program's file is refused with a
+//!   [`CacheError`] that says what to do ([`CacheError::is_cache_file_error`]:
+//!   exit code 7).
+//!
+//! Times are unix milliseconds (`i64`) everywhere; functions that depend on
+//! "now" take it as a parameter.
+//!
+//! All SQL of the project lives in this module.
+
+mod error;
+mod reader;
+mod runs;
+mod schema;
+mod write;
+mod writer;
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use error::CacheError;
+pub use reader::{CacheReader, CachedEntry, CategoryStats, Freshness, Watermark};
+pub use runs::{RunEnd, RunId, RunRecord, RunResult, RunStart};
+pub use write::{EvictionOutcome, KeyScope, NewEntry, PruneOutcome, PutOutcome};
+pub use writer::CacheWriter;
+
+use error::SqliteResultExt;
+
+/// The newest schema version this binary understands.
+pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
+
+/// A migrated cache file. Cheap to clone; open a [`CacheWriter`] or
+/// [`CacheReader`] from it.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    path: PathBuf,
+}
+
+impl Cache {
+    /// The cache file of `profile` in `cache_dir`: `<cache_dir>/<profile>.sqlite3`.
+    pub fn path_for(cache_dir: &Path, profile: &str) -> PathBuf {
+        cache_dir.join(format!("{profile}.sqlite3"))
+    }
+
+    /// Opens the cache file at `path`, creating it (and its directory) if
+    /// missing, and migrates it to the current schema.
+    ///
+    /// A missing directory is created 0700 and a missing file 0600 before
+    /// SQLite touches them; existing ones keep their modes. Fails with
+    /// [`CacheError::Corrupt`], [`CacheError::NewerSchema`],
+    /// [`CacheError::Unwritable`], [`CacheError::DiskFull`] or
+    /// [`CacheError::Io`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Cache, CacheError> {
+        let path = path.as_ref();
+        create_private_file(path)?;
+        let mut conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        if conn.is_readonly("main").at(path)? {
+            return Err(CacheError::Unwritable {
+                path: path.to_path_buf(),
+                detail: "the file is read-only".to_string(),
+            });
+        }
+        schema::migrate(&mut conn, path)?;
+        Ok(Cache {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Deletes the cache file at `path` (with its `-wal` and `-shm`) and
+    /// creates a fresh one: `cache_warm --reset`.
+    pub fn reset(path: impl AsRef<Path>) -> Result<Cache, CacheError> {
+        let path = path.as_ref();
+        for file in [
+            path.to_path_buf(),
+            companion(path, "-wal"),
+            companion(path, "-shm"),
+            companion(path, "-journal"),
+        ] {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(CacheError::from_io(&file, e)),
+            }
+        }
+        Cache::open(path)
+    }
+
+    /// Opens an existing cache for reading (`cache_status`): never creates
+    /// the file ([`CacheError::Missing`] if there is none).
+    ///
+    /// An older schema is migrated if the file is writable (a newer one is
+    /// refused). The only writes a reader makes are its batched read counters
+    /// ([`CacheReader::flush_read_counts`]).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<CacheReader, CacheError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(CacheError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(|e| {
+            if path.exists() {
+                e
+            } else {
+                CacheError::Missing {
+                    path: path.to_path_buf(),
+                }
+            }
+        })?;
+        schema::migrate(&mut conn, path)?;
+        Ok(CacheReader::new(conn, path.to_path_buf()))
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts the writer thread with its own connection.
+    pub fn writer(&self) -> Result<CacheWriter, CacheError> {
+        let conn = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        CacheWriter::start(conn, self.path.clone())
+    }
+
+    /// Opens a reader with its own connection.
+    pub fn reader(&self) -> Result<CacheReader, CacheError> {
+        let conn = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        Ok(CacheReader::new(conn, self.path.clone()))
+    }
+}
+
+/// Creates the directory (0700) and the empty file (0600) if missing.
+fn create_private_file(path: &Path) -> Result<(), CacheError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| CacheError::from_io(dir, e))?;
+    }
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CacheError::from_io(path, e)),
+    }
+}
+
+/// Opens a connection to an existing file and applies the per-connection
+/// pragmas.
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, CacheError> {
+    let new_file = std::fs::metadata(path)
+        .map(|m| m.len() == 0)
+        .unwrap_or(false);
+    let conn =
+        Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).at(path)?;
+    schema::configure(&conn, path, new_file)?;
+    Ok(conn)
+}
+
+/// `path` with `suffix` appended: SQLite's `-wal` and `-shm` files.
+fn companion(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Bytes of the file on disk, with its write-ahead log.
+fn size_on_disk(path: &Path) -> Result<u64, CacheError> {
+    let mut total = 0;
+    for file in [path.to_path_buf(), companion(path, "-wal")] {
+        match std::fs::metadata(&file) {
+            Ok(m) => total += m.len(),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(CacheError::from_io(&file, e)),
+        }
+    }
+    Ok(total)
+}
+
+/// A `u64` count or size as SQLite's `i64`, saturating.
+fn to_sql_int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A count or size read from SQLite as `u64` (negatives, which the schema
+/// never produces, read as 0).
+fn from_sql_int(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

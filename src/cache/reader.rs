@@ -1,0 +1,429 @@
+//! Reading the cache: entries for the library's read path, and the figures
+//! `cache_status` shows.
+//!
+//! A reader has its own connection; under WAL it reads a consistent snapshot
+//! without waiting for the writer. Reads are counted in memory (hits, stale
+//! hits, misses, and which keys were read) and written in one small
+//! transaction per flush, never one write per read. A flush that finds the
+//! database busy is skipped and its counts kept for the next one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::error::{CacheError, SqliteResultExt};
+use super::runs::{self, RunRecord};
+use super::schema::BUSY_TIMEOUT;
+use super::{from_sql_int, size_on_disk, to_sql_int, write};
+use crate::Category;
+
+/// How long a read-counter flush waits for the writer before giving up and
+/// keeping its counts for later.
+const FLUSH_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// Reads after which [`CacheReader::get`] tries to flush the counters itself.
+const FLUSH_EVERY: u64 = 1024;
+
+/// Whether a cached value may still be used as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Freshness {
+    /// Before its expiry.
+    Fresh,
+    /// At or after its expiry: usable, but due for a refresh.
+    Stale,
+}
+
+/// A cached value with its metadata.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CachedEntry {
+    /// The JSON text exactly as Jira sent it.
+    pub value: String,
+    /// When it was fetched, unix ms.
+    pub fetched_at: i64,
+    /// When it stops being fresh, unix ms.
+    pub expires_at: i64,
+    /// How long the fetch took, ms.
+    pub fetch_ms: i64,
+    /// Bytes accounted: key plus value.
+    pub size: u64,
+    /// Issues: Jira's `updated`, unix ms.
+    pub updated_at: Option<i64>,
+}
+
+impl CachedEntry {
+    /// Fresh while `now_ms < expires_at`.
+    pub fn freshness(&self, now_ms: i64) -> Freshness {
+        if now_ms < self.expires_at {
+            Freshness::Fresh
+        } else {
+            Freshness::Stale
+        }
+    }
+}
+
+/// A project's issue watermark: the newest `updated` seen by a warm.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Watermark {
+    /// The project key.
+    pub project: String,
+    /// The newest issue `updated` seen, unix ms.
+    pub newest_updated_ms: i64,
+    /// When the project's issues were last warmed, unix ms.
+    pub warmed_at: i64,
+}
+
+/// The figures of one category, as `cache_status` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CategoryStats {
+    /// The category.
+    pub category: Category,
+    /// Entries stored.
+    pub entries: u64,
+    /// Of which fresh (`now < expires_at`).
+    pub fresh: u64,
+    /// Of which expired.
+    pub expired: u64,
+    /// Bytes of keys and values.
+    pub bytes: u64,
+    /// The oldest `fetched_at`, unix ms.
+    pub oldest_fetch: Option<i64>,
+    /// The newest `fetched_at`, unix ms.
+    pub newest_fetch: Option<i64>,
+    /// The next expiry after now, unix ms.
+    pub next_expiry: Option<i64>,
+    /// Reads that found a fresh entry (flushed counts plus this reader's own).
+    pub hits: u64,
+    /// Reads that found an expired entry.
+    pub stale_hits: u64,
+    /// Reads that found nothing.
+    pub misses: u64,
+}
+
+/// Reads not yet written to `read_counts` and `last_read_at`.
+#[derive(Debug, Default)]
+struct PendingReads {
+    hits: u64,
+    stale_hits: u64,
+    misses: u64,
+    /// Each key read, with the time of its latest read.
+    keys: HashMap<String, i64>,
+}
+
+/// A connection for reading. Not shared between threads; open one per
+/// thread (cheap). Dropping it flushes its read counters, best effort.
+#[derive(Debug)]
+pub struct CacheReader {
+    conn: Connection,
+    path: PathBuf,
+    pending: BTreeMap<Category, PendingReads>,
+    unflushed: u64,
+}
+
+impl CacheReader {
+    pub(crate) fn new(conn: Connection, path: PathBuf) -> CacheReader {
+        CacheReader {
+            conn,
+            path,
+            pending: BTreeMap::new(),
+            unflushed: 0,
+        }
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads an entry and counts the read (hit, stale hit or miss, by
+    /// `now_ms`). Counts are flushed in batches ([`Self::flush_read_counts`]).
+    pub fn get(
+        &mut self,
+        category: Category,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<CachedEntry>, CacheError> {
+        let entry = self.peek(category, key)?;
+        let reads = self.pending.entry(category).or_default();
+        match &entry {
+            None => reads.misses += 1,
+            Some(e) => {
+                match e.freshness(now_ms) {
+                    Freshness::Fresh => reads.hits += 1,
+                    Freshness::Stale => reads.stale_hits += 1,
+                }
+                match reads.keys.get_mut(key) {
+                    Some(at) => *at = (*at).max(now_ms),
+                    None => {
+                        reads.keys.insert(key.to_string(), now_ms);
+                    }
+                }
+            }
+        }
+        self.unflushed += 1;
+        if self.unflushed >= FLUSH_EVERY
+            && let Err(e) = self.flush_read_counts()
+        {
+            tracing::warn!(error = %e, "could not record cache reads; keeping them for later");
+        }
+        Ok(entry)
+    }
+
+    /// Reads an entry without counting the read (for the warmer's own
+    /// look-ups).
+    pub fn peek(&self, category: Category, key: &str) -> Result<Option<CachedEntry>, CacheError> {
+        self.conn
+            .prepare_cached(
+                "SELECT v.value, e.fetched_at, e.expires_at, e.fetch_ms, e.size, e.updated_at
+                 FROM entries e JOIN entry_values v ON v.id = e.id
+                 WHERE e.category = ?1 AND e.key = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![category.as_str(), key], |row| {
+                    Ok(CachedEntry {
+                        value: row.get(0)?,
+                        fetched_at: row.get(1)?,
+                        expires_at: row.get(2)?,
+                        fetch_ms: row.get(3)?,
+                        size: from_sql_int(row.get(4)?),
+                        updated_at: row.get(5)?,
+                    })
+                })
+                .optional()
+            })
+            .at(&self.path)
+    }
+
+    /// Writes the counted reads (per-category counters and each read key's
+    /// `last_read_at`) in one small transaction.
+    ///
+    /// Returns `Ok(false)`, keeping the counts, if the database stayed busy
+    /// for a moment; `Ok(true)` once written (or if there was nothing to write).
+    pub fn flush_read_counts(&mut self) -> Result<bool, CacheError> {
+        if self.pending.is_empty() {
+            return Ok(true);
+        }
+        self.conn.busy_timeout(FLUSH_BUSY_TIMEOUT).at(&self.path)?;
+        let written = write_reads(&mut self.conn, &self.pending).at(&self.path);
+        self.conn.busy_timeout(BUSY_TIMEOUT).at(&self.path)?;
+        match written {
+            Ok(()) => {
+                self.pending.clear();
+                self.unflushed = 0;
+                Ok(true)
+            }
+            Err(e) if e.is_busy() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The keys of `category`, sorted, optionally only those matching the
+    /// SQLite GLOB `pattern` (case-sensitive).
+    pub fn keys(
+        &self,
+        category: Category,
+        pattern: Option<&str>,
+    ) -> Result<Vec<String>, CacheError> {
+        self.conn
+            .prepare_cached(
+                "SELECT key FROM entries WHERE category = ?1 AND (?2 IS NULL OR key GLOB ?2)
+                 ORDER BY key",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![category.as_str(), pattern], |row| row.get(0))?
+                    .collect()
+            })
+            .at(&self.path)
+    }
+
+    /// A value from `meta`.
+    pub fn meta(&self, key: &str) -> Result<Option<String>, CacheError> {
+        self.conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+            .at(&self.path)
+    }
+
+    /// Every project's issue watermark, by project key.
+    pub fn watermarks(&self) -> Result<Vec<Watermark>, CacheError> {
+        self.conn
+            .prepare_cached(
+                "SELECT project, newest_updated_ms, warmed_at FROM watermarks ORDER BY project",
+            )
+            .and_then(|mut stmt| stmt.query_map([], watermark_from_row)?.collect())
+            .at(&self.path)
+    }
+
+    /// One project's issue watermark.
+    pub fn watermark(&self, project: &str) -> Result<Option<Watermark>, CacheError> {
+        self.conn
+            .prepare_cached(
+                "SELECT project, newest_updated_ms, warmed_at FROM watermarks WHERE project = ?1",
+            )
+            .and_then(|mut stmt| stmt.query_row([project], watermark_from_row).optional())
+            .at(&self.path)
+    }
+
+    /// How many issues are cached per project, by project key (from
+    /// trigger-kept totals: no scan).
+    pub fn issue_counts_by_project(&self) -> Result<Vec<(String, u64)>, CacheError> {
+        self.conn
+            .prepare_cached(
+                "SELECT project, issues FROM project_issue_totals
+                 WHERE issues > 0 ORDER BY project",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| Ok((row.get(0)?, from_sql_int(row.get(1)?))))?
+                    .collect()
+            })
+            .at(&self.path)
+    }
+
+    /// The figures of every category, in [`Category::ALL`] order, from one
+    /// snapshot. Totals come from trigger-kept counters; everything else is
+    /// an index seek or an index range count, so this stays fast on a
+    /// million entries.
+    pub fn category_stats(&self, now_ms: i64) -> Result<Vec<CategoryStats>, CacheError> {
+        let path = &self.path;
+        let tx = self.conn.unchecked_transaction().at(path)?;
+        let mut stats = Vec::with_capacity(Category::ALL.len());
+        {
+            let mut totals = tx
+                .prepare_cached("SELECT entries, bytes FROM category_totals WHERE category = ?1")
+                .at(path)?;
+            let mut reads = tx
+                .prepare_cached(
+                    "SELECT hits, stale_hits, misses FROM read_counts WHERE category = ?1",
+                )
+                .at(path)?;
+            // Separate sub-queries: SQLite answers a lone min() or max() from
+            // the index, but not both in one SELECT.
+            let mut figures = tx
+                .prepare_cached(
+                    "SELECT
+                       (SELECT count(*) FROM entries WHERE category = ?1 AND expires_at <= ?2),
+                       (SELECT min(fetched_at) FROM entries WHERE category = ?1),
+                       (SELECT max(fetched_at) FROM entries WHERE category = ?1),
+                       (SELECT min(expires_at) FROM entries WHERE category = ?1 AND expires_at > ?2)",
+                )
+                .at(path)?;
+            for category in Category::ALL {
+                let name = category.as_str();
+                let (entries, bytes) = totals
+                    .query_row([name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                    .optional()
+                    .at(path)?
+                    .unwrap_or((0, 0));
+                let (mut hits, mut stale_hits, mut misses) = reads
+                    .query_row([name], |r| {
+                        Ok((
+                            from_sql_int(r.get(0)?),
+                            from_sql_int(r.get(1)?),
+                            from_sql_int(r.get(2)?),
+                        ))
+                    })
+                    .optional()
+                    .at(path)?
+                    .unwrap_or_default();
+                if let Some(p) = self.pending.get(&category) {
+                    hits += p.hits;
+                    stale_hits += p.stale_hits;
+                    misses += p.misses;
+                }
+                let (expired, oldest_fetch, newest_fetch, next_expiry) = figures
+                    .query_row(params![name, now_ms], |r| {
+                        Ok((from_sql_int(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .at(path)?;
+                let entries = from_sql_int(entries);
+                stats.push(CategoryStats {
+                    category,
+                    entries,
+                    fresh: entries.saturating_sub(expired),
+                    expired,
+                    bytes: from_sql_int(bytes),
+                    oldest_fetch,
+                    newest_fetch,
+                    next_expiry,
+                    hits,
+                    stale_hits,
+                    misses,
+                });
+            }
+        }
+        tx.commit().at(path)?;
+        Ok(stats)
+    }
+
+    /// The newest `limit` warm runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, CacheError> {
+        runs::runs(&self.conn, limit).at(&self.path)
+    }
+
+    /// Total bytes of keys and values stored (the figure `max_size` caps).
+    pub fn total_bytes(&self) -> Result<u64, CacheError> {
+        write::total_bytes(&self.conn).at(&self.path)
+    }
+
+    /// Bytes the cache file and its write-ahead log take on disk.
+    pub fn file_size(&self) -> Result<u64, CacheError> {
+        size_on_disk(&self.path)
+    }
+}
+
+impl Drop for CacheReader {
+    fn drop(&mut self) {
+        match self.flush_read_counts() {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!("cache busy; dropping this reader's unflushed read counts")
+            }
+            Err(e) => tracing::debug!(error = %e, "could not record cache reads"),
+        }
+    }
+}
+
+fn watermark_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Watermark> {
+    Ok(Watermark {
+        project: row.get(0)?,
+        newest_updated_ms: row.get(1)?,
+        warmed_at: row.get(2)?,
+    })
+}
+
+/// Adds the pending reads to `read_counts` and sets `last_read_at`: one
+/// statement per category and figure, not per read.
+fn write_reads(
+    conn: &mut Connection,
+    pending: &BTreeMap<Category, PendingReads>,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut counts = tx.prepare_cached(
+            "UPDATE read_counts
+             SET hits = hits + ?2, stale_hits = stale_hits + ?3, misses = misses + ?4
+             WHERE category = ?1",
+        )?;
+        // `?2` is a JSON object {key: read_at}: one statement for all the keys.
+        let mut touched = tx.prepare_cached(
+            "UPDATE entries SET last_read_at = max(coalesce(entries.last_read_at, 0), read.value)
+             FROM json_each(?2) AS read
+             WHERE entries.category = ?1 AND entries.key = read.key",
+        )?;
+        for (category, reads) in pending {
+            counts.execute(params![
+                category.as_str(),
+                to_sql_int(reads.hits),
+                to_sql_int(reads.stale_hits),
+                to_sql_int(reads.misses)
+            ])?;
+            if !reads.keys.is_empty() {
+                let keys = serde_json::to_string(&reads.keys).expect("strings serialize");
+                touched.execute(params![category.as_str(), keys])?;
+            }
+        }
+    }
+    tx.commit()
+}

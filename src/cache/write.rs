@@ -1,0 +1,404 @@
+//! The write operations, as plain functions on the writer thread's
+//! connection. Each one is a single transaction: it commits whole or not at
+//! all.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, Transaction, TransactionBehavior, params, params_from_iter};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{from_sql_int, size_on_disk, to_sql_int};
+use crate::Category;
+
+/// One value to store, as fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    /// The entry's category.
+    pub category: Category,
+    /// The key within the category (see `CONVENTIONS.md`).
+    pub key: String,
+    /// The JSON text exactly as Jira sent it; stored byte for byte.
+    pub value: String,
+    /// When it was fetched, unix ms.
+    pub fetched_at: i64,
+    /// When it stops being fresh, unix ms.
+    pub expires_at: i64,
+    /// How long the fetch took, in ms (used to refresh a little early).
+    pub fetch_ms: i64,
+    /// Issues: the project key.
+    pub project: Option<String>,
+    /// Issues: Jira's `updated`, unix ms.
+    pub updated_at: Option<i64>,
+}
+
+/// What [`CacheWriter::put_page`](super::CacheWriter::put_page) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PutOutcome {
+    /// Entries whose value was new or changed, and was written.
+    pub written: u64,
+    /// Entries whose value was unchanged: only their times were refreshed.
+    pub unchanged: u64,
+}
+
+/// Which entries of a category a reconciliation listing covers
+/// ([`CacheWriter::remove_missing`](super::CacheWriter::remove_missing)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Every entry of the category.
+    All,
+    /// Keys matching this SQLite GLOB (case-sensitive), e.g. `list:*`.
+    Glob(String),
+    /// Keys NOT matching this SQLite GLOB, e.g. users but not `assignable:*`.
+    NotGlob(String),
+    /// Issues of `project` whose `updated` is at or after `updated_since_ms`:
+    /// the window of an issue key census. Issues that aged out of the window
+    /// are outside the scope and stay until their TTL.
+    IssueWindow {
+        /// The project key.
+        project: String,
+        /// Start of the window, unix ms, inclusive.
+        updated_since_ms: i64,
+    },
+}
+
+/// What [`CacheWriter::enforce_max_size`](super::CacheWriter::enforce_max_size) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EvictionOutcome {
+    /// Expired entries removed (oldest expiry first).
+    pub removed_expired: u64,
+    /// Fresh entries removed, least recently read first.
+    pub removed_lru: u64,
+    /// Total entry bytes before.
+    pub bytes_before: u64,
+    /// Total entry bytes after.
+    pub bytes_after: u64,
+}
+
+/// What [`CacheWriter::prune`](super::CacheWriter::prune) did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PruneOutcome {
+    /// Expired entries removed.
+    pub removed: u64,
+    /// How much smaller the file (with its WAL) got.
+    pub bytes_freed_from_file: u64,
+}
+
+/// The hash stored for a value: xxh3_64 of its bytes, as SQLite's `i64`.
+pub(crate) fn value_hash(value: &str) -> i64 {
+    xxh3_64(value.as_bytes()) as i64
+}
+
+/// The size accounted for an entry: its key plus its value, in bytes.
+fn entry_size(key: &str, value: &str) -> i64 {
+    to_sql_int((key.len() + value.len()) as u64)
+}
+
+fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+}
+
+/// Stores a page of entries in one transaction.
+pub(crate) fn put_page(
+    conn: &mut Connection,
+    entries: &[NewEntry],
+) -> rusqlite::Result<PutOutcome> {
+    let mut outcome = PutOutcome::default();
+    let tx = immediate(conn)?;
+    {
+        let mut find = tx.prepare_cached(
+            "SELECT id, hash, size FROM entries WHERE category = ?1 AND key = ?2",
+        )?;
+        let mut touch = tx.prepare_cached(
+            "UPDATE entries SET fetched_at = ?2, expires_at = ?3, fetch_ms = ?4, project = ?5, updated_at = ?6
+             WHERE id = ?1",
+        )?;
+        let mut rewrite = tx.prepare_cached(
+            "UPDATE entries SET hash = ?2, size = ?3, fetched_at = ?4, expires_at = ?5, fetch_ms = ?6,
+                                project = ?7, updated_at = ?8
+             WHERE id = ?1",
+        )?;
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO entries (category, key, hash, size, fetched_at, expires_at, fetch_ms, project, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        let mut set_value = tx.prepare_cached(
+            "INSERT INTO entry_values (id, value) VALUES (?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET value = excluded.value",
+        )?;
+        for e in entries {
+            let hash = value_hash(&e.value);
+            let size = entry_size(&e.key, &e.value);
+            let existing = find
+                .query_map(params![e.category.as_str(), e.key], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })?
+                .next()
+                .transpose()?;
+            match existing {
+                // Same hash and same length: the value is unchanged, its row stays untouched.
+                Some((id, old_hash, old_size)) if old_hash == hash && old_size == size => {
+                    touch.execute(params![
+                        id,
+                        e.fetched_at,
+                        e.expires_at,
+                        e.fetch_ms,
+                        e.project,
+                        e.updated_at
+                    ])?;
+                    outcome.unchanged += 1;
+                }
+                Some((id, _, _)) => {
+                    rewrite.execute(params![
+                        id,
+                        hash,
+                        size,
+                        e.fetched_at,
+                        e.expires_at,
+                        e.fetch_ms,
+                        e.project,
+                        e.updated_at
+                    ])?;
+                    set_value.execute(params![id, e.value])?;
+                    outcome.written += 1;
+                }
+                None => {
+                    let id = insert.insert(params![
+                        e.category.as_str(),
+                        e.key,
+                        hash,
+                        size,
+                        e.fetched_at,
+                        e.expires_at,
+                        e.fetch_ms,
+                        e.project,
+                        e.updated_at
+                    ])?;
+                    set_value.execute(params![id, e.value])?;
+                    outcome.written += 1;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// Deletes the entries of `category` inside `scope` whose key is not in
+/// `keep`, in one transaction.
+pub(crate) fn remove_missing(
+    conn: &mut Connection,
+    category: Category,
+    scope: &KeyScope,
+    keep: &HashSet<String>,
+) -> rusqlite::Result<u64> {
+    let tx = immediate(conn)?;
+    let mut args = vec![Value::from(category.as_str().to_string())];
+    let condition = match scope {
+        KeyScope::All => "",
+        KeyScope::Glob(pattern) => {
+            args.push(Value::from(pattern.clone()));
+            "AND key GLOB ?2"
+        }
+        KeyScope::NotGlob(pattern) => {
+            args.push(Value::from(pattern.clone()));
+            "AND key NOT GLOB ?2"
+        }
+        KeyScope::IssueWindow {
+            project,
+            updated_since_ms,
+        } => {
+            args.push(Value::from(project.clone()));
+            args.push(Value::from(*updated_since_ms));
+            "AND project = ?2 AND updated_at >= ?3"
+        }
+    };
+    let gone: Vec<i64> = {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT id, key FROM entries WHERE category = ?1 {condition}"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(args))?;
+        let mut gone = Vec::new();
+        while let Some(row) = rows.next()? {
+            if !keep.contains(row.get_ref(1)?.as_str()?) {
+                gone.push(row.get(0)?);
+            }
+        }
+        gone
+    };
+    delete_ids(&tx, &gone)?;
+    tx.commit()?;
+    Ok(gone.len() as u64)
+}
+
+/// Deletes (or with `dry_run` only counts) the entries of `category` (all
+/// categories if `None`) whose key matches the GLOB `pattern` (all if `None`).
+pub(crate) fn remove(
+    conn: &mut Connection,
+    category: Option<Category>,
+    pattern: Option<&str>,
+    dry_run: bool,
+) -> rusqlite::Result<u64> {
+    const WHERE: &str = "WHERE (?1 IS NULL OR category = ?1) AND (?2 IS NULL OR key GLOB ?2)";
+    let args = params![category.map(Category::as_str), pattern];
+    if dry_run {
+        let n: i64 = conn.query_row(
+            &format!("SELECT count(*) FROM entries {WHERE}"),
+            args,
+            |r| r.get(0),
+        )?;
+        return Ok(from_sql_int(n));
+    }
+    let tx = immediate(conn)?;
+    let n = tx.execute(&format!("DELETE FROM entries {WHERE}"), args)?;
+    tx.commit()?;
+    Ok(n as u64)
+}
+
+/// Sets a `meta` value.
+pub(crate) fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])?;
+    Ok(())
+}
+
+/// Sets a project's issue watermark.
+pub(crate) fn set_watermark(
+    conn: &Connection,
+    project: &str,
+    newest_updated_ms: i64,
+    warmed_at: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO watermarks (project, newest_updated_ms, warmed_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (project) DO UPDATE
+         SET newest_updated_ms = excluded.newest_updated_ms, warmed_at = excluded.warmed_at",
+    )?
+    .execute(params![project, newest_updated_ms, warmed_at])?;
+    Ok(())
+}
+
+/// Total bytes of all entries, from the trigger-kept totals.
+pub(crate) fn total_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let n: i64 = conn
+        .prepare_cached("SELECT coalesce(sum(bytes), 0) FROM category_totals")?
+        .query_row([], |r| r.get(0))?;
+    Ok(from_sql_int(n))
+}
+
+/// Brings the total entry bytes under `max_bytes`: expired entries go first
+/// (oldest expiry first), then the least recently read (never read first,
+/// then oldest fetch). One transaction.
+pub(crate) fn enforce_max_size(
+    conn: &mut Connection,
+    max_bytes: u64,
+    now_ms: i64,
+) -> rusqlite::Result<EvictionOutcome> {
+    let tx = immediate(conn)?;
+    let bytes_before = total_bytes(&tx)?;
+    let mut outcome = EvictionOutcome {
+        bytes_before,
+        bytes_after: bytes_before,
+        ..EvictionOutcome::default()
+    };
+    if bytes_before <= max_bytes {
+        return Ok(outcome);
+    }
+    let mut excess = to_sql_int(bytes_before - max_bytes);
+    // `category IN (…)` lets SQLite use the (category, expires_at) index.
+    let expired = victims(
+        &tx,
+        "SELECT id, size FROM entries
+         WHERE category IN ('project', 'field', 'user', 'issue') AND expires_at <= ?1
+         ORDER BY expires_at, id",
+        params![now_ms],
+        &mut excess,
+    )?;
+    delete_ids(&tx, &expired)?;
+    outcome.removed_expired = expired.len() as u64;
+    if excess > 0 {
+        // NULLs sort first: entries never read go before any that were.
+        let lru = victims(
+            &tx,
+            "SELECT id, size FROM entries ORDER BY last_read_at, fetched_at, id",
+            [],
+            &mut excess,
+        )?;
+        delete_ids(&tx, &lru)?;
+        outcome.removed_lru = lru.len() as u64;
+    }
+    outcome.bytes_after = total_bytes(&tx)?;
+    tx.commit()?;
+    Ok(outcome)
+}
+
+/// The ids of the first rows of `sql` (id, size) until their sizes cover
+/// `excess`, which is decreased accordingly.
+fn victims(
+    tx: &Transaction<'_>,
+    sql: &str,
+    args: impl rusqlite::Params,
+    excess: &mut i64,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut stmt = tx.prepare(sql)?;
+    let mut rows = stmt.query(args)?;
+    let mut ids = Vec::new();
+    while *excess > 0 {
+        let Some(row) = rows.next()? else { break };
+        ids.push(row.get(0)?);
+        *excess -= row.get::<_, i64>(1)?;
+    }
+    Ok(ids)
+}
+
+fn delete_ids(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<()> {
+    // In rowid order, consecutive deletes touch neighbouring pages.
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
+    for id in &ids {
+        delete.execute([id])?;
+    }
+    Ok(())
+}
+
+/// Deletes the entries that expired at or before `expired_before_ms`, then
+/// returns the freed pages to the file system (incremental vacuum, then a
+/// truncating checkpoint of the WAL).
+pub(crate) fn prune(
+    conn: &mut Connection,
+    path: &Path,
+    expired_before_ms: i64,
+) -> Result<PruneOutcome, super::CacheError> {
+    use super::error::SqliteResultExt;
+    let before = size_on_disk(path)?;
+    let removed = conn
+        .execute(
+            "DELETE FROM entries
+             WHERE category IN ('project', 'field', 'user', 'issue') AND expires_at <= ?1",
+            [expired_before_ms],
+        )
+        .at(path)?;
+    // `incremental_vacuum` frees one page per step: step it to the end.
+    {
+        let mut vacuum = conn.prepare("PRAGMA incremental_vacuum").at(path)?;
+        let mut rows = vacuum.query([]).at(path)?;
+        while rows.next().at(path)?.is_some() {}
+    }
+    // A reader may keep the checkpoint from finishing; the next one will.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .at(path)?;
+    let after = size_on_disk(path)?;
+    Ok(PruneOutcome {
+        removed: removed as u64,
+        bytes_freed_from_file: before.saturating_sub(after),
+    })
+}

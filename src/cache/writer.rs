@@ -1,0 +1,223 @@
+//! The single writer: one thread owning one connection, fed by a bounded
+//! channel.
+//!
+//! Every message is one transaction, run to the end before the next message
+//! is taken, so callers on many tasks never interleave inside a transaction
+//! and never wait on SQLite's lock themselves. The channel is bounded, so a
+//! writer that falls behind slows the fetchers down instead of buffering
+//! pages without limit. When the last [`CacheWriter`] is dropped (or
+//! [`CacheWriter::shutdown`] is called) the thread finishes the queued
+//! messages and exits; a process that dies mid-transaction leaves nothing
+//! half-written, since SQLite rolls the open transaction back.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::{CacheError, SqliteResultExt};
+use super::runs::{self, RunEnd, RunId, RunStart};
+use super::write::{self, EvictionOutcome, KeyScope, NewEntry, PruneOutcome, PutOutcome};
+use crate::Category;
+
+/// Messages waiting for the writer thread, at most.
+const QUEUE_CAPACITY: usize = 16;
+
+type Job = Box<dyn FnOnce(&mut Connection, &Path) + Send>;
+
+enum Message {
+    Job(Job),
+    Shutdown(oneshot::Sender<Result<(), CacheError>>),
+}
+
+/// The handle to the writer thread. Clone it freely: every clone feeds the
+/// same thread, and the thread stops when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct CacheWriter {
+    tx: mpsc::Sender<Message>,
+    path: Arc<PathBuf>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Message::Job(_) => "Job",
+            Message::Shutdown(_) => "Shutdown",
+        })
+    }
+}
+
+impl CacheWriter {
+    /// Starts the thread on a configured, migrated connection.
+    pub(crate) fn start(conn: Connection, path: PathBuf) -> Result<CacheWriter, CacheError> {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let thread_path = path.clone();
+        std::thread::Builder::new()
+            .name("jira-cache-writer".to_string())
+            .spawn(move || run(conn, thread_path, rx))
+            .map_err(|e| CacheError::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+        Ok(CacheWriter {
+            tx,
+            path: Arc::new(path),
+        })
+    }
+
+    /// Stores a page of entries in one transaction. An entry whose value is
+    /// unchanged (same hash) only has its times, project and `updated`
+    /// refreshed; its stored value is not rewritten.
+    pub async fn put_page(&self, entries: Vec<NewEntry>) -> Result<PutOutcome, CacheError> {
+        self.call(move |conn, path| write::put_page(conn, &entries).at(path))
+            .await
+    }
+
+    /// Reconciliation: deletes the entries of `category` inside `scope` whose
+    /// key is not in `keep`, in one transaction, and returns how many.
+    ///
+    /// Call it only with the keys of a complete, untruncated listing of the
+    /// scope (`CONVENTIONS.md`).
+    pub async fn remove_missing(
+        &self,
+        category: Category,
+        scope: KeyScope,
+        keep: HashSet<String>,
+    ) -> Result<u64, CacheError> {
+        self.call(move |conn, path| write::remove_missing(conn, category, &scope, &keep).at(path))
+            .await
+    }
+
+    /// Deletes the entries of `category` (every category if `None`) whose key
+    /// matches the GLOB `pattern` (every key if `None`), and returns how many;
+    /// with `dry_run`, only counts them (`cache_warm --clear`).
+    pub async fn remove(
+        &self,
+        category: Option<Category>,
+        pattern: Option<String>,
+        dry_run: bool,
+    ) -> Result<u64, CacheError> {
+        self.call(move |conn, path| {
+            write::remove(conn, category, pattern.as_deref(), dry_run).at(path)
+        })
+        .await
+    }
+
+    /// Sets a value in `meta` (e.g. the probed deployment, the site URL).
+    pub async fn set_meta(&self, key: String, value: String) -> Result<(), CacheError> {
+        self.call(move |conn, path| write::set_meta(conn, &key, &value).at(path))
+            .await
+    }
+
+    /// Records the newest `updated` (unix ms) seen for `project`'s issues.
+    pub async fn set_watermark(
+        &self,
+        project: String,
+        newest_updated_ms: i64,
+        warmed_at: i64,
+    ) -> Result<(), CacheError> {
+        self.call(move |conn, path| {
+            write::set_watermark(conn, &project, newest_updated_ms, warmed_at).at(path)
+        })
+        .await
+    }
+
+    /// Records the start of a run (result `running`).
+    pub async fn run_start(&self, start: RunStart) -> Result<RunId, CacheError> {
+        self.call(move |conn, path| runs::run_start(conn, &start).at(path))
+            .await
+    }
+
+    /// Records the end of a run.
+    pub async fn run_finish(&self, id: RunId, end: RunEnd) -> Result<(), CacheError> {
+        self.call(move |conn, path| runs::run_finish(conn, id, &end).at(path))
+            .await
+    }
+
+    /// Brings the total entry bytes under `max_bytes`: expired entries first
+    /// (oldest expiry first), then the least recently read (never read first,
+    /// then oldest fetch).
+    pub async fn enforce_max_size(
+        &self,
+        max_bytes: u64,
+        now_ms: i64,
+    ) -> Result<EvictionOutcome, CacheError> {
+        self.call(move |conn, path| write::enforce_max_size(conn, max_bytes, now_ms).at(path))
+            .await
+    }
+
+    /// Deletes the entries that expired at or before `expired_before_ms`
+    /// (pass `now - grace` to keep stale entries for a while) and shrinks the
+    /// file (incremental vacuum, truncating WAL checkpoint).
+    pub async fn prune(&self, expired_before_ms: i64) -> Result<PruneOutcome, CacheError> {
+        self.call(move |conn, path| write::prune(conn, path, expired_before_ms))
+            .await
+    }
+
+    /// Finishes the queued messages (of every clone), closes the connection
+    /// and stops the thread. Later calls on any clone fail with
+    /// [`CacheError::WriterStopped`].
+    pub async fn shutdown(self) -> Result<(), CacheError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Message::Shutdown(reply))
+            .await
+            .map_err(|_| self.stopped())?;
+        done.await.map_err(|_| self.stopped())?
+    }
+
+    /// Runs `op` on the writer thread and returns its result.
+    async fn call<T, F>(&self, op: F) -> Result<T, CacheError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Path) -> Result<T, CacheError> + Send + 'static,
+    {
+        let (reply, done) = oneshot::channel();
+        let job: Job = Box::new(move |conn, path| {
+            // The caller may have gone away (cancelled); the work is done anyway.
+            let _ = reply.send(op(conn, path));
+        });
+        self.tx
+            .send(Message::Job(job))
+            .await
+            .map_err(|_| self.stopped())?;
+        done.await.map_err(|_| self.stopped())?
+    }
+
+    fn stopped(&self) -> CacheError {
+        CacheError::WriterStopped {
+            path: self.path.as_ref().clone(),
+        }
+    }
+}
+
+/// The writer thread's loop.
+fn run(mut conn: Connection, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
+    let mut waiting = Vec::new();
+    while let Some(message) = rx.blocking_recv() {
+        match message {
+            Message::Job(job) => job(&mut conn, &path),
+            Message::Shutdown(reply) => {
+                // Refuse new messages, but finish those already queued.
+                rx.close();
+                waiting.push(reply);
+            }
+        }
+    }
+    // Let SQLite refresh its statistics where they are stale; cheap, and
+    // recommended before closing a long-lived connection.
+    let _ = conn.execute_batch("PRAGMA optimize");
+    let closed = conn
+        .close()
+        .map_err(|(_, e)| CacheError::from_sqlite(&path, e));
+    if let Err(e) = &closed {
+        tracing::warn!(error = %e, "closing the cache writer's connection failed");
+    }
+    // The first shutdown hears how closing went; any others just that it is done.
+    let mut closed = Some(closed);
+    for reply in waiting {
+        let _ = reply.send(closed.take().unwrap_or(Ok(())));
+    }
+}
