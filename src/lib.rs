@@ -6,8 +6,17 @@
 //! `cache_status` are thin front ends: they parse flags, set up logging, call
 //! the library, print, and choose the exit code. The library never prints.
 
+pub mod cache;
 pub mod category;
 pub mod deployment;
+pub mod exit;
+pub mod jira;
+pub mod lock;
+pub mod profile;
+pub mod site;
+pub mod status;
+pub mod warm;
 
 pub use category::Category;
 pub use deployment::Deployment;
+pub use profile::{Profile, ProfileError};

@@ -1,0 +1,102 @@
+//! What both binaries share at the edge: logging set-up, the exit-code text
+//! of `--help`, and printing an error as one line.
+
+#![allow(dead_code)] // each binary uses its own subset
+
+use std::time::Duration;
+
+use jira_cache::jira::RetryPolicy;
+use tracing_subscriber::EnvFilter;
+
+/// The exit codes, as `--help` lists them.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0    success
+  1    failed: nothing useful done (unreachable site, every stage failed)
+  2    usage error
+  3    profile or configuration error, credentials missing or refused
+  4    partial: some stage failed, the others succeeded
+  5    another warm holds the profile's lock
+  6    refused: inside quiet hours (--force overrides)
+  7    cache file error (corrupt, unwritable, newer schema); `cache_warm --reset` recreates the file
+  130  interrupted by SIGINT, 143 by SIGTERM";
+
+/// Logs go to stderr: `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG`
+/// wins when set; `--quiet` keeps only errors.
+pub fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
+        _ if verbose >= 3 => EnvFilter::new("trace"),
+        _ => EnvFilter::new(format!(
+            "warn,jira_cache={level},cache_warm={level},cache_status={level}"
+        )),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_on_stderr())
+        .with_target(false)
+        .try_init();
+}
+
+/// Colour only on a terminal, never with `NO_COLOR`.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// The retry policy; `JIRA_CACHE_RETRY_BASE` (e.g. `50ms`) shortens the
+/// backoff, for tests and for sites known to recover fast.
+pub fn retry_policy() -> RetryPolicy {
+    let mut policy = RetryPolicy::default();
+    if let Ok(v) = std::env::var("JIRA_CACHE_RETRY_BASE")
+        && let Ok(d) = humantime::parse_duration(&v)
+    {
+        policy.base_backoff = d;
+        policy.max_backoff = policy.max_backoff.max(d);
+    }
+    policy
+}
+
+/// An error and its causes on one line, as `{err:#}` prints it.
+pub fn one_line(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+}
+
+/// Human-readable byte count: `1.2 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A duration as people read it: `0.8 s`, `3 min`, `2 h 5 min`, `3 d`.
+pub fn duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{} min", (s / 60.0).round() as u64)
+    } else if s < 86400.0 * 2.0 {
+        let m = (s / 60.0).round() as u64;
+        format!("{} h {} min", m / 60, m % 60)
+    } else {
+        format!("{} d", (s / 86400.0).round() as u64)
+    }
+}

@@ -1,0 +1,582 @@
+//! The HTTP core every resource goes through: authentication, the rate
+//! limiter, the concurrency limit, the shared throttling gate, retries, and
+//! turning answers into typed results or [`JiraError`]s.
+//!
+//! One [`JiraClient`] serves a whole run and is cheap to clone: clones share
+//! the limiter, the gate, the permits and the counters, so "never faster
+//! than the rate" holds across every worker, retries included.
+
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{self, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use super::error::JiraError;
+use super::retry::{Decision, Gate, Outcome, RetryPolicy, parse_retry_after};
+use crate::Deployment;
+
+/// How the client authenticates. `Debug` never shows a token.
+#[derive(Clone)]
+pub enum Auth {
+    /// No credentials: only for the anonymous `serverInfo` probe.
+    None,
+    /// HTTP Basic `email:api_token` (Cloud; old Server sites with a password).
+    Basic {
+        /// The account's email (or user name on Server).
+        email: String,
+        /// The API token or password.
+        token: String,
+    },
+    /// `Authorization: Bearer <personal access token>` (Data Center 8.14+).
+    Bearer {
+        /// The personal access token.
+        token: String,
+    },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("Auth::None"),
+            Auth::Basic { email, .. } => {
+                write!(f, "Auth::Basic {{ email: {email:?}, token: [redacted] }}")
+            }
+            Auth::Bearer { .. } => f.write_str("Auth::Bearer { token: [redacted] }"),
+        }
+    }
+}
+
+impl Auth {
+    /// The `Authorization` header, marked sensitive so that no log of
+    /// reqwest or hyper prints it.
+    fn header(&self) -> Result<Option<HeaderValue>, JiraError> {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let raw = match self {
+            Auth::None => return Ok(None),
+            Auth::Basic { email, token } => {
+                format!("Basic {}", b64(format!("{email}:{token}").as_bytes()))
+            }
+            Auth::Bearer { token } => format!("Bearer {token}"),
+        };
+        let mut value = HeaderValue::from_str(&raw)
+            .map_err(|_| JiraError::Setup("the token contains characters not allowed in an HTTP header; check it for stray newlines or spaces".into()))?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+}
+
+/// Everything needed to build a client; the binaries fill it from a profile.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The site's base URL (may carry a context path such as `/jira`).
+    pub site: url::Url,
+    /// Cloud or Data Center: decides the REST base path.
+    pub deployment: Deployment,
+    /// Credentials.
+    pub auth: Auth,
+    /// Requests per second; `None` is unlimited.
+    pub rate_limit: Option<f64>,
+    /// Requests allowed at once above the steady rate.
+    pub burst: u32,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Extra root certificate (PEM) for sites with a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// The retry policy.
+    pub retry: RetryPolicy,
+}
+
+/// Counters of one client's traffic, shared by its clones.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+}
+
+/// A snapshot of the traffic counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestStats {
+    /// HTTP requests sent (every attempt counts).
+    pub requests: u64,
+    /// Attempts that were retries.
+    pub retries: u64,
+    /// 429 / 503-with-`Retry-After` answers received.
+    pub throttled: u64,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    site: String,
+    deployment: Deployment,
+    auth: Option<HeaderValue>,
+    limiter: Option<DefaultDirectRateLimiter>,
+    gate: Gate,
+    permits: Semaphore,
+    policy: RetryPolicy,
+    timeout: Duration,
+    counters: Counters,
+}
+
+/// A Jira REST client for one site and one run.
+#[derive(Clone)]
+pub struct JiraClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for JiraClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraClient")
+            .field("site", &self.inner.site)
+            .field("deployment", &self.inner.deployment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JiraClient {
+    /// Builds the client: rustls, the profile's timeout and CA, proxies from
+    /// the standard environment variables, the rate limiter and permits.
+    pub fn new(config: ClientConfig) -> Result<JiraClient, JiraError> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("jira-cache/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(config.concurrency.max(1));
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                JiraError::Setup(format!(
+                    "cannot read ca_file {}: {e}; fix the path in the profile",
+                    ca.display()
+                ))
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|_| {
+                JiraError::Setup(format!(
+                    "ca_file {} is not a PEM certificate; export the CA as PEM",
+                    ca.display()
+                ))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| JiraError::Setup(format!("cannot set up HTTP: {}", error_chain(&e))))?;
+        let limiter = match config.rate_limit {
+            Some(rate) if rate.is_finite() && rate > 0.0 => {
+                let period = Duration::from_secs_f64(1.0 / rate);
+                let burst = NonZeroU32::new(config.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+                let quota = Quota::with_period(period)
+                    .ok_or_else(|| JiraError::Setup(format!("rate_limit {rate} is too high")))?
+                    .allow_burst(burst);
+                Some(RateLimiter::direct(quota))
+            }
+            _ => None,
+        };
+        Ok(JiraClient {
+            inner: Arc::new(Inner {
+                http,
+                site: config.site.as_str().trim_end_matches('/').to_string(),
+                deployment: config.deployment,
+                auth: config.auth.header()?,
+                limiter,
+                gate: Gate::default(),
+                permits: Semaphore::new(config.concurrency.max(1)),
+                policy: config.retry,
+                timeout: config.timeout,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// Cloud or Data Center.
+    pub fn deployment(&self) -> Deployment {
+        self.inner.deployment
+    }
+
+    /// The site's base URL, without a trailing slash.
+    pub fn site(&self) -> &str {
+        &self.inner.site
+    }
+
+    /// The traffic so far.
+    pub fn stats(&self) -> RequestStats {
+        let c = &self.inner.counters;
+        RequestStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A path under the deployment's REST base: `api("/field")` is
+    /// `/rest/api/3/field` on Cloud.
+    pub fn api(&self, rel: &str) -> String {
+        format!("{}{}", self.inner.deployment.api_base(), rel)
+    }
+
+    /// `GET path?query`, decoded as `T`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, JiraError> {
+        self.request(Method::GET, path, query, None).await
+    }
+
+    /// `POST path` with a JSON body, decoded as `T`. Only used for reads
+    /// (searches, bulk fetches), which are safe to retry.
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, JiraError> {
+        self.request(Method::POST, path, &[], Some(body)).await
+    }
+
+    /// Sends one logical request, with every retry the policy allows.
+    #[tracing::instrument(level = "debug", skip_all, fields(method = %method, path = %path))]
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, JiraError> {
+        let inner = &*self.inner;
+        let url = format!("{}{}", inner.site, path);
+        let mut attempt: u32 = 0;
+        loop {
+            let result = self.attempt::<T>(&method, &url, path, query, body).await;
+            let (outcome, error) = match result {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            match inner.policy.decide(attempt, outcome) {
+                Decision::GiveUp => return Err(final_error(error, outcome, attempt + 1, path)),
+                Decision::RetryAfterGate(wait) => {
+                    tracing::warn!(path, wait = ?wait, "throttled by the site; every worker pauses");
+                    inner.gate.close_for(wait);
+                }
+                Decision::RetryAfterBackoff(wait) => {
+                    tracing::info!(path, attempt, wait = ?wait, error = %error, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            attempt += 1;
+            inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One attempt: waits at the gate and the limiter, holds a permit while
+    /// the request is in flight, and classifies the result.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        url: &str,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, (Outcome, JiraError)> {
+        let inner = &*self.inner;
+        let _permit = inner.permits.acquire().await.map_err(|_| {
+            (
+                Outcome::Status(0),
+                JiraError::Setup("the client was shut down".into()),
+            )
+        })?;
+        inner.gate.wait_open().await;
+        if let Some(limiter) = &inner.limiter {
+            limiter.until_ready().await;
+        }
+        let mut req = inner
+            .http
+            .request(method.clone(), url)
+            .header(header::ACCEPT, "application/json");
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(auth) = &inner.auth {
+            req = req.header(header::AUTHORIZATION, auth.clone());
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(url, "request");
+        let response = req
+            .send()
+            .await
+            .map_err(|e| (Outcome::Transport, self.transport_error(&e, path)))?;
+        let status = response.status();
+        if status.is_success() {
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| (Outcome::Transport, self.transport_error(&e, path)))?;
+            return decode(path, &content_type, &bytes);
+        }
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+        let throttled = status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
+        // An error body is small; a failure to read it only loses the message.
+        let messages = match response.bytes().await {
+            Ok(b) => error_messages(&b),
+            Err(_) => Vec::new(),
+        };
+        tracing::debug!(status = status.as_u16(), ?messages, "error answer");
+        if throttled {
+            inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            let reason = match retry_after {
+                Some(w) => format!(
+                    "HTTP {} with Retry-After {}",
+                    status.as_u16(),
+                    humantime::format_duration(w)
+                ),
+                None => format!("HTTP {}", status.as_u16()),
+            };
+            return Err((
+                Outcome::Throttled(retry_after),
+                JiraError::RateLimited {
+                    endpoint: path.to_string(),
+                    retry_after,
+                    reason,
+                },
+            ));
+        }
+        Err((
+            Outcome::Status(status.as_u16()),
+            status_error(path, status.as_u16(), messages),
+        ))
+    }
+
+    fn transport_error(&self, e: &reqwest::Error, path: &str) -> JiraError {
+        if e.is_timeout() {
+            JiraError::Timeout {
+                endpoint: path.to_string(),
+                timeout: self.inner.timeout,
+                attempts: 1,
+            }
+        } else if e.is_decode() || e.is_body() {
+            JiraError::Decode {
+                endpoint: path.to_string(),
+                message: format!("the answer was cut off: {}", error_chain(e)),
+            }
+        } else {
+            JiraError::Connect {
+                site: self.inner.site.clone(),
+                message: error_chain(e),
+            }
+        }
+    }
+}
+
+/// The error to report once retries are over.
+fn final_error(error: JiraError, outcome: Outcome, attempts: u32, path: &str) -> JiraError {
+    match (error, outcome) {
+        (
+            JiraError::Timeout {
+                endpoint, timeout, ..
+            },
+            _,
+        ) => JiraError::Timeout {
+            endpoint,
+            timeout,
+            attempts,
+        },
+        (
+            JiraError::RateLimited {
+                endpoint,
+                retry_after,
+                reason,
+            },
+            Outcome::Throttled(_),
+        ) => {
+            let reason = if attempts > 1 {
+                format!("still {reason} after {attempts} attempts")
+            } else {
+                format!("{reason}, longer than we wait")
+            };
+            JiraError::RateLimited {
+                endpoint,
+                retry_after,
+                reason,
+            }
+        }
+        (JiraError::Connect { site, message }, _) if attempts > 1 => JiraError::Connect {
+            site,
+            message: format!("{message}; {attempts} attempts on {path}"),
+        },
+        (e, _) => e,
+    }
+}
+
+/// Decodes a success body, telling a login page from JSON and a truncated
+/// body (retried) from a wrong shape (not retried).
+fn decode<T: DeserializeOwned>(
+    path: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<T, (Outcome, JiraError)> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if content_type.contains("html") || first == Some(b'<') {
+        let shown = if content_type.is_empty() {
+            "HTML".to_string()
+        } else {
+            content_type.to_string()
+        };
+        return Err((
+            Outcome::Status(200),
+            JiraError::NotJson {
+                endpoint: path.to_string(),
+                content_type: shown,
+            },
+        ));
+    }
+    serde_json::from_slice::<T>(bytes).map_err(|e| {
+        let err = JiraError::Decode {
+            endpoint: path.to_string(),
+            message: e.to_string(),
+        };
+        if e.is_eof() {
+            (Outcome::Transport, err)
+        } else {
+            (Outcome::Status(200), err)
+        }
+    })
+}
+
+/// Jira's error body: `{"errorMessages": [...], "errors": {"field": "msg"}}`.
+fn error_messages(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct ErrorBody {
+        #[serde(rename = "errorMessages")]
+        error_messages: Vec<String>,
+        errors: std::collections::BTreeMap<String, serde_json::Value>,
+        message: Option<String>,
+    }
+    let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) else {
+        return Vec::new();
+    };
+    let mut out = parsed.error_messages;
+    for (field, msg) in parsed.errors {
+        match msg {
+            serde_json::Value::String(s) => out.push(format!("{field}: {s}")),
+            other => out.push(format!("{field}: {other}")),
+        }
+    }
+    out.extend(parsed.message);
+    out.iter_mut().for_each(|m| {
+        if m.len() > 300 {
+            let mut cut = 300;
+            while !m.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            m.truncate(cut);
+            m.push('…');
+        }
+    });
+    out
+}
+
+fn status_error(path: &str, status: u16, messages: Vec<String>) -> JiraError {
+    let endpoint = path.to_string();
+    let message = (!messages.is_empty()).then(|| messages.join("; "));
+    match status {
+        401 => JiraError::Unauthorized { endpoint, message },
+        403 => JiraError::Forbidden { endpoint, message },
+        404 => JiraError::NotFound { endpoint, message },
+        410 => JiraError::Gone { endpoint, message },
+        _ => JiraError::Api {
+            endpoint,
+            status,
+            messages,
+        },
+    }
+}
+
+/// An error and its causes on one line (reqwest hides the useful part in
+/// the source chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_auth_never_shows_the_token() {
+        let basic = Auth::Basic {
+            email: "a@b.c".into(),
+            token: "s3cret-token".into(),
+        };
+        let bearer = Auth::Bearer {
+            token: "s3cret-token".into(),
+        };
+        assert!(!format!("{basic:?}{bearer:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn error_bodies_yield_jira_messages() {
+        let body = br#"{"errorMessages":["Field 'x' does not exist"],"errors":{"jql":"bad"}}"#;
+        assert_eq!(
+            error_messages(body),
+            vec![
+                "Field 'x' does not exist".to_string(),
+                "jql: bad".to_string()
+            ]
+        );
+        assert!(error_messages(b"<html>").is_empty());
+    }
+
+    #[test]
+    fn an_html_page_is_reported_as_not_json_and_not_retried() {
+        let r = decode::<serde_json::Value>(
+            "/rest/api/3/field",
+            "text/html; charset=utf-8",
+            b"<!DOCTYPE html><html>",
+        );
+        let (outcome, err) = r.unwrap_err();
+        assert_eq!(outcome, Outcome::Status(200));
+        assert!(matches!(err, JiraError::NotJson { .. }));
+    }
+
+    #[test]
+    fn a_body_cut_off_mid_json_is_retried() {
+        let (outcome, err) =
+            decode::<serde_json::Value>("/x", "application/json", br#"{"values": [{"key": "A"#)
+                .unwrap_err();
+        assert_eq!(outcome, Outcome::Transport);
+        assert!(matches!(err, JiraError::Decode { .. }));
+    }
+}

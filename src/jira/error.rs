@@ -1,0 +1,151 @@
+//! What can go wrong talking to Jira, as variants a user can act on.
+//!
+//! Every message is one line that names the endpoint and the cause; none of
+//! them ever contains a credential (the client never puts one in a URL, and
+//! bodies of error answers are reduced to Jira's own `errorMessages`).
+
+use std::time::Duration;
+
+/// An error from the Jira client.
+#[derive(Debug, thiserror::Error)]
+pub enum JiraError {
+    /// 401: the credentials were refused. Never retried.
+    #[error("{endpoint}: Jira refused the credentials (HTTP 401){}; check the token and, on Cloud, the email it belongs to", detail(.message))]
+    Unauthorized {
+        /// The request path.
+        endpoint: String,
+        /// Jira's own message, if it sent one.
+        message: Option<String>,
+    },
+    /// 403: authenticated, but not allowed. Never retried.
+    #[error("{endpoint}: Jira answered 403 Forbidden{}; the token's user lacks permission for this (ask a Jira admin) or the site blocks API tokens", detail(.message))]
+    Forbidden {
+        /// The request path.
+        endpoint: String,
+        /// Jira's own message, if it sent one.
+        message: Option<String>,
+    },
+    /// 404: the resource does not exist (or is invisible to this user).
+    #[error("{endpoint}: not found (HTTP 404){}", detail(.message))]
+    NotFound {
+        /// The request path.
+        endpoint: String,
+        /// Jira's own message, if it sent one.
+        message: Option<String>,
+    },
+    /// 410: an endpoint Jira has removed (the old `/search` on Cloud).
+    #[error("{endpoint}: Jira says this endpoint is gone (HTTP 410){}", detail(.message))]
+    Gone {
+        /// The request path.
+        endpoint: String,
+        /// Jira's own message, if it sent one.
+        message: Option<String>,
+    },
+    /// Any other non-success answer that is not retried or ran out of retries.
+    #[error("{endpoint}: HTTP {status}{}", detail_list(.messages))]
+    Api {
+        /// The request path.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// Jira's `errorMessages` and `errors` values.
+        messages: Vec<String>,
+    },
+    /// The site keeps throttling: a `Retry-After` above the limit, or the
+    /// retry budget spent on 429/503 answers.
+    #[error(
+        "{endpoint}: the site is throttling requests ({reason}); lower `rate_limit` / `concurrency` in the profile, or warm at a quieter time"
+    )]
+    RateLimited {
+        /// The request path.
+        endpoint: String,
+        /// The last `Retry-After`, if any.
+        retry_after: Option<Duration>,
+        /// Why we stopped retrying.
+        reason: String,
+    },
+    /// No answer within the profile's `timeout`, on every attempt.
+    #[error("{endpoint}: no answer within {} ({attempts} attempts); the site is slow or unreachable: raise `timeout` in the profile or try later", humantime::format_duration(*.timeout))]
+    Timeout {
+        /// The request path.
+        endpoint: String,
+        /// The per-request timeout.
+        timeout: Duration,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The connection failed (DNS, refused, reset, TLS) on every attempt.
+    #[error(
+        "{site}: cannot connect ({message}); check the profile's `url`, the network and any proxy settings"
+    )]
+    Connect {
+        /// The site's base URL.
+        site: String,
+        /// The transport's description of the failure.
+        message: String,
+    },
+    /// A 200 answer that is not JSON: typically an SSO or proxy login page.
+    #[error(
+        "{endpoint}: expected JSON but got {content_type}; this is usually a single sign-on or proxy login page: check the profile's `url` (it must be the Jira base URL) and that API tokens are allowed past the proxy"
+    )]
+    NotJson {
+        /// The request path.
+        endpoint: String,
+        /// The content type the server claimed.
+        content_type: String,
+    },
+    /// The body could not be read as the expected JSON shape (e.g. cut off).
+    #[error("{endpoint}: the answer could not be read as JSON ({message})")]
+    Decode {
+        /// The request path.
+        endpoint: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// The server's paging misbehaved (a repeated token, no end in sight).
+    #[error("{endpoint}: paging stopped: {message}")]
+    Paging {
+        /// The request path.
+        endpoint: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The client could not be built (e.g. an unreadable CA file).
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn detail(message: &Option<String>) -> String {
+    match message {
+        Some(m) if !m.is_empty() => format!(": {m}"),
+        _ => String::new(),
+    }
+}
+
+fn detail_list(messages: &[String]) -> String {
+    if messages.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", messages.join("; "))
+    }
+}
+
+impl JiraError {
+    /// Whether the error is about credentials or permissions (exit 3).
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            JiraError::Unauthorized { .. } | JiraError::Forbidden { .. }
+        )
+    }
+
+    /// Whether the site could not be reached at all.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, JiraError::Connect { .. } | JiraError::Timeout { .. })
+    }
+
+    /// Whether the site was throttling us.
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, JiraError::RateLimited { .. })
+    }
+}

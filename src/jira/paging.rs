@@ -1,0 +1,376 @@
+//! One paging primitive for every list shape Jira uses (`JIRA_API.md`,
+//! "Three shapes of list, three ways to stop"), with its stop rule and a hard
+//! ceiling on pages, so that a server that lies cannot keep a warm running.
+//!
+//! A [`Pager`] yields pages one at a time, in the server's order, each as a
+//! `Result`: the caller writes a page to the cache before asking for the
+//! next, so memory stays bounded by one page, and an error is never dropped.
+//! Items stay raw JSON ([`Item`]), exactly as Jira sent them.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::client::JiraClient;
+use super::error::JiraError;
+
+/// One item of a listing, as Jira sent it.
+pub type Item = Box<RawValue>;
+
+/// Reads the identity of an item (its key, id or accountId), used to spot
+/// pages that bring nothing new.
+pub type Identity = fn(&RawValue) -> Option<String>;
+
+/// The list shapes, one stop rule each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Cloud PageBean (`/project/search`): `startAt`, `maxResults`, `total`,
+    /// `isLast`, `values`. Ends on `isLast`, on `startAt` reaching `total`, on
+    /// an empty page or on a page that brings nothing new.
+    PageBean,
+    /// A bare array paged by `startAt` (`/users/search`, DC `/user/search`):
+    /// advances by the number received (pages may be short mid-listing);
+    /// ends on an empty page or a page that brings nothing new.
+    OffsetArray,
+    /// Cloud `/search/jql` (POST): `nextPageToken`, `isLast`, `issues`. Ends
+    /// on `isLast` or a missing token; a token seen before is an error.
+    Token,
+    /// Data Center `/search` (POST): `startAt`, `total`, `issues`. Ends at
+    /// `total` or on an empty page.
+    OffsetSearch,
+    /// An unpaged bare array (`/field`, `/status`, DC `/project`): one GET.
+    Unpaged,
+}
+
+/// What to list and how.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// The request path (already under the REST base).
+    pub path: String,
+    /// The shape of the answers.
+    pub style: Style,
+    /// Extra query parameters (GET styles).
+    pub query: Vec<(&'static str, String)>,
+    /// The request body without paging fields (POST styles).
+    pub body: serde_json::Map<String, serde_json::Value>,
+    /// Items asked for per page (`maxResults`).
+    pub page_size: usize,
+    /// Stop after this many items (the listing is then not complete).
+    pub limit: Option<usize>,
+    /// The identity of an item.
+    pub identity: Identity,
+    /// The most pages fetched before the listing is declared broken.
+    pub max_pages: usize,
+}
+
+impl Listing {
+    /// A listing with no extra parameters, no limit and a ceiling of 10,000 pages.
+    pub fn new(path: String, style: Style, page_size: usize, identity: Identity) -> Listing {
+        Listing {
+            path,
+            style,
+            query: Vec::new(),
+            body: serde_json::Map::new(),
+            page_size,
+            limit: None,
+            identity,
+            max_pages: 10_000,
+        }
+    }
+
+    /// Adds a query parameter.
+    pub fn query(mut self, name: &'static str, value: impl Into<String>) -> Listing {
+        self.query.push((name, value.into()));
+        self
+    }
+
+    /// Sets a body field (POST styles).
+    pub fn body_field(mut self, name: &str, value: serde_json::Value) -> Listing {
+        self.body.insert(name.to_string(), value);
+        self
+    }
+
+    /// Stops after `limit` items.
+    pub fn limit(mut self, limit: Option<usize>) -> Listing {
+        self.limit = limit;
+        if let Some(l) = limit {
+            self.page_size = self.page_size.min(l.max(1));
+        }
+        self
+    }
+}
+
+/// How a listing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The server said this was everything.
+    Complete,
+    /// The caller's limit was reached first.
+    Limit,
+}
+
+/// Walks one listing page by page.
+#[derive(Debug)]
+pub struct Pager {
+    client: JiraClient,
+    listing: Listing,
+    start_at: u64,
+    token: Option<String>,
+    seen_tokens: HashSet<String>,
+    seen: HashSet<String>,
+    pages: usize,
+    items: usize,
+    end: Option<End>,
+}
+
+#[derive(Deserialize)]
+struct PageBean {
+    #[serde(rename = "startAt")]
+    start_at: Option<u64>,
+    total: Option<u64>,
+    #[serde(rename = "isLast")]
+    is_last: Option<bool>,
+    #[serde(default)]
+    values: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct TokenPage {
+    #[serde(default)]
+    issues: Vec<Item>,
+    #[serde(rename = "isLast")]
+    is_last: Option<bool>,
+    #[serde(rename = "nextPageToken")]
+    next_page_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchPage {
+    total: Option<u64>,
+    #[serde(default)]
+    issues: Vec<Item>,
+}
+
+impl Pager {
+    /// Starts a listing; nothing is sent until [`Pager::next_page`].
+    pub fn new(client: JiraClient, listing: Listing) -> Pager {
+        Pager {
+            client,
+            listing,
+            start_at: 0,
+            token: None,
+            seen_tokens: HashSet::new(),
+            seen: HashSet::new(),
+            pages: 0,
+            items: 0,
+            end: None,
+        }
+    }
+
+    /// How the listing ended, once it has.
+    pub fn end(&self) -> Option<End> {
+        self.end
+    }
+
+    /// Whether the server's own end signal was reached (not a limit).
+    pub fn is_complete(&self) -> bool {
+        self.end == Some(End::Complete)
+    }
+
+    /// Items yielded so far.
+    pub fn items(&self) -> usize {
+        self.items
+    }
+
+    /// Pages fetched so far.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// The next page of new items, or `None` once the listing has ended.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Item>>, JiraError> {
+        loop {
+            if self.end.is_some() {
+                return Ok(None);
+            }
+            if self.pages >= self.listing.max_pages {
+                return Err(self.paging_error(format!(
+                    "more than {} pages without an end; the server's paging looks broken",
+                    self.listing.max_pages
+                )));
+            }
+            let page_size = self.page_size();
+            let (raw, server_says_end) = self.fetch(page_size).await?;
+            self.pages += 1;
+            let received = raw.len();
+            let mut fresh: Vec<Item> = Vec::with_capacity(received);
+            for item in raw {
+                let is_new = match (self.listing.identity)(&item) {
+                    Some(id) => self.seen.insert(id),
+                    None => true,
+                };
+                if is_new {
+                    fresh.push(item);
+                }
+            }
+            if received > 0 && fresh.is_empty() {
+                if self.listing.style == Style::Token && !server_says_end {
+                    return Err(self.paging_error("a page brought only issues already seen".into()));
+                }
+                self.end = Some(End::Complete);
+                return Ok(None);
+            }
+            if server_says_end {
+                self.end = Some(End::Complete);
+            }
+            if let Some(limit) = self.listing.limit {
+                let room = limit.saturating_sub(self.items);
+                if fresh.len() >= room {
+                    let dropped = fresh.len() > room;
+                    fresh.truncate(room);
+                    if dropped || self.end.is_none() {
+                        self.end = Some(End::Limit);
+                    }
+                }
+            }
+            self.items += fresh.len();
+            if fresh.is_empty() {
+                continue;
+            }
+            return Ok(Some(fresh));
+        }
+    }
+
+    /// Every remaining item; for listings known to be small.
+    pub async fn collect_all(mut self) -> Result<(Vec<Item>, Option<End>), JiraError> {
+        let mut all = Vec::new();
+        while let Some(page) = self.next_page().await? {
+            all.extend(page);
+        }
+        Ok((all, self.end))
+    }
+
+    fn page_size(&self) -> usize {
+        let size = self.listing.page_size.max(1);
+        match self.listing.limit {
+            Some(limit) => size.min(limit.saturating_sub(self.items).max(1)),
+            None => size,
+        }
+    }
+
+    fn paging_error(&self, message: String) -> JiraError {
+        JiraError::Paging {
+            endpoint: self.listing.path.clone(),
+            message,
+        }
+    }
+
+    /// Fetches one page; answers the raw items and whether the server said
+    /// this is the end.
+    async fn fetch(&mut self, page_size: usize) -> Result<(Vec<Item>, bool), JiraError> {
+        let path = self.listing.path.clone();
+        match self.listing.style {
+            Style::PageBean | Style::OffsetArray => {
+                let mut query = self.listing.query.clone();
+                query.push(("startAt", self.start_at.to_string()));
+                query.push(("maxResults", page_size.to_string()));
+                if self.listing.style == Style::PageBean {
+                    let page: PageBean = self.client.get(&path, &query).await?;
+                    let received = page.values.len() as u64;
+                    let start = page.start_at.unwrap_or(self.start_at);
+                    self.start_at = start + received;
+                    let end = received == 0
+                        || page.is_last == Some(true)
+                        || page.total.is_some_and(|t| self.start_at >= t);
+                    Ok((page.values, end))
+                } else {
+                    let page: Vec<Item> = self.client.get(&path, &query).await?;
+                    self.start_at += page.len() as u64;
+                    let end = page.is_empty();
+                    Ok((page, end))
+                }
+            }
+            Style::Unpaged => {
+                let all: Vec<Item> = self.client.get(&path, &self.listing.query).await?;
+                Ok((all, true))
+            }
+            Style::Token => {
+                let mut body = self.listing.body.clone();
+                body.insert("maxResults".into(), page_size.into());
+                if let Some(token) = &self.token {
+                    body.insert("nextPageToken".into(), token.clone().into());
+                }
+                let page: TokenPage = self
+                    .client
+                    .post(&path, &serde_json::Value::Object(body))
+                    .await?;
+                let end = match (page.is_last, page.next_page_token) {
+                    (Some(true), _) | (_, None) => true,
+                    (_, Some(token)) => {
+                        if !self.seen_tokens.insert(token.clone()) {
+                            return Err(self.paging_error(
+                                "the server handed out the same nextPageToken twice".into(),
+                            ));
+                        }
+                        self.token = Some(token);
+                        false
+                    }
+                };
+                Ok((page.issues, end))
+            }
+            Style::OffsetSearch => {
+                let mut body = self.listing.body.clone();
+                body.insert("startAt".into(), self.start_at.into());
+                body.insert("maxResults".into(), page_size.into());
+                let page: SearchPage = self
+                    .client
+                    .post(&path, &serde_json::Value::Object(body))
+                    .await?;
+                self.start_at += page.issues.len() as u64;
+                let end = page.issues.is_empty() || page.total.is_some_and(|t| self.start_at >= t);
+                Ok((page.issues, end))
+            }
+        }
+    }
+}
+
+/// Identity by `key` (projects, issues).
+pub fn by_key(item: &RawValue) -> Option<String> {
+    probe(item).key
+}
+
+/// Identity by `id` (fields, statuses and other metadata).
+pub fn by_id(item: &RawValue) -> Option<String> {
+    probe(item).id
+}
+
+/// Identity of a user: Cloud `accountId`, else Data Center `key`, else `name`.
+pub fn by_user(item: &RawValue) -> Option<String> {
+    let p = probe(item);
+    p.account_id.or(p.key).or(p.name)
+}
+
+/// The few identity fields of any Jira object; everything else is ignored.
+#[derive(Deserialize, Default)]
+pub(crate) struct Probe {
+    pub key: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub id: Option<String>,
+    #[serde(rename = "accountId")]
+    pub account_id: Option<String>,
+    pub name: Option<String>,
+}
+
+pub(crate) fn probe(item: &RawValue) -> Probe {
+    serde_json::from_str(item.get()).unwrap_or_default()
+}
+
+/// Jira sends most ids as strings, status categories as numbers.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}

@@ -1,0 +1,203 @@
+//! One warm per profile at a time: an OS file lock on
+//! `<cache_dir>/<profile>.lock` (`CONVENTIONS.md`, "Files").
+//!
+//! The lock is the kernel's (`flock`), so it is released when the holder
+//! exits, however it exits: a `kill -9` leaves no stale lock behind. The
+//! file's text (pid and start time of the holder) is only there to tell the
+//! next run who holds it.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why the lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds it.
+    #[error(
+        "another warm of this profile is running ({holder}); wait for it to finish, or pass --wait to queue behind it"
+    )]
+    Held {
+        /// Who holds it, as far as the lock file says.
+        holder: String,
+    },
+    /// `--wait` ran out.
+    #[error("another warm of this profile still holds the lock after waiting {} ({holder}); try again later", humantime::format_duration(*.waited))]
+    WaitTimedOut {
+        /// How long we waited.
+        waited: Duration,
+        /// Who holds it.
+        holder: String,
+    },
+    /// The lock file could not be created or locked.
+    #[error("cannot use the lock file {}: {source}; check that the cache directory is writable", .path.display())]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A held warm lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct WarmLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl WarmLock {
+    /// Takes the lock now, or says who holds it.
+    pub fn acquire(path: &Path) -> Result<WarmLock, LockError> {
+        let mut file = open(path)?;
+        match file.try_lock() {
+            Ok(()) => Self::claimed(file, path),
+            Err(TryLockError::WouldBlock) => Err(LockError::Held {
+                holder: holder(&mut file),
+            }),
+            Err(TryLockError::Error(source)) => Err(LockError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Takes the lock, waiting up to `wait` (forever when `None`) for the holder.
+    pub async fn acquire_waiting(
+        path: &Path,
+        wait: Option<Duration>,
+    ) -> Result<WarmLock, LockError> {
+        let start = Instant::now();
+        loop {
+            match Self::acquire(path) {
+                Err(LockError::Held { holder }) => {
+                    if let Some(limit) = wait
+                        && start.elapsed() >= limit
+                    {
+                        return Err(LockError::WaitTimedOut {
+                            waited: limit,
+                            holder,
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether some process holds the lock right now (for `cache_status`,
+    /// which tells a running warm from an abandoned one).
+    pub fn is_held(path: &Path) -> bool {
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                false
+            }
+            Err(_) => true,
+        }
+    }
+
+    fn claimed(mut file: File, path: &Path) -> Result<WarmLock, LockError> {
+        let io = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let since = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %z");
+        writeln!(file, "pid {} since {since}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(WarmLock {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for WarmLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+fn open(path: &Path) -> Result<File, LockError> {
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| LockError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let text = text.trim();
+    if text.is_empty() {
+        "holder unknown".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_on_the_same_file_says_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.lock");
+        let first = WarmLock::acquire(&path).unwrap();
+        assert!(WarmLock::is_held(&path));
+        match WarmLock::acquire(&path) {
+            Err(LockError::Held { holder }) => assert!(
+                holder.contains(&format!("pid {}", std::process::id())),
+                "{holder}"
+            ),
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(first);
+        assert!(!WarmLock::is_held(&path));
+        WarmLock::acquire(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn waiting_gives_up_after_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.lock");
+        let _held = WarmLock::acquire(&path).unwrap();
+        let err = WarmLock::acquire_waiting(&path, Some(Duration::from_millis(300)))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LockError::WaitTimedOut { .. }), "{err}");
+    }
+}

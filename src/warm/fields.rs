@@ -1,0 +1,77 @@
+//! The fields stage: fields, issue types, priorities, statuses and
+//! resolutions, each per id (`customfield_10010`, `status:3`, …) and as a
+//! whole list (`list:fields`, `list:statuses`, …).
+//!
+//! The five lists are fetched concurrently. Each list succeeds or fails on
+//! its own: a failed list keeps its old entries and the others still count;
+//! each complete list reconciles only its own keys.
+
+use std::collections::HashSet;
+
+use serde_json::value::RawValue;
+
+use super::{
+    StageReport, WarmContext, WarmError, entry, json_array, now_ms, reconcile, write_page,
+};
+use crate::Category;
+use crate::cache::KeyScope;
+use crate::jira::{Metadata, by_id};
+
+pub(super) async fn warm(ctx: &WarmContext, report: &mut StageReport) -> Result<(), WarmError> {
+    let fetches = Metadata::ALL.map(|which| {
+        let pager = ctx.client.metadata(which);
+        async move { (which, pager.collect_all().await) }
+    });
+    let results = futures::future::join_all(fetches).await;
+    for (which, result) in results {
+        let items = match result {
+            Ok((items, _end)) => items,
+            Err(e) => {
+                tracing::warn!(list = which.list_key(), error = %e, "metadata list failed; its cached entries stay");
+                report.errors.push(WarmError::from(e).into());
+                continue;
+            }
+        };
+        let now = now_ms();
+        let mut keep = HashSet::with_capacity(items.len() + 1);
+        let mut entries = Vec::with_capacity(items.len() + 1);
+        for item in &items {
+            let Some(id) = by_id(item) else { continue };
+            let key = format!("{}{id}", which.key_prefix());
+            entries.push(entry(
+                Category::Field,
+                key.clone(),
+                item,
+                ctx.ttl.field,
+                now,
+            ));
+            keep.insert(key);
+        }
+        report.items += entries.len() as u64;
+        let list =
+            RawValue::from_string(json_array(items.iter().map(|i| i.as_ref()))).map_err(|e| {
+                crate::jira::JiraError::Decode {
+                    endpoint: which.path().into(),
+                    message: e.to_string(),
+                }
+            })?;
+        entries.push(entry(
+            Category::Field,
+            which.list_key().to_string(),
+            &list,
+            ctx.ttl.field,
+            now,
+        ));
+        keep.insert(which.list_key().to_string());
+        write_page(ctx, entries, report).await?;
+        let scope = match which {
+            Metadata::Fields => KeyScope::NotGlob("*:*".into()),
+            other => KeyScope::Glob(format!("{}*", other.key_prefix())),
+        };
+        // The list entry of fields is not in the NotGlob scope; the others' are
+        // not in their prefix: `list:*` entries are only ever overwritten.
+        reconcile(ctx, Category::Field, scope, keep, report).await?;
+        report.parts_ok += 1;
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! Staged warming: the stages of `CACHE_WARMING.md`'s priority table, run in
+//! that order (projects → fields → users → issues), each reporting what it
+//! did, none able to lose what an earlier warm cached.
+//!
+//! Guarantees:
+//! - Every page is written in one transaction as it arrives; a stage that
+//!   fails part-way keeps what it wrote and what was cached before.
+//! - Entries are only removed by reconciliation, after a listing that ended
+//!   by the server's own end signal, untruncated and without error.
+//! - Once a stage fails because the credentials were refused or the site
+//!   cannot be reached, the later stages are skipped: they would fail too.
+
+mod fields;
+mod issues;
+mod projects;
+mod report;
+mod users;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+
+use crate::Category;
+use crate::cache::{CacheError, CacheWriter, KeyScope, NewEntry};
+use crate::jira::{JiraClient, JiraError};
+
+pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
+pub use report::{ErrorKind, RunReport, RunResult, StageError, StageReport, StageStatus};
+pub use users::DC_USER_SEARCH_CAP;
+
+/// A warm stage, in priority order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Every project in scope (the `project` category).
+    Projects,
+    /// Fields, issue types, priorities, statuses, resolutions (`field`).
+    Fields,
+    /// Users and the assignable users of each project (`user`).
+    Users,
+    /// The recent issues of each project in scope (`issue`).
+    Issues,
+}
+
+impl Stage {
+    /// Every stage, in priority order.
+    pub const ALL: [Stage; 4] = [Stage::Projects, Stage::Fields, Stage::Users, Stage::Issues];
+
+    /// The stage's name, as the CLI flag spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Projects => "projects",
+            Stage::Fields => "fields",
+            Stage::Users => "users",
+            Stage::Issues => "issues",
+        }
+    }
+
+    /// The category the stage writes.
+    pub fn category(self) -> Category {
+        match self {
+            Stage::Projects => Category::Project,
+            Stage::Fields => Category::Field,
+            Stage::Users => Category::User,
+            Stage::Issues => Category::Issue,
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Time to live of each kind of entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttls {
+    /// Projects.
+    pub project: Duration,
+    /// Fields and field metadata.
+    pub field: Duration,
+    /// Users.
+    pub user: Duration,
+    /// Issues updated in the last 7 days.
+    pub issue_recent: Duration,
+    /// Older issues.
+    pub issue_old: Duration,
+}
+
+/// What a warm run does: which stages, over which projects.
+#[derive(Debug, Clone, Default)]
+pub struct WarmPlan {
+    /// The stages, deduplicated and run in priority order.
+    pub stages: Vec<Stage>,
+    /// Projects in scope of per-project stages; empty means all projects.
+    pub projects: Vec<String>,
+    /// Pause between stages.
+    pub stage_delay: Duration,
+    /// What the issues stage does.
+    pub issues: IssueOptions,
+}
+
+impl WarmPlan {
+    /// A plan of these stages over these projects.
+    pub fn new(stages: impl IntoIterator<Item = Stage>, projects: Vec<String>) -> WarmPlan {
+        let mut stages: Vec<Stage> = stages
+            .into_iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        stages.sort();
+        WarmPlan {
+            stages,
+            projects,
+            stage_delay: Duration::ZERO,
+            issues: IssueOptions::default(),
+        }
+    }
+}
+
+/// What the stages work with.
+#[derive(Debug, Clone)]
+pub struct WarmContext {
+    /// The Jira client of this run.
+    pub client: JiraClient,
+    /// The cache's single writer.
+    pub writer: CacheWriter,
+    /// Entry lifetimes.
+    pub ttl: Ttls,
+    /// The cache file (stages open their own readers).
+    pub cache_path: PathBuf,
+    /// The issue fields to cache (the profile's `issue_fields`).
+    pub issue_fields: Vec<String>,
+    /// How many per-project listings run at once.
+    pub concurrency: usize,
+}
+
+/// Runs the plan's stages in order; never fails as a whole: each stage's
+/// outcome is in the report.
+pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
+    let started = chrono::Utc::now();
+    let start = Instant::now();
+    let mut stages = Vec::with_capacity(plan.stages.len());
+    let mut stop: Option<String> = None;
+    let mut scope: Option<Vec<String>> = None;
+    for (i, &stage) in plan.stages.iter().enumerate() {
+        if let Some(reason) = &stop {
+            stages.push(StageReport::skipped(stage, reason.clone()));
+            continue;
+        }
+        if i > 0 && !plan.stage_delay.is_zero() {
+            tokio::time::sleep(plan.stage_delay).await;
+        }
+        let needs_scope =
+            matches!(stage, Stage::Users) || (stage == Stage::Issues && plan.issues.recent);
+        if needs_scope && scope.is_none() {
+            match resolve_scope(plan, ctx).await {
+                Ok(keys) => scope = Some(keys),
+                Err(e) => {
+                    let mut report = StageReport::new(stage);
+                    report.errors.push(e.into());
+                    report.finish(Duration::ZERO, ctx.client.stats(), ctx.client.stats());
+                    stages.push(report);
+                    continue;
+                }
+            }
+        }
+        let report = run_stage(stage, plan, scope.as_deref().unwrap_or(&[]), ctx).await;
+        if let Some(e) = report
+            .errors
+            .iter()
+            .find(|e| matches!(e.kind, ErrorKind::Auth | ErrorKind::Unreachable))
+        {
+            stop = Some(format!(
+                "skipped: the {stage} stage failed ({})",
+                e.kind.describe()
+            ));
+        }
+        stages.push(report);
+    }
+    RunReport::new(started, start.elapsed(), stages, ctx.client.stats())
+}
+
+/// The projects per-project stages cover: the plan's, else every project
+/// the cache knows (the projects stage runs first in `--all`), else every
+/// project the site lists.
+async fn resolve_scope(plan: &WarmPlan, ctx: &WarmContext) -> Result<Vec<String>, WarmError> {
+    if !plan.projects.is_empty() {
+        return Ok(plan.projects.clone());
+    }
+    let cached: Vec<String> = crate::cache::Cache::open_read_only(&ctx.cache_path)?
+        .keys(Category::Project, None)?
+        .into_iter()
+        .filter(|k| !k.starts_with("list:"))
+        .collect();
+    if !cached.is_empty() {
+        return Ok(cached);
+    }
+    let (items, _) = ctx.client.projects(&[]).collect_all().await?;
+    Ok(items
+        .iter()
+        .filter_map(|i| crate::jira::by_key(i))
+        .collect())
+}
+
+async fn run_stage(
+    stage: Stage,
+    plan: &WarmPlan,
+    scope: &[String],
+    ctx: &WarmContext,
+) -> StageReport {
+    let before = ctx.client.stats();
+    let start = Instant::now();
+    let mut report = StageReport::new(stage);
+    tracing::info!(stage = stage.as_str(), "stage starts");
+    let result = match stage {
+        Stage::Projects => projects::warm(ctx, &plan.projects, &mut report).await,
+        Stage::Fields => fields::warm(ctx, &mut report).await,
+        Stage::Users => users::warm(ctx, scope, &mut report).await,
+        Stage::Issues => issues::warm(ctx, scope, &plan.issues, &mut report).await,
+    };
+    if let Err(e) = result {
+        report.errors.push(e.into());
+    }
+    report.finish(start.elapsed(), before, ctx.client.stats());
+    tracing::info!(stage = stage.as_str(), status = ?report.status, items = report.items, "stage ends");
+    report
+}
+
+/// Why a stage (or part of one) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WarmError {
+    /// Jira failed.
+    #[error(transparent)]
+    Jira(#[from] JiraError),
+    /// The cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A cache entry for one item as Jira sent it.
+pub(crate) fn entry(
+    category: Category,
+    key: String,
+    value: &RawValue,
+    ttl: Duration,
+    now: i64,
+) -> NewEntry {
+    NewEntry {
+        category,
+        key,
+        value: value.get().to_string(),
+        fetched_at: now,
+        expires_at: now.saturating_add(ttl.as_millis() as i64),
+        fetch_ms: 0,
+        project: None,
+        updated_at: None,
+    }
+}
+
+/// A JSON array of raw items, byte for byte as received.
+pub(crate) fn json_array<'a>(items: impl IntoIterator<Item = &'a RawValue>) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item.get());
+    }
+    out.push(']');
+    out
+}
+
+/// Removes what a complete listing proves gone, and counts it.
+pub(crate) async fn reconcile(
+    ctx: &WarmContext,
+    category: Category,
+    scope: KeyScope,
+    keep: HashSet<String>,
+    report: &mut StageReport,
+) -> Result<(), WarmError> {
+    let removed = ctx.writer.remove_missing(category, scope, keep).await?;
+    report.removed += removed as u64;
+    Ok(())
+}
+
+/// Writes one page and counts it.
+pub(crate) async fn write_page(
+    ctx: &WarmContext,
+    entries: Vec<NewEntry>,
+    report: &mut StageReport,
+) -> Result<(), WarmError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let outcome = ctx.writer.put_page(entries).await?;
+    report.written += outcome.written as u64;
+    report.unchanged += outcome.unchanged as u64;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! The projects stage: one `project` entry per project key, plus the whole
+//! list as `list:projects` when the scope is every project.
+//!
+//! This stage is the only writer of `project` entries. Restricted to some
+//! keys it caches just those and reconciles nothing; over every project, a
+//! complete listing removes the projects Jira no longer returns.
+
+use std::collections::HashSet;
+
+use super::{
+    StageReport, WarmContext, WarmError, entry, json_array, now_ms, reconcile, write_page,
+};
+use crate::cache::KeyScope;
+use crate::jira::{Item, by_key};
+use crate::{Category, Deployment};
+
+/// The key of the whole list.
+pub const LIST_KEY: &str = "list:projects";
+
+pub(super) async fn warm(
+    ctx: &WarmContext,
+    scope: &[String],
+    report: &mut StageReport,
+) -> Result<(), WarmError> {
+    let wanted: HashSet<&str> = scope.iter().map(String::as_str).collect();
+    let mut pager = ctx.client.projects(scope);
+    let mut keep = HashSet::new();
+    let mut all: Vec<Item> = Vec::new();
+    while let Some(page) = pager.next_page().await? {
+        let now = now_ms();
+        let mut entries = Vec::with_capacity(page.len());
+        for item in page {
+            let Some(key) = by_key(&item) else { continue };
+            // Data Center's /project has no key filter: keep only the scope.
+            if !wanted.is_empty() && !wanted.contains(key.as_str()) {
+                continue;
+            }
+            entries.push(entry(
+                Category::Project,
+                key.clone(),
+                &item,
+                ctx.ttl.project,
+                now,
+            ));
+            keep.insert(key);
+            if wanted.is_empty() {
+                all.push(item);
+            }
+        }
+        report.items += entries.len() as u64;
+        write_page(ctx, entries, report).await?;
+    }
+    if !wanted.is_empty() {
+        let missing: Vec<&str> = scope
+            .iter()
+            .map(String::as_str)
+            .filter(|k| !keep.contains(*k))
+            .collect();
+        if !missing.is_empty() {
+            report.notes.push(format!(
+                "not found on the site (or not visible to this user): {}",
+                missing.join(", ")
+            ));
+        }
+    } else if pager.is_complete() {
+        let list = json_array(all.iter().map(|i| i.as_ref()));
+        let value = serde_json::value::RawValue::from_string(list).map_err(|e| {
+            WarmError::Jira(crate::jira::JiraError::Decode {
+                endpoint: LIST_KEY.into(),
+                message: e.to_string(),
+            })
+        })?;
+        write_page(
+            ctx,
+            vec![entry(
+                Category::Project,
+                LIST_KEY.into(),
+                &value,
+                ctx.ttl.project,
+                now_ms(),
+            )],
+            report,
+        )
+        .await?;
+        keep.insert(LIST_KEY.to_string());
+        reconcile(ctx, Category::Project, KeyScope::All, keep, report).await?;
+    }
+    if ctx.client.deployment() == Deployment::Cloud || wanted.is_empty() {
+        tracing::debug!(pages = pager.pages(), "projects listed");
+    }
+    report.parts_ok += 1;
+    report
+        .lines
+        .push(format!("Warmed {} projects", report.items));
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The users stage: one `user` entry per user (Cloud `accountId`, Data
+//! Center `key`), and each project's assignable users as `assignable:<KEY>`.
+//!
+//! Data Center caps `/user/search` (Jira 10: 100 users whatever `startAt`
+//! asks, JRASERVER-78520). A listing that hits the cap is split by
+//! username prefix (`a`, `b`, … then `aa`, `ab`, … where a prefix still hits
+//! it), Atlassian's own workaround, so that every user is still found. A
+//! listing that stays truncated is cached, reported, and never used to
+//! remove anything.
+
+use std::collections::{HashSet, VecDeque};
+
+use futures::StreamExt;
+
+use super::{
+    StageReport, WarmContext, WarmError, entry, json_array, now_ms, reconcile, write_page,
+};
+use crate::cache::KeyScope;
+use crate::jira::{DC_ASSIGNABLE_CAP, Item, Pager, by_user};
+use crate::{Category, Deployment};
+
+/// The result cap of Data Center's `/user/search` on Jira 10.
+pub const DC_USER_SEARCH_CAP: usize = 100;
+
+/// How deep prefixes go before a listing is declared truncated.
+const MAX_PREFIX_LEN: usize = 3;
+
+/// The first characters of user names, for splitting a capped listing.
+const PREFIX_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789._-@";
+
+pub(super) async fn warm(
+    ctx: &WarmContext,
+    projects: &[String],
+    report: &mut StageReport,
+) -> Result<(), WarmError> {
+    let mut keep = HashSet::new();
+    let complete = match ctx.client.deployment() {
+        Deployment::Cloud => {
+            let mut pager = ctx.client.users("");
+            store_pages(ctx, &mut pager, &mut keep, report).await?;
+            pager.is_complete()
+        }
+        Deployment::DataCenter => dc_users(ctx, &mut keep, report).await?,
+    };
+    report.parts_ok += 1;
+    if complete {
+        reconcile(
+            ctx,
+            Category::User,
+            KeyScope::NotGlob("assignable:*".into()),
+            keep,
+            report,
+        )
+        .await?;
+    } else {
+        report.notes.push(
+            "the user listing was truncated by the site: cached what came, removed nothing".into(),
+        );
+    }
+    let users = report.items;
+    report.lines.push(format!("Warmed {users} users"));
+
+    // Assignable users of each project, concurrently.
+    let fetches = futures::stream::iter(projects.iter().cloned())
+        .map(|project| {
+            let pager = ctx.client.assignable_users(&project);
+            async move { (project, pager.collect_all().await) }
+        })
+        .buffer_unordered(ctx.concurrency.max(1));
+    let results: Vec<_> = fetches.collect().await;
+    let now = now_ms();
+    let mut entries = Vec::new();
+    for (project, result) in results {
+        match result {
+            Ok((items, _)) => {
+                if ctx.client.deployment() == Deployment::DataCenter
+                    && items.len() >= DC_ASSIGNABLE_CAP
+                {
+                    report.notes.push(format!(
+                        "assignable users of {project} truncated at {DC_ASSIGNABLE_CAP} by the site"
+                    ));
+                }
+                let list = list_value(&items)?;
+                entries.push(entry(
+                    Category::User,
+                    format!("assignable:{project}"),
+                    &list,
+                    ctx.ttl.user,
+                    now,
+                ));
+                report.parts_ok += 1;
+            }
+            Err(e) => report.errors.push(WarmError::from(e).into()),
+        }
+    }
+    report.items += entries.len() as u64;
+    write_page(ctx, entries, report).await?;
+    Ok(())
+}
+
+fn list_value(items: &[Item]) -> Result<Box<serde_json::value::RawValue>, WarmError> {
+    serde_json::value::RawValue::from_string(json_array(items.iter().map(|i| i.as_ref()))).map_err(
+        |e| {
+            WarmError::Jira(crate::jira::JiraError::Decode {
+                endpoint: "users".into(),
+                message: e.to_string(),
+            })
+        },
+    )
+}
+
+/// Writes each page's users not yet seen in this stage.
+async fn store_pages(
+    ctx: &WarmContext,
+    pager: &mut Pager,
+    keep: &mut HashSet<String>,
+    report: &mut StageReport,
+) -> Result<usize, WarmError> {
+    let mut received = 0;
+    while let Some(page) = pager.next_page().await? {
+        received += page.len();
+        store(ctx, &page, keep, report).await?;
+    }
+    Ok(received)
+}
+
+async fn store(
+    ctx: &WarmContext,
+    items: &[Item],
+    keep: &mut HashSet<String>,
+    report: &mut StageReport,
+) -> Result<(), WarmError> {
+    let now = now_ms();
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(id) = by_user(item) else { continue };
+        if keep.insert(id.clone()) {
+            entries.push(entry(Category::User, id, item, ctx.ttl.user, now));
+        }
+    }
+    report.items += entries.len() as u64;
+    write_page(ctx, entries, report).await
+}
+
+/// Lists Data Center users, splitting capped listings by prefix. Answers
+/// whether every user was found (no listing stayed capped).
+async fn dc_users(
+    ctx: &WarmContext,
+    keep: &mut HashSet<String>,
+    report: &mut StageReport,
+) -> Result<bool, WarmError> {
+    let mut complete = true;
+    let mut queue: VecDeque<String> = VecDeque::from([".".to_string()]);
+    while !queue.is_empty() {
+        let batch: Vec<String> = queue.drain(..).collect();
+        let fetches = futures::stream::iter(batch)
+            .map(|prefix| {
+                let pager = ctx.client.users(&prefix);
+                async move { (prefix, pager.collect_all().await) }
+            })
+            .buffer_unordered(ctx.concurrency.max(1));
+        let results: Vec<_> = fetches.collect().await;
+        for (prefix, result) in results {
+            let (items, _) = result?;
+            store(ctx, &items, keep, report).await?;
+            if !looks_capped(items.len()) {
+                continue;
+            }
+            if prefix.len() >= MAX_PREFIX_LEN {
+                complete = false;
+                continue;
+            }
+            tracing::debug!(
+                prefix,
+                found = items.len(),
+                "user listing hit the cap; splitting it"
+            );
+            let base = if prefix == "." { "" } else { prefix.as_str() };
+            queue.extend(PREFIX_ALPHABET.chars().map(|c| format!("{base}{c}")));
+        }
+    }
+    Ok(complete)
+}
+
+/// A listing whose size is a positive multiple of the cap was probably cut
+/// there (a site with exactly that many users only costs one split).
+fn looks_capped(received: usize) -> bool {
+    received >= DC_USER_SEARCH_CAP && received.is_multiple_of(DC_USER_SEARCH_CAP)
+}
