@@ -7,10 +7,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use jira_cache::cache::Freshness;
 use jira_cache::cache::{Cache, CacheError};
 use jira_cache::profile::{self, LoadOptions};
 use jira_cache::status::{self, StatusReport};
-use jira_cache::{exit, warm};
+use jira_cache::{Category, exit, warm};
+
+/// `--get`: a stale hit (expired, still cached).
+const GET_STALE: u8 = 10;
+/// `--get`: nothing cached under that key.
+const GET_MISS: u8 = 11;
 
 /// Show what the local Jira cache holds, how fresh it is, and how the last warms went.
 #[derive(Debug, Parser)]
@@ -28,6 +34,15 @@ struct Cli {
     /// Print one JSON object (with `schema_version`) instead of tables.
     #[arg(long)]
     json: bool,
+    /// Print the cached JSON value of one entry; exit 0 fresh, 10 stale, 11 miss.
+    #[arg(long, num_args = 2, value_names = ["CATEGORY", "KEY"], conflicts_with_all = ["keys", "json"])]
+    get: Option<Vec<String>>,
+    /// List the keys of a category (project, field, user, issue), sorted.
+    #[arg(long, value_name = "CATEGORY", conflicts_with = "json")]
+    keys: Option<Category>,
+    /// With --keys: only keys matching this SQLite GLOB (case-sensitive), e.g. 'PROJ-*'.
+    #[arg(long, value_name = "GLOB", requires = "keys")]
+    pattern: Option<String>,
     /// More logging on stderr (-v, -vv, -vvv); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -48,6 +63,38 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     let options = LoadOptions::from_process_env(cli.config.clone(), cli.profile.clone());
     let profile = profile::load(&options)?;
+    if let Some(get) = &cli.get {
+        let category: Category = get[0].parse()?;
+        let mut reader = match Cache::open_read_only(profile.cache_path()) {
+            Ok(r) => r,
+            Err(CacheError::Missing { .. }) => return Ok(GET_MISS),
+            Err(e) => return Err(e.into()),
+        };
+        let found = reader.get(category, &get[1], warm::now_ms())?;
+        // Scripts read through --get, so it counts as a read.
+        let _ = reader.flush_read_counts();
+        return Ok(match found {
+            None => GET_MISS,
+            Some(entry) => {
+                println!("{}", entry.value);
+                match entry.freshness(warm::now_ms()) {
+                    Freshness::Fresh => exit::OK,
+                    Freshness::Stale => GET_STALE,
+                }
+            }
+        });
+    }
+    if let Some(category) = cli.keys {
+        let reader = match Cache::open_read_only(profile.cache_path()) {
+            Ok(r) => r,
+            Err(CacheError::Missing { .. }) => return Ok(exit::OK),
+            Err(e) => return Err(e.into()),
+        };
+        for key in reader.keys(category, cli.pattern.as_deref())? {
+            println!("{key}");
+        }
+        return Ok(exit::OK);
+    }
     let report = match Cache::open_read_only(profile.cache_path()) {
         Ok(reader) => status::gather(&profile, &reader, warm::now_ms(), cli.runs)?,
         Err(CacheError::Missing { .. }) => status::empty(&profile),

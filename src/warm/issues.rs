@@ -70,6 +70,14 @@ impl Default for IssueOptions {
     }
 }
 
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// Quotes a value for JQL: `"FOR"`, with `"` and `\` escaped.
 pub fn jql_quote(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
@@ -390,7 +398,10 @@ async fn warm_project(
         } else {
             " (stopped at --max-issues)"
         };
-        format!("Warmed {} issues for {project}{cut}", outcome.items)
+        format!(
+            "Warmed {} for {project}{cut}",
+            plural(outcome.items, "issue")
+        )
     };
     if outcome.removed > 0 {
         outcome

@@ -93,7 +93,12 @@ pub(super) async fn warm(
             Err(e) => report.errors.push(WarmError::from(e).into()),
         }
     }
-    report.items += entries.len() as u64;
+    if !entries.is_empty() {
+        report.lines.push(format!(
+            "Warmed the assignable users of {} projects",
+            entries.len()
+        ));
+    }
     write_page(ctx, entries, report).await?;
     Ok(())
 }
@@ -150,6 +155,7 @@ async fn dc_users(
     report: &mut StageReport,
 ) -> Result<bool, WarmError> {
     let mut complete = true;
+    let mut asked: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<String> = VecDeque::from([".".to_string()]);
     while !queue.is_empty() {
         let batch: Vec<String> = queue.drain(..).collect();
@@ -175,8 +181,13 @@ async fn dc_users(
                 found = items.len(),
                 "user listing hit the cap; splitting it"
             );
+            // `.` alone means "everyone" to Data Center, so it is never a child.
             let base = if prefix == "." { "" } else { prefix.as_str() };
-            queue.extend(PREFIX_ALPHABET.chars().map(|c| format!("{base}{c}")));
+            let children = PREFIX_ALPHABET
+                .chars()
+                .map(|c| format!("{base}{c}"))
+                .filter(|p| p != ".");
+            queue.extend(children.filter(|p| asked.insert(p.clone())));
         }
     }
     Ok(complete)

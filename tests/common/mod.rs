@@ -98,7 +98,9 @@ impl Sandbox {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.home())
             .env("NO_COLOR", "1")
-            .current_dir(self.dir.path());
+            .current_dir(self.dir.path())
+            // A hang fails its test instead of stalling the whole suite.
+            .timeout(std::time::Duration::from_secs(60));
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

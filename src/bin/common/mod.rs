@@ -86,17 +86,19 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
-/// A duration as people read it: `0.8 s`, `3 min`, `2 h 5 min`, `3 d`.
+/// A duration as people read it: `0.8 s`, `5 min`, `2 h 5 min`, `1 d`, `1 d 12 h`.
 pub fn duration(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s < 60.0 {
-        format!("{s:.1} s")
-    } else if s < 3600.0 {
-        format!("{} min", (s / 60.0).round() as u64)
-    } else if s < 86400.0 * 2.0 {
-        let m = (s / 60.0).round() as u64;
-        format!("{} h {} min", m / 60, m % 60)
-    } else {
-        format!("{} d", (s / 86400.0).round() as u64)
+        return format!("{s:.1} s");
     }
+    let total_min = (s / 60.0).round() as u64;
+    let (days, hours, mins) = (total_min / 1440, total_min / 60 % 24, total_min % 60);
+    let parts: Vec<String> = [(days, "d"), (hours, "h"), (mins, "min")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}"))
+        .collect();
+    // Days and minutes together are more precision than anyone reads.
+    parts.into_iter().take(2).collect::<Vec<_>>().join(" ")
 }
