@@ -1,7 +1,14 @@
 //! The figures `cache_status` shows: what is cached, how fresh, how big, how
 //! often read, and how the last warms went. Gathered here, printed by the
-//! binary (as a table or as JSON); `schema_version` versions the JSON.
+//! binary (as a table or as JSON); `schema_version` versions the JSON, and
+//! `schemas/cache_status.schema.json` describes it.
+//!
+//! [`check`] turns a report into the one-line verdict of
+//! `cache_status --check`, for monitoring.
 
+mod check;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,6 +18,8 @@ use crate::cache::{CacheError, CacheReader, RunResult};
 use crate::lock::WarmLock;
 use crate::profile::Profile;
 
+pub use check::{CheckLevel, CheckOutcome, check};
+
 /// The version of the `--json` object's shape.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -19,6 +28,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct StatusReport {
     /// The JSON shape's version.
     pub schema_version: u32,
+    /// The moment the figures are for (RFC 3339): fresh and expired are
+    /// counted against it.
+    pub generated_at: String,
     /// The profile's name.
     pub profile: String,
     /// The site's URL.
@@ -35,8 +47,13 @@ pub struct StatusReport {
     pub max_size: u64,
     /// Size of the file on disk, WAL included.
     pub file_bytes: u64,
+    /// When the newest run whose result is `ok` ended (RFC 3339); `partial`
+    /// runs do not count. `None` if none ever did.
+    pub last_success: Option<String>,
     /// One line per category.
     pub categories: Vec<CategoryStatus>,
+    /// One line per project with cached issues or an issue watermark, by key.
+    pub projects: Vec<ProjectStatus>,
     /// The last runs, newest first.
     pub runs: Vec<RunStatus>,
 }
@@ -70,6 +87,28 @@ pub struct CategoryStatus {
     pub misses: u64,
     /// `(hits + stale_hits) / reads`, once there have been reads.
     pub hit_rate: Option<f64>,
+}
+
+impl CategoryStatus {
+    /// Every read counted: hits, stale hits and misses.
+    pub fn reads(&self) -> u64 {
+        self.hits + self.stale_hits + self.misses
+    }
+}
+
+/// The issues of one project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectStatus {
+    /// The project key.
+    pub project: String,
+    /// Issues cached.
+    pub issues: u64,
+    /// The incremental watermark: the newest issue `updated` a warm has
+    /// seen (RFC 3339); the next warm asks only for issues changed since.
+    /// `None` if the project's issues were never warmed.
+    pub watermark: Option<String>,
+    /// When the project's issues were last warmed (RFC 3339).
+    pub issues_warmed: Option<String>,
 }
 
 /// One warm run of the history.
@@ -111,6 +150,13 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Unix milliseconds from an RFC 3339 timestamp (the inverse of [`rfc3339`]).
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
 /// The TTL that applies to a category's entries.
 pub fn ttl_of(profile: &Profile, category: Category) -> Duration {
     match category {
@@ -121,10 +167,12 @@ pub fn ttl_of(profile: &Profile, category: Category) -> Duration {
     }
 }
 
-/// The report for a profile whose cache file does not exist yet.
-pub fn empty(profile: &Profile) -> StatusReport {
+/// The report for a profile whose cache file does not exist yet, as of
+/// `now_ms`.
+pub fn empty(profile: &Profile, now_ms: i64) -> StatusReport {
     StatusReport {
         schema_version: SCHEMA_VERSION,
+        generated_at: rfc3339(now_ms),
         profile: profile.name.clone(),
         site: profile.url.to_string(),
         deployment: profile.deployment.map(|d| d.as_str().to_string()),
@@ -133,6 +181,7 @@ pub fn empty(profile: &Profile) -> StatusReport {
         total_bytes: 0,
         max_size: profile.max_size,
         file_bytes: 0,
+        last_success: None,
         categories: Category::ALL
             .iter()
             .map(|&c| CategoryStatus {
@@ -151,18 +200,20 @@ pub fn empty(profile: &Profile) -> StatusReport {
                 hit_rate: None,
             })
             .collect(),
+        projects: Vec::new(),
         runs: Vec::new(),
     }
 }
 
-/// Gathers the report from an open cache.
+/// Gathers the report from an open cache, as of `now_ms`, with the newest
+/// `runs` runs.
 pub fn gather(
     profile: &Profile,
     reader: &CacheReader,
     now_ms: i64,
     runs: usize,
 ) -> Result<StatusReport, CacheError> {
-    let mut report = empty(profile);
+    let mut report = empty(profile, now_ms);
     report.exists = true;
     if report.deployment.is_none()
         && reader.meta("site_url")?.as_deref() == Some(profile.url.as_str())
@@ -197,13 +248,18 @@ pub fn gather(
         };
     }
     report.total_bytes = report.categories.iter().map(|c| c.bytes).sum();
+    report.projects = projects(reader)?;
+    report.last_success = reader.last_ended_at(RunResult::Ok)?.map(rfc3339);
     let lock_held = WarmLock::is_held(&profile.lock_path());
     report.runs = reader
         .runs(runs)?
         .into_iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
+            // Only the newest run can be the one holding the lock; an older
+            // run still marked running was killed before it could finish.
             let result = match r.result {
-                RunResult::Running if !lock_held => "abandoned".to_string(),
+                RunResult::Running if !lock_held || i > 0 => "abandoned".to_string(),
                 other => other.as_str().to_string(),
             };
             RunStatus {
@@ -224,4 +280,43 @@ pub fn gather(
         })
         .collect();
     Ok(report)
+}
+
+/// Issues per project, joined with the watermarks: a project appears if it
+/// has cached issues, a watermark, or both.
+fn projects(reader: &CacheReader) -> Result<Vec<ProjectStatus>, CacheError> {
+    let mut by_key: BTreeMap<String, ProjectStatus> = BTreeMap::new();
+    let blank = |project: &str| ProjectStatus {
+        project: project.to_string(),
+        issues: 0,
+        watermark: None,
+        issues_warmed: None,
+    };
+    for (project, issues) in reader.issue_counts_by_project()? {
+        by_key
+            .entry(project.clone())
+            .or_insert_with(|| blank(&project))
+            .issues = issues;
+    }
+    for w in reader.watermarks()? {
+        let slot = by_key
+            .entry(w.project.clone())
+            .or_insert_with(|| blank(&w.project));
+        slot.watermark = Some(rfc3339(w.newest_updated_ms));
+        slot.issues_warmed = Some(rfc3339(w.warmed_at));
+    }
+    Ok(by_key.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_to_the_second() {
+        let ms = 1_764_136_800_000;
+        assert_eq!(rfc3339(ms), "2025-11-26T06:00:00Z");
+        assert_eq!(parse_rfc3339(&rfc3339(ms)), Some(ms));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
 }

@@ -362,6 +362,14 @@ impl CacheReader {
         runs::runs(&self.conn, limit).at(&self.path)
     }
 
+    /// When the newest run that ended with `result` ended, unix ms; `None`
+    /// if no run ever did. `cache_status --check` asks this for
+    /// [`RunResult::Ok`](super::RunResult::Ok), however many other runs
+    /// came since.
+    pub fn last_ended_at(&self, result: super::RunResult) -> Result<Option<i64>, CacheError> {
+        runs::last_ended_at(&self.conn, result).at(&self.path)
+    }
+
     /// Total bytes of keys and values stored (the figure `max_size` caps).
     pub fn total_bytes(&self) -> Result<u64, CacheError> {
         write::total_bytes(&self.conn).at(&self.path)

@@ -218,3 +218,12 @@ pub(crate) fn runs(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<RunR
     })?
     .collect()
 }
+
+pub(crate) fn last_ended_at(conn: &Connection, result: RunResult) -> rusqlite::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(
+        "SELECT ended_at FROM runs WHERE result = ?1 AND ended_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row([result.as_str()], |row| row.get(0))
+    .optional()
+}

@@ -225,6 +225,12 @@ pub(super) async fn warm(
                         .map(|w| w.newest_updated_ms);
                     async move {
                         let r = warm_project(ctx, &project, mark, options).await;
+                        let line = match &r {
+                            Ok(o) => o.line.clone(),
+                            Err(e) => format!("Failed {project}: {e}"),
+                        };
+                        ctx.progress.line(super::Stage::Issues, &line);
+                        ctx.progress.unit_done(super::Stage::Issues);
                         (project, r)
                     }
                 })
@@ -273,11 +279,12 @@ pub(super) async fn warm(
                     .join(", ")
             ));
         }
-        report.lines.push(format!(
+        let line = format!(
             "Warmed {} of {} issues asked for",
             found.len(),
             options.keys.len()
-        ));
+        );
+        super::say(ctx, report, line);
         report.parts_ok += 1;
     }
     if let Some(jql) = &options.jql {
@@ -293,9 +300,11 @@ pub(super) async fn warm(
         } else {
             " (stopped at --max-issues)"
         };
-        report
-            .lines
-            .push(format!("Warmed {n} issues for the JQL query{cut}"));
+        super::say(
+            ctx,
+            report,
+            format!("Warmed {n} issues for the JQL query{cut}"),
+        );
         report.parts_ok += 1;
     }
     Ok(())
@@ -362,6 +371,8 @@ async fn warm_project(
             let put = ctx.writer.put_page(entries).await?;
             outcome.written += put.written;
             outcome.unchanged += put.unchanged;
+            ctx.progress
+                .entries(super::Stage::Issues, put.written + put.unchanged);
         }
     }
     // The census of the whole window: the listing itself when it was full
@@ -389,8 +400,9 @@ async fn warm_project(
     }
     outcome.line = if outcome.incremental {
         format!(
-            "Warmed {} issues for {project} ({} changed since the last warm)",
-            outcome.items, outcome.written
+            "Warmed {} for {project} ({} changed since the last warm)",
+            plural(outcome.items, "issue"),
+            outcome.written
         )
     } else {
         let cut = if pager.is_complete() {

@@ -12,12 +12,14 @@
 
 mod fields;
 mod issues;
+mod progress;
 mod projects;
 mod report;
 mod users;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
@@ -27,6 +29,7 @@ use crate::cache::{CacheError, CacheWriter, KeyScope, NewEntry};
 use crate::jira::{JiraClient, JiraError};
 
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
+pub use progress::{NoProgress, Progress};
 pub use report::{ErrorKind, RunReport, RunResult, StageError, StageReport, StageStatus};
 pub use users::DC_USER_SEARCH_CAP;
 
@@ -77,20 +80,8 @@ impl std::fmt::Display for Stage {
     }
 }
 
-/// Time to live of each kind of entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ttls {
-    /// Projects.
-    pub project: Duration,
-    /// Fields and field metadata.
-    pub field: Duration,
-    /// Users.
-    pub user: Duration,
-    /// Issues updated in the last 7 days.
-    pub issue_recent: Duration,
-    /// Older issues.
-    pub issue_old: Duration,
-}
+/// Time to live of each kind of entry: the profile's `[ttl]` table.
+pub use crate::profile::Ttls;
 
 /// What a warm run does: which stages, over which projects.
 #[derive(Debug, Clone, Default)]
@@ -124,7 +115,7 @@ impl WarmPlan {
 }
 
 /// What the stages work with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WarmContext {
     /// The Jira client of this run.
     pub client: JiraClient,
@@ -138,6 +129,18 @@ pub struct WarmContext {
     pub issue_fields: Vec<String>,
     /// How many per-project listings run at once.
     pub concurrency: usize,
+    /// Where progress goes ([`NoProgress`] for nowhere).
+    pub progress: Arc<dyn Progress>,
+}
+
+impl std::fmt::Debug for WarmContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WarmContext")
+            .field("client", &self.client)
+            .field("cache_path", &self.cache_path)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs the plan's stages in order; never fails as a whole: each stage's
@@ -218,6 +221,8 @@ async fn run_stage(
     let start = Instant::now();
     let mut report = StageReport::new(stage);
     tracing::info!(stage = stage.as_str(), "stage starts");
+    let units = (stage == Stage::Issues && plan.issues.recent).then_some(scope.len() as u64);
+    ctx.progress.stage_started(stage, units);
     let result = match stage {
         Stage::Projects => projects::warm(ctx, &plan.projects, &mut report).await,
         Stage::Fields => fields::warm(ctx, &mut report).await,
@@ -228,6 +233,7 @@ async fn run_stage(
         report.errors.push(e.into());
     }
     report.finish(start.elapsed(), before, ctx.client.stats());
+    ctx.progress.stage_finished(stage);
     tracing::info!(stage = stage.as_str(), status = ?report.status, items = report.items, "stage ends");
     report
 }
@@ -241,6 +247,25 @@ pub enum WarmError {
     /// The cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
+}
+
+/// The stages whose entries are all still fresh (`--only-stale` skips
+/// them); a stage with nothing cached is never fresh.
+pub fn fresh_stages(
+    reader: &crate::cache::CacheReader,
+    stages: &[Stage],
+    now_ms: i64,
+) -> Result<Vec<Stage>, CacheError> {
+    let stats = reader.category_stats(now_ms)?;
+    Ok(stages
+        .iter()
+        .copied()
+        .filter(|s| {
+            stats
+                .iter()
+                .any(|c| c.category == s.category() && c.entries > 0 && c.expired == 0)
+        })
+        .collect())
 }
 
 /// Milliseconds since the Unix epoch.
@@ -290,8 +315,14 @@ pub(crate) async fn reconcile(
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
     let removed = ctx.writer.remove_missing(category, scope, keep).await?;
-    report.removed += removed as u64;
+    report.removed += removed;
     Ok(())
+}
+
+/// Records a line of the stage's report and shows it at once.
+pub(crate) fn say(ctx: &WarmContext, report: &mut StageReport, line: String) {
+    ctx.progress.line(report.stage, &line);
+    report.lines.push(line);
 }
 
 /// Writes one page and counts it.
@@ -304,7 +335,9 @@ pub(crate) async fn write_page(
         return Ok(());
     }
     let outcome = ctx.writer.put_page(entries).await?;
-    report.written += outcome.written as u64;
-    report.unchanged += outcome.unchanged as u64;
+    report.written += outcome.written;
+    report.unchanged += outcome.unchanged;
+    ctx.progress
+        .entries(report.stage, outcome.written + outcome.unchanged);
     Ok(())
 }

@@ -10,9 +10,9 @@ use std::collections::HashSet;
 use super::{
     StageReport, WarmContext, WarmError, entry, json_array, now_ms, reconcile, write_page,
 };
+use crate::Category;
 use crate::cache::KeyScope;
 use crate::jira::{Item, by_key};
-use crate::{Category, Deployment};
 
 /// The key of the whole list.
 pub const LIST_KEY: &str = "list:projects";
@@ -85,12 +85,7 @@ pub(super) async fn warm(
         keep.insert(LIST_KEY.to_string());
         reconcile(ctx, Category::Project, KeyScope::All, keep, report).await?;
     }
-    if ctx.client.deployment() == Deployment::Cloud || wanted.is_empty() {
-        tracing::debug!(pages = pager.pages(), "projects listed");
-    }
+    tracing::debug!(pages = pager.pages(), "projects listed");
     report.parts_ok += 1;
-    report
-        .lines
-        .push(format!("Warmed {} projects", report.items));
     Ok(())
 }

@@ -203,6 +203,10 @@ pub struct RunReport {
     pub stages: Vec<StageReport>,
     /// The run's traffic.
     pub requests: RequestStats,
+    /// Warnings about the run as a whole (e.g. an eviction).
+    pub notes: Vec<String>,
+    /// Why the run was stopped before its stages ended, if it was.
+    pub stopped: Option<StageError>,
 }
 
 impl RunReport {
@@ -230,12 +234,42 @@ impl RunReport {
             result,
             stages,
             requests,
+            notes: Vec::new(),
+            stopped: None,
+        }
+    }
+
+    /// The report of a run stopped before its stages ended (a signal, or
+    /// `--max-duration`): what was written stays; the stages' own figures
+    /// are not known, the traffic is.
+    pub fn stopped(
+        started_at_ms: i64,
+        requests: RequestStats,
+        result: RunResult,
+        why: String,
+    ) -> RunReport {
+        let started = chrono::DateTime::from_timestamp_millis(started_at_ms).unwrap_or_default();
+        let elapsed = (chrono::Utc::now() - started).to_std().unwrap_or_default();
+        RunReport {
+            started,
+            seconds: elapsed.as_secs_f64(),
+            result,
+            stages: Vec::new(),
+            requests,
+            notes: Vec::new(),
+            stopped: Some(StageError {
+                kind: ErrorKind::Other,
+                message: why,
+            }),
         }
     }
 
     /// Every error of every stage, in order.
     pub fn errors(&self) -> impl Iterator<Item = &StageError> {
-        self.stages.iter().flat_map(|s| s.errors.iter())
+        self.stages
+            .iter()
+            .flat_map(|s| s.errors.iter())
+            .chain(self.stopped.iter())
     }
 
     /// Totals of written, unchanged and removed entries.

@@ -57,8 +57,6 @@ pub(super) async fn warm(
             "the user listing was truncated by the site: cached what came, removed nothing".into(),
         );
     }
-    let users = report.items;
-    report.lines.push(format!("Warmed {users} users"));
 
     // Assignable users of each project, concurrently.
     let fetches = futures::stream::iter(projects.iter().cloned())
@@ -94,10 +92,8 @@ pub(super) async fn warm(
         }
     }
     if !entries.is_empty() {
-        report.lines.push(format!(
-            "Warmed the assignable users of {} projects",
-            entries.len()
-        ));
+        let line = format!("Warmed the assignable users of {} projects", entries.len());
+        super::say(ctx, report, line);
     }
     write_page(ctx, entries, report).await?;
     Ok(())

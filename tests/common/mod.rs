@@ -92,6 +92,11 @@ impl Sandbox {
         self
     }
 
+    /// Any program, with the sandbox's environment.
+    pub fn shell_command(&self, program: &str) -> Command {
+        self.command(program)
+    }
+
     fn command(&self, bin: &str) -> Command {
         let mut cmd = Command::new(bin);
         cmd.env_clear()

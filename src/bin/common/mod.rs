@@ -22,34 +22,74 @@ Exit codes:
   130  interrupted by SIGINT, 143 by SIGTERM";
 
 /// Logs go to stderr: `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG`
-/// wins when set; `--quiet` keeps only errors.
-pub fn init_logging(verbose: u8, quiet: bool) {
-    let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
+/// wins when set; `--quiet` keeps only errors. With a log file, logs also go
+/// there, at info level or more.
+pub fn init_logging(
+    verbose: u8,
+    quiet: bool,
+    log_file: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let level = |verbose: u8| match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
         _ => "trace",
     };
-    let filter = match std::env::var("RUST_LOG") {
+    let filter = |level: &str| match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
-        _ if verbose >= 3 => EnvFilter::new("trace"),
+        _ if level == "trace" => EnvFilter::new("trace"),
         _ => EnvFilter::new(format!(
             "warn,jira_cache={level},cache_warm={level},cache_status={level}"
         )),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr_level = if quiet { "error" } else { level(verbose) };
+    let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour_on_stderr())
         .with_target(false)
+        .with_filter(filter(stderr_level));
+    let file_layer = match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    format!(
+                        "cannot open the log file {}: {e}; check the path and its directory",
+                        path.display()
+                    )
+                })?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_filter(filter(level(verbose.max(1)))),
+            )
+        }
+        None => None,
+    };
+    let _ = tracing_subscriber::registry()
+        .with(stderr_layer)
+        .with(file_layer)
         .try_init();
+    Ok(())
 }
 
 /// Colour only on a terminal, never with `NO_COLOR`.
 pub fn colour_on_stderr() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Colour on stdout: only on a terminal, never with `NO_COLOR`.
+pub fn colour_on_stdout() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
 /// The retry policy; `JIRA_CACHE_RETRY_BASE` (e.g. `50ms`) shortens the

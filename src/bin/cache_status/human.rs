@@ -1,0 +1,406 @@
+//! The human-readable output of `cache_status`: aligned tables, rendered to
+//! a `String` so the binary prints once. Times are shown in local time to
+//! the minute; colour (result and health words only) only when asked, which
+//! the binary decides from the terminal and `NO_COLOR`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use jira_cache::status::{CheckLevel, StatusReport, parse_rfc3339};
+
+use crate::common;
+
+/// Projects listed before the rest is summed up in one line.
+const PROJECTS_SHOWN: usize = 25;
+
+/// How a cell is coloured, when colour is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tone {
+    Plain,
+    Good,
+    Warn,
+    Bad,
+}
+
+impl Tone {
+    fn of_result(result: &str) -> Tone {
+        match result {
+            "ok" => Tone::Good,
+            "failed" => Tone::Bad,
+            "running" => Tone::Plain,
+            _ => Tone::Warn,
+        }
+    }
+
+    fn of_level(level: CheckLevel) -> Tone {
+        match level {
+            CheckLevel::Ok => Tone::Good,
+            CheckLevel::Warning => Tone::Warn,
+            CheckLevel::Critical | CheckLevel::Unknown => Tone::Bad,
+        }
+    }
+
+    /// `text` in this tone's colour (or as is).
+    fn paint(self, text: &str, colour: bool) -> String {
+        let code = match self {
+            Tone::Plain => return text.to_string(),
+            Tone::Good => "32",
+            Tone::Warn => "33",
+            Tone::Bad => "31",
+        };
+        if colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// A table cell: its text and its tone.
+struct Cell {
+    text: String,
+    tone: Tone,
+}
+
+impl<T: Into<String>> From<T> for Cell {
+    fn from(text: T) -> Cell {
+        Cell {
+            text: text.into(),
+            tone: Tone::Plain,
+        }
+    }
+}
+
+fn toned(text: impl Into<String>, tone: Tone) -> Cell {
+    Cell {
+        text: text.into(),
+        tone,
+    }
+}
+
+/// An aligned table: columns two spaces apart, those in `right`
+/// right-aligned, no trailing spaces.
+struct Table {
+    header: Vec<&'static str>,
+    right: Vec<usize>,
+    rows: Vec<Vec<Cell>>,
+}
+
+impl Table {
+    fn new(header: Vec<&'static str>, right: Vec<usize>) -> Table {
+        Table {
+            header,
+            right,
+            rows: Vec::new(),
+        }
+    }
+
+    fn render(&self, out: &mut String, colour: bool) {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.text.chars().count());
+            }
+        }
+        let header: Vec<Cell> = self.header.iter().map(|&h| Cell::from(h)).collect();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let last = row.len().saturating_sub(1);
+            let parts: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| {
+                    let w = widths[i];
+                    let padded = if self.right.contains(&i) {
+                        format!("{:>w$}", cell.text)
+                    } else if i == last {
+                        cell.text.clone()
+                    } else {
+                        format!("{:<w$}", cell.text)
+                    };
+                    // Colour the text only, so the padding stays aligned.
+                    let text = cell.text.as_str();
+                    padded.replacen(text, &cell.tone.paint(text, colour), 1)
+                })
+                .collect();
+            let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+        }
+    }
+}
+
+/// The whole report of one profile.
+pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
+    let mut out = String::new();
+    let deployment = r
+        .deployment
+        .as_deref()
+        .unwrap_or("deployment not yet probed");
+    let _ = writeln!(out, "Profile  {} ({}, {deployment})", r.profile, r.site);
+    if !r.exists {
+        let _ = writeln!(
+            out,
+            "Cache    {} (no cache yet: run `cache_warm --all --profile {}`)",
+            r.cache_path, r.profile
+        );
+        return out;
+    }
+    let size = if r.total_bytes > r.max_size {
+        Tone::Bad.paint(
+            &format!(
+                "{} of entries, over its cap of {}",
+                common::bytes(r.total_bytes),
+                common::bytes(r.max_size)
+            ),
+            colour,
+        )
+    } else {
+        format!(
+            "{} of entries, cap {}",
+            common::bytes(r.total_bytes),
+            common::bytes(r.max_size)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "Cache    {} ({size}; file {})",
+        r.cache_path,
+        common::bytes(r.file_bytes)
+    );
+    let warmed = match r.last_success.as_deref() {
+        Some(t) => format!("last ok run ended {} ({} ago)", local(Some(t)), ago(t, now)),
+        None => Tone::Warn.paint("no successful warm recorded yet", colour),
+    };
+    let _ = writeln!(out, "Warmed   {warmed}");
+
+    out.push('\n');
+    let mut categories = Table::new(
+        vec![
+            "CATEGORY",
+            "ENTRIES",
+            "FRESH",
+            "EXPIRED",
+            "SIZE",
+            "TTL",
+            "OLDEST FETCH",
+            "NEWEST FETCH",
+            "NEXT EXPIRY",
+            "HIT RATE",
+        ],
+        vec![1, 2, 3, 4, 5, 9],
+    );
+    for c in &r.categories {
+        let reads = c.reads();
+        let hit_rate = match c.hit_rate {
+            Some(rate) if reads > 0 => {
+                format!("{:.0}% ({}/{reads})", rate * 100.0, c.hits + c.stale_hits)
+            }
+            _ => "-".to_string(),
+        };
+        categories.rows.push(vec![
+            c.category.to_string().into(),
+            c.entries.to_string().into(),
+            c.fresh.to_string().into(),
+            c.expired.to_string().into(),
+            common::bytes(c.bytes).into(),
+            common::duration(Duration::from_secs(c.ttl_seconds)).into(),
+            local(c.oldest_fetch.as_deref()).into(),
+            local(c.newest_fetch.as_deref()).into(),
+            local(c.next_expiry.as_deref()).into(),
+            hit_rate.into(),
+        ]);
+    }
+    categories.render(&mut out, colour);
+
+    if !r.projects.is_empty() {
+        out.push('\n');
+        let mut projects = Table::new(
+            vec!["PROJECT", "ISSUES", "WATERMARK", "ISSUES WARMED"],
+            vec![1],
+        );
+        for p in r.projects.iter().take(PROJECTS_SHOWN) {
+            projects.rows.push(vec![
+                p.project.as_str().into(),
+                p.issues.to_string().into(),
+                local(p.watermark.as_deref()).into(),
+                local(p.issues_warmed.as_deref()).into(),
+            ]);
+        }
+        projects.render(&mut out, colour);
+        if r.projects.len() > PROJECTS_SHOWN {
+            let _ = writeln!(
+                out,
+                "… and {} more projects (`--json` lists them all)",
+                r.projects.len() - PROJECTS_SHOWN
+            );
+        }
+    }
+
+    out.push('\n');
+    if r.runs.is_empty() {
+        let _ = writeln!(out, "No warm runs recorded yet.");
+        return out;
+    }
+    let mut runs = Table::new(
+        vec![
+            "LAST RUNS",
+            "TOOK",
+            "STAGES",
+            "RESULT",
+            "REQUESTS",
+            "RETRIES",
+            "THROTTLED",
+            "WRITTEN",
+            "UNCHANGED",
+            "REMOVED",
+        ],
+        vec![1, 4, 5, 6, 7, 8, 9],
+    );
+    for run in &r.runs {
+        // A run that never recorded its end has no counts to show.
+        let count = |n: u64| -> Cell {
+            match run.ended {
+                Some(_) => n.to_string().into(),
+                None => "-".into(),
+            }
+        };
+        runs.rows.push(vec![
+            local(Some(&run.started)).into(),
+            run.seconds
+                .map(|s| common::duration(Duration::from_secs_f64(s.max(0.0))))
+                .unwrap_or_else(|| "-".into())
+                .into(),
+            run.stages.as_str().into(),
+            toned(run.result.as_str(), Tone::of_result(&run.result)),
+            count(run.requests),
+            count(run.retries),
+            count(run.throttled),
+            count(run.written),
+            count(run.unchanged),
+            count(run.removed),
+        ]);
+    }
+    runs.render(&mut out, colour);
+    for run in r.runs.iter().filter(|run| !run.errors.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\nErrors of the run of {} ({}):",
+            local(Some(&run.started)),
+            Tone::of_result(&run.result).paint(&run.result, colour)
+        );
+        for e in &run.errors {
+            let _ = writeln!(out, "  {e}");
+        }
+    }
+    out
+}
+
+/// One line of `--all-profiles`.
+pub struct ProfileRow<'a> {
+    /// The profile's name.
+    pub profile: &'a str,
+    /// Its health, as `--check` judges it.
+    pub health: CheckLevel,
+    /// Its figures, unless they could not be read.
+    pub report: Option<&'a StatusReport>,
+    /// Why they could not be read.
+    pub error: Option<&'a str>,
+}
+
+/// `--all-profiles`: one line per profile.
+pub fn profiles(rows: &[ProfileRow<'_>], now: i64, colour: bool) -> String {
+    let mut table = Table::new(
+        vec![
+            "PROFILE",
+            "HEALTH",
+            "ENTRIES",
+            "SIZE",
+            "CAP",
+            "LAST OK WARM",
+            "LAST RUN",
+            "SITE",
+        ],
+        vec![2, 3, 4],
+    );
+    for row in rows {
+        let health = toned(row.health.as_str(), Tone::of_level(row.health));
+        let cells = match (row.report, row.error) {
+            (Some(r), _) => vec![
+                row.profile.into(),
+                health,
+                r.categories
+                    .iter()
+                    .map(|c| c.entries)
+                    .sum::<u64>()
+                    .to_string()
+                    .into(),
+                common::bytes(r.total_bytes).into(),
+                common::bytes(r.max_size).into(),
+                match r.last_success.as_deref() {
+                    Some(t) => format!("{} ago", ago(t, now)).into(),
+                    None => toned(if r.exists { "never" } else { "no cache" }, Tone::Warn),
+                },
+                match r.runs.first() {
+                    Some(run) => toned(run.result.as_str(), Tone::of_result(&run.result)),
+                    None => "-".into(),
+                },
+                r.site.as_str().into(),
+            ],
+            (None, error) => {
+                let mut cells: Vec<Cell> = vec![row.profile.into(), health];
+                cells.extend((0..5).map(|_| Cell::from("-")));
+                cells.push(format!("error: {}", error.unwrap_or("unknown")).into());
+                cells
+            }
+        };
+        table.rows.push(cells);
+    }
+    let mut out = String::new();
+    table.render(&mut out, colour);
+    out
+}
+
+/// An RFC 3339 time shown in local time, to the minute; `-` for none.
+fn local(t: Option<&str>) -> String {
+    t.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// How long before `now` an RFC 3339 time was: `59 min`, `1 d 2 h`.
+fn ago(t: &str, now: i64) -> String {
+    let then = parse_rfc3339(t).unwrap_or(now);
+    let ms = u64::try_from(now - then).unwrap_or(0);
+    common::duration(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns_and_colour_only_the_text() {
+        let mut t = Table::new(vec!["NAME", "N", "RESULT"], vec![1]);
+        t.rows
+            .push(vec!["a".into(), "10".into(), toned("ok", Tone::Good)]);
+        t.rows.push(vec![
+            "bbbbbb".into(),
+            "2".into(),
+            toned("failed", Tone::Bad),
+        ]);
+        let mut plain = String::new();
+        t.render(&mut plain, false);
+        assert_eq!(
+            plain,
+            "NAME     N  RESULT\na       10  ok\nbbbbbb   2  failed\n"
+        );
+        let mut coloured = String::new();
+        t.render(&mut coloured, true);
+        assert!(
+            coloured.contains("a       10  \x1b[32mok\x1b[0m\n"),
+            "{coloured:?}"
+        );
+    }
+}

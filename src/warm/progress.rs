@@ -1,0 +1,27 @@
+//! How a warm tells its caller what is happening while it happens, without
+//! printing: the binary turns these calls into progress bars and into the
+//! per-project lines it prints as each project finishes.
+
+use super::Stage;
+
+/// Receives progress of a running warm. Every method has a no-op default;
+/// implementations must be cheap (they are called once per page).
+pub trait Progress: Send + Sync {
+    /// A stage starts; `units` is how many units it expects when known
+    /// (the issues stage counts projects).
+    fn stage_started(&self, _stage: Stage, _units: Option<u64>) {}
+    /// Entries were written to the cache.
+    fn entries(&self, _stage: Stage, _count: u64) {}
+    /// A unit of the stage finished (a project of the issues stage).
+    fn unit_done(&self, _stage: Stage) {}
+    /// A line worth showing now, e.g. `Warmed 100 issues for PROJ`.
+    fn line(&self, _stage: Stage, _text: &str) {}
+    /// The stage ended.
+    fn stage_finished(&self, _stage: Stage) {}
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}

@@ -1,0 +1,359 @@
+//! Issue 7: running it for real, through the real binary: exit codes, cron
+//! output, quiet hours, staged and partial warms, dry runs, progress, JSON.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use fake_jira::{FakeJira, Flavor, Site, SiteSize};
+
+fn cloud() -> (FakeJira, Sandbox) {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
+    (fake, sb)
+}
+
+#[test]
+fn quiet_prints_nothing_at_all_on_success() {
+    let (_fake, sb) = cloud();
+    let out = run_ok(&mut sb.warm(&["--all", "--quiet", "--profile", "test"]));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn quiet_prints_a_short_summary_on_stderr_on_failure() {
+    let (fake, sb) = cloud();
+    fake.faults().add(fake_jira::Fault::new(
+        "/rest/api/3/field",
+        fake_jira::FaultKind::status(500),
+    ));
+    let out = run_code(&mut sb.warm(&["--all", "--quiet", "--profile", "test"]), 4);
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("partial") && err.contains("HTTP 500"), "{err}");
+    assert!(err.lines().count() <= 4, "short: {err}");
+}
+
+#[test]
+fn an_unreachable_site_exits_1_and_says_what_to_check() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sb = Sandbox::new();
+    sb.profiles(&format!(
+        "[profiles.test]\nurl = \"http://127.0.0.1:{port}\"\ndeployment = \"cloud\"\nemail = \"a@b.c\"\ntimeout = \"2s\"\n"
+    ));
+    sb.set_env("JIRA_API_TOKEN", "x");
+    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 1);
+    assert!(stderr(&out).contains("cannot connect"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("check the profile's `url`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_hint() {
+    let sb = Sandbox::new();
+    let out = run_code(&mut sb.warm(&[]), 2);
+    assert!(stderr(&out).contains("nothing to warm"), "{}", text(&out));
+    let out = run_code(&mut sb.warm(&["--projects", "--project", "proj"]), 2);
+    assert!(
+        stderr(&out).contains("is not a project key"),
+        "{}",
+        text(&out)
+    );
+    let out = run_code(&mut sb.warm(&["--clear", "bogus"]), 2);
+    assert!(
+        stderr(&out).contains("possible values: project, field, user, issue"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    let sb = Sandbox::new();
+    for out in [
+        run_ok(&mut sb.warm(&["--help"])),
+        run_ok(&mut sb.status(&["--help"])),
+    ] {
+        let help = stdout(&out);
+        assert!(
+            help.contains("Exit codes:") && help.contains("another warm holds the profile's lock"),
+            "{help}"
+        );
+    }
+}
+
+#[test]
+fn print_cron_gives_a_crontab_line_with_an_absolute_path_and_warns_about_the_token() {
+    let (_fake, sb) = cloud();
+    let out = run_ok(&mut sb.warm(&["--print-cron", "--profile", "test"]));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .expect("a crontab line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        &fields[..5],
+        ["0", "6", "*", "*", "*"],
+        "the default schedule: {line}"
+    );
+    let binary = fields
+        .iter()
+        .find(|f| f.ends_with("cache_warm"))
+        .expect("the binary");
+    assert!(std::path::Path::new(binary).is_absolute(), "{line}");
+    assert!(
+        line.contains("--all") && line.contains("--profile test") && line.contains("--quiet"),
+        "{line}"
+    );
+    assert!(
+        line.contains(". ") && text.contains("token_cmd"),
+        "sources the token file and names token_cmd: {text}"
+    );
+}
+
+#[test]
+fn print_cron_with_token_cmd_needs_no_token_file() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "token_cmd = \"echo secret\"\nschedule = \"30 5 * * 1-5\"",
+    );
+    let out = run_ok(&mut sb.warm(&["--print-cron", "--profile", "test"]));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .unwrap()
+        .to_string();
+    assert!(line.starts_with("30 5 * * 1-5 /"), "{line}");
+    let out = run_ok(&mut sb.warm(&["--print-systemd", "--profile", "test"]));
+    assert!(
+        stdout(&out).contains("OnCalendar=Mon..Fri *-*-* 05:30:00"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn quiet_hours_refuse_a_warm_and_force_overrides() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nquiet_hours = \"09:00-17:00\"",
+    );
+    sb.set_env("TZ", "Europe/Paris");
+    sb.set_env("JIRA_CACHE_NOW", "2026-11-26T10:30:00+01:00");
+    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 6);
+    assert!(
+        stderr(&out).contains("09:00-17:00") && stderr(&out).contains("--force"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fake.request_count(), 0);
+    run_ok(&mut sb.warm(&["--projects", "--force", "--profile", "test"]));
+
+    sb.set_env("JIRA_CACHE_NOW", "2026-11-26T06:00:00+01:00");
+    run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+}
+
+#[test]
+fn only_stale_makes_no_request_when_everything_is_fresh() {
+    let (fake, sb) = cloud();
+    run_ok(&mut sb.warm(&["--projects", "--fields", "--profile", "test"]));
+    fake.reset_requests();
+    let out = run_ok(&mut sb.warm(&[
+        "--projects",
+        "--fields",
+        "--only-stale",
+        "--profile",
+        "test",
+    ]));
+    assert_eq!(fake.request_count(), 0, "{}", text(&out));
+    assert!(stdout(&out).contains("Nothing to do"), "{}", text(&out));
+    // A stage with nothing cached is stale.
+    run_ok(&mut sb.warm(&["--projects", "--users", "--only-stale", "--profile", "test"]));
+    assert!(fake.count_path("/rest/api/3/users/search") > 0);
+    assert_eq!(fake.count_path("/rest/api/3/project/search"), 0);
+}
+
+#[test]
+fn dry_run_makes_no_request_and_writes_nothing() {
+    let (fake, sb) = cloud();
+    let out = run_ok(&mut sb.warm(&["--all", "--dry-run", "--profile", "test"]));
+    assert!(
+        stdout(&out).contains("issues") && stdout(&out).contains("requests"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fake.request_count(), 0);
+    assert!(!sb.cache_path("test").exists(), "no cache file was created");
+}
+
+#[test]
+fn max_duration_stops_a_slow_run_keeping_what_was_done() {
+    let site = Site::generated(
+        Flavor::Cloud,
+        SiteSize {
+            projects: 40,
+            issues_per_project: 10,
+            ..Default::default()
+        },
+    );
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .site(site)
+        .latency(Duration::from_millis(150))
+        .start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nconcurrency = 1",
+    );
+    let started = Instant::now();
+    let out = run_code(
+        &mut sb.warm(&["--all", "--max-duration", "2s", "--profile", "test"]),
+        4,
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "it stopped");
+    assert!(stderr(&out).contains("--max-duration"), "{}", text(&out));
+    let status = sb.status_json();
+    assert_eq!(status["runs"][0]["result"], "partial");
+    assert!(entries(&status, "project") > 0, "what was done is kept");
+}
+
+#[test]
+fn stage_delay_pauses_between_stages() {
+    let (_fake, sb) = cloud();
+    let started = Instant::now();
+    run_ok(&mut sb.warm(&[
+        "--projects",
+        "--fields",
+        "--stage-delay",
+        "1s",
+        "--profile",
+        "test",
+    ]));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[test]
+fn json_prints_one_object_with_the_run_report() {
+    let (_fake, sb) = cloud();
+    let out = run_ok(&mut sb.warm(&["--all", "--json", "--profile", "test"]));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["result"], "ok");
+    let stages: Vec<&str> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["projects", "fields", "users", "issues"]);
+    assert!(report["requests"]["requests"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn log_file_collects_logs_even_when_quiet() {
+    let (_fake, sb) = cloud();
+    let log = sb.dir.path().join("warm.log");
+    run_ok(&mut sb.warm(&[
+        "--projects",
+        "--quiet",
+        "--log-file",
+        log.to_str().unwrap(),
+        "--profile",
+        "test",
+    ]));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("stage starts"), "{text}");
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_clap_definitions() {
+    let sb = Sandbox::new();
+    for bin in ["warm", "status"] {
+        let run = |args: &[&str]| {
+            if bin == "warm" {
+                sb.warm(args)
+            } else {
+                sb.status(args)
+            }
+        };
+        let out = run_ok(&mut run(&["--completions", "bash"]));
+        assert!(stdout(&out).contains("complete"), "{bin}");
+        let out = run_ok(&mut run(&["--man"]));
+        assert!(stdout(&out).contains(".TH"), "{bin}");
+    }
+}
+
+#[test]
+fn a_progress_bar_is_drawn_on_a_terminal_and_not_when_piped() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: `script` (util-linux) is not installed, so no pseudo-terminal");
+        return;
+    }
+    let site = Site::generated(
+        Flavor::Cloud,
+        SiteSize {
+            projects: 6,
+            issues_per_project: 20,
+            ..Default::default()
+        },
+    );
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .site(site)
+        .latency(Duration::from_millis(300))
+        .start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nconcurrency = 1",
+    );
+    sb.env.retain(|(k, _)| k != "NO_COLOR");
+
+    let piped = run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+    assert!(
+        !stderr(&piped).contains("projects,"),
+        "no bar when piped: {}",
+        text(&piped)
+    );
+
+    let command = format!(
+        "{} --issues --profile test",
+        env!("CARGO_BIN_EXE_cache_warm")
+    );
+    let mut script = sb.shell_command("script");
+    // Bars need a terminal that says what it is; cron's has no TERM.
+    script.env("TERM", "xterm");
+    script.args(["-qec", &command, "/dev/null"]);
+    let tty = run_ok(&mut script);
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(
+        screen.contains("projects,") && screen.contains("issues"),
+        "a bar under a terminal: {screen}"
+    );
+}
