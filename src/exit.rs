@@ -5,6 +5,7 @@ use crate::cache::CacheError;
 use crate::jira::JiraError;
 use crate::lock::LockError;
 use crate::profile::ProfileError;
+use crate::site::ConnectError;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -49,9 +50,46 @@ pub fn code_for(error: &(dyn std::error::Error + 'static)) -> u8 {
             };
         }
         if let Some(j) = e.downcast_ref::<JiraError>() {
-            return if j.is_auth() { CONFIG } else { FAILED };
+            return jira_code(j);
+        }
+        // Transparent wrappers hand `source()` on to their inner error's
+        // source, skipping the inner error itself: look inside them.
+        if let Some(c) = e.downcast_ref::<ConnectError>() {
+            return match c {
+                ConnectError::Profile(_) => CONFIG,
+                ConnectError::Jira(j) => jira_code(j),
+            };
         }
         current = e.source();
     }
     FAILED
+}
+
+fn jira_code(error: &JiraError) -> u8 {
+    if error.is_auth() || error.is_setup() {
+        CONFIG
+    } else {
+        FAILED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_inside_transparent_wrappers_keep_their_codes() {
+        let setup = anyhow::Error::from(ConnectError::Jira(JiraError::Setup("bad ca".into())))
+            .context("profile `x`");
+        assert_eq!(code_for(setup.as_ref()), CONFIG);
+        let down = anyhow::Error::from(ConnectError::Jira(JiraError::Connect {
+            site: "s".into(),
+            message: "m".into(),
+        }));
+        assert_eq!(code_for(down.as_ref()), FAILED);
+        let held = anyhow::Error::from(LockError::Held {
+            holder: "pid 1".into(),
+        });
+        assert_eq!(code_for(held.as_ref()), LOCKED);
+    }
 }

@@ -159,6 +159,13 @@ impl JiraClient {
                     ca.display()
                 ))
             })?;
+            // Parsing may succeed on text that holds no certificate at all.
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(JiraError::Setup(format!(
+                    "ca_file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----); export the CA as PEM",
+                    ca.display()
+                )));
+            }
             let cert = reqwest::Certificate::from_pem(&pem).map_err(|_| {
                 JiraError::Setup(format!(
                     "ca_file {} is not a PEM certificate; export the CA as PEM",

@@ -139,6 +139,12 @@ impl JiraError {
         )
     }
 
+    /// Whether the client's own configuration is at fault (a CA file, a
+    /// token that cannot be a header): exit 3, like a profile error.
+    pub fn is_setup(&self) -> bool {
+        matches!(self, JiraError::Setup(_))
+    }
+
     /// Whether the site could not be reached at all.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, JiraError::Connect { .. } | JiraError::Timeout { .. })

@@ -137,8 +137,23 @@ fn toml_error(text: &str, path: &Path, error: &toml::de::Error) -> ProfileError 
         column: location.column,
         // `message()` rather than `Display`: `Display` quotes the source
         // line, which could hold a secret next to the error.
-        message: plain_words(error.message().trim()),
+        message: match key_on_line(text, location.line) {
+            Some(key) => format!("`{key}`: {}", plain_words(error.message().trim())),
+            None => plain_words(error.message().trim()),
+        },
     }
+}
+
+/// The key assigned on a line (`burst = "ten"` → `burst`), to name it in a
+/// type error; only the key, never the value, which could be a secret.
+fn key_on_line(text: &str, line: usize) -> Option<&str> {
+    let (key, _) = text.lines().nth(line.checked_sub(1)?)?.split_once('=')?;
+    let key = key.trim();
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    bare.then_some(key)
 }
 
 /// Serde names Rust types in its messages; say TOML's words instead.

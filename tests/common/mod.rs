@@ -77,8 +77,21 @@ impl Sandbox {
             Flavor::Cloud => (format!("email = \"{CLOUD_EMAIL}\"\n"), CLOUD_TOKEN),
             Flavor::DataCenter => (String::new(), DC_TOKEN),
         };
+        // Defaults for tests, unless `extra` sets the key itself.
+        let mut defaults = String::new();
+        for (key, line) in [
+            ("rate_limit", "rate_limit = \"unlimited\"\n"),
+            ("timeout", "timeout = \"5s\"\n"),
+        ] {
+            if !extra
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{key} ")))
+            {
+                defaults.push_str(line);
+            }
+        }
         let toml = format!(
-            "[profiles.test]\nurl = \"{}\"\n{deployment_lines}rate_limit = \"unlimited\"\ntimeout = \"5s\"\n{extra}\n",
+            "[profiles.test]\nurl = \"{}\"\n{deployment_lines}{defaults}{extra}\n",
             fake.url()
         );
         self.profiles(&toml);
@@ -97,18 +110,32 @@ impl Sandbox {
         self.command(program)
     }
 
-    fn command(&self, bin: &str) -> Command {
-        let mut cmd = Command::new(bin);
+    /// A `std::process::Command` with the sandbox's cleared environment, for
+    /// tests that spawn, signal or limit the child themselves.
+    pub fn std_command(&self, program: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.home())
             .env("NO_COLOR", "1")
-            .current_dir(self.dir.path())
-            // A hang fails its test instead of stalling the whole suite.
-            .timeout(std::time::Duration::from_secs(60));
+            .current_dir(self.dir.path());
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        let mut cmd = Command::from_std(self.std_command(bin));
+        // A hang fails its test instead of stalling the whole suite.
+        cmd.timeout(std::time::Duration::from_secs(60));
+        cmd
+    }
+
+    /// `cache_warm` as a `std::process::Command`.
+    pub fn warm_std(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = self.std_command(env!("CARGO_BIN_EXE_cache_warm"));
+        cmd.args(args);
         cmd
     }
 

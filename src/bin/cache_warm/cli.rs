@@ -68,7 +68,7 @@ pub struct Cli {
     #[arg(long, help_heading = "Running")]
     pub force: bool,
     /// If another warm of this profile is running, wait for it (for DURATION, or forever) instead of exiting 5.
-    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever", value_parser = wait_value, help_heading = "Running")]
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, require_equals = true, value_parser = duration, help_heading = "Running")]
     pub wait: Option<Option<Duration>>,
     /// End the run after this long, keeping what was done (exit 4), e.g. 50m so that cron runs never overlap.
     #[arg(long, value_name = "DURATION", value_parser = duration, help_heading = "Running")]
@@ -224,15 +224,6 @@ pub fn since_value(s: &str) -> Result<Duration, String> {
 pub fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 30s, 10m, 2h"))
-}
-
-/// `--wait`: a duration, or `forever` (the value of a bare `--wait`).
-fn wait_value(s: &str) -> Result<Option<Duration>, String> {
-    if s == "forever" {
-        Ok(None)
-    } else {
-        duration(s).map(Some)
-    }
 }
 
 #[cfg(test)]
