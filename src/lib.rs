@@ -13,6 +13,7 @@ pub mod exit;
 pub mod jira;
 pub mod lock;
 pub mod profile;
+pub mod read;
 pub mod site;
 pub mod status;
 pub mod warm;

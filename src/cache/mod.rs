@@ -23,6 +23,7 @@
 //! All SQL of the project lives in this module.
 
 mod error;
+pub mod leases;
 mod reader;
 mod runs;
 mod schema;

@@ -28,7 +28,7 @@ pub(crate) const APPLICATION_ID: i64 = 0x4A43_4143;
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The migrations, oldest first. Append only.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Schema 1.
 ///
@@ -144,6 +144,20 @@ CREATE TABLE runs (
     errors     TEXT,                         -- JSON array of strings
     report     TEXT                          -- JSON of the whole run report
 );
+"#;
+
+/// Schema 2: `leases`, short claims that one process is refetching an
+/// entry, so that readers in other processes wait for its value instead of
+/// refetching the same key at once (`crate::read`). A lease is held while
+/// `expires_at` (unix ms) is in the future; an expired row is free to take.
+const V2: &str = r#"
+CREATE TABLE leases (
+    category   TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    holder     TEXT    NOT NULL,             -- pid and a random number of the holding handle
+    expires_at INTEGER NOT NULL,             -- unix ms
+    PRIMARY KEY (category, key)
+) WITHOUT ROWID;
 "#;
 
 /// Sets the per-connection pragmas; call right after opening.
