@@ -130,25 +130,8 @@ fn main() -> ExitCode {
         }
         Err(err) => err.exit(),
     };
-    if let Some(shell) = cli.completions {
-        use clap::CommandFactory;
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "cache_status",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
-    }
-    if cli.man {
-        use clap::CommandFactory;
-        return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("cache_status: cannot write the man page: {e}");
-                ExitCode::from(exit::FAILED)
-            }
-        };
+    if let Some(code) = common::print_completions_or_man::<Cli>(cli.completions, cli.man) {
+        return code;
     }
     let _ = common::init_logging(cli.verbose, false, None);
     if cli.check {

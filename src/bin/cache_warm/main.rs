@@ -29,23 +29,8 @@ use output::{LiveOutput, Mode};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(shell) = cli.completions {
-        clap_complete::generate(
-            shell,
-            &mut Cli::command(),
-            "cache_warm",
-            &mut std::io::stdout(),
-        );
-        return ExitCode::SUCCESS;
-    }
-    if cli.man {
-        return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("cache_warm: cannot write the man page: {e}");
-                ExitCode::from(exit::FAILED)
-            }
-        };
+    if let Some(code) = common::print_completions_or_man::<Cli>(cli.completions, cli.man) {
+        return code;
     }
     if cli.stages().is_empty() && !cli.has_other_action() && !cli.dry_run {
         Cli::command()

@@ -142,3 +142,29 @@ pub fn duration(d: Duration) -> String {
     // Days and minutes together are more precision than anyone reads.
     parts.into_iter().take(2).collect::<Vec<_>>().join(" ")
 }
+
+/// `--completions SHELL` and `--man`, the same on both binaries: prints
+/// them and answers the exit code, or `None` when neither was asked for.
+pub fn print_completions_or_man<C: clap::CommandFactory>(
+    completions: Option<clap_complete::Shell>,
+    man: bool,
+) -> Option<std::process::ExitCode> {
+    let mut command = C::command();
+    let name = command.get_name().to_string();
+    if let Some(shell) = completions {
+        clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
+        return Some(std::process::ExitCode::SUCCESS);
+    }
+    if !man {
+        return None;
+    }
+    Some(
+        match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{name}: cannot write the man page: {e}");
+                std::process::ExitCode::from(jira_cache::exit::FAILED)
+            }
+        },
+    )
+}
