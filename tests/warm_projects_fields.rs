@@ -232,3 +232,28 @@ fn check_auth_names_the_user_the_deployment_and_the_version() {
     let out = run_code(&mut sb.warm(&["--check-auth", "--profile", "test"]), 3);
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
 }
+
+#[test]
+fn warmed_entries_record_how_long_their_fetch_took_for_early_refresh() {
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .latency(std::time::Duration::from_millis(30))
+        .start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
+    run_ok(&mut sb.warm(&["--projects", "--fields", "--profile", "test"]));
+    let reader = jira_cache::cache::Cache::open_read_only(sb.cache_path("test")).unwrap();
+    let key = fake
+        .site()
+        .with(|s| s.projects[0]["key"].as_str().unwrap().to_string());
+    for (category, key) in [
+        (jira_cache::Category::Project, key.as_str()),
+        (jira_cache::Category::Field, "list:fields"),
+    ] {
+        let entry = reader.peek(category, key).unwrap().expect("cached");
+        assert!(
+            entry.fetch_ms >= 30,
+            "{category} {key}: δ = {} ms",
+            entry.fetch_ms
+        );
+    }
+}

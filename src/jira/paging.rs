@@ -122,6 +122,7 @@ pub struct Pager {
     pages: usize,
     items: usize,
     end: Option<End>,
+    last_page_ms: i64,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +166,7 @@ impl Pager {
             pages: 0,
             items: 0,
             end: None,
+            last_page_ms: 0,
         }
     }
 
@@ -181,6 +183,12 @@ impl Pager {
     /// Items yielded so far.
     pub fn items(&self) -> usize {
         self.items
+    }
+
+    /// How long the last page took to fetch, in ms (retries included): the
+    /// δ of early refresh for the entries it brought.
+    pub fn last_page_ms(&self) -> i64 {
+        self.last_page_ms
     }
 
     /// Pages fetched so far.
@@ -201,7 +209,9 @@ impl Pager {
                 )));
             }
             let page_size = self.page_size();
+            let started = std::time::Instant::now();
             let (raw, server_says_end) = self.fetch(page_size).await?;
+            self.last_page_ms = (started.elapsed().as_millis() as i64).max(1);
             self.pages += 1;
             let received = raw.len();
             let mut fresh: Vec<Item> = Vec::with_capacity(received);

@@ -20,10 +20,14 @@ use crate::jira::{Metadata, by_id};
 pub(super) async fn warm(ctx: &WarmContext, report: &mut StageReport) -> Result<(), WarmError> {
     let fetches = Metadata::ALL.map(|which| {
         let pager = ctx.client.metadata(which);
-        async move { (which, pager.collect_all().await) }
+        async move {
+            let started = std::time::Instant::now();
+            let result = pager.collect_all().await;
+            (which, result, (started.elapsed().as_millis() as i64).max(1))
+        }
     });
     let results = futures::future::join_all(fetches).await;
-    for (which, result) in results {
+    for (which, result, fetch_ms) in results {
         let items = match result {
             Ok((items, _end)) => items,
             Err(e) => {
@@ -63,6 +67,7 @@ pub(super) async fn warm(ctx: &WarmContext, report: &mut StageReport) -> Result<
             now,
         ));
         keep.insert(which.list_key().to_string());
+        super::stamp_fetch_ms(&mut entries, fetch_ms);
         write_page(ctx, entries, report).await?;
         let scope = match which {
             Metadata::Fields => KeyScope::NotGlob("*:*".into()),

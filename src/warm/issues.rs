@@ -368,6 +368,7 @@ async fn warm_project(
         }
         outcome.items += entries.len() as u64;
         if !entries.is_empty() {
+            super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
             let put = ctx.writer.put_page(entries).await?;
             outcome.written += put.written;
             outcome.unchanged += put.unchanged;

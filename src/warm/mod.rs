@@ -293,6 +293,13 @@ pub(crate) fn entry(
     }
 }
 
+/// Records how long the fetch of these entries took (δ of early refresh).
+pub(crate) fn stamp_fetch_ms(entries: &mut [NewEntry], fetch_ms: i64) {
+    for e in entries {
+        e.fetch_ms = fetch_ms;
+    }
+}
+
 /// A JSON array of raw items, byte for byte as received.
 pub(crate) fn json_array<'a>(items: impl IntoIterator<Item = &'a RawValue>) -> String {
     let mut out = String::from("[");

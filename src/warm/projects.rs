@@ -48,6 +48,7 @@ pub(super) async fn warm(
             }
         }
         report.items += entries.len() as u64;
+        super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
         write_page(ctx, entries, report).await?;
     }
     if !wanted.is_empty() {

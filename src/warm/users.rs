@@ -120,7 +120,7 @@ async fn store_pages(
     let mut received = 0;
     while let Some(page) = pager.next_page().await? {
         received += page.len();
-        store(ctx, &page, keep, report).await?;
+        store(ctx, &page, pager.last_page_ms(), keep, report).await?;
     }
     Ok(received)
 }
@@ -128,6 +128,7 @@ async fn store_pages(
 async fn store(
     ctx: &WarmContext,
     items: &[Item],
+    fetch_ms: i64,
     keep: &mut HashSet<String>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
@@ -140,6 +141,7 @@ async fn store(
         }
     }
     report.items += entries.len() as u64;
+    super::stamp_fetch_ms(&mut entries, fetch_ms);
     write_page(ctx, entries, report).await
 }
 
@@ -158,13 +160,21 @@ async fn dc_users(
         let fetches = futures::stream::iter(batch)
             .map(|prefix| {
                 let pager = ctx.client.users(&prefix);
-                async move { (prefix, pager.collect_all().await) }
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = pager.collect_all().await;
+                    (
+                        prefix,
+                        result,
+                        (started.elapsed().as_millis() as i64).max(1),
+                    )
+                }
             })
             .buffer_unordered(ctx.concurrency.max(1));
         let results: Vec<_> = fetches.collect().await;
-        for (prefix, result) in results {
+        for (prefix, result, fetch_ms) in results {
             let (items, _) = result?;
-            store(ctx, &items, keep, report).await?;
+            store(ctx, &items, fetch_ms, keep, report).await?;
             if !looks_capped(items.len()) {
                 continue;
             }
