@@ -34,14 +34,27 @@ pub(super) async fn warm(
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
     let mut keep = HashSet::new();
-    let complete = match ctx.client.deployment() {
-        Deployment::Cloud => {
-            let mut pager = ctx.client.users("");
-            store_pages(ctx, &mut pager, &mut keep, report).await?;
-            pager.is_complete()
+    // The assignable lists are fetched while the user listing pages: they
+    // are independent, and the listing alone would leave workers idle.
+    let assignable = futures::stream::iter(projects.iter().cloned())
+        .map(|project| {
+            let pager = ctx.client.assignable_users(&project);
+            async move { (project, pager.collect_all().await) }
+        })
+        .buffer_unordered(ctx.concurrency.max(1))
+        .collect::<Vec<_>>();
+    let all_users = async {
+        match ctx.client.deployment() {
+            Deployment::Cloud => {
+                let mut pager = ctx.client.users("");
+                store_pages(ctx, &mut pager, &mut keep, report).await?;
+                Ok::<bool, WarmError>(pager.is_complete())
+            }
+            Deployment::DataCenter => dc_users(ctx, &mut keep, report).await,
         }
-        Deployment::DataCenter => dc_users(ctx, &mut keep, report).await?,
     };
+    let (complete, results) = futures::join!(all_users, assignable);
+    let complete = complete?;
     report.parts_ok += 1;
     if complete {
         reconcile(
@@ -58,14 +71,6 @@ pub(super) async fn warm(
         );
     }
 
-    // Assignable users of each project, concurrently.
-    let fetches = futures::stream::iter(projects.iter().cloned())
-        .map(|project| {
-            let pager = ctx.client.assignable_users(&project);
-            async move { (project, pager.collect_all().await) }
-        })
-        .buffer_unordered(ctx.concurrency.max(1));
-    let results: Vec<_> = fetches.collect().await;
     let now = now_ms();
     let mut entries = Vec::new();
     for (project, result) in results {
