@@ -110,9 +110,11 @@ pub(crate) fn put_page(
         let mut find = tx.prepare_cached(
             "SELECT id, hash, size FROM entries WHERE category = ?1 AND key = ?2",
         )?;
+        // An unchanged value has an unchanged project and `updated` (both
+        // come from it): only the times move, so the project index is left
+        // alone.
         let mut touch = tx.prepare_cached(
-            "UPDATE entries SET fetched_at = ?2, expires_at = ?3, fetch_ms = ?4, project = ?5, updated_at = ?6
-             WHERE id = ?1",
+            "UPDATE entries SET fetched_at = ?2, expires_at = ?3, fetch_ms = ?4 WHERE id = ?1",
         )?;
         let mut rewrite = tx.prepare_cached(
             "UPDATE entries SET hash = ?2, size = ?3, fetched_at = ?4, expires_at = ?5, fetch_ms = ?6,
@@ -143,14 +145,7 @@ pub(crate) fn put_page(
             match existing {
                 // Same hash and same length: the value is unchanged, its row stays untouched.
                 Some((id, old_hash, old_size)) if old_hash == hash && old_size == size => {
-                    touch.execute(params![
-                        id,
-                        e.fetched_at,
-                        e.expires_at,
-                        e.fetch_ms,
-                        e.project,
-                        e.updated_at
-                    ])?;
+                    touch.execute(params![id, e.fetched_at, e.expires_at, e.fetch_ms])?;
                     outcome.unchanged += 1;
                 }
                 Some((id, _, _)) => {
