@@ -234,7 +234,7 @@ pub(super) async fn warm(
                         (project, r)
                     }
                 })
-                .buffer_unordered(ctx.concurrency.max(1))
+                .buffer_unordered(super::listings_at_once(ctx))
                 .collect()
                 .await;
         // Report in the order of the scope, not of completion.

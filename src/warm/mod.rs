@@ -326,6 +326,14 @@ pub(crate) async fn reconcile(
     Ok(())
 }
 
+/// How many per-project listings run at once: twice the request limit, so
+/// that while some wait for the cache writer to commit their page, others
+/// keep every request slot busy (the client's own limit still caps the
+/// requests in flight).
+pub(crate) fn listings_at_once(ctx: &WarmContext) -> usize {
+    ctx.concurrency.max(1) * 2
+}
+
 /// Records a line of the stage's report and shows it at once.
 pub(crate) fn say(ctx: &WarmContext, report: &mut StageReport, line: String) {
     ctx.progress.line(report.stage, &line);

@@ -41,7 +41,7 @@ pub(super) async fn warm(
             let pager = ctx.client.assignable_users(&project);
             async move { (project, pager.collect_all().await) }
         })
-        .buffer_unordered(ctx.concurrency.max(1))
+        .buffer_unordered(super::listings_at_once(ctx))
         .collect::<Vec<_>>();
     let all_users = async {
         match ctx.client.deployment() {
@@ -175,7 +175,7 @@ async fn dc_users(
                     )
                 }
             })
-            .buffer_unordered(ctx.concurrency.max(1));
+            .buffer_unordered(super::listings_at_once(ctx));
         let results: Vec<_> = fetches.collect().await;
         for (prefix, result, fetch_ms) in results {
             let (items, _) = result?;
