@@ -89,7 +89,17 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     let stages = cli.stages();
     if cli.dry_run {
-        print_plan(&cli, &profile, &stages)?;
+        // Touch nothing: count what --clear would remove, show the plan.
+        if let Some(categories) = &cli.clear {
+            let n = count_matching(&profile, categories, cli.pattern.as_deref())?;
+            println!(
+                "Would remove {n} {} (dry run: nothing removed)",
+                clear_what(categories, cli.pattern.as_deref())
+            );
+        }
+        if !stages.is_empty() || cli.clear.is_none() {
+            print_plan(&cli, &profile, &stages)?;
+        }
         return Ok(exit::OK);
     }
     if !stages.is_empty()
@@ -118,7 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     };
     let writer = cache.writer()?;
     if let Some(categories) = &cli.clear {
-        clear(&writer, categories, cli.pattern.clone(), cli.dry_run).await?;
+        clear(&writer, categories, cli.pattern.clone()).await?;
     }
     if cli.prune {
         let outcome = writer.prune(warm::now_ms()).await?;
@@ -141,7 +151,6 @@ async fn clear(
     writer: &CacheWriter,
     categories: &[jira_cache::Category],
     pattern: Option<String>,
-    dry_run: bool,
 ) -> anyhow::Result<()> {
     let scopes: Vec<Option<jira_cache::Category>> = if categories.is_empty() {
         vec![None]
@@ -150,20 +159,46 @@ async fn clear(
     };
     let mut total = 0;
     for category in scopes {
-        total += writer.remove(category, pattern.clone(), dry_run).await?;
+        total += writer.remove(category, pattern.clone(), false).await?;
     }
-    let what = match (categories.is_empty(), &pattern) {
+    println!(
+        "Removed {total} {}",
+        clear_what(categories, pattern.as_deref())
+    );
+    Ok(())
+}
+
+/// What `--clear` covers, in words: `issue entries matching PROJ-*`.
+fn clear_what(categories: &[jira_cache::Category], pattern: Option<&str>) -> String {
+    match (categories.is_empty(), pattern) {
         (true, None) => "entries".to_string(),
         (true, Some(p)) => format!("entries matching {p}"),
         (false, None) => format!("{} entries", list(categories)),
         (false, Some(p)) => format!("{} entries matching {p}", list(categories)),
-    };
-    if dry_run {
-        println!("Would remove {total} {what} (dry run: nothing removed)");
-    } else {
-        println!("Removed {total} {what}");
     }
-    Ok(())
+}
+
+/// How many entries `--clear` would remove, read without writing anything.
+fn count_matching(
+    profile: &Profile,
+    categories: &[jira_cache::Category],
+    pattern: Option<&str>,
+) -> anyhow::Result<usize> {
+    let reader = match Cache::open_read_only(profile.cache_path()) {
+        Ok(r) => r,
+        Err(jira_cache::cache::CacheError::Missing { .. }) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let scope: &[jira_cache::Category] = if categories.is_empty() {
+        &jira_cache::Category::ALL
+    } else {
+        categories
+    };
+    let mut n = 0;
+    for &category in scope {
+        n += reader.keys(category, pattern)?.len();
+    }
+    Ok(n)
 }
 
 fn list(categories: &[jira_cache::Category]) -> String {
