@@ -44,6 +44,6 @@ pub use auth::Credentials;
 pub use faults::{Fault, FaultHandle, FaultKind, http_date};
 pub use flavor::Flavor;
 pub use record::{RateViolation, RecordedRequest};
-pub use server::{FakeJira, FakeJiraBuilder, PageCap};
+pub use server::{ARRIVAL_JITTER, FakeJira, FakeJiraBuilder, PageCap};
 pub use site::{Site, SiteHandle, SiteSize};
 pub use timestamp::{format_jira_time, parse_jira_time};

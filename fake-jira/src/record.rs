@@ -109,10 +109,16 @@ impl fmt::Display for RateViolation {
 /// The window in which `requests` most exceed "at most `burst + per_second ×
 /// t` requests in any `t` seconds", if there is one. Every request counts,
 /// refused ones included: the client sent them.
+///
+/// `jitter` is how much earlier than it was sent a request may be seen to
+/// arrive relative to another (scheduling on the client and on this
+/// server): each window is judged as if it were that much longer. A client
+/// that really outruns its rate exceeds the allowance by whole requests.
 pub(crate) fn rate_violation(
     requests: &[RecordedRequest],
     per_second: f64,
     burst: u32,
+    jitter: Duration,
 ) -> Option<RateViolation> {
     let mut times: Vec<Instant> = requests.iter().map(|r| r.at).collect();
     times.sort();
@@ -120,7 +126,7 @@ pub(crate) fn rate_violation(
     for (i, first) in times.iter().enumerate() {
         for (j, last) in times.iter().enumerate().skip(i) {
             let window = last.duration_since(*first);
-            let allowed = f64::from(burst) + per_second * window.as_secs_f64();
+            let allowed = f64::from(burst) + per_second * (window + jitter).as_secs_f64();
             let count = j - i + 1;
             let excess = count as f64 - allowed;
             if excess > 1e-9 && worst.as_ref().is_none_or(|(e, _)| excess > *e) {
@@ -161,14 +167,14 @@ mod tests {
     fn requests_paced_at_the_rate_after_a_burst_are_within_it() {
         let start = Instant::now();
         let paced = at(start, &[0, 0, 500, 1000, 1500, 2000]);
-        assert_eq!(rate_violation(&paced, 2.0, 2), None);
+        assert_eq!(rate_violation(&paced, 2.0, 2, Duration::ZERO), None);
     }
 
     #[test]
     fn a_second_burst_too_soon_is_found() {
         let start = Instant::now();
         let bursty = at(start, &[0, 0, 100, 100, 100]);
-        let v = rate_violation(&bursty, 2.0, 2).expect("a violation");
+        let v = rate_violation(&bursty, 2.0, 2, Duration::ZERO).expect("a violation");
         assert_eq!(v.requests, 5);
         assert_eq!(v.window, Duration::from_millis(100));
         assert!(v.to_string().starts_with("5 requests within"));

@@ -255,6 +255,10 @@ impl fmt::Debug for FakeJira {
     }
 }
 
+/// How much a request's arrival may lag its sending relative to another's,
+/// on a loaded machine: the default slack of [`FakeJira::rate_violation`].
+pub const ARRIVAL_JITTER: Duration = Duration::from_millis(10);
+
 impl FakeJira {
     /// A builder for a fake of this flavor.
     pub fn builder(flavor: Flavor) -> FakeJiraBuilder {
@@ -314,10 +318,21 @@ impl FakeJira {
     /// Checks the requests received against "never faster than the rate":
     /// at most `burst + per_second × t` requests in any window of `t`
     /// seconds. Returns the window that exceeds it most, if any. Arrival
-    /// times carry some scheduling jitter: for a client that paces exactly
-    /// at its limit, allow one request of slack in `burst`.
+    /// times carry scheduling jitter, so each window is judged as if it
+    /// were [`ARRIVAL_JITTER`] longer; see [`FakeJira::rate_violation_within`].
     pub fn rate_violation(&self, per_second: f64, burst: u32) -> Option<RateViolation> {
-        rate_violation(&self.app.log.snapshot(), per_second, burst)
+        self.rate_violation_within(per_second, burst, ARRIVAL_JITTER)
+    }
+
+    /// [`FakeJira::rate_violation`] with an explicit allowance for arrival
+    /// jitter (`Duration::ZERO` judges arrival times exactly).
+    pub fn rate_violation_within(
+        &self,
+        per_second: f64,
+        burst: u32,
+        jitter: Duration,
+    ) -> Option<RateViolation> {
+        rate_violation(&self.app.log.snapshot(), per_second, burst, jitter)
     }
 
     /// Forgets the requests received so far.
