@@ -236,6 +236,12 @@ fn max_duration_stops_a_slow_run_keeping_what_was_done() {
     let status = sb.status_json();
     assert_eq!(status["runs"][0]["result"], "partial");
     assert!(entries(&status, "project") > 0, "what was done is kept");
+    assert!(
+        stdout(&out).contains("Warmed 40 projects in"),
+        "stages that ended before the stop are reported: {}",
+        text(&out)
+    );
+    assert!(status["runs"][0]["written"].as_u64().unwrap() >= 40, "and counted in the run history");
 }
 
 #[test]

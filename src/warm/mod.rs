@@ -149,11 +149,17 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
     let started = chrono::Utc::now();
     let start = Instant::now();
     let mut stages = Vec::with_capacity(plan.stages.len());
+    // Every stage's report goes to the progress sink as the stage ends, so
+    // a caller that stops the run early still knows what was done.
+    let mut finish = |report: StageReport| {
+        ctx.progress.stage_finished(&report);
+        stages.push(report);
+    };
     let mut stop: Option<String> = None;
     let mut scope: Option<Vec<String>> = None;
     for (i, &stage) in plan.stages.iter().enumerate() {
         if let Some(reason) = &stop {
-            stages.push(StageReport::skipped(stage, reason.clone()));
+            finish(StageReport::skipped(stage, reason.clone()));
             continue;
         }
         if i > 0 && !plan.stage_delay.is_zero() {
@@ -168,7 +174,7 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
                     let mut report = StageReport::new(stage);
                     report.errors.push(e.into());
                     report.finish(Duration::ZERO, ctx.client.stats(), ctx.client.stats());
-                    stages.push(report);
+                    finish(report);
                     continue;
                 }
             }
@@ -179,12 +185,9 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
             .iter()
             .find(|e| matches!(e.kind, ErrorKind::Auth | ErrorKind::Unreachable))
         {
-            stop = Some(format!(
-                "skipped: the {stage} stage failed ({})",
-                e.kind.describe()
-            ));
+            stop = Some(format!("the {stage} stage failed ({})", e.kind.describe()));
         }
-        stages.push(report);
+        finish(report);
     }
     RunReport::new(started, start.elapsed(), stages, ctx.client.stats())
 }
@@ -233,7 +236,6 @@ async fn run_stage(
         report.errors.push(e.into());
     }
     report.finish(start.elapsed(), before, ctx.client.stats());
-    ctx.progress.stage_finished(stage);
     tracing::info!(stage = stage.as_str(), status = ?report.status, items = report.items, "stage ends");
     report
 }

@@ -2,7 +2,7 @@
 //! printing: the binary turns these calls into progress bars and into the
 //! per-project lines it prints as each project finishes.
 
-use super::Stage;
+use super::{Stage, StageReport};
 
 /// Receives progress of a running warm. Every method has a no-op default;
 /// implementations must be cheap (they are called once per page).
@@ -16,8 +16,8 @@ pub trait Progress: Send + Sync {
     fn unit_done(&self, _stage: Stage) {}
     /// A line worth showing now, e.g. `Warmed 100 issues for PROJ`.
     fn line(&self, _stage: Stage, _text: &str) {}
-    /// The stage ended.
-    fn stage_finished(&self, _stage: Stage) {}
+    /// The stage ended (or was skipped), with what it did.
+    fn stage_finished(&self, _report: &StageReport) {}
 }
 
 /// Progress that goes nowhere.

@@ -164,12 +164,13 @@ impl StageReport {
 
     /// The one-line summary, e.g. `Warmed 312 projects in 0.8 s`.
     pub fn summary(&self) -> String {
-        let what = match self.stage {
-            Stage::Projects => "projects",
-            Stage::Fields => "field entries",
-            Stage::Users => "users",
-            Stage::Issues => "issues",
+        let (one, many) = match self.stage {
+            Stage::Projects => ("project", "projects"),
+            Stage::Fields => ("field entry", "field entries"),
+            Stage::Users => ("user", "users"),
+            Stage::Issues => ("issue", "issues"),
         };
+        let what = if self.items == 1 { one } else { many };
         match self.status {
             StageStatus::Skipped => format!("Skipped {}: {}", self.stage, self.notes.join("; ")),
             StageStatus::Failed => format!("Failed {} after {:.1} s", self.stage, self.seconds),
@@ -240,10 +241,11 @@ impl RunReport {
     }
 
     /// The report of a run stopped before its stages ended (a signal, or
-    /// `--max-duration`): what was written stays; the stages' own figures
-    /// are not known, the traffic is.
+    /// `--max-duration`): what was written stays; `stages` are the stages
+    /// that ended before the stop.
     pub fn stopped(
         started_at_ms: i64,
+        stages: Vec<StageReport>,
         requests: RequestStats,
         result: RunResult,
         why: String,
@@ -254,7 +256,7 @@ impl RunReport {
             started,
             seconds: elapsed.as_secs_f64(),
             result,
-            stages: Vec::new(),
+            stages,
             requests,
             notes: Vec::new(),
             stopped: Some(StageError {

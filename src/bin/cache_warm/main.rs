@@ -261,7 +261,11 @@ async fn warm_stages(
                     run_end(RunResult::Failed, vec![e.to_string()], None),
                 )
                 .await?;
-            return Err(e).with_context(|| format!("profile `{}` ({})", profile.name, profile.url));
+            return match e {
+                site::ConnectError::Profile(p) => Err(p.into()),
+                other => Err(other)
+                    .with_context(|| format!("profile `{}` ({})", profile.name, profile.url)),
+            };
         }
     };
     if connection.probed.is_some() {
@@ -302,6 +306,7 @@ async fn warm_stages(
         Ending::Interrupted { code, signal } => {
             let report = RunReport::stopped(
                 started_at,
+                live.finished_stages(),
                 client_stats,
                 RunResult::Interrupted,
                 format!("interrupted by {signal}"),
@@ -314,7 +319,13 @@ async fn warm_stages(
                 humantime::format_duration(limit)
             );
             (
-                RunReport::stopped(started_at, client_stats, RunResult::Partial, message),
+                RunReport::stopped(
+                    started_at,
+                    live.finished_stages(),
+                    client_stats,
+                    RunResult::Partial,
+                    message,
+                ),
                 exit::PARTIAL,
             )
         }
@@ -507,16 +518,22 @@ fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Result<
             }
         };
         total += estimate;
-        println!("  {:<9} ~{estimate} requests: {how}", stage.as_str());
+        let unit = if estimate == 1 { "request" } else { "requests" };
+        println!("  {:<9} ~{estimate} {unit}: {how}", stage.as_str());
     }
     println!("  total     ~{total} requests; nothing was sent and nothing written (dry run)");
     Ok(())
 }
 
 async fn check_auth(profile: &Profile) -> anyhow::Result<u8> {
-    let connection = site::connect(profile, profile.deployment, common::retry_policy())
-        .await
-        .with_context(|| format!("profile `{}` ({})", profile.name, profile.url))?;
+    let connection = match site::connect(profile, profile.deployment, common::retry_policy()).await
+    {
+        Ok(c) => c,
+        Err(site::ConnectError::Profile(p)) => return Err(p.into()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("profile `{}` ({})", profile.name, profile.url));
+        }
+    };
     let client = &connection.client;
     let me = client
         .myself()

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jira_cache::Profile;
-use jira_cache::warm::{Progress, RunReport, RunResult, Stage, StageStatus};
+use jira_cache::warm::{Progress, RunReport, RunResult, Stage, StageReport, StageStatus};
 use serde::Serialize;
 
 use crate::common;
@@ -31,6 +31,7 @@ pub struct LiveOutput {
     mode: Mode,
     multi: Option<MultiProgress>,
     bars: Mutex<Vec<(Stage, ProgressBar)>>,
+    finished: Mutex<Vec<StageReport>>,
 }
 
 impl LiveOutput {
@@ -43,6 +44,20 @@ impl LiveOutput {
             mode,
             multi,
             bars: Mutex::new(Vec::new()),
+            finished: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The reports of the stages that have ended so far.
+    pub fn finished_stages(&self) -> Vec<StageReport> {
+        self.finished.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Prints a line above the bars, if any.
+    fn print(&self, stage: Stage, text: &str) {
+        match self.bar(stage) {
+            Some(bar) => bar.suspend(|| println!("{text}")),
+            None => println!("{text}"),
         }
     }
 
@@ -105,18 +120,30 @@ impl Progress for LiveOutput {
     }
 
     fn line(&self, stage: Stage, text: &str) {
-        if self.mode != Mode::Human {
-            return;
-        }
-        match self.bar(stage) {
-            Some(bar) => bar.suspend(|| println!("{text}")),
-            None => println!("{text}"),
+        if self.mode == Mode::Human {
+            self.print(stage, text);
         }
     }
 
-    fn stage_finished(&self, stage: Stage) {
-        if let Some(bar) = self.bar(stage) {
+    fn stage_finished(&self, report: &StageReport) {
+        if self.mode == Mode::Human {
+            self.print(report.stage, &report.summary());
+            for note in report
+                .notes
+                .iter()
+                .filter(|_| report.status != StageStatus::Skipped)
+            {
+                self.print(report.stage, &format!("  note: {note}"));
+            }
+            for e in &report.errors {
+                eprintln!("cache_warm: {}: {}", report.stage, e.message);
+            }
+        }
+        if let Some(bar) = self.bar(report.stage) {
             bar.finish_and_clear();
+        }
+        if let Ok(mut finished) = self.finished.lock() {
+            finished.push(report.clone());
         }
     }
 }
@@ -172,20 +199,7 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode) {
             }
         }
         Mode::Human => {
-            // The stages' own lines were printed live, as they happened.
-            for stage in &report.stages {
-                println!("{}", stage.summary());
-                for note in stage
-                    .notes
-                    .iter()
-                    .filter(|_| stage.status != StageStatus::Skipped)
-                {
-                    println!("  note: {note}");
-                }
-                for e in &stage.errors {
-                    eprintln!("cache_warm: {}: {}", stage.stage, e.message);
-                }
-            }
+            // Each stage's lines and summary were printed as it ended.
             if let Some(stopped) = &report.stopped {
                 eprintln!("cache_warm: {}", stopped.message);
             }

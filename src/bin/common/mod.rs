@@ -161,6 +161,8 @@ pub fn print_completions_or_man<C: clap::CommandFactory>(
     Some(
         match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
             Ok(()) => std::process::ExitCode::SUCCESS,
+            // `--man | head` closes the pipe early: not an error worth a word.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("{name}: cannot write the man page: {e}");
                 std::process::ExitCode::from(jira_cache::exit::FAILED)
