@@ -258,7 +258,7 @@ fn the_example_file_loads_with_the_token_from_the_environment() {
     };
 
     let cloud = load(&opts).unwrap();
-    assert_eq!(cloud.name, "cloud");
+    assert_eq!(cloud.name, "production");
     assert_eq!(cloud.deployment, Some(Deployment::Cloud));
     let Credentials::Basic { email, token } = cloud.credentials(Deployment::Cloud).unwrap() else {
         panic!("cloud uses basic auth");
@@ -268,8 +268,8 @@ fn the_example_file_loads_with_the_token_from_the_environment() {
 
     let all = load_all(&opts).unwrap();
     let names: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["cloud", "datacenter"]);
-    let dc = &all[1];
+    assert_eq!(names, ["datacenter", "production"]);
+    let dc = &all[0];
     assert_eq!(dc.url.as_str(), "https://jira.example.com/jira/");
     assert_eq!(
         dc.api_base(Deployment::DataCenter).as_str(),
