@@ -35,6 +35,15 @@ fn in_window_by_project(fake: &FakeJira, days: i64) -> std::collections::BTreeMa
     })
 }
 
+fn user_keys(sb: &Sandbox) -> String {
+    stdout(&run_ok(&mut sb.status(&[
+        "--profile",
+        "test",
+        "--keys",
+        "user",
+    ])))
+}
+
 fn issue_keys(sb: &Sandbox) -> Vec<String> {
     let out = run_ok(&mut sb.status(&["--profile", "test", "--keys", "issue"]));
     stdout(&out).lines().map(str::to_string).collect()
@@ -320,5 +329,38 @@ fn what_jira_deleted_vanishes_after_the_next_warm_but_not_after_a_failed_one() {
     assert!(
         !issue_keys(&sb).contains(&issue),
         "the deleted issue is gone"
+    );
+}
+
+#[test]
+fn a_split_user_listing_removes_deleted_users_but_never_one_no_prefix_can_find() {
+    let mut site = Site::generated(Flavor::DataCenter, size(1, 250, 0));
+    site.users.push(serde_json::json!({
+        "key": "JIRAUSER99999", "name": "Ülrich", "displayName": "Ülrich Ärger",
+        "emailAddress": "Ülrich@example.com", "active": true
+    }));
+    let deleted = site.users[0]["key"].as_str().unwrap().to_string();
+    // First a site without the cap: every user, Ülrich included, is cached.
+    let uncapped = FakeJira::builder(Flavor::DataCenter)
+        .site(site.clone())
+        .page_cap(PageCap::DcUserSearch, 100_000)
+        .start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(&uncapped, Flavor::DataCenter, "deployment = \"datacenter\"");
+    run_ok(&mut sb.warm(&["--users", "--profile", "test"]));
+
+    let before = user_keys(&sb);
+    assert!(before.contains("JIRAUSER99999") && before.contains(&deleted));
+
+    // Then the same site capped at 100 per search, one user deleted.
+    site.users.retain(|u| u["key"] != deleted.as_str());
+    let capped = FakeJira::builder(Flavor::DataCenter).site(site).start();
+    sb.profile_for(&capped, Flavor::DataCenter, "deployment = \"datacenter\"");
+    run_ok(&mut sb.warm(&["--users", "--profile", "test"]));
+    let after = user_keys(&sb);
+    assert!(!after.contains(&deleted), "the deleted user is gone");
+    assert!(
+        after.contains("JIRAUSER99999"),
+        "a user no prefix can find is kept, not judged deleted"
     );
 }

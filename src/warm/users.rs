@@ -48,14 +48,17 @@ pub(super) async fn warm(
             Deployment::Cloud => {
                 let mut pager = ctx.client.users("");
                 store_pages(ctx, &mut pager, &mut keep, report).await?;
-                Ok::<bool, WarmError>(pager.is_complete())
+                Ok::<(bool, bool), WarmError>((pager.is_complete(), false))
             }
             Deployment::DataCenter => dc_users(ctx, &mut keep, report).await,
         }
     };
-    let (complete, results) = futures::join!(all_users, assignable);
-    let complete = complete?;
+    let (listed, results) = futures::join!(all_users, assignable);
+    let (complete, split) = listed?;
     report.parts_ok += 1;
+    if complete && split {
+        protect_unreachable_names(ctx, &mut keep)?;
+    }
     if complete {
         reconcile(
             ctx,
@@ -156,9 +159,15 @@ async fn dc_users(
     ctx: &WarmContext,
     keep: &mut HashSet<String>,
     report: &mut StageReport,
-) -> Result<bool, WarmError> {
+) -> Result<(bool, bool), WarmError> {
     let mut complete = true;
     let mut asked: HashSet<String> = HashSet::new();
+    // The users of the capped root listing, and those the prefixes found:
+    // a name starting with a character outside the alphabet (`Ü…`) would be
+    // missed by every prefix, so the split only counts as complete if it
+    // found everyone the root listing showed.
+    let mut root: HashSet<String> = HashSet::new();
+    let mut by_prefix: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<String> = VecDeque::from([".".to_string()]);
     while !queue.is_empty() {
         let batch: Vec<String> = queue.drain(..).collect();
@@ -179,6 +188,12 @@ async fn dc_users(
         let results: Vec<_> = fetches.collect().await;
         for (prefix, result, fetch_ms) in results {
             let (items, _) = result?;
+            let ids = items.iter().filter_map(|i| by_user(i));
+            if prefix == "." {
+                root.extend(ids);
+            } else {
+                by_prefix.extend(ids);
+            }
             store(ctx, &items, fetch_ms, keep, report).await?;
             if !looks_capped(items.len()) {
                 continue;
@@ -201,7 +216,57 @@ async fn dc_users(
             queue.extend(children.filter(|p| asked.insert(p.clone())));
         }
     }
-    Ok(complete)
+    if !asked.is_empty() && !root.is_subset(&by_prefix) {
+        let missed = root.difference(&by_prefix).count();
+        report.notes.push(format!(
+            "{missed} users of the capped listing were not found by any name prefix (names starting with other characters?)"
+        ));
+        complete = false;
+    }
+    Ok((complete, !asked.is_empty()))
+}
+
+/// After a split listing, a cached user it did not return is only proved
+/// gone if some prefix could have found them: a user whose name, display
+/// name and email all start outside the alphabet (`Ülrich`) is kept until
+/// its TTL instead. Only the few cached users missing from the listing are
+/// read.
+fn protect_unreachable_names(
+    ctx: &WarmContext,
+    keep: &mut HashSet<String>,
+) -> Result<(), WarmError> {
+    #[derive(serde::Deserialize)]
+    struct Names {
+        name: Option<String>,
+        #[serde(rename = "displayName")]
+        display_name: Option<String>,
+        #[serde(rename = "emailAddress")]
+        email: Option<String>,
+    }
+    let reachable = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| s.chars().next())
+            .is_some_and(|c| PREFIX_ALPHABET.contains(c.to_ascii_lowercase()))
+    };
+    let reader = crate::cache::Cache::open_read_only(&ctx.cache_path)?;
+    let missing: Vec<String> = reader
+        .keys(Category::User, None)?
+        .into_iter()
+        .filter(|k| !k.starts_with("assignable:") && !keep.contains(k))
+        .collect();
+    for key in missing {
+        let Some(entry) = reader.peek(Category::User, &key)? else {
+            continue;
+        };
+        let names: Option<Names> = serde_json::from_str(&entry.value).ok();
+        let findable = names.is_some_and(|n| {
+            reachable(&n.name) || reachable(&n.display_name) || reachable(&n.email)
+        });
+        if !findable {
+            keep.insert(key);
+        }
+    }
+    Ok(())
 }
 
 /// A listing whose size is a positive multiple of the cap was probably cut
