@@ -241,7 +241,10 @@ fn max_duration_stops_a_slow_run_keeping_what_was_done() {
         "stages that ended before the stop are reported: {}",
         text(&out)
     );
-    assert!(status["runs"][0]["written"].as_u64().unwrap() >= 40, "and counted in the run history");
+    assert!(
+        status["runs"][0]["written"].as_u64().unwrap() >= 40,
+        "and counted in the run history"
+    );
 }
 
 #[test]
