@@ -134,15 +134,10 @@ impl Drop for WarmLock {
 
 fn open(path: &Path) -> Result<File, LockError> {
     if let Some(dir) = path.parent() {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| LockError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        crate::cache::ensure_private_dir(dir).map_err(|source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     }
     OpenOptions::new()
         .read(true)

@@ -3,6 +3,7 @@
 //! probing `serverInfo` once), pick the credentials, build the client.
 
 use crate::Deployment;
+use crate::cache::{CacheError, CacheReader, CacheWriter};
 use crate::jira::{Auth, ClientConfig, JiraClient, JiraError, RetryPolicy, ServerInfo};
 use crate::profile::{Credentials, Profile, ProfileError};
 
@@ -88,4 +89,39 @@ fn config(
         ca_file: profile.ca_file.clone(),
         retry,
     }
+}
+
+/// The `meta` key holding the URL of the site the probe asked.
+const META_SITE_URL: &str = "site_url";
+/// The `meta` key holding the deployment the probe found.
+const META_DEPLOYMENT: &str = "deployment";
+
+/// The deployment of this profile: the one it states, else the one an
+/// earlier probe of this same site URL found and the cache remembers.
+pub fn remembered_deployment(
+    reader: &CacheReader,
+    profile: &Profile,
+) -> Result<Option<Deployment>, CacheError> {
+    if profile.deployment.is_some() {
+        return Ok(profile.deployment);
+    }
+    if reader.meta(META_SITE_URL)?.as_deref() != Some(profile.url.as_str()) {
+        return Ok(None);
+    }
+    Ok(reader.meta(META_DEPLOYMENT)?.and_then(|d| d.parse().ok()))
+}
+
+/// Remembers what a probe of the profile's site found, so the next run
+/// need not probe again (a profile pointed at another URL probes anew).
+pub async fn remember_deployment(
+    writer: &CacheWriter,
+    profile: &Profile,
+    deployment: Deployment,
+) -> Result<(), CacheError> {
+    writer
+        .set_meta(META_SITE_URL.into(), profile.url.to_string())
+        .await?;
+    writer
+        .set_meta(META_DEPLOYMENT.into(), deployment.as_str().into())
+        .await
 }

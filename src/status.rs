@@ -215,11 +215,8 @@ pub fn gather(
 ) -> Result<StatusReport, CacheError> {
     let mut report = empty(profile, now_ms);
     report.exists = true;
-    if report.deployment.is_none()
-        && reader.meta("site_url")?.as_deref() == Some(profile.url.as_str())
-    {
-        report.deployment = reader.meta("deployment")?;
-    }
+    report.deployment =
+        crate::site::remembered_deployment(reader, profile)?.map(|d| d.as_str().to_string());
     report.file_bytes = reader.file_size()?;
     let stats = reader.category_stats(now_ms)?;
     for s in stats {

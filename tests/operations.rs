@@ -366,3 +366,22 @@ fn a_progress_bar_is_drawn_on_a_terminal_and_not_when_piped() {
         "a bar under a terminal: {screen}"
     );
 }
+
+#[test]
+fn dry_run_counts_cached_users_whose_account_ids_hold_a_colon() {
+    let (fake, sb) = cloud();
+    run_ok(&mut sb.warm(&["--users", "--profile", "test"]));
+    let users = fake.site().with(|s| s.users.len());
+    let with_colon = fake.site().with(|s| {
+        s.users
+            .iter()
+            .filter(|u| u["accountId"].as_str().unwrap_or("").contains(':'))
+            .count()
+    });
+    let out = run_ok(&mut sb.warm(&["--all", "--dry-run", "--profile", "test"]));
+    assert!(
+        stdout(&out).contains(&format!("users ({users} cached)")),
+        "{with_colon} ids with a colon: {}",
+        text(&out)
+    );
+}

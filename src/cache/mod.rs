@@ -148,16 +148,20 @@ impl Cache {
     }
 }
 
+/// Creates `dir` and its missing parents with mode 0700 (`CONVENTIONS.md`,
+/// "Files"); an existing directory keeps its mode. Shared with the warm lock,
+/// which lives in the same directory.
+pub(crate) fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// Creates the directory (0700) and the empty file (0600) if missing.
 fn create_private_file(path: &Path) -> Result<(), CacheError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| CacheError::from_io(dir, e))?;
+    if let Some(dir) = path.parent() {
+        ensure_private_dir(dir).map_err(|e| CacheError::from_io(dir, e))?;
     }
     match OpenOptions::new()
         .write(true)

@@ -219,6 +219,22 @@ impl CacheReader {
         }
     }
 
+    /// How many keys of `category` there are, optionally only those
+    /// matching the SQLite GLOB `pattern` (case-sensitive); counted in SQL.
+    pub fn count_keys(&self, category: Category, pattern: Option<&str>) -> Result<u64, CacheError> {
+        self.conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM entries WHERE category = ?1 AND (?2 IS NULL OR key GLOB ?2)",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(params![category.as_str(), pattern], |row| {
+                    row.get::<_, i64>(0)
+                })
+            })
+            .map(|n| n.max(0) as u64)
+            .at(&self.path)
+    }
+
     /// The keys of `category`, sorted, optionally only those matching the
     /// SQLite GLOB `pattern` (case-sensitive).
     pub fn keys(

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
-use jira_cache::cache::{Cache, CacheReader, CacheWriter, RunEnd, RunStart};
+use jira_cache::cache::{Cache, CacheWriter, RunEnd, RunStart};
 use jira_cache::lock::WarmLock;
 use jira_cache::profile::{self, LoadOptions, Profile};
 use jira_cache::warm::{self, RunReport, RunResult, Stage, WarmContext, WarmPlan};
@@ -183,7 +183,7 @@ fn count_matching(
     profile: &Profile,
     categories: &[jira_cache::Category],
     pattern: Option<&str>,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<u64> {
     let reader = match Cache::open_read_only(profile.cache_path()) {
         Ok(r) => r,
         Err(jira_cache::cache::CacheError::Missing { .. }) => return Ok(0),
@@ -196,7 +196,7 @@ fn count_matching(
     };
     let mut n = 0;
     for &category in scope {
-        n += reader.keys(category, pattern)?.len();
+        n += reader.count_keys(category, pattern)?;
     }
     Ok(n)
 }
@@ -224,7 +224,7 @@ async fn warm_stages(
     mut stages: Vec<Stage>,
 ) -> anyhow::Result<u8> {
     let reader = cache.reader()?;
-    let remembered = remembered_deployment(&reader, profile)?;
+    let remembered = site::remembered_deployment(&reader, profile)?;
     let mut skipped = Vec::new();
     if cli.only_stale {
         let fresh = warm::fresh_stages(&reader, &stages, warm::now_ms())?;
@@ -269,12 +269,7 @@ async fn warm_stages(
         }
     };
     if connection.probed.is_some() {
-        writer
-            .set_meta("site_url".into(), profile.url.to_string())
-            .await?;
-        writer
-            .set_meta("deployment".into(), connection.deployment.as_str().into())
-            .await?;
+        site::remember_deployment(writer, profile, connection.deployment).await?;
     }
 
     let projects = if cli.project.is_empty() {
@@ -409,21 +404,6 @@ fn names(stages: &[Stage]) -> String {
         .join(", ")
 }
 
-/// The deployment an earlier probe of this same site found, if any.
-fn remembered_deployment(
-    reader: &CacheReader,
-    profile: &Profile,
-) -> anyhow::Result<Option<Deployment>> {
-    if profile.deployment.is_some() {
-        return Ok(profile.deployment);
-    }
-    let site = reader.meta("site_url")?;
-    if site.as_deref() != Some(profile.url.as_str()) {
-        return Ok(None);
-    }
-    Ok(reader.meta("deployment")?.and_then(|d| d.parse().ok()))
-}
-
 fn exit_code(report: &RunReport) -> u8 {
     use jira_cache::warm::ErrorKind;
     let kinds: Vec<ErrorKind> = report.errors().map(|e| e.kind).collect();
@@ -444,15 +424,16 @@ fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Result<
         Err(jira_cache::cache::CacheError::Missing { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    // Items cached in a category, not counting its list entries
+    // (`list:projects`, `assignable:<KEY>`). Keys themselves may hold a colon
+    // (Cloud account ids do), so the list entries are counted apart.
     let cached = |c: jira_cache::Category| -> anyhow::Result<usize> {
-        Ok(match &reader {
-            Some(r) => r
-                .keys(c, None)?
-                .into_iter()
-                .filter(|k| !k.contains(':'))
-                .count(),
-            None => 0,
-        })
+        let Some(r) = &reader else { return Ok(0) };
+        let lists = match c {
+            jira_cache::Category::User => r.count_keys(c, Some("assignable:*"))?,
+            _ => r.count_keys(c, Some("list:*"))?,
+        };
+        Ok((r.count_keys(c, None)? - lists) as usize)
     };
     let projects: Vec<String> = if !cli.project.is_empty() {
         cli.project.clone()
@@ -467,7 +448,7 @@ fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Result<
         projects.len()
     };
     let deployment = profile.deployment.or(match &reader {
-        Some(r) => remembered_deployment(r, profile)?,
+        Some(r) => site::remembered_deployment(r, profile)?,
         None => None,
     });
     println!(
