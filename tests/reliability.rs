@@ -346,6 +346,7 @@ fn kill_9_at_any_moment_leaves_an_intact_cache_an_abandoned_run_and_a_working_ne
     let projects_before = entries(&sb.status_json(), "project");
     // Seeded pause points across the run: early, mid-stage, late.
     let mut seed: u64 = 0x5eed;
+    let mut abandoned = 0;
     for _ in 0..4 {
         seed = seed
             .wrapping_mul(6364136223846793005)
@@ -372,7 +373,12 @@ fn kill_9_at_any_moment_leaves_an_intact_cache_an_abandoned_run_and_a_working_ne
             last == "abandoned" || last == "ok",
             "{last} after {pause:?}"
         );
+        abandoned += usize::from(last == "abandoned");
     }
+    assert!(
+        abandoned > 0,
+        "at least one kill landed mid-run, or the test proved nothing"
+    );
     run_ok(&mut sb.warm(&["--all", "--profile", "test"]));
     assert_eq!(sb.status_json()["runs"][0]["result"], "ok");
 }
