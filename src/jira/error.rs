@@ -26,7 +26,7 @@ pub enum JiraError {
         message: Option<String>,
     },
     /// 404: the resource does not exist (or is invisible to this user).
-    #[error("{endpoint}: not found (HTTP 404){}", detail(.message))]
+    #[error("{endpoint}: not found (HTTP 404){}; check that the profile's `url` is the Jira base URL (with any context path, e.g. /jira) and its `deployment`", detail(.message))]
     NotFound {
         /// The request path.
         endpoint: String,
@@ -34,7 +34,7 @@ pub enum JiraError {
         message: Option<String>,
     },
     /// 410: an endpoint Jira has removed (the old `/search` on Cloud).
-    #[error("{endpoint}: Jira says this endpoint is gone (HTTP 410){}", detail(.message))]
+    #[error("{endpoint}: Jira says this endpoint is gone (HTTP 410){}; a Cloud site answers this to Data Center requests: check `deployment` in the profile (or remove it to probe)", detail(.message))]
     Gone {
         /// The request path.
         endpoint: String,
@@ -42,7 +42,7 @@ pub enum JiraError {
         message: Option<String>,
     },
     /// Any other non-success answer that is not retried or ran out of retries.
-    #[error("{endpoint}: HTTP {status}{}", detail_list(.messages))]
+    #[error("{endpoint}: HTTP {status}{}; {}", detail_list(.messages), status_hint(*.status))]
     Api {
         /// The request path.
         endpoint: String,
@@ -95,7 +95,9 @@ pub enum JiraError {
         content_type: String,
     },
     /// The body could not be read as the expected JSON shape (e.g. cut off).
-    #[error("{endpoint}: the answer could not be read as JSON ({message})")]
+    #[error(
+        "{endpoint}: the answer could not be read as JSON ({message}); check that the profile's `url` is the Jira base URL, or try again if a proxy cut the answer short"
+    )]
     Decode {
         /// The request path.
         endpoint: String,
@@ -103,7 +105,9 @@ pub enum JiraError {
         message: String,
     },
     /// The server's paging misbehaved (a repeated token, no end in sight).
-    #[error("{endpoint}: paging stopped: {message}")]
+    #[error(
+        "{endpoint}: paging stopped: {message}; what came is cached and nothing was removed: try again later, or tell the site's admin"
+    )]
     Paging {
         /// The request path.
         endpoint: String,
@@ -119,6 +123,20 @@ fn detail(message: &Option<String>) -> String {
     match message {
         Some(m) if !m.is_empty() => format!(": {m}"),
         _ => String::new(),
+    }
+}
+
+/// The next step after a status the client does not retry (or stopped
+/// retrying).
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        500..=599 => {
+            "the site kept failing after retries: try again later, or tell the site's admin"
+        }
+        400 => {
+            "Jira rejected the request as above: for --jql, check the query in Jira's issue search"
+        }
+        _ => "Jira rejected the request as above",
     }
 }
 
