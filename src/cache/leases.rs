@@ -229,11 +229,10 @@ mod tests {
     fn a_schema_1_file_gets_the_lease_table_when_opened() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.sqlite3");
-        Cache::open(&path).unwrap();
         {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("DROP TABLE leases; PRAGMA user_version = 1;")
-                .unwrap();
+            let mut conn = Connection::open(&path).unwrap();
+            crate::cache::schema::configure(&conn, &path, true).unwrap();
+            crate::cache::schema::migrate_to(&mut conn, 1);
         }
         let cache = Cache::open(&path).unwrap();
         let mut leases = cache.leases().unwrap();

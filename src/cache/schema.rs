@@ -28,7 +28,7 @@ pub(crate) const APPLICATION_ID: i64 = 0x4A43_4143;
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The migrations, oldest first. Append only.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Schema 1.
 ///
@@ -36,7 +36,8 @@ const MIGRATIONS: &[&str] = &[V1, V2];
 ///   id) so that re-warming an unchanged value rewrites a small row, never the
 ///   value. Deleting an entry deletes its value (foreign key cascade).
 /// - `category_totals` and `project_issue_totals` are kept by triggers so
-///   that status figures never need a scan of a million rows.
+///   that status figures never need a scan of a million rows (schema 3 moves
+///   this into the writer).
 /// - `read_counts` is updated in batches by readers.
 const V1: &str = r#"
 PRAGMA application_id = 1245921603;
@@ -160,6 +161,33 @@ CREATE TABLE leases (
 ) WITHOUT ROWID;
 "#;
 
+/// Schema 3: the totals are kept by the writer, not by row triggers.
+///
+/// A statement that fires a trigger gets a statement journal, and those
+/// journals (with the allocations behind them) were about 45% of the
+/// writer's CPU (BENCHMARKS.md). The write operations in `write.rs` now add
+/// up the changes to `category_totals` and `project_issue_totals` and apply
+/// them once per operation, in the same transaction. The totals are
+/// recounted here once, so a file whose totals ever drifted starts exact.
+const V3: &str = r#"
+DROP TRIGGER entries_totals_insert;
+DROP TRIGGER entries_totals_delete;
+DROP TRIGGER entries_totals_update;
+DROP TRIGGER entries_project_insert;
+DROP TRIGGER entries_project_delete;
+DROP TRIGGER entries_project_update;
+
+UPDATE category_totals
+SET entries = (SELECT count(*) FROM entries e WHERE e.category = category_totals.category),
+    bytes   = (SELECT coalesce(sum(size), 0) FROM entries e WHERE e.category = category_totals.category);
+
+DELETE FROM project_issue_totals;
+INSERT INTO project_issue_totals (project, issues)
+SELECT project, count(*) FROM entries
+WHERE category = 'issue' AND project IS NOT NULL
+GROUP BY project;
+"#;
+
 /// Sets the per-connection pragmas; call right after opening.
 ///
 /// `new_file`: the file is empty, so `auto_vacuum` can still be chosen. It
@@ -205,6 +233,19 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), CacheErr
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .at(path)?;
     tx.commit().at(path)
+}
+
+/// Takes an empty file to schema `version` (not the newest), as an older
+/// jira-cache left it, to test the migrations after it.
+#[cfg(test)]
+pub(crate) fn migrate_to(conn: &mut Connection, version: usize) {
+    let tx = conn.transaction().unwrap();
+    for migration in &MIGRATIONS[..version] {
+        tx.execute_batch(migration).unwrap();
+    }
+    tx.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    tx.commit().unwrap();
 }
 
 /// Returns the schema version of a file that is (or can become) a jira-cache
@@ -282,6 +323,55 @@ mod tests {
             .query_row("SELECT count(*) FROM category_totals", [], |r| r.get(0))
             .unwrap();
         assert_eq!(totals, 4, "seed rows must not be inserted twice");
+    }
+
+    #[test]
+    fn schema_2_files_lose_their_triggers_and_get_exact_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, path) = fresh(&dir);
+        migrate_to(&mut conn, 2);
+        conn.execute_batch(
+            "INSERT INTO entries (category, key, hash, size, fetched_at, expires_at, project)
+             VALUES ('issue', 'A-1', 1, 10, 0, 0, 'A'), ('issue', 'A-2', 2, 20, 0, 0, 'A'),
+                    ('issue', 'B-1', 3, 5, 0, 0, 'B'), ('field', 'summary', 4, 7, 0, 0, NULL);
+             DELETE FROM entries WHERE key = 'B-1';
+             -- a total that drifted (say, by a bug of an old version)
+             UPDATE category_totals SET entries = 99 WHERE category = 'user';",
+        )
+        .unwrap();
+        migrate(&mut conn, &path).unwrap();
+        let triggers: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(triggers, 0);
+        let totals: Vec<(String, i64, i64)> = conn
+            .prepare("SELECT category, entries, bytes FROM category_totals ORDER BY category")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            totals,
+            [
+                ("field".to_string(), 1, 7),
+                ("issue".to_string(), 2, 30),
+                ("project".to_string(), 0, 0),
+                ("user".to_string(), 0, 0)
+            ]
+        );
+        let projects: Vec<(String, i64)> = conn
+            .prepare("SELECT project, issues FROM project_issue_totals ORDER BY project")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(projects, [("A".to_string(), 2)]);
     }
 
     #[test]

@@ -321,7 +321,10 @@ fn a_full_disk_is_reported_as_disk_full_and_the_page_is_rolled_back() {
     let big: Vec<NewEntry> = (0..200)
         .map(|i| entry(Category::Issue, &format!("P-{i}"), &"x".repeat(1000), NOW))
         .collect();
-    let err = write::put_page(&mut conn, &big).unwrap_err();
+    // As the writer runs it: inside a transaction, rolled back on error.
+    let tx = write::immediate(&mut conn).unwrap();
+    let err = write::put_page(&tx, &big).unwrap_err();
+    drop(tx);
     let err = CacheError::from_sqlite(&path, err);
     assert!(matches!(err, CacheError::DiskFull { .. }), "{err:?}");
     let count: i64 = conn
@@ -913,6 +916,68 @@ async fn a_shut_down_writer_finishes_the_queued_pages_first() {
     assert_eq!(keys(&cache, Category::Issue).len() as u64, stored);
     let err = late.put_page(vec![issue("P-1", NOW)]).await.unwrap_err();
     assert!(matches!(err, CacheError::WriterStopped { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn queued_writes_share_a_transaction_and_a_failing_one_fails_alone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let (_dir, path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    // A big page keeps the writer busy while the others queue up behind it.
+    let big: Vec<NewEntry> = (0..20_000)
+        .map(|i| issue(&format!("BIG-{i}"), NOW))
+        .collect();
+    let busy = tokio::spawn({
+        let writer = writer.clone();
+        async move { writer.put_page(big).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let small = |i: usize| {
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            writer
+                .put_page(vec![issue(&format!("SMALL-{i}"), NOW)])
+                .await
+        })
+    };
+    let before: Vec<_> = (0..5).map(small).collect();
+    tokio::task::yield_now().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let failing = tokio::spawn({
+        let (writer, runs, path) = (writer.clone(), Arc::clone(&runs), path.clone());
+        async move {
+            writer
+                .batched(1, move |tx, _| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    // Writes something, then fails: the write must not survive.
+                    write::set_meta(tx, "half", "written").unwrap();
+                    Err::<(), _>(CacheError::DiskFull { path: path.clone() })
+                })
+                .await
+        }
+    });
+    tokio::task::yield_now().await;
+    let after: Vec<_> = (5..10).map(small).collect();
+
+    assert_eq!(busy.await.unwrap().unwrap().written, 20_000);
+    for page in before.into_iter().chain(after) {
+        assert_eq!(page.await.unwrap().unwrap().written, 1);
+    }
+    let err = failing.await.unwrap().unwrap_err();
+    assert!(matches!(err, CacheError::DiskFull { .. }), "{err:?}");
+    // Once in the batch, once alone after the batch was rolled back.
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.reader().unwrap().meta("half").unwrap(), None);
+    assert_eq!(
+        keys(&cache, Category::Issue)
+            .iter()
+            .filter(|k| k.starts_with("SMALL-"))
+            .count(),
+        10
+    );
+    assert_totals_match_a_full_sum(&path);
 }
 
 #[tokio::test]

@@ -1,8 +1,15 @@
 //! The write operations, as plain functions on the writer thread's
-//! connection. Each one is a single transaction: it commits whole or not at
-//! all.
+//! connection. Each one is atomic: [`put_page`], [`remove_missing`],
+//! [`set_meta`] and [`set_watermark`] run inside a transaction the writer
+//! opened (possibly shared with other queued operations, see `writer.rs`);
+//! the others open their own.
+//!
+//! Every operation that adds, resizes or deletes entries keeps
+//! `category_totals` and `project_issue_totals` exact itself ([`Totals`]):
+//! there are no row triggers (schema 3), because a statement that fires one
+//! pays for a statement journal.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::types::Value;
@@ -85,6 +92,76 @@ pub struct PruneOutcome {
     pub bytes_freed_from_file: u64,
 }
 
+/// Changes to the kept totals made by one operation, applied once at its end
+/// and in its transaction, so `cache_status` reads its figures without a scan.
+#[derive(Debug, Default)]
+struct Totals {
+    /// Entries and bytes added (negative: removed), in [`Category::ALL`] order.
+    categories: [(i64, i64); 4],
+    /// Issues added (negative: removed), per project. Only issues with a
+    /// project count, as `cache_status` shows them per project.
+    projects: HashMap<String, i64>,
+}
+
+impl Totals {
+    fn count(&mut self, category: Category, size: i64, project: Option<&str>, sign: i64) {
+        let slot = Category::ALL
+            .iter()
+            .position(|c| *c == category)
+            .expect("Category::ALL holds every category");
+        self.categories[slot].0 += sign;
+        self.categories[slot].1 += sign * size;
+        if let (Category::Issue, Some(project)) = (category, project) {
+            *self.projects.entry(project.to_string()).or_default() += sign;
+        }
+    }
+
+    fn added(&mut self, category: Category, size: i64, project: Option<&str>) {
+        self.count(category, size, project, 1);
+    }
+
+    fn removed(&mut self, category: Category, size: i64, project: Option<&str>) {
+        self.count(category, size, project, -1);
+    }
+
+    /// Counts a row deleted with `RETURNING category, size, project`.
+    fn removed_row(&mut self, row: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+        let category = row_category(row, 0)?;
+        let project = row.get_ref(2)?.as_str_or_null()?;
+        self.removed(category, row.get(1)?, project);
+        Ok(())
+    }
+
+    fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+        for (category, (entries, bytes)) in Category::ALL.iter().zip(self.categories) {
+            if entries != 0 || bytes != 0 {
+                conn.prepare_cached(
+                    "UPDATE category_totals SET entries = entries + ?2, bytes = bytes + ?3
+                     WHERE category = ?1",
+                )?
+                .execute(params![category.as_str(), entries, bytes])?;
+            }
+        }
+        for (project, issues) in &self.projects {
+            if *issues != 0 {
+                conn.prepare_cached(
+                    "INSERT INTO project_issue_totals (project, issues) VALUES (?1, ?2)
+                     ON CONFLICT (project) DO UPDATE SET issues = issues + excluded.issues",
+                )?
+                .execute(params![project, issues])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a category column (the schema's CHECK allows only the four names).
+fn row_category(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Category> {
+    row.get_ref(idx)?.as_str()?.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// The hash stored for a value: xxh3_64 of its bytes, as SQLite's `i64`.
 pub(crate) fn value_hash(value: &str) -> i64 {
     xxh3_64(value.as_bytes()) as i64
@@ -95,20 +172,17 @@ fn entry_size(key: &str, value: &str) -> i64 {
     to_sql_int((key.len() + value.len()) as u64)
 }
 
-fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+pub(crate) fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
-/// Stores a page of entries in one transaction.
-pub(crate) fn put_page(
-    conn: &mut Connection,
-    entries: &[NewEntry],
-) -> rusqlite::Result<PutOutcome> {
+/// Stores a page of entries; call inside a transaction.
+pub(crate) fn put_page(tx: &Connection, entries: &[NewEntry]) -> rusqlite::Result<PutOutcome> {
     let mut outcome = PutOutcome::default();
-    let tx = immediate(conn)?;
+    let mut totals = Totals::default();
     {
         let mut find = tx.prepare_cached(
-            "SELECT id, hash, size FROM entries WHERE category = ?1 AND key = ?2",
+            "SELECT id, hash, size, project FROM entries WHERE category = ?1 AND key = ?2",
         )?;
         // An unchanged value has an unchanged project and `updated` (both
         // come from it): only the times move, so the project index is left
@@ -138,17 +212,20 @@ pub(crate) fn put_page(
                         row.get::<_, i64>(0)?,
                         row.get::<_, i64>(1)?,
                         row.get::<_, i64>(2)?,
+                        row.get::<_, Option<String>>(3)?,
                     ))
                 })?
                 .next()
                 .transpose()?;
             match existing {
                 // Same hash and same length: the value is unchanged, its row stays untouched.
-                Some((id, old_hash, old_size)) if old_hash == hash && old_size == size => {
+                Some((id, old_hash, old_size, _)) if old_hash == hash && old_size == size => {
                     touch.execute(params![id, e.fetched_at, e.expires_at, e.fetch_ms])?;
                     outcome.unchanged += 1;
                 }
-                Some((id, _, _)) => {
+                Some((id, _, old_size, old_project)) => {
+                    totals.removed(e.category, old_size, old_project.as_deref());
+                    totals.added(e.category, size, e.project.as_deref());
                     rewrite.execute(params![
                         id,
                         hash,
@@ -163,6 +240,7 @@ pub(crate) fn put_page(
                     outcome.written += 1;
                 }
                 None => {
+                    totals.added(e.category, size, e.project.as_deref());
                     let id = insert.insert(params![
                         e.category.as_str(),
                         e.key,
@@ -180,19 +258,18 @@ pub(crate) fn put_page(
             }
         }
     }
-    tx.commit()?;
+    totals.apply(tx)?;
     Ok(outcome)
 }
 
 /// Deletes the entries of `category` inside `scope` whose key is not in
-/// `keep`, in one transaction.
+/// `keep`; call inside a transaction.
 pub(crate) fn remove_missing(
-    conn: &mut Connection,
+    tx: &Connection,
     category: Category,
     scope: &KeyScope,
     keep: &HashSet<String>,
 ) -> rusqlite::Result<u64> {
-    let tx = immediate(conn)?;
     let mut args = vec![Value::from(category.as_str().to_string())];
     let condition = match scope {
         KeyScope::All => "",
@@ -226,8 +303,9 @@ pub(crate) fn remove_missing(
         }
         gone
     };
-    delete_ids(&tx, &gone)?;
-    tx.commit()?;
+    let mut totals = Totals::default();
+    delete_ids(tx, &gone, &mut totals)?;
+    totals.apply(tx)?;
     Ok(gone.len() as u64)
 }
 
@@ -250,9 +328,21 @@ pub(crate) fn remove(
         return Ok(from_sql_int(n));
     }
     let tx = immediate(conn)?;
-    let n = tx.execute(&format!("DELETE FROM entries {WHERE}"), args)?;
+    let mut totals = Totals::default();
+    let mut n = 0;
+    {
+        let mut delete = tx.prepare(&format!(
+            "DELETE FROM entries {WHERE} RETURNING category, size, project"
+        ))?;
+        let mut rows = delete.query(args)?;
+        while let Some(row) = rows.next()? {
+            totals.removed_row(row)?;
+            n += 1;
+        }
+    }
+    totals.apply(&tx)?;
     tx.commit()?;
-    Ok(n as u64)
+    Ok(n)
 }
 
 /// Sets a `meta` value.
@@ -281,7 +371,7 @@ pub(crate) fn set_watermark(
     Ok(())
 }
 
-/// Total bytes of all entries, from the trigger-kept totals.
+/// Total bytes of all entries, from the kept totals.
 pub(crate) fn total_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let n: i64 = conn
         .prepare_cached("SELECT coalesce(sum(bytes), 0) FROM category_totals")?
@@ -317,7 +407,8 @@ pub(crate) fn enforce_max_size(
         params![now_ms],
         &mut excess,
     )?;
-    delete_ids(&tx, &expired)?;
+    let mut totals = Totals::default();
+    delete_ids(&tx, &expired, &mut totals)?;
     outcome.removed_expired = expired.len() as u64;
     if excess > 0 {
         // NULLs sort first: entries never read go before any that were.
@@ -327,9 +418,10 @@ pub(crate) fn enforce_max_size(
             [],
             &mut excess,
         )?;
-        delete_ids(&tx, &lru)?;
+        delete_ids(&tx, &lru, &mut totals)?;
         outcome.removed_lru = lru.len() as u64;
     }
+    totals.apply(&tx)?;
     outcome.bytes_after = total_bytes(&tx)?;
     tx.commit()?;
     Ok(outcome)
@@ -354,13 +446,17 @@ fn victims(
     Ok(ids)
 }
 
-fn delete_ids(tx: &Transaction<'_>, ids: &[i64]) -> rusqlite::Result<()> {
+fn delete_ids(tx: &Connection, ids: &[i64], totals: &mut Totals) -> rusqlite::Result<()> {
     // In rowid order, consecutive deletes touch neighbouring pages.
     let mut ids = ids.to_vec();
     ids.sort_unstable();
-    let mut delete = tx.prepare_cached("DELETE FROM entries WHERE id = ?1")?;
+    let mut delete =
+        tx.prepare_cached("DELETE FROM entries WHERE id = ?1 RETURNING category, size, project")?;
     for id in &ids {
-        delete.execute([id])?;
+        let mut rows = delete.query([id])?;
+        while let Some(row) = rows.next()? {
+            totals.removed_row(row)?;
+        }
     }
     Ok(())
 }
@@ -375,13 +471,28 @@ pub(crate) fn prune(
 ) -> Result<PruneOutcome, super::CacheError> {
     use super::error::SqliteResultExt;
     let before = size_on_disk(path)?;
-    let removed = conn
-        .execute(
-            "DELETE FROM entries
-             WHERE category IN ('project', 'field', 'user', 'issue') AND expires_at <= ?1",
-            [expired_before_ms],
-        )
-        .at(path)?;
+    let removed = {
+        let tx = immediate(conn).at(path)?;
+        let mut totals = Totals::default();
+        let mut removed = 0;
+        {
+            let mut delete = tx
+                .prepare(
+                    "DELETE FROM entries
+                     WHERE category IN ('project', 'field', 'user', 'issue') AND expires_at <= ?1
+                     RETURNING category, size, project",
+                )
+                .at(path)?;
+            let mut rows = delete.query([expired_before_ms]).at(path)?;
+            while let Some(row) = rows.next().at(path)? {
+                totals.removed_row(row).at(path)?;
+                removed += 1;
+            }
+        }
+        totals.apply(&tx).at(path)?;
+        tx.commit().at(path)?;
+        removed
+    };
     // `incremental_vacuum` frees one page per step: step it to the end.
     {
         let mut vacuum = conn.prepare("PRAGMA incremental_vacuum").at(path)?;
@@ -393,7 +504,7 @@ pub(crate) fn prune(
         .at(path)?;
     let after = size_on_disk(path)?;
     Ok(PruneOutcome {
-        removed: removed as u64,
+        removed,
         bytes_freed_from_file: before.saturating_sub(after),
     })
 }

@@ -1,11 +1,20 @@
 //! The single writer: one thread owning one connection, fed by a bounded
 //! channel.
 //!
-//! Every message is one transaction, run to the end before the next message
-//! is taken, so callers on many tasks never interleave inside a transaction
-//! and never wait on SQLite's lock themselves. The channel is bounded, so a
-//! writer that falls behind slows the fetchers down instead of buffering
-//! pages without limit. When the last [`CacheWriter`] is dropped (or
+//! Every message is run to the end before the next one is taken, so callers
+//! on many tasks never interleave inside a transaction and never wait on
+//! SQLite's lock themselves. The channel is bounded, so a writer that falls
+//! behind slows the fetchers down instead of buffering pages without limit.
+//!
+//! Group commit: the small writes of a warm (pages, reconciliations,
+//! watermarks, meta values) that are already queued when the writer takes
+//! one are run in ONE transaction, up to about a thousand entries, and each
+//! caller is answered only once that transaction has committed. A
+//! transaction's fixed cost (locking, the WAL frame of every page it
+//! touched, the commit) is then paid once for many pages (BENCHMARKS.md).
+//! Each write is still atomic and still durable before its caller hears "ok":
+//! if one of them fails, the batch is rolled back and its writes are run
+//! again one transaction each, so only the failing one fails. When the last [`CacheWriter`] is dropped (or
 //! [`CacheWriter::shutdown`] is called) the thread finishes the queued
 //! messages and exits; a process that dies mid-transaction leaves nothing
 //! half-written, since SQLite rolls the open transaction back.
@@ -25,11 +34,70 @@ use crate::Category;
 /// Messages waiting for the writer thread, at most.
 const QUEUE_CAPACITY: usize = 16;
 
+/// A batch is closed once it holds this many entries...
+const BATCH_ENTRIES: usize = 1000;
+
+/// ...or this many writes.
+const BATCH_WRITES: usize = 64;
+
+/// An operation that runs alone, opening its own transaction(s).
 type Job = Box<dyn FnOnce(&mut Connection, &Path) + Send>;
 
 enum Message {
     Job(Job),
+    Batched(Box<dyn Batched>),
     Shutdown(oneshot::Sender<Result<(), CacheError>>),
+}
+
+/// A write that may share its transaction with other queued writes.
+trait Batched: Send {
+    /// How many entries it writes, to bound a batch.
+    fn weight(&self) -> usize;
+
+    /// Runs inside the open transaction `tx` and keeps its result. It may
+    /// run again, in a fresh transaction, if the batch it was part of was
+    /// rolled back.
+    fn run(&mut self, tx: &Connection, path: &Path) -> Result<(), CacheError>;
+
+    /// Answers the caller: its result if `committed` is `Ok`, else that error.
+    fn answer(self: Box<Self>, committed: Result<(), CacheError>);
+}
+
+struct Write<T, F> {
+    op: F,
+    weight: usize,
+    result: Option<T>,
+    reply: oneshot::Sender<Result<T, CacheError>>,
+    path: Arc<PathBuf>,
+}
+
+impl<T, F> Batched for Write<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection, &Path) -> Result<T, CacheError> + Send,
+{
+    fn weight(&self) -> usize {
+        self.weight
+    }
+
+    fn run(&mut self, tx: &Connection, path: &Path) -> Result<(), CacheError> {
+        self.result = None;
+        self.result = Some((self.op)(tx, path)?);
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), CacheError>) {
+        let answer = match (committed, self.result) {
+            (Ok(()), Some(result)) => Ok(result),
+            (Err(e), _) => Err(e),
+            // Not reachable: a write is only answered Ok after it ran.
+            (Ok(()), None) => Err(CacheError::WriterStopped {
+                path: self.path.as_ref().clone(),
+            }),
+        };
+        // The caller may have gone away (cancelled); the work is done anyway.
+        let _ = self.reply.send(answer);
+    }
 }
 
 /// The handle to the writer thread. Clone it freely: every clone feeds the
@@ -44,6 +112,7 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Message::Job(_) => "Job",
+            Message::Batched(_) => "Batched",
             Message::Shutdown(_) => "Shutdown",
         })
     }
@@ -67,16 +136,19 @@ impl CacheWriter {
         })
     }
 
-    /// Stores a page of entries in one transaction. An entry whose value is
-    /// unchanged (same hash) only has its times, project and `updated`
-    /// refreshed; its stored value is not rewritten.
+    /// Stores a page of entries atomically: when this returns `Ok`, the
+    /// whole page is committed. An entry whose value is unchanged (same
+    /// hash) only has its times refreshed; its stored value is not rewritten.
     pub async fn put_page(&self, entries: Vec<NewEntry>) -> Result<PutOutcome, CacheError> {
-        self.call(move |conn, path| write::put_page(conn, &entries).at(path))
-            .await
+        let weight = entries.len();
+        self.batched(weight, move |tx, path| {
+            write::put_page(tx, &entries).at(path)
+        })
+        .await
     }
 
     /// Reconciliation: deletes the entries of `category` inside `scope` whose
-    /// key is not in `keep`, in one transaction, and returns how many.
+    /// key is not in `keep`, atomically, and returns how many.
     ///
     /// Call it only with the keys of a complete, untruncated listing of the
     /// scope (`CONVENTIONS.md`).
@@ -86,8 +158,10 @@ impl CacheWriter {
         scope: KeyScope,
         keep: HashSet<String>,
     ) -> Result<u64, CacheError> {
-        self.call(move |conn, path| write::remove_missing(conn, category, &scope, &keep).at(path))
-            .await
+        self.batched(1, move |tx, path| {
+            write::remove_missing(tx, category, &scope, &keep).at(path)
+        })
+        .await
     }
 
     /// Deletes the entries of `category` (every category if `None`) whose key
@@ -107,8 +181,10 @@ impl CacheWriter {
 
     /// Sets a value in `meta` (e.g. the probed deployment, the site URL).
     pub async fn set_meta(&self, key: String, value: String) -> Result<(), CacheError> {
-        self.call(move |conn, path| write::set_meta(conn, &key, &value).at(path))
-            .await
+        self.batched(1, move |tx, path| {
+            write::set_meta(tx, &key, &value).at(path)
+        })
+        .await
     }
 
     /// Records the newest `updated` (unix ms) seen for `project`'s issues.
@@ -118,8 +194,8 @@ impl CacheWriter {
         newest_updated_ms: i64,
         warmed_at: i64,
     ) -> Result<(), CacheError> {
-        self.call(move |conn, path| {
-            write::set_watermark(conn, &project, newest_updated_ms, warmed_at).at(path)
+        self.batched(1, move |tx, path| {
+            write::set_watermark(tx, &project, newest_updated_ms, warmed_at).at(path)
         })
         .await
     }
@@ -168,7 +244,31 @@ impl CacheWriter {
         done.await.map_err(|_| self.stopped())?
     }
 
-    /// Runs `op` on the writer thread and returns its result.
+    /// Runs `op` on the writer thread inside a transaction, possibly shared
+    /// with other queued writes, and returns its result once committed.
+    /// `op` may run more than once (after a rollback of its batch), so it
+    /// must only write through `tx`.
+    pub(super) async fn batched<T, F>(&self, weight: usize, op: F) -> Result<T, CacheError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &Path) -> Result<T, CacheError> + Send + 'static,
+    {
+        let (reply, done) = oneshot::channel();
+        let write = Write {
+            op,
+            weight,
+            result: None,
+            reply,
+            path: Arc::clone(&self.path),
+        };
+        self.tx
+            .send(Message::Batched(Box::new(write)))
+            .await
+            .map_err(|_| self.stopped())?;
+        done.await.map_err(|_| self.stopped())?
+    }
+
+    /// Runs `op` on the writer thread, alone, and returns its result.
     async fn call<T, F>(&self, op: F) -> Result<T, CacheError>
     where
         T: Send + 'static,
@@ -202,9 +302,29 @@ fn run(mut conn: Connection, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
         tracing::debug!(error = %e, "could not widen the WAL checkpoint interval");
     }
     let mut waiting = Vec::new();
-    while let Some(message) = rx.blocking_recv() {
+    // A message taken while filling a batch, to run right after it.
+    let mut held: Option<Message> = None;
+    while let Some(message) = held.take().or_else(|| rx.blocking_recv()) {
         match message {
             Message::Job(job) => job(&mut conn, &path),
+            Message::Batched(first) => {
+                let mut weight = first.weight();
+                let mut batch = vec![first];
+                while weight < BATCH_ENTRIES && batch.len() < BATCH_WRITES {
+                    match rx.try_recv() {
+                        Ok(Message::Batched(next)) => {
+                            weight += next.weight();
+                            batch.push(next);
+                        }
+                        Ok(other) => {
+                            held = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_batch(&mut conn, &path, batch);
+            }
             Message::Shutdown(reply) => {
                 // Refuse new messages, but finish those already queued.
                 rx.close();
@@ -226,5 +346,82 @@ fn run(mut conn: Connection, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
     let mut closed = Some(closed);
     for reply in waiting {
         let _ = reply.send(closed.take().unwrap_or(Ok(())));
+    }
+}
+
+/// How a batch run in one transaction ended.
+enum Together {
+    Committed,
+    /// Opening or committing the transaction failed: the same for every write.
+    Failed(rusqlite::Error),
+    /// One write failed; the transaction was rolled back.
+    WriteFailed,
+}
+
+/// Runs a batch of writes in one transaction and answers each; if one
+/// write fails, runs each again in its own transaction so only that one fails.
+fn run_batch(conn: &mut Connection, path: &Path, mut batch: Vec<Box<dyn Batched>>) {
+    if batch.len() > 1 {
+        match together(conn, path, &mut batch) {
+            Together::Committed => {
+                for write in batch {
+                    write.answer(Ok(()));
+                }
+                return;
+            }
+            Together::Failed(e) => {
+                for write in batch {
+                    write.answer(Err(CacheError::from_sqlite(path, replicate(&e))));
+                }
+                return;
+            }
+            Together::WriteFailed => {
+                tracing::debug!(
+                    writes = batch.len(),
+                    "a write of a batch failed; running the batch one write at a time"
+                );
+            }
+        }
+    }
+    for mut write in batch {
+        let committed = alone(conn, path, write.as_mut());
+        write.answer(committed);
+    }
+}
+
+fn together(conn: &mut Connection, path: &Path, batch: &mut [Box<dyn Batched>]) -> Together {
+    let tx = match write::immediate(conn) {
+        Ok(tx) => tx,
+        Err(e) => return Together::Failed(e),
+    };
+    for write in batch.iter_mut() {
+        if write.run(&tx, path).is_err() {
+            // Dropping `tx` rolls the batch back.
+            return Together::WriteFailed;
+        }
+    }
+    match tx.commit() {
+        Ok(()) => Together::Committed,
+        Err(e) => Together::Failed(e),
+    }
+}
+
+fn alone(conn: &mut Connection, path: &Path, write: &mut dyn Batched) -> Result<(), CacheError> {
+    let tx = write::immediate(conn).at(path)?;
+    write.run(&tx, path)?;
+    tx.commit().at(path)
+}
+
+/// The same SQLite error again, for the next caller of a failed batch
+/// (`rusqlite::Error` is not `Clone`).
+fn replicate(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
     }
 }
