@@ -39,7 +39,7 @@ struct Args {
     /// Bytes of each value.
     #[arg(long, default_value_t = 1_024)]
     value_bytes: usize,
-    /// Entries per page (one transaction each); the warm writes pages of up to 100.
+    /// Entries per page (one `put_page` each; queued pages share a transaction); the warm writes pages of up to 100.
     #[arg(long, default_value_t = 100)]
     page: usize,
     /// Pages queued at once.

@@ -4,10 +4,26 @@
 //!
 //! A [`Pager`] yields pages one at a time, in the server's order, each as a
 //! `Result`: the caller writes a page to the cache before asking for the
-//! next, so memory stays bounded by one page, and an error is never dropped.
-//! Items stay raw JSON ([`Item`]), exactly as Jira sent them.
+//! next, so memory stays bounded by one page (plus the pages fetched ahead,
+//! see below), and an error is never dropped. Items stay raw JSON
+//! ([`Item`]), exactly as Jira sent them.
+//!
+//! **Fetching ahead (PageBean only).** A PageBean's first page tells
+//! `total`, so the offsets of the later pages are known in advance. With
+//! [`Pager::fetch_ahead`], up to that many of the next pages are requested
+//! at once, each by its own task (the client's permits still cap the
+//! requests in flight), while the caller writes the page it has. The pages
+//! are still taken in order, through the same checks as one at a time: a
+//! page fetched ahead is used only if it starts exactly where the pages
+//! before it ended (`startAt` + items received), as the next request of a
+//! one-at-a-time pager would; otherwise (a short or oversize page, a moved
+//! `startAt`) every page fetched ahead is dropped and paging goes on from
+//! the right offset. The end is decided page by page as before, so a page
+//! fetched ahead past the end is dropped unread, and its error, if any, is
+//! never reported. A listing with a limit, or whose pages report no
+//! `total`, is fetched one page at a time.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -62,6 +78,9 @@ pub struct Listing {
     pub identity: Identity,
     /// The most pages fetched before the listing is declared broken.
     pub max_pages: usize,
+    /// PageBean: how many of the next pages may be requested ahead of the
+    /// caller once `total` is known; 0 fetches one page at a time.
+    pub ahead: usize,
 }
 
 impl Listing {
@@ -76,6 +95,7 @@ impl Listing {
             limit: None,
             identity,
             max_pages: 10_000,
+            ahead: 0,
         }
     }
 
@@ -123,9 +143,27 @@ pub struct Pager {
     items: usize,
     end: Option<End>,
     last_page_ms: i64,
+    /// PageBean pages requested ahead, in offset order.
+    ahead: VecDeque<AheadPage>,
+    /// PageBean: the offsets between pages fetched ahead (the size of the
+    /// first page the server sent).
+    stride: u64,
 }
 
-#[derive(Deserialize)]
+/// A PageBean page requested ahead of the caller, by its own task.
+#[derive(Debug)]
+struct AheadPage {
+    start_at: u64,
+    task: tokio::task::JoinHandle<(Result<PageBean, JiraError>, i64)>,
+}
+
+impl Drop for Pager {
+    fn drop(&mut self) {
+        self.cancel_ahead();
+    }
+}
+
+#[derive(Debug, Deserialize)]
 struct PageBean {
     #[serde(rename = "startAt")]
     start_at: Option<u64>,
@@ -167,7 +205,18 @@ impl Pager {
             items: 0,
             end: None,
             last_page_ms: 0,
+            ahead: VecDeque::new(),
+            stride: 0,
         }
+    }
+
+    /// PageBean: once the first page tells `total`, request up to `pages`
+    /// of the next pages at once (see the module's "Fetching ahead"); 0
+    /// (the default) fetches one page at a time. Ignored by other styles
+    /// and by listings with a limit.
+    pub fn fetch_ahead(mut self, pages: usize) -> Pager {
+        self.listing.ahead = pages;
+        self
     }
 
     /// How the listing ended, once it has.
@@ -198,11 +247,25 @@ impl Pager {
 
     /// The next page of new items, or `None` once the listing has ended.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Item>>, JiraError> {
+        let identity = self.listing.identity;
+        let page = self.next_page_with(|item| (identity(item), ())).await?;
+        Ok(page.map(|page| page.into_iter().map(|(item, ())| item).collect()))
+    }
+
+    /// [`Pager::next_page`], with each item's identity read by `read`,
+    /// which also answers whatever else the caller wants from the item, so
+    /// that an item is parsed once: `read` must answer the same identity as
+    /// the listing's [`Identity`] would.
+    pub async fn next_page_with<T>(
+        &mut self,
+        mut read: impl FnMut(&RawValue) -> (Option<String>, T),
+    ) -> Result<Option<Vec<(Item, T)>>, JiraError> {
         loop {
             if self.end.is_some() {
                 return Ok(None);
             }
             if self.pages >= self.listing.max_pages {
+                self.cancel_ahead();
                 return Err(self.paging_error(format!(
                     "more than {} pages without an end; the server's paging looks broken",
                     self.listing.max_pages
@@ -210,29 +273,38 @@ impl Pager {
             }
             let page_size = self.page_size();
             let started = std::time::Instant::now();
-            let (raw, server_says_end) = self.fetch(page_size).await?;
-            self.last_page_ms = (started.elapsed().as_millis() as i64).max(1);
+            let (raw, server_says_end, fetch_ms) = match self.fetch(page_size).await {
+                Ok(fetched) => fetched,
+                Err(e) => {
+                    self.cancel_ahead();
+                    return Err(e);
+                }
+            };
+            self.last_page_ms = fetch_ms
+                .unwrap_or_else(|| started.elapsed().as_millis() as i64)
+                .max(1);
             self.pages += 1;
             let received = raw.len();
-            let mut fresh: Vec<Item> = Vec::with_capacity(received);
+            let mut fresh: Vec<(Item, T)> = Vec::with_capacity(received);
             for item in raw {
-                let is_new = match (self.listing.identity)(&item) {
+                let (id, extra) = read(&item);
+                let is_new = match id {
                     Some(id) => self.seen.insert(id),
                     None => true,
                 };
                 if is_new {
-                    fresh.push(item);
+                    fresh.push((item, extra));
                 }
             }
             if received > 0 && fresh.is_empty() {
                 if self.listing.style == Style::Token && !server_says_end {
                     return Err(self.paging_error("a page brought only issues already seen".into()));
                 }
-                self.end = Some(End::Complete);
+                self.finish(End::Complete);
                 return Ok(None);
             }
             if server_says_end {
-                self.end = Some(End::Complete);
+                self.finish(End::Complete);
             }
             if let Some(limit) = self.listing.limit {
                 let room = limit.saturating_sub(self.items);
@@ -240,7 +312,7 @@ impl Pager {
                     let dropped = fresh.len() > room;
                     fresh.truncate(room);
                     if dropped || self.end.is_none() {
-                        self.end = Some(End::Limit);
+                        self.finish(End::Limit);
                     }
                 }
             }
@@ -269,6 +341,90 @@ impl Pager {
         }
     }
 
+    /// Ends the listing; pages fetched ahead are not needed any more.
+    fn finish(&mut self, end: End) {
+        self.end = Some(end);
+        self.cancel_ahead();
+    }
+
+    /// Drops every page fetched ahead (their requests are abandoned).
+    fn cancel_ahead(&mut self) {
+        for page in self.ahead.drain(..) {
+            page.task.abort();
+        }
+    }
+
+    /// The query of a PageBean or offset page.
+    fn offset_query(&self, start_at: u64, page_size: usize) -> Vec<(&'static str, String)> {
+        let mut query = self.listing.query.clone();
+        query.push(("startAt", start_at.to_string()));
+        query.push(("maxResults", page_size.to_string()));
+        query
+    }
+
+    /// The PageBean page at `self.start_at`: the one fetched ahead for that
+    /// offset, else a request now. A page fetched ahead for another offset
+    /// means the server's paging went elsewhere: all of them are dropped.
+    async fn page_bean(&mut self, page_size: usize) -> Result<(PageBean, Option<i64>), JiraError> {
+        if let Some(next) = self.ahead.pop_front() {
+            if next.start_at == self.start_at {
+                let (page, fetch_ms) = next.task.await.map_err(|e| {
+                    self.paging_error(format!("a page fetched ahead was lost: {e}"))
+                })?;
+                return Ok((page?, Some(fetch_ms)));
+            }
+            tracing::debug!(
+                endpoint = %self.listing.path,
+                expected = self.start_at,
+                fetched = next.start_at,
+                "the pages fetched ahead do not follow on; fetching one at a time from here"
+            );
+            next.task.abort();
+            self.cancel_ahead();
+        }
+        let query = self.offset_query(self.start_at, page_size);
+        let page = self.client.get(&self.listing.path, &query).await?;
+        Ok((page, None))
+    }
+
+    /// Requests the pages after `self.start_at` (the next one to take), up
+    /// to the listing's `ahead`, below `total` and within the page ceiling
+    /// (counting the page being taken now).
+    fn request_ahead(&mut self, page_size: usize, received: u64, total: Option<u64>) {
+        let Some(total) = total else { return };
+        if self.listing.ahead == 0 || self.listing.limit.is_some() {
+            return;
+        }
+        if self.stride == 0 {
+            self.stride = received;
+        }
+        if self.stride == 0 {
+            return;
+        }
+        let mut next = match self.ahead.back() {
+            Some(last) => last.start_at + self.stride,
+            None => self.start_at,
+        };
+        while self.ahead.len() < self.listing.ahead
+            && next < total
+            && self.pages + 1 + self.ahead.len() < self.listing.max_pages
+        {
+            let client = self.client.clone();
+            let path = self.listing.path.clone();
+            let query = self.offset_query(next, page_size);
+            let task = tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let page = client.get::<PageBean>(&path, &query).await;
+                (page, started.elapsed().as_millis() as i64)
+            });
+            self.ahead.push_back(AheadPage {
+                start_at: next,
+                task,
+            });
+            next += self.stride;
+        }
+    }
+
     fn paging_error(&self, message: String) -> JiraError {
         JiraError::Paging {
             endpoint: self.listing.path.clone(),
@@ -276,34 +432,40 @@ impl Pager {
         }
     }
 
-    /// Fetches one page; answers the raw items and whether the server said
-    /// this is the end.
-    async fn fetch(&mut self, page_size: usize) -> Result<(Vec<Item>, bool), JiraError> {
+    /// Fetches one page; answers the raw items, whether the server said
+    /// this is the end, and, for a page fetched ahead, how long its fetch
+    /// took.
+    async fn fetch(
+        &mut self,
+        page_size: usize,
+    ) -> Result<(Vec<Item>, bool, Option<i64>), JiraError> {
         let path = self.listing.path.clone();
         match self.listing.style {
-            Style::PageBean | Style::OffsetArray => {
-                let mut query = self.listing.query.clone();
-                query.push(("startAt", self.start_at.to_string()));
-                query.push(("maxResults", page_size.to_string()));
-                if self.listing.style == Style::PageBean {
-                    let page: PageBean = self.client.get(&path, &query).await?;
-                    let received = page.values.len() as u64;
-                    let start = page.start_at.unwrap_or(self.start_at);
-                    self.start_at = start + received;
-                    let end = received == 0
-                        || page.is_last == Some(true)
-                        || page.total.is_some_and(|t| self.start_at >= t);
-                    Ok((page.values, end))
+            Style::PageBean => {
+                let (page, fetch_ms) = self.page_bean(page_size).await?;
+                let received = page.values.len() as u64;
+                let start = page.start_at.unwrap_or(self.start_at);
+                self.start_at = start + received;
+                let end = received == 0
+                    || page.is_last == Some(true)
+                    || page.total.is_some_and(|t| self.start_at >= t);
+                if end {
+                    self.cancel_ahead();
                 } else {
-                    let page: Vec<Item> = self.client.get(&path, &query).await?;
-                    self.start_at += page.len() as u64;
-                    let end = page.is_empty();
-                    Ok((page, end))
+                    self.request_ahead(page_size, received, page.total);
                 }
+                Ok((page.values, end, fetch_ms))
+            }
+            Style::OffsetArray => {
+                let query = self.offset_query(self.start_at, page_size);
+                let page: Vec<Item> = self.client.get(&path, &query).await?;
+                self.start_at += page.len() as u64;
+                let end = page.is_empty();
+                Ok((page, end, None))
             }
             Style::Unpaged => {
                 let all: Vec<Item> = self.client.get(&path, &self.listing.query).await?;
-                Ok((all, true))
+                Ok((all, true, None))
             }
             Style::Token => {
                 let mut body = self.listing.body.clone();
@@ -327,7 +489,7 @@ impl Pager {
                         false
                     }
                 };
-                Ok((page.issues, end))
+                Ok((page.issues, end, None))
             }
             Style::OffsetSearch => {
                 let mut body = self.listing.body.clone();
@@ -339,7 +501,7 @@ impl Pager {
                     .await?;
                 self.start_at += page.issues.len() as u64;
                 let end = page.issues.is_empty() || page.total.is_some_and(|t| self.start_at >= t);
-                Ok((page.issues, end))
+                Ok((page.issues, end, None))
             }
         }
     }

@@ -156,9 +156,20 @@ fn facts(item: &RawValue) -> Option<IssueFacts> {
     })
 }
 
-/// The cache entry of an issue, its TTL chosen by its age.
-fn issue_entry(ctx: &WarmContext, item: &RawValue, now: i64) -> Option<(NewEntry, Option<i64>)> {
-    let f = facts(item)?;
+/// An issue's identity for the pager (its `key`, as `by_key` reads it)
+/// and its facts, from one parse: the pager's duplicate check and the
+/// cache entry share it.
+fn identity_and_facts(item: &RawValue) -> (Option<String>, Option<IssueFacts>) {
+    match facts(item) {
+        Some(f) => (Some(f.key.clone()), Some(f)),
+        // Not an issue this stage can cache; it still counts by its key.
+        None => (crate::jira::by_key(item), None),
+    }
+}
+
+/// The cache entry of an issue, its TTL chosen by its age; `value` is the
+/// issue as Jira sent it.
+fn entry_of(ctx: &WarmContext, value: String, f: IssueFacts, now: i64) -> (NewEntry, Option<i64>) {
     let recent = f
         .updated
         .is_none_or(|u| now - u <= RECENT.as_millis() as i64);
@@ -170,14 +181,14 @@ fn issue_entry(ctx: &WarmContext, item: &RawValue, now: i64) -> Option<(NewEntry
     let entry = NewEntry {
         category: Category::Issue,
         key: f.key,
-        value: item.get().to_string(),
+        value,
         fetched_at: now,
         expires_at: now.saturating_add(ttl.as_millis() as i64),
         fetch_ms: 0,
         project: f.project,
         updated_at: f.updated,
     };
-    Some((entry, f.updated))
+    (entry, f.updated)
 }
 
 /// The fields asked for: the profile's, plus what the cache itself needs.
@@ -263,7 +274,14 @@ pub(super) async fn warm(
             .client
             .issues_by_keys(&options.keys, &fields(ctx))
             .await?;
-        let found = store(ctx, &items, report).await?;
+        let items = items
+            .into_iter()
+            .map(|item| {
+                let facts = facts(&item);
+                (item, facts)
+            })
+            .collect();
+        let found = store(ctx, items, report).await?;
         let missing: Vec<&String> = options
             .keys
             .iter()
@@ -292,8 +310,8 @@ pub(super) async fn warm(
             .client
             .search(jql, &fields(ctx), PAGE_SIZE, Some(options.max_issues));
         let mut n = 0;
-        while let Some(page) = pager.next_page().await? {
-            n += store(ctx, &page, report).await?.len();
+        while let Some(page) = pager.next_page_with(identity_and_facts).await? {
+            n += store(ctx, page, report).await?.len();
         }
         let cut = if pager.is_complete() {
             ""
@@ -313,17 +331,17 @@ pub(super) async fn warm(
 /// Writes issues; answers their keys.
 async fn store(
     ctx: &WarmContext,
-    items: &[Item],
+    items: Vec<(Item, Option<IssueFacts>)>,
     report: &mut StageReport,
 ) -> Result<HashSet<String>, WarmError> {
     let now = now_ms();
     let mut keys = HashSet::with_capacity(items.len());
     let mut entries = Vec::with_capacity(items.len());
-    for item in items {
-        if let Some((entry, _)) = issue_entry(ctx, item, now) {
-            keys.insert(entry.key.clone());
-            entries.push(entry);
-        }
+    for (item, facts) in items {
+        let Some(facts) = facts else { continue };
+        let (entry, _) = entry_of(ctx, String::from(Box::<str>::from(item)), facts, now);
+        keys.insert(entry.key.clone());
+        entries.push(entry);
     }
     report.items += entries.len() as u64;
     write_page(ctx, entries, report).await?;
@@ -356,15 +374,17 @@ async fn warm_project(
     };
     let mut seen = HashSet::new();
     let mut newest = watermark;
-    while let Some(page) = pager.next_page().await? {
+    while let Some(page) = pager.next_page_with(identity_and_facts).await? {
         let now = now_ms();
         let mut entries = Vec::with_capacity(page.len());
-        for item in &page {
-            if let Some((entry, updated)) = issue_entry(ctx, item, now) {
-                seen.insert(entry.key.clone());
-                newest = newest.max(updated);
-                entries.push(entry);
-            }
+        for (item, facts) in page {
+            // Issues without a key are not cached.
+            let Some(facts) = facts else { continue };
+            // The page's own text becomes the value: no copy.
+            let (entry, updated) = entry_of(ctx, String::from(Box::<str>::from(item)), facts, now);
+            seen.insert(entry.key.clone());
+            newest = newest.max(updated);
+            entries.push(entry);
         }
         outcome.items += entries.len() as u64;
         if !entries.is_empty() {
@@ -499,5 +519,25 @@ mod tests {
         );
         let bare = RawValue::from_string(r#"{"key":"ABC-1"}"#.into()).unwrap();
         assert_eq!(facts(&bare).unwrap().project.as_deref(), Some("ABC"));
+    }
+
+    #[test]
+    fn one_parse_gives_the_pager_its_identity_and_the_entry_its_facts() {
+        let raw = RawValue::from_string(
+            r#"{"id":"10","key":"FOR-7","fields":{"updated":"2020-12-03T14:05:20.974+0100","project":{"key":"FOR"}}}"#.into(),
+        )
+        .unwrap();
+        let (id, f) = identity_and_facts(&raw);
+        assert_eq!(id, crate::jira::by_key(&raw));
+        assert_eq!(f.unwrap().updated, Some(1_607_000_720_974));
+        // Fields it cannot read: not cached, yet still known by its key for
+        // the pager's duplicate check, as before.
+        let odd =
+            RawValue::from_string(r#"{"key":"FOR-8","fields":{"updated":5}}"#.into()).unwrap();
+        let (id, f) = identity_and_facts(&odd);
+        assert_eq!(id.as_deref(), Some("FOR-8"));
+        assert!(f.is_none());
+        let keyless = RawValue::from_string(r#"{"id":"11"}"#.into()).unwrap();
+        assert_eq!(identity_and_facts(&keyless).0, None);
     }
 }

@@ -23,7 +23,10 @@ pub(super) async fn warm(
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
     let wanted: HashSet<&str> = scope.iter().map(String::as_str).collect();
-    let mut pager = ctx.client.projects(scope);
+    // Once the first page tells `total`, the next pages are requested
+    // together (the client's permits still cap the requests in flight) and
+    // taken in order, each written as it comes.
+    let mut pager = ctx.client.projects(scope).fetch_ahead(ctx.concurrency);
     let mut keep = HashSet::new();
     let mut all: Vec<Item> = Vec::new();
     while let Some(page) = pager.next_page().await? {

@@ -1,0 +1,357 @@
+//! PageBean listings fetched ahead (`Pager::fetch_ahead`, used by the
+//! projects stage on Cloud): the later pages are requested together once the
+//! first page tells `total`, yet the pages come out exactly as a pager that
+//! fetches one page at a time gives them, whatever the server does: short or
+//! oversize pages, totals that lie or change, errors, endless listings, the
+//! page ceiling.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use fake_jira::{FakeJira, Fault, FaultKind, Flavor, PageCap, Site, SiteSize};
+use jira_cache::Deployment;
+use jira_cache::jira::{
+    Auth, ClientConfig, End, JiraClient, Listing, Pager, RetryPolicy, Style, by_key,
+};
+
+const PROJECTS: usize = 230;
+const CAP: usize = 50;
+const SEARCH: &str = "/rest/api/3/project/search";
+
+/// A Cloud site of 230 projects whose project search answers at most 50 a
+/// page (5 pages), with `faults` added.
+fn fake(faults: &[Fault]) -> FakeJira {
+    let site = Site::generated(
+        Flavor::Cloud,
+        SiteSize {
+            projects: PROJECTS,
+            ..Default::default()
+        },
+    );
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .site(site)
+        .page_cap(PageCap::PageBean, CAP)
+        .start();
+    for f in faults {
+        fake.faults().add(f.clone());
+    }
+    fake
+}
+
+/// A client with `concurrency` permits that never retries.
+fn client(fake: &FakeJira, concurrency: usize) -> JiraClient {
+    JiraClient::new(ClientConfig {
+        site: url::Url::parse(&fake.url()).unwrap(),
+        deployment: Deployment::Cloud,
+        auth: Auth::Basic {
+            email: CLOUD_EMAIL.into(),
+            token: CLOUD_TOKEN.into(),
+        },
+        rate_limit: None,
+        burst: 1,
+        concurrency,
+        timeout: Duration::from_secs(30),
+        ca_file: None,
+        retry: RetryPolicy {
+            max_retries: 0,
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(5),
+            ..RetryPolicy::default()
+        },
+    })
+    .unwrap()
+}
+
+/// What a listing gave: the keys of every page in order, how it ended, and
+/// the error that stopped it, if any.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    pages: Vec<Vec<String>>,
+    end: Option<End>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    fn keys(&self) -> Vec<String> {
+        self.pages.concat()
+    }
+}
+
+async fn drain(mut pager: Pager) -> Outcome {
+    let mut pages = Vec::new();
+    let error = loop {
+        match pager.next_page().await {
+            Ok(Some(page)) => pages.push(page.iter().map(|i| by_key(i).unwrap()).collect()),
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    Outcome {
+        pages,
+        end: pager.end(),
+        error,
+    }
+}
+
+/// Every project key of the fake, in the order project search gives them.
+fn site_keys(fake: &FakeJira) -> Vec<String> {
+    let mut keys: Vec<String> = fake.site().with(|s| {
+        s.projects
+            .iter()
+            .map(|p| p["key"].as_str().unwrap().to_string())
+            .collect()
+    });
+    keys.sort_by_key(|k| k.to_lowercase());
+    keys
+}
+
+/// Lists the projects one page at a time and fetching 2 and 8 pages ahead,
+/// each against a fresh fake with `faults`; asserts that all three give the
+/// same pages, end and error; answers that outcome and the number of
+/// project searches each sent (one at a time first).
+async fn same_as_one_at_a_time(faults: &[Fault]) -> (Outcome, Vec<usize>, Vec<String>) {
+    let mut outcomes = Vec::new();
+    let mut requests = Vec::new();
+    let mut keys = Vec::new();
+    for ahead in [0, 2, 8] {
+        let fake = fake(faults);
+        keys = site_keys(&fake);
+        let pager = client(&fake, 8).projects(&[]).fetch_ahead(ahead);
+        outcomes.push(drain(pager).await);
+        requests.push(fake.count_path(SEARCH));
+    }
+    let serial = outcomes.remove(0);
+    for (outcome, ahead) in outcomes.iter().zip([2, 8]) {
+        assert_eq!(
+            outcome, &serial,
+            "{ahead} pages ahead must give what one at a time gives"
+        );
+    }
+    (serial, requests, keys)
+}
+
+#[tokio::test]
+async fn an_honest_listing_is_complete_in_order_with_no_extra_request() {
+    let (outcome, requests, keys) = same_as_one_at_a_time(&[]).await;
+    assert_eq!(outcome.error, None);
+    assert_eq!(outcome.end, Some(End::Complete));
+    assert_eq!(outcome.keys(), keys, "every project once, in order");
+    assert_eq!(outcome.pages.len(), 5);
+    assert_eq!(
+        requests,
+        [5, 5, 5],
+        "the total tells exactly which pages exist"
+    );
+}
+
+#[tokio::test]
+async fn the_later_pages_are_requested_while_the_second_is_still_out() {
+    // The second page never answers: one at a time, nothing after it would
+    // be asked; fetching ahead, the pages after it are asked at once.
+    let fake = fake(&[Fault::new(SEARCH, FaultKind::Hang).query_contains("startAt=50&")]);
+    let mut pager = client(&fake, 8).projects(&[]).fetch_ahead(8);
+    let first = pager.next_page().await.unwrap().unwrap();
+    assert_eq!(first.len(), CAP);
+    // Waits for the requests, bounded so that a failure cannot hang.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.count_path(SEARCH) < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let asked: Vec<String> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with(SEARCH))
+        .map(|r| r.query.clone())
+        .collect();
+    for offset in [0, 50, 100, 150, 200] {
+        assert!(
+            asked
+                .iter()
+                .any(|q| q.contains(&format!("startAt={offset}&"))),
+            "startAt={offset} asked: {asked:?}"
+        );
+    }
+    assert_eq!(asked.len(), 5, "no page past the total: {asked:?}");
+    drop(pager);
+}
+
+#[tokio::test]
+async fn fetching_ahead_keeps_to_its_window() {
+    let fake = fake(&[Fault::new(SEARCH, FaultKind::Hang).query_contains("startAt=50&")]);
+    let mut pager = client(&fake, 8).projects(&[]).fetch_ahead(2);
+    pager.next_page().await.unwrap().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.count_path(SEARCH) < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Nothing more can be asked while the second page is out.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.count_path(SEARCH), 3, "the first page and 2 ahead");
+}
+
+#[tokio::test]
+async fn a_short_page_mid_listing_leaves_no_gap() {
+    let (outcome, _, keys) = same_as_one_at_a_time(&[
+        Fault::new(SEARCH, FaultKind::ShortPage(10)).query_contains("startAt=50&")
+    ])
+    .await;
+    assert_eq!(outcome.end, Some(End::Complete));
+    assert_eq!(outcome.keys(), keys);
+    assert_eq!(outcome.pages[1].len(), 10);
+}
+
+#[tokio::test]
+async fn an_oversize_page_mid_listing_brings_no_duplicate() {
+    let (outcome, _, keys) = same_as_one_at_a_time(&[
+        Fault::new(SEARCH, FaultKind::OversizePage).query_contains("startAt=50&")
+    ])
+    .await;
+    assert_eq!(outcome.end, Some(End::Complete));
+    assert_eq!(outcome.keys(), keys);
+}
+
+#[tokio::test]
+async fn a_total_too_high_ends_on_is_last() {
+    let (outcome, requests, keys) =
+        same_as_one_at_a_time(&[Fault::new(SEARCH, FaultKind::LyingTotal(1000))]).await;
+    assert_eq!(outcome.end, Some(End::Complete));
+    assert_eq!(outcome.keys(), keys);
+    assert_eq!(requests[0], 5);
+    assert!(
+        requests[1] <= 5 + 2 && requests[2] <= 5 + 8,
+        "pages past the end asked are bounded by the window: {requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_total_too_low_ends_where_one_at_a_time_ends() {
+    let (outcome, requests, keys) =
+        same_as_one_at_a_time(&[Fault::new(SEARCH, FaultKind::LyingTotal(120))]).await;
+    assert_eq!(outcome.end, Some(End::Complete));
+    assert_eq!(outcome.keys(), keys[..150].to_vec());
+    assert_eq!(requests, [3, 3, 3]);
+}
+
+#[tokio::test]
+async fn a_total_that_grows_after_the_first_page_is_followed() {
+    let (outcome, requests, keys) =
+        same_as_one_at_a_time(&[
+            Fault::new(SEARCH, FaultKind::LyingTotal(100)).query_contains("startAt=0&")
+        ])
+        .await;
+    assert_eq!(outcome.end, Some(End::Complete));
+    assert_eq!(outcome.keys(), keys);
+    assert_eq!(requests, [5, 5, 5]);
+}
+
+#[tokio::test]
+async fn a_listing_that_never_ends_stops_at_the_first_page_with_nothing_new() {
+    let (outcome, _, keys) = same_as_one_at_a_time(&[
+        Fault::new(SEARCH, FaultKind::NeverLast),
+        Fault::new(SEARCH, FaultKind::LyingTotal(100_000)),
+    ])
+    .await;
+    assert_eq!(outcome.end, Some(End::Complete));
+    assert_eq!(outcome.keys(), keys);
+}
+
+#[tokio::test]
+async fn a_failing_later_page_is_an_error_after_the_pages_before_it() {
+    let (outcome, _, keys) = same_as_one_at_a_time(&[
+        Fault::new(SEARCH, FaultKind::status(400)).query_contains("startAt=100&")
+    ])
+    .await;
+    assert!(outcome.error.is_some(), "{outcome:?}");
+    assert_eq!(outcome.end, None, "not complete");
+    assert_eq!(outcome.keys(), keys[..100].to_vec());
+}
+
+#[tokio::test]
+async fn the_page_ceiling_holds_and_is_never_exceeded_by_requests_ahead() {
+    for ahead in [0, 8] {
+        let fake = fake(&[]);
+        let client = client(&fake, 8);
+        let mut listing = Listing::new(client.api("/project/search"), Style::PageBean, 100, by_key);
+        listing.max_pages = 3;
+        let outcome = drain(Pager::new(client, listing).fetch_ahead(ahead)).await;
+        assert_eq!(outcome.pages.len(), 3, "{ahead} ahead");
+        let error = outcome.error.expect("the ceiling is an error");
+        assert!(error.contains("more than 3 pages"), "{error}");
+        assert_eq!(fake.count_path(SEARCH), 3, "{ahead} ahead");
+    }
+}
+
+/// The keys of the cached `list:projects`, in order.
+fn cached_list(sb: &Sandbox) -> Vec<String> {
+    let reader = jira_cache::cache::Cache::open_read_only(sb.cache_path("test")).unwrap();
+    let entry = reader
+        .peek(jira_cache::Category::Project, "list:projects")
+        .unwrap()
+        .expect("list:projects cached");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&entry.value).unwrap();
+    list.iter()
+        .map(|p| p["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_projects_stage_caches_every_page_in_order() {
+    let fake = fake(&[]);
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nconcurrency = 4",
+    );
+    let out = run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    assert!(
+        stdout(&out).contains(&format!("Warmed {PROJECTS} projects")),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fake.count_path(SEARCH), 5);
+    assert_eq!(cached_list(&sb), site_keys(&fake));
+    assert_eq!(entries(&sb.status_json(), "project"), PROJECTS as u64 + 1);
+}
+
+#[test]
+fn a_failing_later_page_removes_nothing_and_the_next_warm_reconciles() {
+    let fake = fake(&[]);
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nconcurrency = 4",
+    );
+    run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    let before = cached_list(&sb);
+
+    // Three projects go, and the fourth page fails while the others are
+    // fetched ahead.
+    let gone = [&before[0], &before[120], &before[229]];
+    for key in gone {
+        assert!(fake.site().remove_project(key));
+    }
+    fake.faults()
+        .add(Fault::new(SEARCH, FaultKind::status(500)).query_contains("startAt=150&"));
+    // The only stage failed: exit 1.
+    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 1);
+    assert!(stderr(&out).contains("HTTP 500"), "{}", text(&out));
+    let status = sb.status_json();
+    assert_eq!(
+        entries(&status, "project"),
+        PROJECTS as u64 + 1,
+        "an incomplete listing removes nothing"
+    );
+    assert_eq!(status["runs"][0]["removed"], 0);
+    assert_eq!(cached_list(&sb), before, "list:projects is not rewritten");
+
+    fake.faults().clear();
+    run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    let status = sb.status_json();
+    assert_eq!(entries(&status, "project"), PROJECTS as u64 - 3 + 1);
+    assert_eq!(status["runs"][0]["removed"], 3);
+    assert_eq!(cached_list(&sb), site_keys(&fake));
+}
