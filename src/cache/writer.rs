@@ -200,6 +200,32 @@ impl CacheWriter {
         .await
     }
 
+    /// Ends one project's issue listing atomically: removes what its census
+    /// proves gone (`removal`: the census scope and the keys it found, as
+    /// for [`CacheWriter::remove_missing`]) and records its watermark, if
+    /// any. Returns how many issues were removed.
+    pub async fn finish_issue_listing(
+        &self,
+        project: String,
+        removal: Option<(KeyScope, HashSet<String>)>,
+        newest_updated_ms: Option<i64>,
+        warmed_at: i64,
+    ) -> Result<u64, CacheError> {
+        self.batched(1, move |tx, path| {
+            let removed = match &removal {
+                Some((scope, keep)) => {
+                    write::remove_missing(tx, Category::Issue, scope, keep).at(path)?
+                }
+                None => 0,
+            };
+            if let Some(newest) = newest_updated_ms {
+                write::set_watermark(tx, &project, newest, warmed_at).at(path)?;
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
     /// Records the start of a run (result `running`).
     pub async fn run_start(&self, start: RunStart) -> Result<RunId, CacheError> {
         self.call(move |conn, path| runs::run_start(conn, &start).at(path))

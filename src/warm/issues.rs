@@ -23,7 +23,7 @@ use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{StageReport, WarmContext, WarmError, now_ms, reconcile, write_page};
+use super::{StageReport, WarmContext, WarmError, now_ms, write_page};
 use crate::Category;
 use crate::cache::{Cache, KeyScope, NewEntry};
 use crate::jira::{Item, JiraError, Pager};
@@ -403,22 +403,21 @@ async fn warm_project(
     } else {
         census(ctx, project, options.since).await?
     };
-    if let Some(keep) = census {
-        let mut sub = StageReport::new(super::Stage::Issues);
-        // A margin inside the window, so that an issue right at its edge is
-        // never judged by a census that computed the edge a moment later.
+    // A margin inside the window, so that an issue right at its edge is
+    // never judged by a census that computed the edge a moment later.
+    let removal = census.map(|keep| {
         let scope = KeyScope::IssueWindow {
             project: project.to_string(),
             updated_since_ms: window_start + WATERMARK_MARGIN.as_millis() as i64,
         };
-        reconcile(ctx, Category::Issue, scope, keep, &mut sub).await?;
-        outcome.removed = sub.removed;
-    }
-    if let Some(n) = newest {
-        ctx.writer
-            .set_watermark(project.to_string(), n, start)
-            .await?;
-    }
+        (scope, keep)
+    });
+    // The removals and the watermark in one write: the project's listing
+    // ends in one transaction, not two.
+    outcome.removed = ctx
+        .writer
+        .finish_issue_listing(project.to_string(), removal, newest, start)
+        .await?;
     outcome.line = if outcome.incremental {
         format!(
             "Warmed {} for {project} ({} changed since the last warm)",
