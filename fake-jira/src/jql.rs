@@ -701,7 +701,7 @@ fn clause(
             }
             let mut keys = HashSet::new();
             for v in values(operands)? {
-                let project = find_project(site, &v.text).ok_or_else(|| {
+                let project = find_project(site, index, &v.text).ok_or_else(|| {
                     JqlError(format!(
                         "The value '{}' does not exist for the field '{}'.",
                         v.text, field.text
@@ -772,8 +772,8 @@ fn clause(
 }
 
 /// A project by key (any case), id or name (any case).
-fn find_project<'a>(site: &'a Site, value: &str) -> Option<&'a Value> {
-    site.project(value).or_else(|| {
+fn find_project<'a>(site: &'a Site, index: &IssueIndex, value: &str) -> Option<&'a Value> {
+    index.project_by_key(site, value).or_else(|| {
         site.projects.iter().find(|p| {
             str_field(p, "id") == Some(value)
                 || str_field(p, "name").is_some_and(|n| n.trim().eq_ignore_ascii_case(value.trim()))
@@ -927,7 +927,7 @@ mod tests {
     use crate::flavor::Flavor;
 
     fn keys(site: &Site, jql: &str) -> Result<Vec<String>, JqlError> {
-        let index = IssueIndex::build(&site.issues);
+        let index = IssueIndex::build(site);
         let query = parse(jql)?;
         let plan = plan(&query, site, &index, chrono::Utc::now().timestamp_millis())?;
         Ok(run(&plan, &index)

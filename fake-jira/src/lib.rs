@@ -33,6 +33,7 @@ mod auth;
 mod faults;
 mod flavor;
 mod jql;
+mod json_text;
 mod pipeline;
 mod rate_limit;
 mod record;

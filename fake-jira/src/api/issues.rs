@@ -4,6 +4,7 @@
 //! `/issue/{key}` on both. Every search runs the JQL through [`crate::jql`],
 //! so results come in the query's `ORDER BY` order.
 
+use std::collections::BTreeSet;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::paging::{Params, body_list, body_number, body_str, json_body, window};
-use super::{ApiError, ApiResult, json_response, ok};
+use super::{ApiError, ApiResult, ok, ok_text};
 use crate::faults::PagingLies;
 use crate::jql;
+use crate::json_text::{Member, MembersText, Object, array};
 use crate::server::{App, PageCap};
+use crate::site::{IssueIndex, Site};
 
 /// Cloud's answer on the removed `/rest/api/{2,3}/search`.
 pub(super) async fn gone() -> ApiResult {
@@ -103,10 +106,8 @@ fn search_jql(app: &App, request: JqlPage, lies: &PagingLies) -> ApiResult {
         let plan = jql::plan(&query, site, index, now_millis()).map_err(jql_error)?;
         let hits = jql::run(&plan, index);
         let range = window(hits.len(), start, max_results, lies);
-        let issues: Vec<Value> = hits[range.clone()]
-            .iter()
-            .map(|&pos| selection.render(&site.issues[pos], &api_url))
-            .collect();
+        let rendering = Rendering::new(&selection, site, index, &api_url);
+        let issues = array(&hits[range.clone()], |&pos, out| rendering.write(pos, out));
         Ok::<_, ApiError>((issues, range.end, hits.len()))
     })?;
     let next = if lies.repeat_token {
@@ -123,11 +124,13 @@ fn search_jql(app: &App, request: JqlPage, lies: &PagingLies) -> ApiResult {
     } else {
         None
     };
-    let mut page = json!({"issues": issues, "isLast": next.is_none()});
+    let mut page = Object::new();
+    page.insert("issues", Member::Text(issues));
+    page.insert("isLast", Member::Owned(Value::Bool(next.is_none())));
     if let Some(token) = next {
-        page["nextPageToken"] = json!(token);
+        page.insert("nextPageToken", Member::Owned(Value::String(token)));
     }
-    ok(&page)
+    ok_text(page.into_text())
 }
 
 /// Cloud `POST /search/approximate-count` `{jql}` → `{count}`.
@@ -166,12 +169,14 @@ pub(super) async fn bulk_fetch(State(app): State<Arc<App>>, body: Bytes) -> ApiR
         let mut positions: Vec<usize> = wanted.iter().filter_map(|k| index.find(k)).collect();
         positions.sort_by_key(|&p| (index.issues[p].id, p));
         positions.dedup();
-        positions
-            .into_iter()
-            .map(|p| selection.render(&site.issues[p], &api_url))
-            .collect::<Vec<_>>()
+        let rendering = Rendering::new(&selection, site, index, &api_url);
+        array(positions, |pos, out| rendering.write(pos, out))
     });
-    ok(&json!({"expand": "schema,names", "issues": issues, "issueErrors": []}))
+    let mut page = Object::new();
+    page.insert("expand", Member::Owned(json!("schema,names")));
+    page.insert("issues", Member::Text(issues));
+    page.insert("issueErrors", Member::Owned(json!([])));
+    ok_text(page.into_text())
 }
 
 /// Data Center `GET /search?jql&startAt&maxResults&fields`.
@@ -232,19 +237,20 @@ fn search(
         let plan = jql::plan(&query, site, index, now_millis()).map_err(jql_error)?;
         let hits = jql::run(&plan, index);
         let range = window(hits.len(), start_at, max_results, lies);
-        let issues: Vec<Value> = hits[range]
-            .iter()
-            .map(|&pos| selection.render(&site.issues[pos], &api_url))
-            .collect();
+        let rendering = Rendering::new(&selection, site, index, &api_url);
+        let issues = array(&hits[range], |&pos, out| rendering.write(pos, out));
         Ok::<_, ApiError>((issues, hits.len()))
     })?;
-    ok(&json!({
-        "expand": "schema,names",
-        "startAt": start_at,
-        "maxResults": max_results,
-        "total": lies.lying_total.unwrap_or(total),
-        "issues": issues,
-    }))
+    let mut page = Object::new();
+    page.insert("expand", Member::Owned(json!("schema,names")));
+    page.insert("startAt", Member::Owned(json!(start_at)));
+    page.insert("maxResults", Member::Owned(json!(max_results)));
+    page.insert(
+        "total",
+        Member::Owned(json!(lies.lying_total.unwrap_or(total))),
+    );
+    page.insert("issues", Member::Text(issues));
+    ok_text(page.into_text())
 }
 
 /// `GET /issue/{issueIdOrKey}?fields=`: all fields unless asked otherwise.
@@ -257,12 +263,14 @@ pub(super) async fn issue(
     let selection = Selection::parse(&params.list("fields"), "*all");
     let api_url = app.api_url();
     let found = app.site.read(|site, index| {
-        index
-            .find(&key)
-            .map(|pos| selection.render(&site.issues[pos], &api_url))
+        index.find(&key).map(|pos| {
+            let mut out = Vec::new();
+            Rendering::new(&selection, site, index, &api_url).write(pos, &mut out);
+            out
+        })
     });
     match found {
-        Some(issue) => Ok(json_response(StatusCode::OK, &issue)),
+        Some(issue) => ok_text(issue),
         None => Err(ApiError::not_found(
             "Issue does not exist or you do not have permission to see it.",
         )),
@@ -306,8 +314,8 @@ fn read_token(token: &str, query_hash: u64) -> Option<usize> {
 #[derive(Debug, Clone, PartialEq)]
 struct Selection {
     all: bool,
-    include: Vec<String>,
-    exclude: Vec<String>,
+    include: BTreeSet<String>,
+    exclude: BTreeSet<String>,
     key: bool,
 }
 
@@ -321,8 +329,8 @@ impl Selection {
         };
         let mut s = Selection {
             all: false,
-            include: Vec::new(),
-            exclude: Vec::new(),
+            include: BTreeSet::new(),
+            exclude: BTreeSet::new(),
             key: false,
         };
         for item in items {
@@ -331,8 +339,12 @@ impl Selection {
                 "id" | "" => {}
                 "key" => s.key = true,
                 other => match other.strip_prefix('-') {
-                    Some(name) => s.exclude.push(name.to_owned()),
-                    None => s.include.push(other.to_owned()),
+                    Some(name) => {
+                        s.exclude.insert(name.to_owned());
+                    }
+                    None => {
+                        s.include.insert(other.to_owned());
+                    }
                 },
             }
         }
@@ -344,16 +356,150 @@ impl Selection {
         !self.all && self.include.is_empty()
     }
 
-    /// The issue as an answer carries it. An id-only answer is `{"id"}` (plus
-    /// `key` if asked, or if the issue has no id, as trimmed fixtures do).
-    fn render(&self, issue: &Value, api_url: &str) -> Value {
+    /// Whether the answer carries this member of `fields`.
+    fn wants(&self, name: &str) -> bool {
+        (self.all || self.include.contains(name)) && !self.exclude.contains(name)
+    }
+
+    /// Appends the issue as an answer carries it, as JSON text written
+    /// straight from the site's values (see [`crate::json_text`]). Its
+    /// `fields` are copied from `written` when given: the index's text of
+    /// them, with which field name ids this selection keeps. An id-only
+    /// answer is `{"id"}` (plus `key` if asked, or if the issue has no id,
+    /// as trimmed fixtures do).
+    fn write(
+        &self,
+        issue: &Value,
+        written: Option<(&MembersText, &[bool])>,
+        api_url: &str,
+        out: &mut Vec<u8>,
+    ) {
+        let no_members = Map::new();
+        let top = issue.as_object().unwrap_or(&no_members);
+        // One pass rather than a look-up per member.
+        let (mut id, mut key, mut fields) = (None, None, None);
+        for (name, value) in top {
+            match name.as_str() {
+                "id" => id = Some(value),
+                "key" => key = Some(value),
+                "fields" => fields = Some(value),
+                _ => {}
+            }
+        }
+        let mut rendered = Object::new();
+        if self.is_id_only() {
+            if let Some(id) = id {
+                rendered.insert("id", Member::Borrowed(id));
+            }
+            if (self.key || id.is_none())
+                && let Some(key) = key
+            {
+                rendered.insert("key", Member::Borrowed(key));
+            }
+            rendered.write(out);
+            return;
+        }
+        rendered.insert(
+            "expand",
+            Member::Owned(json!(
+                "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations"
+            )),
+        );
+        for (name, value) in top.iter().filter(|(n, _)| *n != "fields") {
+            rendered.insert(name.as_str(), Member::Borrowed(value));
+        }
+        if !rendered.contains_key("self")
+            && let Some(id) = id.and_then(Value::as_str)
+        {
+            rendered.insert(
+                "self",
+                Member::Owned(json!(format!("{api_url}/issue/{id}"))),
+            );
+        }
+        let wanted = |name: &str| self.wants(name);
+        let fields = match (fields, written) {
+            // The index is rebuilt whenever the site changes, so its text
+            // is this issue's; the count is only a guard.
+            (Some(Value::Object(all)), Some((text, keep))) if text.len() == all.len() => {
+                Member::Chosen {
+                    written: text,
+                    keep,
+                }
+            }
+            (Some(Value::Object(all)), _) => Member::Subset {
+                object: all,
+                keep: &wanted,
+            },
+            _ => Member::Text(b"{}".to_vec()),
+        };
+        rendered.insert("fields", fields);
+        rendered.write(out);
+    }
+}
+
+/// A selection applied to the issues of one answer: which of the index's
+/// field names it keeps is worked out once, not for each field of each
+/// issue.
+struct Rendering<'a> {
+    selection: &'a Selection,
+    site: &'a Site,
+    index: &'a IssueIndex,
+    /// By field name id ([`IssueIndex::field_names`]).
+    wanted: Vec<bool>,
+    api_url: &'a str,
+}
+
+impl<'a> Rendering<'a> {
+    fn new(
+        selection: &'a Selection,
+        site: &'a Site,
+        index: &'a IssueIndex,
+        api_url: &'a str,
+    ) -> Rendering<'a> {
+        let wanted = if selection.is_id_only() {
+            Vec::new()
+        } else {
+            index
+                .field_names()
+                .iter()
+                .map(|name| selection.wants(name))
+                .collect()
+        };
+        Rendering {
+            selection,
+            site,
+            index,
+            wanted,
+            api_url,
+        }
+    }
+
+    /// Appends the issue at `pos` (see [`Selection::write`]).
+    fn write(&self, pos: usize, out: &mut Vec<u8>) {
+        let written = self.index.fields_text(pos).map(|t| (t, &self.wanted[..]));
+        self.selection
+            .write(&self.site.issues[pos], written, self.api_url, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flavor::Flavor;
+    use crate::json_text::Names;
+    use crate::site::SiteSize;
+    use serde_json::Map;
+
+    /// The issue as answers carried it before [`Selection::write`]: built as
+    /// a `Value`, then serialized. `write` must give exactly its text.
+    fn reference(selection: &Selection, issue: &Value, api_url: &str) -> Value {
         let id = issue.get("id");
         let mut out = Map::new();
-        if self.is_id_only() {
+        if selection.is_id_only() {
             if let Some(id) = id {
                 out.insert("id".into(), id.clone());
             }
-            if (self.key || id.is_none())
+            if (selection.key || id.is_none())
                 && let Some(key) = issue.get("key")
             {
                 out.insert("key".into(), key.clone());
@@ -379,8 +525,8 @@ impl Selection {
         let mut fields = Map::new();
         if let Some(Value::Object(all)) = issue.get("fields") {
             for (name, value) in all {
-                let wanted =
-                    (self.all || self.include.contains(name)) && !self.exclude.contains(name);
+                let wanted = (selection.all || selection.include.contains(name.as_str()))
+                    && !selection.exclude.contains(name.as_str());
                 if wanted {
                     fields.insert(name.clone(), value.clone());
                 }
@@ -389,11 +535,84 @@ impl Selection {
         out.insert("fields".into(), Value::Object(fields));
         Value::Object(out)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// The issue as written, checked to be the same with and without the
+    /// index's text of its fields.
+    fn written(selection: &Selection, issue: &Value, api_url: &str) -> String {
+        let mut plain = Vec::new();
+        selection.write(issue, None, api_url, &mut plain);
+        let mut names = Names::default();
+        let fields_text = match issue.get("fields") {
+            Some(Value::Object(fields)) => Some(MembersText::new(fields, &mut names)),
+            _ => None,
+        };
+        let wanted: Vec<bool> = names.all().iter().map(|n| selection.wants(n)).collect();
+        let mut copied = Vec::new();
+        let written = fields_text.as_ref().map(|t| (t, &wanted[..]));
+        selection.write(issue, written, api_url, &mut copied);
+        assert_eq!(
+            plain, copied,
+            "the copied fields differ from the written ones"
+        );
+        String::from_utf8(plain).expect("UTF-8")
+    }
+
+    fn rendered(selection: &Selection, issue: &Value, api_url: &str) -> Value {
+        serde_json::from_str(&written(selection, issue, api_url)).expect("valid JSON")
+    }
+
+    #[test]
+    fn written_issues_are_the_reference_values_serialized() {
+        let selections: Vec<Selection> = [
+            &[][..],
+            &["id"],
+            &["key"],
+            &["id", "key"],
+            &["*all"],
+            &["*navigable", "-description"],
+            &["summary", "status", "updated", "description", "nope"],
+            &["summary", "-summary", "labels"],
+        ]
+        .iter()
+        .flat_map(|list| {
+            let list = fields(list);
+            [
+                Selection::parse(&list, "id"),
+                Selection::parse(&list, "*all"),
+            ]
+        })
+        .collect();
+        let size = SiteSize {
+            projects: 3,
+            issues_per_project: 4,
+            ..SiteSize::default()
+        };
+        let mut issues: Vec<Value> = [Flavor::Cloud, Flavor::DataCenter]
+            .into_iter()
+            .flat_map(|f| {
+                let mut all = Site::small(f).issues;
+                all.extend(Site::generated(f, size).issues);
+                all
+            })
+            .collect();
+        issues.extend([
+            issue(),
+            json!({"key": "T-1", "fields": {}}),
+            json!({"key": "T-2"}),
+            json!({"id": 7, "key": "T-3", "fields": {"b": 1, "a": [2.5, null]}}),
+            json!({"id": "9", "self": "s", "expand": "x", "zz": {"é\"": "\u{1}"}, "fields": {"x": 1}}),
+            json!([1, 2]),
+        ]);
+        for selection in &selections {
+            for issue in &issues {
+                assert_eq!(
+                    written(selection, issue, "http://h/rest/api/3"),
+                    reference(selection, issue, "http://h/rest/api/3").to_string(),
+                    "{selection:?} of {issue}"
+                );
+            }
+        }
+    }
 
     fn issue() -> Value {
         json!({"id": "10001", "key": "A-1", "fields": {"summary": "s", "status": {"name": "Open"}, "labels": []}})
@@ -406,23 +625,25 @@ mod tests {
     #[test]
     fn by_default_search_jql_returns_ids_only() {
         let sel = Selection::parse(&[], "id");
-        assert_eq!(sel.render(&issue(), "u"), json!({"id": "10001"}));
+        assert_eq!(rendered(&sel, &issue(), "u"), json!({"id": "10001"}));
         let with_key = Selection::parse(&fields(&["id", "key"]), "id");
         assert_eq!(
-            with_key.render(&issue(), "u"),
+            rendered(&with_key, &issue(), "u"),
             json!({"id": "10001", "key": "A-1"})
         );
         let trimmed = json!({"key": "T-1", "fields": {}});
-        assert_eq!(sel.render(&trimmed, "u"), json!({"key": "T-1"}));
+        assert_eq!(rendered(&sel, &trimmed, "u"), json!({"key": "T-1"}));
     }
 
     #[test]
     fn asked_fields_are_kept_and_minus_fields_dropped() {
-        let got = Selection::parse(&fields(&["summary", "nope"]), "id").render(&issue(), "u");
+        let sel = Selection::parse(&fields(&["summary", "nope"]), "id");
+        let got = rendered(&sel, &issue(), "u");
         assert_eq!(got["fields"], json!({"summary": "s"}));
         assert_eq!(got["key"], "A-1");
         assert_eq!(got["self"], "u/issue/10001");
-        let got = Selection::parse(&fields(&["*all", "-labels"]), "id").render(&issue(), "u");
+        let sel = Selection::parse(&fields(&["*all", "-labels"]), "id");
+        let got = rendered(&sel, &issue(), "u");
         assert_eq!(
             got["fields"],
             json!({"summary": "s", "status": {"name": "Open"}})

@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::paging::{Params, page_bean};
-use super::{ApiError, ApiResult, ok};
+use super::{ApiError, ApiResult, ok, ok_serialized};
 use crate::faults::PagingLies;
 use crate::flavor::Flavor;
 use crate::server::{App, PageCap};
@@ -50,7 +50,7 @@ pub(super) async fn server_info(State(app): State<Arc<App>>) -> ApiResult {
 
 /// `GET /myself`.
 pub(super) async fn myself(State(app): State<Arc<App>>) -> ApiResult {
-    ok(&app.site.view(|s| s.myself.clone()))
+    app.site.view(|s| ok_serialized(&s.myself))
 }
 
 /// `GET /project`: every project, a bare array (Cloud deprecated, still served).
@@ -60,17 +60,17 @@ pub(super) async fn projects(State(app): State<Arc<App>>) -> ApiResult {
 
 /// `GET /project/{keyOrId}`.
 pub(super) async fn project(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiResult {
-    let found = app.site.view(|s| {
-        s.project(&key)
-            .or_else(|| s.projects.iter().find(|p| str_field(p, "id") == Some(&key)))
-            .cloned()
-    });
-    match found {
-        Some(p) => ok(&p),
-        None => Err(ApiError::not_found(format!(
-            "No project could be found with key '{key}'."
-        ))),
-    }
+    app.site.read(|s, index| {
+        match index
+            .project_by_key(s, &key)
+            .or_else(|| index.project_by_id(s, &key))
+        {
+            Some(p) => ok_serialized(p),
+            None => Err(ApiError::not_found(format!(
+                "No project could be found with key '{key}'."
+            ))),
+        }
+    })
 }
 
 /// `GET /field`.
@@ -104,7 +104,7 @@ pub(super) async fn resolutions(State(app): State<Arc<App>>) -> ApiResult {
 }
 
 fn bare(app: &App, list: impl FnOnce(&Site) -> &Vec<Value>) -> ApiResult {
-    ok(&app.site.view(|s| Value::Array(list(s).clone())))
+    app.site.view(|s| ok_serialized(list(s)))
 }
 
 /// Cloud `GET /project/search`: a PageBean, sorted by key unless `orderBy`

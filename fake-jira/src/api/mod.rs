@@ -14,6 +14,7 @@ use axum::Router;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::flavor::Flavor;
@@ -90,12 +91,12 @@ async fn not_found(uri: Uri) -> Response {
 
 /// A JSON answer with Jira's content type.
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, JSON_TYPE)],
-        body.to_string(),
-    )
-        .into_response()
+    text_response(status, body.to_string())
+}
+
+/// A JSON answer with Jira's content type, from JSON text.
+fn text_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, JSON_TYPE)], body).into_response()
 }
 
 /// An error answer in Jira's shape: `{"errorMessages": [...], "errors": {}}`.
@@ -137,4 +138,22 @@ pub(crate) type ApiResult = Result<Response, ApiError>;
 /// A 200 with this JSON.
 pub(crate) fn ok(body: &Value) -> ApiResult {
     Ok(json_response(StatusCode::OK, body))
+}
+
+/// A 200 with `body` serialized: the answer [`ok`] gives for the equivalent
+/// `Value` (a slice of values for an array, say), without building it.
+pub(crate) fn ok_serialized<T: Serialize + ?Sized>(body: &T) -> ApiResult {
+    let mut text = Vec::new();
+    crate::json_text::write_value(&mut text, body);
+    ok_text(text)
+}
+
+/// A 200 with this JSON text (see [`crate::json_text`]).
+pub(crate) fn ok_text(text: Vec<u8>) -> ApiResult {
+    Ok(text_response(StatusCode::OK, utf8(text)))
+}
+
+/// serde_json writes UTF-8 only, so this never has to repair anything.
+fn utf8(text: Vec<u8>) -> String {
+    String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }

@@ -10,11 +10,11 @@ use axum::extract::{RawQuery, State};
 use serde_json::Value;
 
 use super::paging::{Params, window};
-use super::{ApiError, ApiResult, ok};
+use super::{ApiError, ApiResult, ok_serialized};
 use crate::faults::PagingLies;
 use crate::flavor::Flavor;
 use crate::server::{App, PageCap};
-use crate::site::{Site, issue_project_key, str_field};
+use crate::site::{IssueIndex, Site, issue_project_key, str_field};
 
 /// Cloud `GET /users/search?startAt&maxResults`: every user, apps and
 /// inactive ones included.
@@ -28,11 +28,10 @@ pub(super) async fn cloud_users(
     let max_results = params
         .number("maxResults", 50)?
         .min(app.cap(PageCap::CloudUserSearch));
-    let page = app.site.view(|s| {
+    app.site.view(|s| {
         let range = window(s.users.len(), start_at, max_results, &lies);
-        Value::Array(s.users[range].to_vec())
-    });
-    ok(&page)
+        ok_serialized(&s.users[range])
+    })
 }
 
 /// Data Center `GET /user/search?username=&startAt&maxResults`: `username`
@@ -56,7 +55,7 @@ pub(super) async fn dc_users(
     let start_at = params.number("startAt", 0)?;
     let max_results = params.number("maxResults", 50)?.min(1000);
     let cap = app.cap(PageCap::DcUserSearch);
-    let page = app.site.view(|s| {
+    app.site.view(|s| {
         let mut found: Vec<&Value> = s
             .users
             .iter()
@@ -72,9 +71,8 @@ pub(super) async fn dc_users(
         found.sort_by_cached_key(|u| str_field(u, "name").unwrap_or_default().to_lowercase());
         found.truncate(cap);
         let range = window(found.len(), start_at, max_results, &lies);
-        Value::Array(found[range].iter().map(|u| (*u).clone()).collect())
-    });
-    ok(&page)
+        ok_serialized(&found[range])
+    })
 }
 
 /// `GET /user/assignable/search?project=KEY` (or `issueKey=`): the active
@@ -111,7 +109,7 @@ pub(super) async fn assignable(
     let issue = params.get("issueKey").or_else(|| params.get("issueId"));
     app.site.read(|s, index| {
         let key = match (project, issue) {
-            (Some(p), _) => project_key(s, p).ok_or_else(|| {
+            (Some(p), _) => project_key(s, index, p).ok_or_else(|| {
                 ApiError::not_found(format!("No project could be found with key '{p}'."))
             })?,
             (None, Some(i)) => index
@@ -129,32 +127,21 @@ pub(super) async fn assignable(
                 ));
             }
         };
-        let ids = s
-            .assignable
-            .get(&key)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let users: Vec<&Value> = ids
-            .iter()
-            .filter_map(|id| s.users.iter().find(|u| Site::user_id(u) == Some(id)))
+        let users: Vec<&Value> = index
+            .assignable(s, &key)
             .filter(|u| is_active(u))
             .filter(|u| filter.as_deref().is_none_or(|f| starts_with(u, f)))
             .collect();
         let range = window(users.len(), start_at, max_results, &lies);
-        ok(&Value::Array(
-            users[range].iter().map(|u| (*u).clone()).collect(),
-        ))
+        ok_serialized(&users[range])
     })
 }
 
 /// A project's key from its key (any case) or id.
-fn project_key(site: &Site, key_or_id: &str) -> Option<String> {
-    site.project(key_or_id)
-        .or_else(|| {
-            site.projects
-                .iter()
-                .find(|p| str_field(p, "id") == Some(key_or_id))
-        })
+fn project_key(site: &Site, index: &IssueIndex, key_or_id: &str) -> Option<String> {
+    index
+        .project_by_key(site, key_or_id)
+        .or_else(|| index.project_by_id(site, key_or_id))
         .and_then(|p| str_field(p, "key"))
         .map(str::to_owned)
 }

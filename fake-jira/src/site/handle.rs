@@ -1,5 +1,6 @@
 //! The running fake's site, shared between the server and the test that
-//! changes it; every change drops the search index so the next search sees it.
+//! changes it; every change drops the search index so the next read
+//! rebuilds it and sees the change.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -14,14 +15,16 @@ pub struct SiteHandle {
 #[derive(Debug)]
 struct State {
     site: Site,
-    /// Built on the first search after a change.
+    /// Built when the fake starts (so that its first requests do not pay
+    /// for it), and again on the first read after a change.
     index: Option<Arc<IssueIndex>>,
 }
 
 impl SiteHandle {
     pub(crate) fn new(site: Site) -> SiteHandle {
+        let index = Some(Arc::new(IssueIndex::build(&site)));
         SiteHandle {
-            state: Arc::new(Mutex::new(State { site, index: None })),
+            state: Arc::new(Mutex::new(State { site, index })),
         }
     }
 
@@ -75,7 +78,7 @@ impl SiteHandle {
         let index = match &state.index {
             Some(index) => Arc::clone(index),
             None => {
-                let index = Arc::new(IssueIndex::build(&state.site.issues));
+                let index = Arc::new(IssueIndex::build(&state.site));
                 state.index = Some(Arc::clone(&index));
                 index
             }

@@ -1,12 +1,18 @@
 //! A search index over a site's issues, so that a JQL page over 100,000
 //! issues does not re-read every issue's JSON: each issue's key, project,
 //! number and times are read once, and rebuilt only after the site changes.
+//! Each issue's `fields` are serialized here once, so that search pages
+//! copy that text rather than serialize every issue again. The index also
+//! lists each project's assignable users and finds projects by key or id,
+//! so that the hundreds of `/user/assignable/search` requests of a warm do
+//! not each walk every user of the site.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{issue_key, issue_project_key, str_field};
+use super::{Site, issue_key, issue_project_key, str_field};
+use crate::json_text::{MembersText, Names};
 use crate::timestamp::parse_jira_time;
 
 /// What search needs to know about one issue, at the issue's position in
@@ -25,21 +31,59 @@ pub(crate) struct IndexedIssue {
     pub(crate) updated: i64,
     /// `created` in milliseconds since the epoch; `i64::MIN` if absent.
     pub(crate) created: i64,
+    /// The issue's `fields` as JSON text, if `fields` is an object.
+    pub(crate) fields_text: Option<MembersText>,
 }
 
-/// Issues by position, by project and by key.
+/// Issues by position, by project and by key; assignable users by project;
+/// projects by key and id.
 #[derive(Debug, Default)]
 pub(crate) struct IssueIndex {
     pub(crate) issues: Vec<IndexedIssue>,
     by_project: HashMap<String, Vec<usize>>,
     by_key: HashMap<String, usize>,
     by_id: HashMap<String, usize>,
+    /// For each project key of [`Site::assignable`], the positions in
+    /// [`Site::users`] of its assignable users, in the list's order: for
+    /// each id the first user with that [`Site::user_id`] (as a scan from
+    /// the front finds), ids of no user left out.
+    assignable: HashMap<String, Vec<usize>>,
+    /// Positions in [`Site::projects`] by upper-cased key (first wins).
+    projects_by_key: HashMap<String, usize>,
+    /// Positions in [`Site::projects`] by id (first wins).
+    projects_by_id: HashMap<String, usize>,
+    /// The names of the issues' `fields`, numbered for [`MembersText`].
+    field_names: Names,
 }
 
 impl IssueIndex {
-    pub(crate) fn build(issues: &[Value]) -> IssueIndex {
+    pub(crate) fn build(site: &Site) -> IssueIndex {
         let mut index = IssueIndex::default();
-        for (pos, issue) in issues.iter().enumerate() {
+        let mut users_by_id: HashMap<&str, usize> = HashMap::new();
+        for (pos, user) in site.users.iter().enumerate() {
+            if let Some(id) = Site::user_id(user) {
+                users_by_id.entry(id).or_insert(pos);
+            }
+        }
+        for (key, ids) in &site.assignable {
+            let positions = ids
+                .iter()
+                .filter_map(|id| users_by_id.get(id.as_str()).copied())
+                .collect();
+            index.assignable.insert(key.clone(), positions);
+        }
+        for (pos, project) in site.projects.iter().enumerate() {
+            if let Some(key) = str_field(project, "key") {
+                index
+                    .projects_by_key
+                    .entry(key.to_ascii_uppercase())
+                    .or_insert(pos);
+            }
+            if let Some(id) = str_field(project, "id") {
+                index.projects_by_id.entry(id.to_owned()).or_insert(pos);
+            }
+        }
+        for (pos, issue) in site.issues.iter().enumerate() {
             let key = issue_key(issue).unwrap_or_default().to_ascii_uppercase();
             let project = issue_project_key(issue)
                 .unwrap_or_default()
@@ -69,8 +113,15 @@ impl IssueIndex {
             if let Some(id) = &id_text {
                 index.by_id.insert(id.clone(), pos);
             }
+            let fields_text = match issue.get("fields") {
+                Some(Value::Object(fields)) => {
+                    Some(MembersText::new(fields, &mut index.field_names))
+                }
+                _ => None,
+            };
             index.issues.push(IndexedIssue {
                 id: id_text.and_then(|s| s.parse().ok()),
+                fields_text,
                 updated: time("updated"),
                 created: time("created"),
                 key,
@@ -79,6 +130,17 @@ impl IssueIndex {
             });
         }
         index
+    }
+
+    /// Every name of the issues' `fields`, at its id in their
+    /// [`MembersText`].
+    pub(crate) fn field_names(&self) -> &[String] {
+        self.field_names.all()
+    }
+
+    /// The `fields` text of the issue at `pos`, if it has an object there.
+    pub(crate) fn fields_text(&self, pos: usize) -> Option<&MembersText> {
+        self.issues.get(pos).and_then(|i| i.fields_text.as_ref())
     }
 
     /// Positions of the issues of a project (upper-case key).
@@ -92,5 +154,31 @@ impl IssueIndex {
             .get(&key_or_id.to_ascii_uppercase())
             .or_else(|| self.by_id.get(key_or_id))
             .copied()
+    }
+
+    /// The users assignable in a project (its exact key in
+    /// [`Site::assignable`]), in the list's order, without looking each up.
+    pub(crate) fn assignable<'s>(
+        &self,
+        site: &'s Site,
+        project_key: &str,
+    ) -> impl Iterator<Item = &'s Value> {
+        self.assignable
+            .get(project_key)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .map(|&pos| &site.users[pos])
+    }
+
+    /// [`Site::project`] (by key, any case) without the scan.
+    pub(crate) fn project_by_key<'s>(&self, site: &'s Site, key: &str) -> Option<&'s Value> {
+        self.projects_by_key
+            .get(&key.to_ascii_uppercase())
+            .map(|&pos| &site.projects[pos])
+    }
+
+    /// The first project with this `id`.
+    pub(crate) fn project_by_id<'s>(&self, site: &'s Site, id: &str) -> Option<&'s Value> {
+        self.projects_by_id.get(id).map(|&pos| &site.projects[pos])
     }
 }
