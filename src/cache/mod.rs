@@ -4,13 +4,14 @@
 //! What it guarantees:
 //! - **One writer, many readers.** All writes go through one
 //!   [`CacheWriter`]: a thread owning its own connection, fed by a bounded
-//!   channel. Every message is one transaction, so a crash or an interrupt
-//!   loses at most the message in flight, never half of it. Readers
+//!   channel. Every write is atomic and committed before its caller hears
+//!   "ok" (queued writes may share one transaction), so a crash or an
+//!   interrupt loses at most the writes in flight, never half of one. Readers
 //!   ([`CacheReader`]) use their own connections; with WAL they never wait for
 //!   the writer and never see "database is locked".
 //! - **Values are stored exactly as Jira sent them**, apart from their
 //!   metadata, and an unchanged value (same xxh3 hash) is never rewritten.
-//! - **Status is cheap on a million entries**: totals are kept by triggers,
+//! - **Status is cheap on a million entries**: totals are kept by every write,
 //!   and every other figure is an index range or an index seek.
 //! - **The schema is versioned** through `PRAGMA user_version`; a file from a
 //!   newer binary, a corrupt file or another program's file is refused with a

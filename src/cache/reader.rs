@@ -283,7 +283,7 @@ impl CacheReader {
     }
 
     /// How many issues are cached per project, by project key (from
-    /// trigger-kept totals: no scan).
+    /// totals the writer keeps: no scan).
     pub fn issue_counts_by_project(&self) -> Result<Vec<(String, u64)>, CacheError> {
         self.conn
             .prepare_cached(
@@ -298,7 +298,7 @@ impl CacheReader {
     }
 
     /// The figures of every category, in [`Category::ALL`] order, from one
-    /// snapshot. Totals come from trigger-kept counters; everything else is
+    /// snapshot. Totals come from counters the writer keeps; everything else is
     /// an index seek or an index range count, so this stays fast on a
     /// million entries.
     pub fn category_stats(&self, now_ms: i64) -> Result<Vec<CategoryStats>, CacheError> {

@@ -3,7 +3,7 @@
 //! did, none able to lose what an earlier warm cached.
 //!
 //! Guarantees:
-//! - Every page is written in one transaction as it arrives; a stage that
+//! - Every page is written atomically as it arrives; a stage that
 //!   fails part-way keeps what it wrote and what was cached before.
 //! - Entries are only removed by reconciliation, after a listing that ended
 //!   by the server's own end signal, untruncated and without error.
