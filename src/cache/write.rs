@@ -124,12 +124,26 @@ impl Totals {
         self.count(category, size, project, -1);
     }
 
-    /// Counts a row deleted with `RETURNING category, size, project`.
-    fn removed_row(&mut self, row: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
-        let category = row_category(row, 0)?;
-        let project = row.get_ref(2)?.as_str_or_null()?;
-        self.removed(category, row.get(1)?, project);
-        Ok(())
+    /// Runs `DELETE FROM entries <condition>`, counting every row it
+    /// deletes; answers how many.
+    fn delete(
+        &mut self,
+        tx: &Connection,
+        condition: &str,
+        args: impl rusqlite::Params,
+    ) -> rusqlite::Result<u64> {
+        let mut delete = tx.prepare_cached(&format!(
+            "DELETE FROM entries {condition} RETURNING category, size, project"
+        ))?;
+        let mut rows = delete.query(args)?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let category = row_category(row, 0)?;
+            let project = row.get_ref(2)?.as_str_or_null()?;
+            self.removed(category, row.get(1)?, project);
+            n += 1;
+        }
+        Ok(n)
     }
 
     fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
@@ -329,17 +343,7 @@ pub(crate) fn remove(
     }
     let tx = immediate(conn)?;
     let mut totals = Totals::default();
-    let mut n = 0;
-    {
-        let mut delete = tx.prepare(&format!(
-            "DELETE FROM entries {WHERE} RETURNING category, size, project"
-        ))?;
-        let mut rows = delete.query(args)?;
-        while let Some(row) = rows.next()? {
-            totals.removed_row(row)?;
-            n += 1;
-        }
-    }
+    let n = totals.delete(&tx, WHERE, args)?;
     totals.apply(&tx)?;
     tx.commit()?;
     Ok(n)
@@ -450,13 +454,8 @@ fn delete_ids(tx: &Connection, ids: &[i64], totals: &mut Totals) -> rusqlite::Re
     // In rowid order, consecutive deletes touch neighbouring pages.
     let mut ids = ids.to_vec();
     ids.sort_unstable();
-    let mut delete =
-        tx.prepare_cached("DELETE FROM entries WHERE id = ?1 RETURNING category, size, project")?;
     for id in &ids {
-        let mut rows = delete.query([id])?;
-        while let Some(row) = rows.next()? {
-            totals.removed_row(row)?;
-        }
+        totals.delete(tx, "WHERE id = ?1", [id])?;
     }
     Ok(())
 }
@@ -474,21 +473,13 @@ pub(crate) fn prune(
     let removed = {
         let tx = immediate(conn).at(path)?;
         let mut totals = Totals::default();
-        let mut removed = 0;
-        {
-            let mut delete = tx
-                .prepare(
-                    "DELETE FROM entries
-                     WHERE category IN ('project', 'field', 'user', 'issue') AND expires_at <= ?1
-                     RETURNING category, size, project",
-                )
-                .at(path)?;
-            let mut rows = delete.query([expired_before_ms]).at(path)?;
-            while let Some(row) = rows.next().at(path)? {
-                totals.removed_row(row).at(path)?;
-                removed += 1;
-            }
-        }
+        let removed = totals
+            .delete(
+                &tx,
+                "WHERE category IN ('project', 'field', 'user', 'issue') AND expires_at <= ?1",
+                [expired_before_ms],
+            )
+            .at(path)?;
         totals.apply(&tx).at(path)?;
         tx.commit().at(path)?;
         removed
