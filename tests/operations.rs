@@ -83,16 +83,22 @@ fn usage_errors_exit_2_with_a_hint() {
 #[test]
 fn help_lists_the_exit_codes() {
     let sb = Sandbox::new();
-    for out in [
-        run_ok(&mut sb.warm(&["--help"])),
-        run_ok(&mut sb.status(&["--help"])),
-    ] {
-        let help = stdout(&out);
+    let warm = stdout(&run_ok(&mut sb.warm(&["--help"])));
+    let status = stdout(&run_ok(&mut sb.status(&["--help"])));
+    for help in [&warm, &status] {
         assert!(
-            help.contains("Exit codes:") && help.contains("another warm holds the profile's lock"),
+            help.contains("Exit codes:") && help.contains("  7    cache file error"),
             "{help}"
         );
     }
+    // Only cache_warm takes the lock, runs stages and keeps quiet hours.
+    assert!(
+        warm.contains("  5    another warm holds the profile's lock"),
+        "{warm}"
+    );
+    assert!(!status.contains("another warm holds"), "{status}");
+    assert!(!status.contains("quiet hours"), "{status}");
+    assert!(status.contains("With --check: 0 OK"), "{status}");
 }
 
 #[test]

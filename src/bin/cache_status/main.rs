@@ -105,12 +105,14 @@ struct Cli {
     man: bool,
 }
 
-/// The contract's exit codes plus those of `--get` and `--check`.
+/// The contract's exit codes that `cache_status` can return (it takes no
+/// lock, runs no stage and has no quiet hours), plus those of `--get` and
+/// `--check`.
 fn exit_codes_help() -> String {
     format!(
         "{}\n\nWith --get: 0 fresh hit, 10 stale hit, 11 miss.\n\
          With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (any error, usage errors included).",
-        common::EXIT_CODES_HELP
+        common::exit_codes_help(&[exit::PARTIAL, exit::LOCKED, exit::QUIET_HOURS])
     )
 }
 

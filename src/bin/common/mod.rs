@@ -5,21 +5,47 @@
 
 use std::time::Duration;
 
+use jira_cache::exit;
 use jira_cache::jira::RetryPolicy;
 use tracing_subscriber::EnvFilter;
 
 /// The exit codes, as `--help` lists them.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0    success
-  1    failed: nothing useful done (unreachable site, every stage failed)
-  2    usage error
-  3    profile or configuration error, credentials missing or refused
-  4    partial: some stage failed, the others succeeded
-  5    another warm holds the profile's lock
-  6    refused: inside quiet hours (--force overrides)
-  7    cache file error (corrupt, unwritable, newer schema); `cache_warm --reset` recreates the file
-  130  interrupted by SIGINT, 143 by SIGTERM";
+const EXIT_CODES: &[(u8, &str)] = &[
+    (exit::OK, "success"),
+    (
+        exit::FAILED,
+        "failed: nothing useful done (unreachable site, every stage failed)",
+    ),
+    (exit::USAGE, "usage error"),
+    (
+        exit::CONFIG,
+        "profile or configuration error, credentials missing or refused",
+    ),
+    (
+        exit::PARTIAL,
+        "partial: some stage failed, the others succeeded",
+    ),
+    (exit::LOCKED, "another warm holds the profile's lock"),
+    (
+        exit::QUIET_HOURS,
+        "refused: inside quiet hours (--force overrides)",
+    ),
+    (
+        exit::CACHE_FILE,
+        "cache file error (corrupt, unwritable, newer schema); `cache_warm --reset` recreates the file",
+    ),
+];
+
+/// The contract's exit-code table for `--help`, without the codes in
+/// `never` (those a binary cannot return).
+pub fn exit_codes_help(never: &[u8]) -> String {
+    let mut help = String::from("Exit codes:\n");
+    for (code, meaning) in EXIT_CODES.iter().filter(|(c, _)| !never.contains(c)) {
+        help.push_str(&format!("  {code:<4} {meaning}\n"));
+    }
+    help.push_str("  130  interrupted by SIGINT, 143 by SIGTERM");
+    help
+}
 
 /// Logs go to stderr: `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG`
 /// wins when set; `--quiet` keeps only errors. With a log file, logs also go
