@@ -773,10 +773,9 @@ fn clause(
 
 /// A project by key (any case), id or name (any case).
 fn find_project<'a>(site: &'a Site, index: &IssueIndex, value: &str) -> Option<&'a Value> {
-    index.project_by_key(site, value).or_else(|| {
+    index.project(site, value).or_else(|| {
         site.projects.iter().find(|p| {
-            str_field(p, "id") == Some(value)
-                || str_field(p, "name").is_some_and(|n| n.trim().eq_ignore_ascii_case(value.trim()))
+            str_field(p, "name").is_some_and(|n| n.trim().eq_ignore_ascii_case(value.trim()))
         })
     })
 }

@@ -60,16 +60,11 @@ pub(super) async fn projects(State(app): State<Arc<App>>) -> ApiResult {
 
 /// `GET /project/{keyOrId}`.
 pub(super) async fn project(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiResult {
-    app.site.read(|s, index| {
-        match index
-            .project_by_key(s, &key)
-            .or_else(|| index.project_by_id(s, &key))
-        {
-            Some(p) => ok_serialized(p),
-            None => Err(ApiError::not_found(format!(
-                "No project could be found with key '{key}'."
-            ))),
-        }
+    app.site.read(|s, index| match index.project(s, &key) {
+        Some(p) => ok_serialized(p),
+        None => Err(ApiError::not_found(format!(
+            "No project could be found with key '{key}'."
+        ))),
     })
 }
 

@@ -140,8 +140,7 @@ pub(super) async fn assignable(
 /// A project's key from its key (any case) or id.
 fn project_key(site: &Site, index: &IssueIndex, key_or_id: &str) -> Option<String> {
     index
-        .project_by_key(site, key_or_id)
-        .or_else(|| index.project_by_id(site, key_or_id))
+        .project(site, key_or_id)
         .and_then(|p| str_field(p, "key"))
         .map(str::to_owned)
 }

@@ -181,4 +181,11 @@ impl IssueIndex {
     pub(crate) fn project_by_id<'s>(&self, site: &'s Site, id: &str) -> Option<&'s Value> {
         self.projects_by_id.get(id).map(|&pos| &site.projects[pos])
     }
+
+    /// A project by key (any case), else by id, as Jira's `{projectIdOrKey}`
+    /// path parameters take it.
+    pub(crate) fn project<'s>(&self, site: &'s Site, key_or_id: &str) -> Option<&'s Value> {
+        self.project_by_key(site, key_or_id)
+            .or_else(|| self.project_by_id(site, key_or_id))
+    }
 }
