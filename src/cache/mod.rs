@@ -11,6 +11,12 @@
 //!   the writer and never see "database is locked".
 //! - **Values are stored exactly as Jira sent them**, apart from their
 //!   metadata, and an unchanged value (same xxh3 hash) is never rewritten.
+//! - **A complete listing refreshes its entries at once.** Entries written by
+//!   a listing that proves them all current (every project, every user, each
+//!   kind of field metadata) are its members and carry its times
+//!   ([`Listing`]); a run that finds them unchanged writes one row, not one
+//!   per entry, and a page identical to the last is not even looked at entry
+//!   by entry. Readers see each entry's own times or its listing's.
 //! - **Status is cheap on a million entries**: totals are kept by every write,
 //!   and every other figure is an index range or an index seek.
 //! - **The schema is versioned** through `PRAGMA user_version`; a file from a
@@ -41,8 +47,8 @@ use rusqlite::{Connection, OpenFlags};
 pub use error::CacheError;
 pub use reader::{CacheReader, CachedEntry, CategoryStats, Freshness, Watermark};
 pub use runs::{RunEnd, RunId, RunRecord, RunResult, RunStart};
-pub use write::{EvictionOutcome, KeyScope, NewEntry, PruneOutcome, PutOutcome};
-pub use writer::CacheWriter;
+pub use write::{EvictionOutcome, KeyScope, Listing, NewEntry, PruneOutcome, PutOutcome};
+pub use writer::{CacheWriter, Pending};
 
 use error::SqliteResultExt;
 

@@ -176,8 +176,11 @@ impl CacheReader {
     pub fn peek(&self, category: Category, key: &str) -> Result<Option<CachedEntry>, CacheError> {
         self.conn
             .prepare_cached(
-                "SELECT v.value, e.fetched_at, e.expires_at, e.fetch_ms, e.size, e.updated_at
+                // A listing's member carries the listing's times (schema 4).
+                "SELECT v.value, coalesce(e.fetched_at, l.fetched_at, 0),
+                        coalesce(e.expires_at, l.expires_at, 0), e.fetch_ms, e.size, e.updated_at
                  FROM entries e JOIN entry_values v ON v.id = e.id
+                 LEFT JOIN listings l ON l.id = e.listing
                  WHERE e.category = ?1 AND e.key = ?2",
             )
             .and_then(|mut stmt| {
@@ -315,7 +318,9 @@ impl CacheReader {
                 )
                 .at(path)?;
             // Separate sub-queries: SQLite answers a lone min() or max() from
-            // the index, but not both in one SELECT.
+            // the index, but not both in one SELECT. These cover the entries
+            // with times of their own; a listing's members (whose own times
+            // are NULL) are added from `listings` below.
             let mut figures = tx
                 .prepare_cached(
                     "SELECT
@@ -323,6 +328,13 @@ impl CacheReader {
                        (SELECT min(fetched_at) FROM entries WHERE category = ?1),
                        (SELECT max(fetched_at) FROM entries WHERE category = ?1),
                        (SELECT min(expires_at) FROM entries WHERE category = ?1 AND expires_at > ?2)",
+                )
+                .at(path)?;
+            let mut listings = tx
+                .prepare_cached(
+                    "SELECT l.fetched_at, l.expires_at,
+                            (SELECT count(*) FROM entries e WHERE e.listing = l.id)
+                     FROM listings l WHERE l.category = ?1",
                 )
                 .at(path)?;
             for category in Category::ALL {
@@ -348,11 +360,32 @@ impl CacheReader {
                     stale_hits += p.stale_hits;
                     misses += p.misses;
                 }
-                let (expired, oldest_fetch, newest_fetch, next_expiry) = figures
+                let (mut expired, mut oldest_fetch, mut newest_fetch, mut next_expiry): (
+                    u64,
+                    Option<i64>,
+                    Option<i64>,
+                    Option<i64>,
+                ) = figures
                     .query_row(params![name, now_ms], |r| {
                         Ok((from_sql_int(r.get(0)?), r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                     .at(path)?;
+                let mut rows = listings.query([name]).at(path)?;
+                while let Some(row) = rows.next().at(path)? {
+                    let fetched_at: i64 = row.get(0).at(path)?;
+                    let expires_at: i64 = row.get(1).at(path)?;
+                    let members = from_sql_int(row.get(2).at(path)?);
+                    if members == 0 {
+                        continue;
+                    }
+                    oldest_fetch = Some(oldest_fetch.map_or(fetched_at, |t| t.min(fetched_at)));
+                    newest_fetch = Some(newest_fetch.map_or(fetched_at, |t| t.max(fetched_at)));
+                    if expires_at <= now_ms {
+                        expired += members;
+                    } else {
+                        next_expiry = Some(next_expiry.map_or(expires_at, |t| t.min(expires_at)));
+                    }
+                }
                 let entries = from_sql_int(entries);
                 stats.push(CategoryStats {
                     category,

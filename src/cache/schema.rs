@@ -28,7 +28,7 @@ pub(crate) const APPLICATION_ID: i64 = 0x4A43_4143;
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The migrations, oldest first. Append only.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Schema 1.
 ///
@@ -188,6 +188,84 @@ WHERE category = 'issue' AND project IS NOT NULL
 GROUP BY project;
 "#;
 
+/// Schema 4: listings own the times of their members.
+///
+/// A complete listing (every project, every user, every field of a kind)
+/// proves all of its entries current at once. Refreshing each unchanged
+/// entry's own times made a re-warm with nothing changed re-index every
+/// listed row (BENCHMARKS.md, target 5). Now a `listings` row holds the
+/// times of the last complete run of one listing, and an entry written or
+/// confirmed by that listing is its member: `listing` names the row, and its
+/// own `fetched_at` and `expires_at` are NULL. Every other entry (issues,
+/// values fetched one at a time) keeps its own times, with `listing` NULL.
+/// An entry's times are therefore `coalesce(own, its listing's)`; the CHECK
+/// keeps exactly one of the two.
+///
+/// SQLite cannot drop a NOT NULL constraint, so `entries` is rebuilt (the
+/// documented procedure: new table, copy, drop, rename). `migrate` turns
+/// foreign keys off around it, or dropping the old table would cascade into
+/// `entry_values`. Values are not copied: `entry_values` keys on the same
+/// ids. `listing` is not declared a foreign key: a statement that writes a
+/// foreign key column needs a statement journal, which made each refresh of
+/// an entry's times several times dearer; rows of `listings` are never
+/// deleted, so a member always finds its listing. The index for issue
+/// censuses also gains `category` and `key`, so a
+/// census reads the index alone. `listing_pages` lets a listing's page that
+/// is the same as last time skip its per-entry look-ups.
+const V4: &str = r#"
+CREATE TABLE listings (
+    id         INTEGER PRIMARY KEY,
+    category   TEXT    NOT NULL CHECK (category IN ('project', 'field', 'user', 'issue')),
+    name       TEXT    NOT NULL,             -- e.g. `users`, `fields`, `statuses`
+    fetched_at INTEGER NOT NULL,             -- unix ms: start of its last complete run
+    expires_at INTEGER NOT NULL,             -- unix ms: its members are fresh until then
+    UNIQUE (category, name)
+);
+
+CREATE TABLE entries_v4 (
+    id           INTEGER PRIMARY KEY,
+    category     TEXT    NOT NULL CHECK (category IN ('project', 'field', 'user', 'issue')),
+    key          TEXT    NOT NULL,
+    hash         INTEGER NOT NULL,            -- xxh3_64 of the value, as i64
+    size         INTEGER NOT NULL,            -- len(key) + len(value)
+    fetched_at   INTEGER,                     -- unix ms; NULL for a listing's member
+    expires_at   INTEGER,                     -- unix ms; NULL for a listing's member
+    fetch_ms     INTEGER NOT NULL DEFAULT 0,  -- how long the fetch took (early refresh)
+    project      TEXT,                        -- issues: project key
+    updated_at   INTEGER,                     -- issues: Jira `updated`, unix ms
+    last_read_at INTEGER,                     -- unix ms, flushed in batches by readers
+    listing      INTEGER,                     -- listings.id whose times these are, if a member
+    UNIQUE (category, key),
+    CHECK ((listing IS NULL) = (fetched_at IS NOT NULL)),
+    CHECK ((listing IS NULL) = (expires_at IS NOT NULL))
+);
+INSERT INTO entries_v4 (id, category, key, hash, size, fetched_at, expires_at, fetch_ms,
+                        project, updated_at, last_read_at)
+SELECT id, category, key, hash, size, fetched_at, expires_at, fetch_ms,
+       project, updated_at, last_read_at
+FROM entries;
+DROP TABLE entries;
+ALTER TABLE entries_v4 RENAME TO entries;
+CREATE INDEX entries_by_expiry ON entries (category, expires_at);
+CREATE INDEX entries_by_fetch ON entries (category, fetched_at);
+CREATE INDEX entries_by_issue_update ON entries (project, updated_at, category, key)
+    WHERE project IS NOT NULL;
+CREATE INDEX entries_by_listing ON entries (listing) WHERE listing IS NOT NULL;
+
+-- What each page of a listing held when it was last stored: a digest of its
+-- keys and value hashes. A page that comes again with the same digest holds
+-- only unchanged members, and is not looked at entry by entry. Any write that
+-- takes an entry out of a listing, changes a member's value or deletes one
+-- drops the listing's pages here, so a digest never vouches for a page whose
+-- entries moved.
+CREATE TABLE listing_pages (
+    listing INTEGER NOT NULL,                -- listings.id
+    page    INTEGER NOT NULL,                -- its position in the run, from 0
+    digest  INTEGER NOT NULL,                -- xxh3_64 over its keys, hashes and sizes
+    PRIMARY KEY (listing, page)
+) WITHOUT ROWID;
+"#;
+
 /// Sets the per-connection pragmas; call right after opening.
 ///
 /// `new_file`: the file is empty, so `auto_vacuum` can still be chosen. It
@@ -222,6 +300,16 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), CacheErr
     if identify(conn, path)? == SCHEMA_VERSION {
         return Ok(());
     }
+    // Rebuilding a table (schema 4) must not cascade deletes into its
+    // children; the switch is a no-op inside a transaction, so it is made
+    // here, and `foreign_key_check` below stands in for it.
+    conn.pragma_update(None, "foreign_keys", false).at(path)?;
+    let migrated = apply_pending(conn, path);
+    let restored = conn.pragma_update(None, "foreign_keys", true).at(path);
+    migrated.and(restored)
+}
+
+fn apply_pending(conn: &mut Connection, path: &Path) -> Result<(), CacheError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .at(path)?;
@@ -229,6 +317,17 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), CacheErr
     let found = identify(&tx, path)?;
     for migration in &MIGRATIONS[usize::try_from(found).unwrap_or(0)..] {
         tx.execute_batch(migration).at(path)?;
+    }
+    let violations: i64 = tx
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |row| {
+            row.get(0)
+        })
+        .at(path)?;
+    if violations > 0 {
+        return Err(CacheError::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("{violations} rows break the schema's references"),
+        });
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .at(path)?;
@@ -372,6 +471,82 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(projects, [("A".to_string(), 2)]);
+    }
+
+    #[test]
+    fn schema_3_files_keep_every_entry_value_and_time_in_schema_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, path) = fresh(&dir);
+        migrate_to(&mut conn, 3);
+        conn.execute_batch(
+            "INSERT INTO entries (id, category, key, hash, size, fetched_at, expires_at, fetch_ms,
+                                  project, updated_at, last_read_at)
+             VALUES (7, 'issue', 'A-1', 1, 10, 100, 200, 3, 'A', 50, 150),
+                    (9, 'user', 'u1', 2, 20, 110, 210, 4, NULL, NULL, NULL);
+             INSERT INTO entry_values (id, value) VALUES (7, 'issue A-1'), (9, 'user u1');",
+        )
+        .unwrap();
+        migrate(&mut conn, &path).unwrap();
+        // Rebuilding `entries` did not cascade into the values.
+        type Row = (i64, String, i64, i64, i64, Option<i64>, Option<i64>, String);
+        let rows: Vec<Row> = conn
+            .prepare(
+                "SELECT e.id, e.key, e.fetched_at, e.expires_at, e.fetch_ms, e.updated_at,
+                        e.listing, v.value
+                 FROM entries e JOIN entry_values v ON v.id = e.id ORDER BY e.id",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    7,
+                    "A-1".into(),
+                    100,
+                    200,
+                    3,
+                    Some(50),
+                    None,
+                    "issue A-1".into()
+                ),
+                (9, "u1".into(), 110, 210, 4, None, None, "user u1".into()),
+            ]
+        );
+        // Foreign keys are back on, and still hold: deleting an entry
+        // deletes its value.
+        let on: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(on, 1);
+        conn.execute("DELETE FROM entries WHERE id = 9", [])
+            .unwrap();
+        let values: i64 = conn
+            .query_row("SELECT count(*) FROM entry_values", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(values, 1);
+        // A row with neither its own times nor a listing is refused.
+        let err = conn
+            .execute(
+                "INSERT INTO entries (category, key, hash, size) VALUES ('user', 'x', 0, 0)",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("CHECK"), "{err}");
     }
 
     #[test]

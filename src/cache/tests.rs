@@ -323,7 +323,7 @@ fn a_full_disk_is_reported_as_disk_full_and_the_page_is_rolled_back() {
         .collect();
     // As the writer runs it: inside a transaction, rolled back on error.
     let tx = write::immediate(&mut conn).unwrap();
-    let err = write::put_page(&tx, &big).unwrap_err();
+    let err = write::put_page(&tx, &big, None).unwrap_err();
     drop(tx);
     let err = CacheError::from_sqlite(&path, err);
     assert!(matches!(err, CacheError::DiskFull { .. }), "{err:?}");
@@ -1069,4 +1069,439 @@ async fn a_hundred_thousand_entries_are_written_in_pages() {
         [("PROJ".to_string(), 100_000)]
     );
     assert_totals_match_a_full_sum(&path);
+}
+
+// ---- listings (schema 4) --------------------------------------------------
+
+/// A run of the listing `name` of users that started at `fetched_at`.
+fn run_of(name: &str, fetched_at: i64, expires_at: i64) -> Listing {
+    Listing {
+        category: Category::User,
+        name: name.to_string(),
+        fetched_at,
+        expires_at,
+    }
+}
+
+fn user(key: &str, value: &str) -> NewEntry {
+    // Its own times, which a listing's member does not keep.
+    NewEntry {
+        fetched_at: NOW - 9 * HOUR,
+        ..entry(Category::User, key, value, NOW - 8 * HOUR)
+    }
+}
+
+/// (fetched_at, expires_at) as readers see them.
+fn times(cache: &Cache, key: &str) -> (i64, i64) {
+    let e = cache
+        .reader()
+        .unwrap()
+        .peek(Category::User, key)
+        .unwrap()
+        .unwrap_or_else(|| panic!("{key} is not cached"));
+    (e.fetched_at, e.expires_at)
+}
+
+/// The row behind the API: own fetched_at, own expires_at, fetch_ms, in a listing?
+fn row(path: &Path, key: &str) -> (Option<i64>, Option<i64>, i64, bool) {
+    raw(path)
+        .query_row(
+            "SELECT fetched_at, expires_at, fetch_ms, listing IS NOT NULL FROM entries
+             WHERE category = 'user' AND key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_listings_members_carry_its_times_and_an_unchanged_one_is_not_written() {
+    let (_dir, path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    let first = run_of("users", NOW - 2 * HOUR, NOW + HOUR);
+    let put = writer
+        .put_listing_page(first.clone(), 0, vec![user("u1", "{}"), user("u2", "{}")])
+        .await
+        .unwrap();
+    assert_eq!((put.written, put.unchanged), (2, 0));
+    writer
+        .finish_listing(first, set(&["u1", "u2"]), None)
+        .await
+        .unwrap();
+    assert_eq!(times(&cache, "u1"), (NOW - 2 * HOUR, NOW + HOUR));
+    assert_eq!(row(&path, "u1"), (None, None, 12, true));
+
+    // The next run finds them unchanged: nothing is written, not even the
+    // page's new fetch_ms, and the times move only when the run completes.
+    let second = run_of("users", NOW, NOW + 5 * HOUR);
+    let mut again = vec![user("u1", "{}"), user("u2", "{}")];
+    for e in &mut again {
+        e.fetch_ms = 99;
+    }
+    let put = writer
+        .put_listing_page(second.clone(), 0, again.clone())
+        .await
+        .unwrap();
+    assert_eq!((put.written, put.unchanged), (0, 2));
+    assert_eq!(times(&cache, "u2"), (NOW - 2 * HOUR, NOW + HOUR));
+    writer
+        .finish_listing(second, set(&["u1", "u2"]), None)
+        .await
+        .unwrap();
+    assert_eq!(times(&cache, "u1"), (NOW, NOW + 5 * HOUR));
+    assert_eq!(times(&cache, "u2"), (NOW, NOW + 5 * HOUR));
+    assert_eq!(row(&path, "u2"), (None, None, 12, true));
+
+    // Looked at entry by entry (another position, so no page digest), a
+    // member is still not written.
+    let third = run_of("users", NOW + HOUR, NOW + 6 * HOUR);
+    let put = writer.put_listing_page(third, 7, again).await.unwrap();
+    assert_eq!((put.written, put.unchanged), (0, 2));
+    assert_eq!(row(&path, "u1"), (None, None, 12, true));
+    assert_totals_match_a_full_sum(&path);
+}
+
+/// A cache with one finished run of the `users` listing: page 0 holds
+/// u1, u2 and u3.
+async fn listed_users() -> (tempfile::TempDir, PathBuf, Cache, CacheWriter) {
+    let (dir, path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    let first = run_of("users", NOW - HOUR, NOW + HOUR);
+    writer
+        .put_listing_page(first.clone(), 0, three_users())
+        .await
+        .unwrap();
+    writer
+        .finish_listing(first, set(&["u1", "u2", "u3"]), None)
+        .await
+        .unwrap();
+    (dir, path, cache, writer)
+}
+
+fn three_users() -> Vec<NewEntry> {
+    vec![user("u1", "{}"), user("u2", "{}"), user("u3", "{}")]
+}
+
+#[tokio::test]
+async fn a_page_like_the_last_is_looked_at_again_once_a_member_was_removed() {
+    let (_dir, path, cache, writer) = listed_users().await;
+    let removed = writer
+        .remove(Some(Category::User), Some("u2".into()), false)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let second = run_of("users", NOW, NOW + 2 * HOUR);
+    let put = writer
+        .put_listing_page(second, 0, three_users())
+        .await
+        .unwrap();
+    assert_eq!((put.written, put.unchanged), (1, 2));
+    assert_eq!(keys(&cache, Category::User), ["u1", "u2", "u3"]);
+    assert_totals_match_a_full_sum(&path);
+}
+
+#[tokio::test]
+async fn a_page_like_the_last_is_looked_at_again_once_a_member_was_fetched_alone() {
+    let (_dir, path, _cache, writer) = listed_users().await;
+    // As a reader refreshing one user does: it leaves the listing.
+    writer.put_page(vec![user("u3", "{}")]).await.unwrap();
+    assert!(!row(&path, "u3").3);
+    let second = run_of("users", NOW, NOW + 2 * HOUR);
+    let put = writer
+        .put_listing_page(second, 0, three_users())
+        .await
+        .unwrap();
+    assert_eq!((put.written, put.unchanged), (0, 3));
+    assert!(row(&path, "u3").3, "listed again, it is a member again");
+}
+
+#[tokio::test]
+async fn a_member_changed_through_another_page_voids_the_digests_of_its_listing() {
+    let (_dir, _path, cache, writer) = listed_users().await;
+    // A run whose page 0 brings nothing new (all seen) and whose page 1
+    // brings u2 changed: page 0's record is not replaced.
+    let second = run_of("users", NOW, NOW + 2 * HOUR);
+    let put = writer
+        .put_listing_page(second, 1, vec![user("u2", r#"{"new":1}"#)])
+        .await
+        .unwrap();
+    assert_eq!(put.written, 1);
+    // Jira has u2 as it was: page 0 is the same as its old record, but u2
+    // must be written back.
+    let third = run_of("users", NOW + HOUR, NOW + 3 * HOUR);
+    let put = writer
+        .put_listing_page(third, 0, three_users())
+        .await
+        .unwrap();
+    assert_eq!((put.written, put.unchanged), (1, 2));
+    let u2 = cache.reader().unwrap().peek(Category::User, "u2").unwrap();
+    assert_eq!(u2.unwrap().value, "{}");
+}
+
+#[tokio::test]
+async fn a_member_leaving_its_listing_voids_the_digests_of_its_listing() {
+    let (_dir, path, _cache, writer) = listed_users().await;
+    let cut = run_of("users", NOW, NOW + 2 * HOUR);
+    writer.leave_listing(cut, set(&["u1"])).await.unwrap();
+    assert!(!row(&path, "u1").3);
+    let next = run_of("users", NOW + HOUR, NOW + 3 * HOUR);
+    writer
+        .put_listing_page(next, 0, three_users())
+        .await
+        .unwrap();
+    assert!(row(&path, "u1").3, "a page like the last one rejoins u1");
+}
+
+#[tokio::test]
+async fn a_member_a_run_did_not_list_voids_the_digests_of_its_listing() {
+    let (_dir, path, _cache, writer) = listed_users().await;
+    // A run that lists u1 and u2 on another page: u3 leaves at its end.
+    let second = run_of("users", NOW, NOW + 2 * HOUR);
+    writer
+        .put_listing_page(second.clone(), 1, vec![user("u1", "{}"), user("u2", "{}")])
+        .await
+        .unwrap();
+    writer
+        .finish_listing(second, set(&["u1", "u2"]), None)
+        .await
+        .unwrap();
+    assert!(!row(&path, "u3").3);
+    let third = run_of("users", NOW + HOUR, NOW + 3 * HOUR);
+    writer
+        .put_listing_page(third, 0, three_users())
+        .await
+        .unwrap();
+    assert!(row(&path, "u3").3, "listed again, u3 rejoins");
+}
+
+#[tokio::test]
+async fn finishing_a_listing_keeps_unlisted_members_old_times_and_removes_what_it_proves_gone() {
+    let (_dir, path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    let first = run_of("users", NOW - 3 * HOUR, NOW + HOUR);
+    writer
+        .put_listing_page(
+            first.clone(),
+            0,
+            vec![user("a", "{}"), user("b", "{}"), user("c", "{}")],
+        )
+        .await
+        .unwrap();
+    writer
+        .finish_listing(first, set(&["a", "b", "c"]), None)
+        .await
+        .unwrap();
+
+    // A run that lists a and b only, and removes nothing: c was not proved
+    // current, so it keeps the times it had, as its own.
+    let second = run_of("users", NOW - HOUR, NOW + 2 * HOUR);
+    writer
+        .put_listing_page(second.clone(), 0, vec![user("a", "{}"), user("b", "{}")])
+        .await
+        .unwrap();
+    let removed = writer
+        .finish_listing(second, set(&["a", "b"]), None)
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    assert_eq!(times(&cache, "a"), (NOW - HOUR, NOW + 2 * HOUR));
+    assert_eq!(times(&cache, "c"), (NOW - 3 * HOUR, NOW + HOUR));
+    assert_eq!(
+        row(&path, "c"),
+        (Some(NOW - 3 * HOUR), Some(NOW + HOUR), 12, false)
+    );
+
+    // A run that lists a only and reconciles the whole category, keeping
+    // `kept` besides what it listed: b and c go, kept stays.
+    writer.put_page(vec![user("kept", "{}")]).await.unwrap();
+    let third = run_of("users", NOW, NOW + 3 * HOUR);
+    writer
+        .put_listing_page(third.clone(), 0, vec![user("a", "{}")])
+        .await
+        .unwrap();
+    let removed = writer
+        .finish_listing(third, set(&["a"]), Some((KeyScope::All, set(&["kept"]))))
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(keys(&cache, Category::User), ["a", "kept"]);
+    assert_eq!(times(&cache, "a"), (NOW, NOW + 3 * HOUR));
+    assert_totals_match_a_full_sum(&path);
+}
+
+#[tokio::test]
+async fn a_listing_cut_short_gives_its_times_only_to_what_it_returned() {
+    let (_dir, path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    let first = run_of("users", NOW - 3 * HOUR, NOW + HOUR);
+    writer
+        .put_listing_page(
+            first.clone(),
+            0,
+            vec![user("a", "{}"), user("b", "{}"), user("c", "{}")],
+        )
+        .await
+        .unwrap();
+    writer
+        .finish_listing(first, set(&["a", "b", "c"]), None)
+        .await
+        .unwrap();
+
+    let cut = run_of("users", NOW, NOW + 2 * HOUR);
+    writer
+        .put_listing_page(
+            cut.clone(),
+            0,
+            vec![user("a", "{}"), user("b", "{\"b\":2}")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        writer.leave_listing(cut, set(&["a", "b"])).await.unwrap(),
+        2
+    );
+    assert_eq!(times(&cache, "a"), (NOW, NOW + 2 * HOUR));
+    assert_eq!(times(&cache, "b"), (NOW, NOW + 2 * HOUR));
+    assert_eq!(
+        times(&cache, "c"),
+        (NOW - 3 * HOUR, NOW + HOUR),
+        "not returned"
+    );
+    assert!(!row(&path, "a").3);
+    assert!(row(&path, "c").3);
+}
+
+#[tokio::test]
+async fn a_new_listing_or_one_left_empty_takes_its_first_runs_times_at_once() {
+    let (_dir, _path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    // A first run that never completes: what it stored is fresh anyway.
+    let never_finished = run_of("users", NOW - HOUR, NOW + HOUR);
+    writer
+        .put_listing_page(never_finished, 0, vec![user("a", "{}")])
+        .await
+        .unwrap();
+    assert_eq!(times(&cache, "a"), (NOW - HOUR, NOW + HOUR));
+
+    // Emptied, then a run that never completes: the same.
+    writer
+        .remove(Some(Category::User), None, false)
+        .await
+        .unwrap();
+    let later = run_of("users", NOW, NOW + 2 * HOUR);
+    writer
+        .put_listing_page(later, 0, vec![user("b", "{}")])
+        .await
+        .unwrap();
+    assert_eq!(times(&cache, "b"), (NOW, NOW + 2 * HOUR));
+
+    // With members, an unfinished run leaves the listing's times alone.
+    let unfinished = run_of("users", NOW + HOUR, NOW + 3 * HOUR);
+    writer
+        .put_listing_page(unfinished, 1, vec![user("c", "{}")])
+        .await
+        .unwrap();
+    assert_eq!(times(&cache, "b"), (NOW, NOW + 2 * HOUR));
+    assert_eq!(times(&cache, "c"), (NOW, NOW + 2 * HOUR));
+}
+
+#[tokio::test]
+async fn status_figures_eviction_and_prune_follow_the_times_of_listings() {
+    let (_dir, path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    let value = "v".repeat(98); // with a two-letter key: 100 bytes each
+    // Three members of a listing that expired an hour ago...
+    let old = run_of("users", NOW - 3 * HOUR, NOW - HOUR);
+    let members = ["m1", "m2", "m3"].map(|k| user(k, &value));
+    writer
+        .put_listing_page(old.clone(), 0, members.to_vec())
+        .await
+        .unwrap();
+    writer
+        .finish_listing(old, set(&["m1", "m2", "m3"]), None)
+        .await
+        .unwrap();
+    // ...two of a fresh one...
+    let fresh = run_of("assignable", NOW - 10 * 60_000, NOW + 30 * 60_000);
+    writer
+        .put_listing_page(
+            fresh.clone(),
+            0,
+            vec![user("f1", &value), user("f2", &value)],
+        )
+        .await
+        .unwrap();
+    writer
+        .finish_listing(fresh, set(&["f1", "f2"]), None)
+        .await
+        .unwrap();
+    // ...and two with their own times: one expired, one fresh.
+    let own = |key: &str, fetched_at: i64, expires_at: i64| NewEntry {
+        fetched_at,
+        ..entry(Category::User, key, &value, expires_at)
+    };
+    writer
+        .put_page(vec![
+            own("o1", NOW - 4 * HOUR, NOW - 2 * HOUR),
+            own("o2", NOW - 2 * HOUR, NOW + HOUR),
+        ])
+        .await
+        .unwrap();
+
+    let stats = cache.reader().unwrap().category_stats(NOW).unwrap();
+    let users = &stats[2];
+    assert_eq!(users.category, Category::User);
+    assert_eq!(
+        (users.entries, users.fresh, users.expired),
+        (7, 3, 4),
+        "{users:?}"
+    );
+    assert_eq!(users.oldest_fetch, Some(NOW - 4 * HOUR));
+    assert_eq!(users.newest_fetch, Some(NOW - 10 * 60_000));
+    assert_eq!(users.next_expiry, Some(NOW + 30 * 60_000));
+
+    // Over the cap by two entries: the oldest expiry goes first (o1, then
+    // the expired listing's members, which expired together, by id).
+    let outcome = writer.enforce_max_size(500, NOW).await.unwrap();
+    assert_eq!((outcome.removed_expired, outcome.removed_lru), (2, 0));
+    assert_eq!(keys(&cache, Category::User), ["f1", "f2", "m2", "m3", "o2"]);
+
+    // Pruning takes the rest of the expired members and nothing fresh.
+    let outcome = writer.prune(NOW).await.unwrap();
+    assert_eq!(outcome.removed, 2);
+    assert_eq!(keys(&cache, Category::User), ["f1", "f2", "o2"]);
+    let stats = cache.reader().unwrap().category_stats(NOW).unwrap();
+    assert_eq!((stats[2].fresh, stats[2].expired), (3, 0));
+    assert_totals_match_a_full_sum(&path);
+}
+
+#[tokio::test]
+async fn patient_writes_are_answered_and_flush_commits_them() {
+    let (_dir, _path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    let mut pending = Vec::new();
+    for p in ["A", "B", "C"] {
+        pending.push(
+            writer
+                .finish_issue_listing(
+                    p.to_string(),
+                    vec![issue(&format!("{p}-1"), NOW)],
+                    None,
+                    Some(NOW),
+                    NOW,
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    // An ordinary write meanwhile is not held up behind them for good.
+    writer.set_meta("k".into(), "v".into()).await.unwrap();
+    writer.flush().await.unwrap();
+    for p in pending {
+        let (put, removed) = p.outcome().await.unwrap();
+        assert_eq!((put.written, removed), (1, 0));
+    }
+    let reader = cache.reader().unwrap();
+    assert_eq!(reader.watermarks().unwrap().len(), 3);
+    assert_eq!(keys(&cache, Category::Issue), ["A-1", "B-1", "C-1"]);
 }

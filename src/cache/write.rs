@@ -13,7 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, Transaction, TransactionBehavior, params, params_from_iter};
+use rusqlite::{
+    Connection, OptionalExtension, Transaction, TransactionBehavior, params, params_from_iter,
+};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::{from_sql_int, size_on_disk, to_sql_int};
@@ -38,6 +40,24 @@ pub struct NewEntry {
     pub project: Option<String>,
     /// Issues: Jira's `updated`, unix ms.
     pub updated_at: Option<i64>,
+}
+
+/// A listing whose complete run proves all of its entries current at once
+/// (every project, every user, each kind of field metadata): its members
+/// carry the times of its last complete run instead of their own, so that a
+/// run that finds them unchanged writes nothing per entry (schema 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The category of its entries.
+    pub category: Category,
+    /// Its name within the category, e.g. `users` or `statuses`.
+    pub name: String,
+    /// When this run started, unix ms: the members' `fetched_at` once it
+    /// completes.
+    pub fetched_at: i64,
+    /// `fetched_at` plus the category's TTL: the members' expiry once it
+    /// completes.
+    pub expires_at: i64,
 }
 
 /// What [`CacheWriter::put_page`](super::CacheWriter::put_page) did.
@@ -101,6 +121,9 @@ struct Totals {
     /// Issues added (negative: removed), per project. Only issues with a
     /// project count, as `cache_status` shows them per project.
     projects: HashMap<String, i64>,
+    /// Listings that lost a member or whose member changed: their page
+    /// digests no longer vouch for anything (`listing_pages`).
+    listings: HashSet<i64>,
 }
 
 impl Totals {
@@ -133,7 +156,7 @@ impl Totals {
         args: impl rusqlite::Params,
     ) -> rusqlite::Result<u64> {
         let mut delete = tx.prepare_cached(&format!(
-            "DELETE FROM entries {condition} RETURNING category, size, project"
+            "DELETE FROM entries {condition} RETURNING category, size, project, listing"
         ))?;
         let mut rows = delete.query(args)?;
         let mut n = 0;
@@ -141,12 +164,26 @@ impl Totals {
             let category = row_category(row, 0)?;
             let project = row.get_ref(2)?.as_str_or_null()?;
             self.removed(category, row.get(1)?, project);
+            if let Some(listing) = row.get::<_, Option<i64>>(3)? {
+                self.listings.insert(listing);
+            }
             n += 1;
         }
         Ok(n)
     }
 
+    /// Notes that `listing` lost a member or that one of them changed.
+    fn disturbed(&mut self, listing: Option<i64>) {
+        if let Some(listing) = listing {
+            self.listings.insert(listing);
+        }
+    }
+
     fn apply(&self, conn: &Connection) -> rusqlite::Result<()> {
+        for listing in &self.listings {
+            conn.prepare_cached("DELETE FROM listing_pages WHERE listing = ?1")?
+                .execute([listing])?;
+        }
         for (category, (entries, bytes)) in Category::ALL.iter().zip(self.categories) {
             if entries != 0 || bytes != 0 {
                 conn.prepare_cached(
@@ -191,35 +228,81 @@ pub(crate) fn immediate(conn: &mut Connection) -> rusqlite::Result<Transaction<'
 }
 
 /// Stores a page of entries; call inside a transaction.
-pub(crate) fn put_page(tx: &Connection, entries: &[NewEntry]) -> rusqlite::Result<PutOutcome> {
+///
+/// With `listing`, the entries of its category become its members: they
+/// take the listing's times, and one that is already a member with an
+/// unchanged value is not written at all. A listing seen for the first time
+/// (or that has no members left) takes this run's times at once, so its
+/// first members are fresh even if the run never completes; an existing
+/// listing keeps its times until [`finish_listing`] moves them. Without a
+/// listing, each entry gets its own times (and leaves any listing).
+pub(crate) fn put_page(
+    tx: &Connection,
+    entries: &[NewEntry],
+    listing: Option<(&Listing, u32)>,
+) -> rusqlite::Result<PutOutcome> {
     let mut outcome = PutOutcome::default();
     let mut totals = Totals::default();
+    let listing = match listing {
+        Some((l, page)) => Some((l.category, open_listing(tx, l)?, page)),
+        None => None,
+    };
+    // Each value's hash and size, computed once.
+    let sums: Vec<(i64, i64)> = entries
+        .iter()
+        .map(|e| (value_hash(&e.value), entry_size(&e.key, &e.value)))
+        .collect();
+    // The same page as last time, all members unchanged: nothing to write.
+    let digest = listing.and_then(|(category, _, _)| page_digest(category, entries, &sums));
+    if let (Some((_, id, page)), Some(digest)) = (listing, digest) {
+        let stored: Option<i64> = tx
+            .prepare_cached("SELECT digest FROM listing_pages WHERE listing = ?1 AND page = ?2")?
+            .query_row(params![id, page], |r| r.get(0))
+            .optional()?;
+        if stored == Some(digest) {
+            outcome.unchanged = entries.len() as u64;
+            return Ok(outcome);
+        }
+    }
+    let page = listing.map(|(_, _, page)| page);
+    let listing = listing.map(|(category, id, _)| (category, id));
     {
         let mut find = tx.prepare_cached(
-            "SELECT id, hash, size, project FROM entries WHERE category = ?1 AND key = ?2",
+            "SELECT id, hash, size, project, listing FROM entries WHERE category = ?1 AND key = ?2",
         )?;
         // An unchanged value has an unchanged project and `updated` (both
         // come from it): only the times move, so the project index is left
-        // alone.
+        // alone. `?5`: the listing (then the times are NULL), or NULL.
         let mut touch = tx.prepare_cached(
+            "UPDATE entries SET fetched_at = ?2, expires_at = ?3, fetch_ms = ?4, listing = ?5
+             WHERE id = ?1",
+        )?;
+        // The same for an entry that is in no listing and joins none (an
+        // issue, a value fetched alone): `listing` and its index stay as is.
+        let mut touch_own = tx.prepare_cached(
             "UPDATE entries SET fetched_at = ?2, expires_at = ?3, fetch_ms = ?4 WHERE id = ?1",
         )?;
         let mut rewrite = tx.prepare_cached(
             "UPDATE entries SET hash = ?2, size = ?3, fetched_at = ?4, expires_at = ?5, fetch_ms = ?6,
-                                project = ?7, updated_at = ?8
+                                project = ?7, updated_at = ?8, listing = ?9
              WHERE id = ?1",
         )?;
         let mut insert = tx.prepare_cached(
-            "INSERT INTO entries (category, key, hash, size, fetched_at, expires_at, fetch_ms, project, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO entries (category, key, hash, size, fetched_at, expires_at, fetch_ms,
+                                  project, updated_at, listing)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         let mut set_value = tx.prepare_cached(
             "INSERT INTO entry_values (id, value) VALUES (?1, ?2)
              ON CONFLICT (id) DO UPDATE SET value = excluded.value",
         )?;
-        for e in entries {
-            let hash = value_hash(&e.value);
-            let size = entry_size(&e.key, &e.value);
+        for (e, &(hash, size)) in entries.iter().zip(&sums) {
+            // The listing this entry joins, and its own times (NULL in a listing).
+            let member = listing.and_then(|(category, id)| (category == e.category).then_some(id));
+            let (fetched_at, expires_at) = match member {
+                Some(_) => (None, None),
+                None => (Some(e.fetched_at), Some(e.expires_at)),
+            };
             let existing = find
                 .query_map(params![e.category.as_str(), e.key], |row| {
                     Ok((
@@ -227,28 +310,48 @@ pub(crate) fn put_page(tx: &Connection, entries: &[NewEntry]) -> rusqlite::Resul
                         row.get::<_, i64>(1)?,
                         row.get::<_, i64>(2)?,
                         row.get::<_, Option<String>>(3)?,
+                        row.get::<_, Option<i64>>(4)?,
                     ))
                 })?
                 .next()
                 .transpose()?;
             match existing {
-                // Same hash and same length: the value is unchanged, its row stays untouched.
-                Some((id, old_hash, old_size, _)) if old_hash == hash && old_size == size => {
-                    touch.execute(params![id, e.fetched_at, e.expires_at, e.fetch_ms])?;
+                // Same hash and same length: the value is unchanged, and a
+                // member of this same listing needs nothing at all.
+                Some((_, old_hash, old_size, _, old_listing))
+                    if old_hash == hash
+                        && old_size == size
+                        && member.is_some()
+                        && old_listing == member =>
+                {
                     outcome.unchanged += 1;
                 }
-                Some((id, _, old_size, old_project)) => {
+                Some((id, old_hash, old_size, _, old_listing))
+                    if old_hash == hash && old_size == size =>
+                {
+                    if old_listing.is_none() && member.is_none() {
+                        touch_own.execute(params![id, e.fetched_at, e.expires_at, e.fetch_ms])?;
+                    } else {
+                        // It leaves the listing it was in (if another).
+                        totals.disturbed(old_listing);
+                        touch.execute(params![id, fetched_at, expires_at, e.fetch_ms, member])?;
+                    }
+                    outcome.unchanged += 1;
+                }
+                Some((id, _, old_size, old_project, old_listing)) => {
+                    totals.disturbed(old_listing);
                     totals.removed(e.category, old_size, old_project.as_deref());
                     totals.added(e.category, size, e.project.as_deref());
                     rewrite.execute(params![
                         id,
                         hash,
                         size,
-                        e.fetched_at,
-                        e.expires_at,
+                        fetched_at,
+                        expires_at,
                         e.fetch_ms,
                         e.project,
-                        e.updated_at
+                        e.updated_at,
+                        member
                     ])?;
                     set_value.execute(params![id, e.value])?;
                     outcome.written += 1;
@@ -260,11 +363,12 @@ pub(crate) fn put_page(tx: &Connection, entries: &[NewEntry]) -> rusqlite::Resul
                         e.key,
                         hash,
                         size,
-                        e.fetched_at,
-                        e.expires_at,
+                        fetched_at,
+                        expires_at,
                         e.fetch_ms,
                         e.project,
-                        e.updated_at
+                        e.updated_at,
+                        member
                     ])?;
                     set_value.execute(params![id, e.value])?;
                     outcome.written += 1;
@@ -273,7 +377,147 @@ pub(crate) fn put_page(tx: &Connection, entries: &[NewEntry]) -> rusqlite::Resul
         }
     }
     totals.apply(tx)?;
+    // After `apply`: this page's own changes must not drop its new digest.
+    if let (Some((_, id)), Some(page), Some(digest)) = (listing, page, digest) {
+        tx.prepare_cached(
+            "INSERT INTO listing_pages (listing, page, digest) VALUES (?1, ?2, ?3)
+             ON CONFLICT (listing, page) DO UPDATE SET digest = excluded.digest",
+        )?
+        .execute(params![id, page, digest])?;
+    }
     Ok(outcome)
+}
+
+/// The digest of a listing's page: its keys, value hashes and sizes, in
+/// order. `None` if some entry is not of the listing's category (such a
+/// page is always looked at entry by entry).
+fn page_digest(category: Category, entries: &[NewEntry], sums: &[(i64, i64)]) -> Option<i64> {
+    let mut bytes = Vec::with_capacity(entries.len() * 48);
+    for (e, (hash, size)) in entries.iter().zip(sums) {
+        if e.category != category {
+            return None;
+        }
+        // Each key's length first, so that no two pages run together alike.
+        bytes.extend_from_slice(&(e.key.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(e.key.as_bytes());
+        bytes.extend_from_slice(&hash.to_le_bytes());
+        bytes.extend_from_slice(&size.to_le_bytes());
+    }
+    Some(xxh3_64(&bytes) as i64)
+}
+
+/// The id of `listing`'s row, creating it with this run's times if it is
+/// new, and giving it this run's times if it has no members (a listing
+/// whose entries were all removed starts afresh, not with stale times).
+fn open_listing(tx: &Connection, listing: &Listing) -> rusqlite::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO listings (category, name, fetched_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (category, name) DO UPDATE
+         SET fetched_at = excluded.fetched_at, expires_at = excluded.expires_at
+         WHERE NOT EXISTS (SELECT 1 FROM entries WHERE listing = listings.id)",
+    )?
+    .execute(params![
+        listing.category.as_str(),
+        listing.name,
+        listing.fetched_at,
+        listing.expires_at
+    ])?;
+    tx.prepare_cached("SELECT id FROM listings WHERE category = ?1 AND name = ?2")?
+        .query_row(params![listing.category.as_str(), listing.name], |r| {
+            r.get(0)
+        })
+}
+
+/// Ends a complete run of `listing`; call once every page of the run is
+/// stored, and only for a run that listed everything it covers (one cut
+/// short [`leave_listing`]s instead). Answers how many entries it removed.
+///
+/// - `listed`: the keys the run returned. Every one is a member by now, and
+///   gets the run's times.
+/// - A member the run did not return (cached by a run over a wider scope,
+///   or kept although unlisted) leaves the listing with the times it had.
+/// - `removal`: entries of the scope whose key is neither listed nor in the
+///   set given are removed, as [`remove_missing`] does.
+pub(crate) fn finish_listing(
+    tx: &Connection,
+    listing: &Listing,
+    listed: &HashSet<String>,
+    removal: Option<(&KeyScope, &HashSet<String>)>,
+) -> rusqlite::Result<u64> {
+    let id = open_listing(tx, listing)?;
+    let removed = match removal {
+        Some((scope, also_keep)) => remove_unless(tx, listing.category, scope, |key| {
+            listed.contains(key) || also_keep.contains(key)
+        })?,
+        None => 0,
+    };
+    // Members are a superset of `listed`; only if there are more of them
+    // is it worth finding which.
+    let members: i64 = tx
+        .prepare_cached("SELECT count(*) FROM entries WHERE listing = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    if from_sql_int(members) > listed.len() as u64 {
+        let unlisted: Vec<i64> = {
+            let mut stmt = tx.prepare_cached("SELECT id, key FROM entries WHERE listing = ?1")?;
+            let mut rows = stmt.query([id])?;
+            let mut unlisted = Vec::new();
+            while let Some(row) = rows.next()? {
+                if !listed.contains(row.get_ref(1)?.as_str()?) {
+                    unlisted.push(row.get(0)?);
+                }
+            }
+            unlisted
+        };
+        let mut leave = tx.prepare_cached(
+            "UPDATE entries SET fetched_at = l.fetched_at, expires_at = l.expires_at, listing = NULL
+             FROM listings l WHERE l.id = entries.listing AND entries.id = ?1",
+        )?;
+        for member in &unlisted {
+            leave.execute([member])?;
+        }
+        if !unlisted.is_empty() {
+            tx.prepare_cached("DELETE FROM listing_pages WHERE listing = ?1")?
+                .execute([id])?;
+        }
+    }
+    tx.prepare_cached("UPDATE listings SET fetched_at = ?2, expires_at = ?3 WHERE id = ?1")?
+        .execute(params![id, listing.fetched_at, listing.expires_at])?;
+    Ok(removed)
+}
+
+/// Ends a run of `listing` that did not list everything it covers (a site
+/// that caps its listing, a part that failed): the members it returned
+/// (`keys`) leave the listing with the run's times as their own, since only
+/// they are proved current, and the others keep the listing's older times.
+/// Answers how many left.
+pub(crate) fn leave_listing(
+    tx: &Connection,
+    listing: &Listing,
+    keys: &HashSet<String>,
+) -> rusqlite::Result<u64> {
+    let mut leave = tx.prepare_cached(
+        "UPDATE entries SET fetched_at = ?3, expires_at = ?4, listing = NULL
+         WHERE category = ?1 AND key = ?2
+           AND listing = (SELECT id FROM listings WHERE category = ?1 AND name = ?5)",
+    )?;
+    let mut n = 0;
+    for key in keys {
+        n += leave.execute(params![
+            listing.category.as_str(),
+            key,
+            listing.fetched_at,
+            listing.expires_at,
+            listing.name
+        ])? as u64;
+    }
+    if n > 0 {
+        tx.prepare_cached(
+            "DELETE FROM listing_pages
+             WHERE listing = (SELECT id FROM listings WHERE category = ?1 AND name = ?2)",
+        )?
+        .execute(params![listing.category.as_str(), listing.name])?;
+    }
+    Ok(n)
 }
 
 /// Deletes the entries of `category` inside `scope` whose key is not in
@@ -283,6 +527,17 @@ pub(crate) fn remove_missing(
     category: Category,
     scope: &KeyScope,
     keep: &HashSet<String>,
+) -> rusqlite::Result<u64> {
+    remove_unless(tx, category, scope, |key| keep.contains(key))
+}
+
+/// Deletes the entries of `category` inside `scope` for whose key `keep`
+/// is false; call inside a transaction.
+fn remove_unless(
+    tx: &Connection,
+    category: Category,
+    scope: &KeyScope,
+    keep: impl Fn(&str) -> bool,
 ) -> rusqlite::Result<u64> {
     let mut args = vec![Value::from(category.as_str().to_string())];
     let condition = match scope {
@@ -305,13 +560,15 @@ pub(crate) fn remove_missing(
         }
     };
     let gone: Vec<i64> = {
-        let mut stmt = tx.prepare(&format!(
+        // Cached: a warm reconciles once per project, and preparing (parsing
+        // and planning) this each time was a third of the reconciliation.
+        let mut stmt = tx.prepare_cached(&format!(
             "SELECT id, key FROM entries WHERE category = ?1 {condition}"
         ))?;
         let mut rows = stmt.query(params_from_iter(args))?;
         let mut gone = Vec::new();
         while let Some(row) = rows.next()? {
-            if !keep.contains(row.get_ref(1)?.as_str()?) {
+            if !keep(row.get_ref(1)?.as_str()?) {
                 gone.push(row.get(0)?);
             }
         }
@@ -402,12 +659,17 @@ pub(crate) fn enforce_max_size(
         return Ok(outcome);
     }
     let mut excess = to_sql_int(bytes_before - max_bytes);
+    // Entries with their own times, and the members of expired listings
+    // (which expire together, at their listing's time), merged by expiry.
     // `category IN (…)` lets SQLite use the (category, expires_at) index.
     let expired = victims(
         &tx,
-        "SELECT id, size FROM entries
+        "SELECT id, size, expires_at AS x FROM entries
          WHERE category IN ('project', 'field', 'user', 'issue') AND expires_at <= ?1
-         ORDER BY expires_at, id",
+         UNION ALL
+         SELECT e.id, e.size, l.expires_at AS x FROM listings l JOIN entries e ON e.listing = l.id
+         WHERE l.expires_at <= ?1
+         ORDER BY x, id",
         params![now_ms],
         &mut excess,
     )?;
@@ -418,7 +680,8 @@ pub(crate) fn enforce_max_size(
         // NULLs sort first: entries never read go before any that were.
         let lru = victims(
             &tx,
-            "SELECT id, size FROM entries ORDER BY last_read_at, fetched_at, id",
+            "SELECT e.id, e.size FROM entries e LEFT JOIN listings l ON l.id = e.listing
+             ORDER BY e.last_read_at, coalesce(e.fetched_at, l.fetched_at), e.id",
             [],
             &mut excess,
         )?;
@@ -479,7 +742,14 @@ pub(crate) fn prune(
                 "WHERE category IN ('project', 'field', 'user', 'issue') AND expires_at <= ?1",
                 [expired_before_ms],
             )
-            .at(path)?;
+            .at(path)?
+            + totals
+                .delete(
+                    &tx,
+                    "WHERE listing IN (SELECT id FROM listings WHERE expires_at <= ?1)",
+                    [expired_before_ms],
+                )
+                .at(path)?;
         totals.apply(&tx).at(path)?;
         tx.commit().at(path)?;
         removed

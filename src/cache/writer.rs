@@ -14,7 +14,10 @@
 //! touched, the commit) is then paid once for many pages (BENCHMARKS.md).
 //! Each write is still atomic and still durable before its caller hears "ok":
 //! if one of them fails, the batch is rolled back and its writes are run
-//! again one transaction each, so only the failing one fails. When the last [`CacheWriter`] is dropped (or
+//! again one transaction each, so only the failing one fails. A batch of
+//! patient writes only (the ends of projects' issue listings, whose callers
+//! hold a [`Pending`] and go on) waits up to [`PATIENCE`] for company. When
+//! the last [`CacheWriter`] is dropped (or
 //! [`CacheWriter::shutdown`] is called) the thread finishes the queued
 //! messages and exits; a process that dies mid-transaction leaves nothing
 //! half-written, since SQLite rolls the open transaction back.
@@ -22,13 +25,14 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{CacheError, SqliteResultExt};
 use super::runs::{self, RunEnd, RunId, RunStart};
-use super::write::{self, EvictionOutcome, KeyScope, NewEntry, PruneOutcome, PutOutcome};
+use super::write::{self, EvictionOutcome, KeyScope, Listing, NewEntry, PruneOutcome, PutOutcome};
 use crate::Category;
 
 /// Messages waiting for the writer thread, at most.
@@ -39,6 +43,17 @@ const BATCH_ENTRIES: usize = 1000;
 
 /// ...or this many writes.
 const BATCH_WRITES: usize = 64;
+
+/// How long a batch of patient writes only waits for more writes to share
+/// its transaction. A patient write is one whose caller does not wait for it
+/// (it holds a [`Pending`] instead): the end of each project's issue
+/// listing. Hundreds of those come a few milliseconds apart, and each alone
+/// would be a transaction with its own commit. Any other write ends the
+/// wait at once.
+const PATIENCE: Duration = Duration::from_millis(100);
+
+/// How long the writer sleeps at a time while a patient batch waits.
+const PATIENCE_STEP: Duration = Duration::from_millis(20);
 
 /// An operation that runs alone, opening its own transaction(s).
 type Job = Box<dyn FnOnce(&mut Connection, &Path) + Send>;
@@ -54,6 +69,10 @@ trait Batched: Send {
     /// How many entries it writes, to bound a batch.
     fn weight(&self) -> usize;
 
+    /// Whether it may wait up to [`PATIENCE`] for other writes to share its
+    /// transaction.
+    fn patient(&self) -> bool;
+
     /// Runs inside the open transaction `tx` and keeps its result. It may
     /// run again, in a fresh transaction, if the batch it was part of was
     /// rolled back.
@@ -66,6 +85,7 @@ trait Batched: Send {
 struct Write<T, F> {
     op: F,
     weight: usize,
+    patient: bool,
     result: Option<T>,
     reply: oneshot::Sender<Result<T, CacheError>>,
     path: Arc<PathBuf>,
@@ -78,6 +98,10 @@ where
 {
     fn weight(&self) -> usize {
         self.weight
+    }
+
+    fn patient(&self) -> bool {
+        self.patient
     }
 
     fn run(&mut self, tx: &Connection, path: &Path) -> Result<(), CacheError> {
@@ -97,6 +121,23 @@ where
         };
         // The caller may have gone away (cancelled); the work is done anyway.
         let _ = self.reply.send(answer);
+    }
+}
+
+/// A write the writer has queued, whose result is awaited apart from
+/// queueing it ([`Pending::outcome`]), so that its caller can go on.
+#[derive(Debug)]
+pub struct Pending<T> {
+    done: oneshot::Receiver<Result<T, CacheError>>,
+    path: Arc<PathBuf>,
+}
+
+impl<T> Pending<T> {
+    /// The write's result, once its transaction committed (or failed).
+    pub async fn outcome(self) -> Result<T, CacheError> {
+        self.done.await.map_err(|_| CacheError::WriterStopped {
+            path: self.path.as_ref().clone(),
+        })?
     }
 }
 
@@ -142,7 +183,62 @@ impl CacheWriter {
     pub async fn put_page(&self, entries: Vec<NewEntry>) -> Result<PutOutcome, CacheError> {
         let weight = entries.len();
         self.batched(weight, move |tx, path| {
-            write::put_page(tx, &entries).at(path)
+            write::put_page(tx, &entries, None).at(path)
+        })
+        .await
+    }
+
+    /// Stores a page of one run of `listing` atomically: its entries become
+    /// the listing's members and carry its times, and a member whose value
+    /// is unchanged is not written at all (see [`Listing`]). End the run
+    /// with [`CacheWriter::finish_listing`] or [`CacheWriter::leave_listing`].
+    ///
+    /// `page` is the page's position in the run, from 0: a page that comes
+    /// again at the same position with the same keys and values, none of
+    /// them touched since, is recognised as a whole, without a look-up per
+    /// entry.
+    pub async fn put_listing_page(
+        &self,
+        listing: Listing,
+        page: u32,
+        entries: Vec<NewEntry>,
+    ) -> Result<PutOutcome, CacheError> {
+        let weight = entries.len();
+        self.batched(weight, move |tx, path| {
+            write::put_page(tx, &entries, Some((&listing, page))).at(path)
+        })
+        .await
+    }
+
+    /// Ends a complete run of `listing` atomically: the members it returned
+    /// (`listed`) take the run's times, any other member leaves the listing
+    /// with the times it had, and with `removal` (a scope and keys kept
+    /// besides `listed`), what the run proves gone is removed. Answers how
+    /// many entries were removed. See [`Listing`].
+    pub async fn finish_listing(
+        &self,
+        listing: Listing,
+        listed: HashSet<String>,
+        removal: Option<(KeyScope, HashSet<String>)>,
+    ) -> Result<u64, CacheError> {
+        self.batched(1, move |tx, path| {
+            let removal = removal.as_ref().map(|(scope, keep)| (scope, keep));
+            write::finish_listing(tx, &listing, &listed, removal).at(path)
+        })
+        .await
+    }
+
+    /// Ends a run of `listing` that could not list everything it covers,
+    /// atomically: the members it returned (`keys`) leave the listing with
+    /// the run's times as their own; the others keep its older times.
+    /// Answers how many left.
+    pub async fn leave_listing(
+        &self,
+        listing: Listing,
+        keys: HashSet<String>,
+    ) -> Result<u64, CacheError> {
+        self.batched(keys.len().max(1), move |tx, path| {
+            write::leave_listing(tx, &listing, &keys).at(path)
         })
         .await
     }
@@ -200,18 +296,27 @@ impl CacheWriter {
         .await
     }
 
-    /// Ends one project's issue listing atomically: removes what its census
-    /// proves gone (`removal`: the census scope and the keys it found, as
-    /// for [`CacheWriter::remove_missing`]) and records its watermark, if
-    /// any. Returns how many issues were removed.
+    /// Ends one project's issue listing atomically: stores its last page
+    /// (`last_page`, possibly empty), removes what its census proves gone
+    /// (`removal`: the census scope and the keys it found, as for
+    /// [`CacheWriter::remove_missing`]) and records its watermark, if any.
+    ///
+    /// Returns once the write is queued; its [`Pending`] answers what
+    /// storing the page did and how many issues were removed, once
+    /// committed. It is a patient write (it may wait up to 100 ms for
+    /// other writes to share its transaction): the ends of many
+    /// projects' listings share a transaction, while their callers go on to
+    /// the next project.
     pub async fn finish_issue_listing(
         &self,
         project: String,
+        last_page: Vec<NewEntry>,
         removal: Option<(KeyScope, HashSet<String>)>,
         newest_updated_ms: Option<i64>,
         warmed_at: i64,
-    ) -> Result<u64, CacheError> {
-        self.batched(1, move |tx, path| {
+    ) -> Result<Pending<(PutOutcome, u64)>, CacheError> {
+        self.hand_over(last_page.len().max(1), true, move |tx, path| {
+            let put = write::put_page(tx, &last_page, None).at(path)?;
             let removed = match &removal {
                 Some((scope, keep)) => {
                     write::remove_missing(tx, Category::Issue, scope, keep).at(path)?
@@ -221,9 +326,15 @@ impl CacheWriter {
             if let Some(newest) = newest_updated_ms {
                 write::set_watermark(tx, &project, newest, warmed_at).at(path)?;
             }
-            Ok(removed)
+            Ok((put, removed))
         })
         .await
+    }
+
+    /// Commits whatever patient writes are waiting for company now,
+    /// rather than at the end of their wait: call it when no more are coming.
+    pub async fn flush(&self) -> Result<(), CacheError> {
+        self.batched(0, |_, _| Ok(())).await
     }
 
     /// Records the start of a run (result `running`).
@@ -279,10 +390,25 @@ impl CacheWriter {
         T: Send + 'static,
         F: FnMut(&Connection, &Path) -> Result<T, CacheError> + Send + 'static,
     {
+        self.hand_over(weight, false, op).await?.outcome().await
+    }
+
+    /// Queues a write; its result comes through the answered [`Pending`].
+    async fn hand_over<T, F>(
+        &self,
+        weight: usize,
+        patient: bool,
+        op: F,
+    ) -> Result<Pending<T>, CacheError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &Path) -> Result<T, CacheError> + Send + 'static,
+    {
         let (reply, done) = oneshot::channel();
         let write = Write {
             op,
             weight,
+            patient,
             result: None,
             reply,
             path: Arc::clone(&self.path),
@@ -291,7 +417,10 @@ impl CacheWriter {
             .send(Message::Batched(Box::new(write)))
             .await
             .map_err(|_| self.stopped())?;
-        done.await.map_err(|_| self.stopped())?
+        Ok(Pending {
+            done,
+            path: Arc::clone(&self.path),
+        })
     }
 
     /// Runs `op` on the writer thread, alone, and returns its result.
@@ -334,19 +463,36 @@ fn run(mut conn: Connection, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
         match message {
             Message::Job(job) => job(&mut conn, &path),
             Message::Batched(first) => {
+                let started = Instant::now();
                 let mut weight = first.weight();
+                let mut patient = first.patient();
                 let mut batch = vec![first];
                 while weight < BATCH_ENTRIES && batch.len() < BATCH_WRITES {
-                    match rx.try_recv() {
-                        Ok(Message::Batched(next)) => {
+                    let next = match rx.try_recv() {
+                        Ok(next) => next,
+                        Err(mpsc::error::TryRecvError::Empty)
+                            if patient && started.elapsed() < PATIENCE =>
+                        {
+                            // Only patient writes so far: let more come. A
+                            // few sleeps, not a wake-up per message (those
+                            // cost the writer more than the commits saved);
+                            // each ends by taking what came, so the queue
+                            // never fills and no caller waits to send.
+                            std::thread::sleep(PATIENCE_STEP);
+                            continue;
+                        }
+                        Err(_) => break,
+                    };
+                    match next {
+                        Message::Batched(next) => {
                             weight += next.weight();
+                            patient &= next.patient();
                             batch.push(next);
                         }
-                        Ok(other) => {
+                        other => {
                             held = Some(other);
                             break;
                         }
-                        Err(_) => break,
                     }
                 }
                 run_batch(&mut conn, &path, batch);
@@ -416,12 +562,12 @@ fn run_batch(conn: &mut Connection, path: &Path, mut batch: Vec<Box<dyn Batched>
 }
 
 fn together(conn: &mut Connection, path: &Path, batch: &mut [Box<dyn Batched>]) -> Together {
-    let tx = match write::immediate(conn) {
+    let tx = match WriteTx::begin(conn) {
         Ok(tx) => tx,
         Err(e) => return Together::Failed(e),
     };
     for write in batch.iter_mut() {
-        if write.run(&tx, path).is_err() {
+        if write.run(tx.conn, path).is_err() {
             // Dropping `tx` rolls the batch back.
             return Together::WriteFailed;
         }
@@ -433,9 +579,46 @@ fn together(conn: &mut Connection, path: &Path, batch: &mut [Box<dyn Batched>]) 
 }
 
 fn alone(conn: &mut Connection, path: &Path, write: &mut dyn Batched) -> Result<(), CacheError> {
-    let tx = write::immediate(conn).at(path)?;
-    write.run(&tx, path)?;
+    let tx = WriteTx::begin(conn).at(path)?;
+    write.run(tx.conn, path)?;
     tx.commit().at(path)
+}
+
+/// A write transaction whose `BEGIN IMMEDIATE`, `COMMIT` and `ROLLBACK` are
+/// cached statements: a warm opens hundreds of small transactions, and
+/// parsing those three anew each time (as `rusqlite::Transaction` does) was
+/// about 4% of the writer's time in a re-warm (BENCHMARKS.md). Dropped
+/// without [`WriteTx::commit`], it rolls back.
+struct WriteTx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> WriteTx<'c> {
+    fn begin(conn: &'c mut Connection) -> rusqlite::Result<WriteTx<'c>> {
+        let conn = &*conn;
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(WriteTx { conn, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        // After a failed COMMIT the transaction may still be open; a
+        // rollback that fails leaves nothing more to do here.
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
+        }
+    }
 }
 
 /// The same SQLite error again, for the next caller of a failed batch

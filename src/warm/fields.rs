@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use serde_json::value::RawValue;
 
 use super::{
-    StageReport, WarmContext, WarmError, entry, json_array, now_ms, reconcile, write_page,
+    StageReport, WarmContext, WarmError, entry, finish_listing, json_array, now_ms, write_page_of,
 };
 use crate::Category;
 use crate::cache::KeyScope;
@@ -21,13 +21,21 @@ pub(super) async fn warm(ctx: &WarmContext, report: &mut StageReport) -> Result<
     let fetches = Metadata::ALL.map(|which| {
         let pager = ctx.client.metadata(which);
         async move {
+            // Each list is a complete listing: its entries carry its times.
+            let name = which.list_key().trim_start_matches("list:");
+            let listing = super::listing(Category::Field, name, ctx.ttl.field);
             let started = std::time::Instant::now();
             let result = pager.collect_all().await;
-            (which, result, (started.elapsed().as_millis() as i64).max(1))
+            (
+                which,
+                listing,
+                result,
+                (started.elapsed().as_millis() as i64).max(1),
+            )
         }
     });
     let results = futures::future::join_all(fetches).await;
-    for (which, result, fetch_ms) in results {
+    for (which, listing, result, fetch_ms) in results {
         let items = match result {
             Ok((items, _end)) => items,
             Err(e) => {
@@ -68,14 +76,14 @@ pub(super) async fn warm(ctx: &WarmContext, report: &mut StageReport) -> Result<
         ));
         keep.insert(which.list_key().to_string());
         super::stamp_fetch_ms(&mut entries, fetch_ms);
-        write_page(ctx, entries, report).await?;
+        write_page_of(ctx, Some((&listing, 0)), entries, report).await?;
         let scope = match which {
             Metadata::Fields => KeyScope::NotGlob("*:*".into()),
             other => KeyScope::Glob(format!("{}*", other.key_prefix())),
         };
         // The list entry of fields is not in the NotGlob scope; the others' are
         // not in their prefix: `list:*` entries are only ever overwritten.
-        reconcile(ctx, Category::Field, scope, keep, report).await?;
+        finish_listing(ctx, listing, keep, Some((scope, HashSet::new())), report).await?;
         report.parts_ok += 1;
     }
     Ok(())

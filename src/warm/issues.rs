@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 
 use super::{StageReport, WarmContext, WarmError, now_ms, write_page};
 use crate::Category;
-use crate::cache::{Cache, KeyScope, NewEntry};
+use crate::cache::{Cache, KeyScope, NewEntry, Pending, PutOutcome};
 use crate::jira::{Item, JiraError, Pager};
 
 /// Issues updated within this long are "recent" (TTL `issue_recent`).
@@ -216,6 +216,25 @@ struct ProjectOutcome {
     line: String,
 }
 
+impl ProjectOutcome {
+    /// Stores a page (if any) and counts it.
+    async fn store(&mut self, ctx: &WarmContext, page: Vec<NewEntry>) -> Result<(), WarmError> {
+        if !page.is_empty() {
+            let put = ctx.writer.put_page(page).await?;
+            self.count(ctx, put);
+        }
+        Ok(())
+    }
+
+    /// Counts a stored page, and shows its progress.
+    fn count(&mut self, ctx: &WarmContext, put: PutOutcome) {
+        self.written += put.written;
+        self.unchanged += put.unchanged;
+        ctx.progress
+            .entries(super::Stage::Issues, put.written + put.unchanged);
+    }
+}
+
 pub(super) async fn warm(
     ctx: &WarmContext,
     projects: &[String],
@@ -227,7 +246,11 @@ pub(super) async fn warm(
             Ok(w) => w,
             Err(e) => return Err(e.into()),
         };
-        let results: Vec<(String, Result<ProjectOutcome, WarmError>)> =
+        // Projects are listed `listings_at_once` at a time; each hands its
+        // last write to the writer and makes room for the next. Their
+        // outcomes are taken here, in the order they were handed over.
+        let (listed_tx, listed_rx) = futures::channel::mpsc::unbounded();
+        let list = async move {
             futures::stream::iter(projects.iter().cloned())
                 .map(|project| {
                     let mark = watermarks
@@ -236,18 +259,37 @@ pub(super) async fn warm(
                         .map(|w| w.newest_updated_ms);
                     async move {
                         let r = warm_project(ctx, &project, mark, options).await;
-                        let line = match &r {
-                            Ok(o) => o.line.clone(),
-                            Err(e) => format!("Failed {project}: {e}"),
-                        };
-                        ctx.progress.line(super::Stage::Issues, &line);
-                        ctx.progress.unit_done(super::Stage::Issues);
                         (project, r)
                     }
                 })
                 .buffer_unordered(super::listings_at_once(ctx))
-                .collect()
+                .for_each(|listed| {
+                    // The receiver lives until every project is taken.
+                    let _ = listed_tx.unbounded_send(listed);
+                    futures::future::ready(())
+                })
                 .await;
+            // No more projects: their last writes need not wait for company.
+            if let Err(e) = ctx.writer.flush().await {
+                tracing::debug!(error = %e, "could not hurry the last issue writes");
+            }
+        };
+        let finish = listed_rx
+            .then(|(project, listed)| async move {
+                let r = match listed {
+                    Ok(listed) => finish_project(ctx, &project, listed).await,
+                    Err(e) => Err(e),
+                };
+                let line = match &r {
+                    Ok(o) => o.line.clone(),
+                    Err(e) => format!("Failed {project}: {e}"),
+                };
+                ctx.progress.line(super::Stage::Issues, &line);
+                ctx.progress.unit_done(super::Stage::Issues);
+                (project, r)
+            })
+            .collect::<Vec<(String, Result<ProjectOutcome, WarmError>)>>();
+        let ((), results) = futures::join!(list, finish);
         // Report in the order of the scope, not of completion.
         let mut results = results;
         results.sort_by_key(|(p, _)| projects.iter().position(|q| q == p));
@@ -353,7 +395,7 @@ async fn warm_project(
     project: &str,
     watermark: Option<i64>,
     options: &IssueOptions,
-) -> Result<ProjectOutcome, WarmError> {
+) -> Result<Listed, WarmError> {
     let start = now_ms();
     let window_start = start - options.since.as_millis() as i64;
     // Incremental: only what changed since the newest `updated` seen, plus a
@@ -374,7 +416,20 @@ async fn warm_project(
     };
     let mut seen = HashSet::new();
     let mut newest = watermark;
-    while let Some(page) = pager.next_page_with(identity_and_facts).await? {
+    // The newest page is held back and written with the end of the listing
+    // (below), so a project whose listing is one page (most, and every
+    // re-warm) costs one transaction, not two.
+    let mut held: Vec<NewEntry> = Vec::new();
+    loop {
+        let page = match pager.next_page_with(identity_and_facts).await {
+            Ok(Some(page)) => page,
+            Ok(None) => break,
+            Err(e) => {
+                // What came before the failure is still stored.
+                outcome.store(ctx, held).await?;
+                return Err(e.into());
+            }
+        };
         let now = now_ms();
         let mut entries = Vec::with_capacity(page.len());
         for (item, facts) in page {
@@ -387,21 +442,26 @@ async fn warm_project(
             entries.push(entry);
         }
         outcome.items += entries.len() as u64;
-        if !entries.is_empty() {
-            super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
-            let put = ctx.writer.put_page(entries).await?;
-            outcome.written += put.written;
-            outcome.unchanged += put.unchanged;
-            ctx.progress
-                .entries(super::Stage::Issues, put.written + put.unchanged);
+        if entries.is_empty() {
+            continue;
         }
+        super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
+        let earlier = std::mem::replace(&mut held, entries);
+        outcome.store(ctx, earlier).await?;
     }
     // The census of the whole window: the listing itself when it was full
     // and complete, else a key-only search.
     let census = if !outcome.incremental && pager.is_complete() {
         Some(seen)
     } else {
-        census(ctx, project, options.since).await?
+        match census(ctx, project, options.since).await {
+            Ok(census) => census,
+            Err(e) => {
+                // What was fetched is still stored; only the removals wait.
+                outcome.store(ctx, held).await?;
+                return Err(e);
+            }
+        }
     };
     // A margin inside the window, so that an issue right at its edge is
     // never judged by a census that computed the edge a moment later.
@@ -412,12 +472,43 @@ async fn warm_project(
         };
         (scope, keep)
     });
-    // The removals and the watermark in one write: the project's listing
-    // ends in one transaction, not two.
-    outcome.removed = ctx
+    // The last page, the removals and the watermark in one write, queued:
+    // the project's listing ends in one transaction, shared with other
+    // projects', and the next project need not wait for it to commit.
+    let last = ctx
         .writer
-        .finish_issue_listing(project.to_string(), removal, newest, start)
+        .finish_issue_listing(project.to_string(), held, removal, newest, start)
         .await?;
+    Ok(Listed {
+        outcome,
+        cut: !pager.is_complete(),
+        last,
+    })
+}
+
+/// A project whose issues are listed and whose last write is queued.
+struct Listed {
+    outcome: ProjectOutcome,
+    /// Stopped at `--max-issues`.
+    cut: bool,
+    /// The last write: the last page stored, and the issues removed.
+    last: Pending<(PutOutcome, u64)>,
+}
+
+/// Waits for a project's last write and says what warming it did.
+async fn finish_project(
+    ctx: &WarmContext,
+    project: &str,
+    listed: Listed,
+) -> Result<ProjectOutcome, WarmError> {
+    let Listed {
+        mut outcome,
+        cut,
+        last,
+    } = listed;
+    let (put, removed) = last.outcome().await?;
+    outcome.count(ctx, put);
+    outcome.removed = removed;
     outcome.line = if outcome.incremental {
         format!(
             "Warmed {} for {project} ({} changed since the last warm)",
@@ -425,10 +516,10 @@ async fn warm_project(
             outcome.written
         )
     } else {
-        let cut = if pager.is_complete() {
-            ""
-        } else {
+        let cut = if cut {
             " (stopped at --max-issues)"
+        } else {
+            ""
         };
         format!(
             "Warmed {} for {project}{cut}",

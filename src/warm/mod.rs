@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 
 use crate::Category;
-use crate::cache::{CacheError, CacheWriter, KeyScope, NewEntry};
+use crate::cache::{CacheError, CacheWriter, KeyScope, Listing, NewEntry};
 use crate::jira::{JiraClient, JiraError};
 
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
@@ -315,16 +315,17 @@ pub(crate) fn json_array<'a>(items: impl IntoIterator<Item = &'a RawValue>) -> S
     out
 }
 
-/// Removes what a complete listing proves gone, and counts it.
-pub(crate) async fn reconcile(
+/// Ends a complete run of `listing` that returned the keys `listed`: they
+/// take the run's times, and with `removal` (a scope and keys kept besides
+/// `listed`) the entries of the scope it proves gone are removed.
+pub(crate) async fn finish_listing(
     ctx: &WarmContext,
-    category: Category,
-    scope: KeyScope,
-    keep: HashSet<String>,
+    listing: Listing,
+    listed: HashSet<String>,
+    removal: Option<(KeyScope, HashSet<String>)>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
-    let removed = ctx.writer.remove_missing(category, scope, keep).await?;
-    report.removed += removed;
+    report.removed += ctx.writer.finish_listing(listing, listed, removal).await?;
     Ok(())
 }
 
@@ -348,10 +349,40 @@ pub(crate) async fn write_page(
     entries: Vec<NewEntry>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
+    write_page_of(ctx, None, entries, report).await
+}
+
+/// A run of the complete listing `name` of `category` that starts now: its
+/// entries will carry its times (see [`Listing`]).
+pub(crate) fn listing(category: Category, name: &str, ttl: Duration) -> Listing {
+    let fetched_at = now_ms();
+    Listing {
+        category,
+        name: name.to_string(),
+        fetched_at,
+        expires_at: fetched_at.saturating_add(ttl.as_millis() as i64),
+    }
+}
+
+/// Writes one page, of `listing` if given (with the page's position in its
+/// run), and counts it.
+pub(crate) async fn write_page_of(
+    ctx: &WarmContext,
+    listing: Option<(&Listing, u32)>,
+    entries: Vec<NewEntry>,
+    report: &mut StageReport,
+) -> Result<(), WarmError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let outcome = ctx.writer.put_page(entries).await?;
+    let outcome = match listing {
+        Some((listing, page)) => {
+            ctx.writer
+                .put_listing_page(listing.clone(), page, entries)
+                .await?
+        }
+        None => ctx.writer.put_page(entries).await?,
+    };
     report.written += outcome.written;
     report.unchanged += outcome.unchanged;
     ctx.progress

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use super::{
-    StageReport, WarmContext, WarmError, entry, json_array, now_ms, reconcile, write_page,
+    StageReport, WarmContext, WarmError, entry, finish_listing, json_array, now_ms, write_page_of,
 };
 use crate::Category;
 use crate::cache::KeyScope;
@@ -27,8 +27,14 @@ pub(super) async fn warm(
     // together (the client's permits still cap the requests in flight) and
     // taken in order, each written as it comes.
     let mut pager = ctx.client.projects(scope).fetch_ahead(ctx.concurrency);
+    // Over every project, the listing is complete and its entries carry its
+    // times; restricted to some keys, each entry keeps its own.
+    let listing = wanted
+        .is_empty()
+        .then(|| super::listing(Category::Project, "projects", ctx.ttl.project));
     let mut keep = HashSet::new();
     let mut all: Vec<Item> = Vec::new();
+    let mut pages = 0;
     while let Some(page) = pager.next_page().await? {
         let now = now_ms();
         let mut entries = Vec::with_capacity(page.len());
@@ -52,7 +58,8 @@ pub(super) async fn warm(
         }
         report.items += entries.len() as u64;
         super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
-        write_page(ctx, entries, report).await?;
+        write_page_of(ctx, listing.as_ref().map(|l| (l, pages)), entries, report).await?;
+        pages += 1;
     }
     if !wanted.is_empty() {
         let missing: Vec<&str> = scope
@@ -66,7 +73,14 @@ pub(super) async fn warm(
                 missing.join(", ")
             ));
         }
-    } else if pager.is_complete() {
+    } else if let Some(listing) = listing {
+        if !pager.is_complete() {
+            // Only the projects listed are proved current; nothing is removed.
+            ctx.writer.leave_listing(listing, keep).await?;
+            tracing::debug!(pages = pager.pages(), "projects listed, not all");
+            report.parts_ok += 1;
+            return Ok(());
+        }
         let list = json_array(all.iter().map(|i| i.as_ref()));
         let value = serde_json::value::RawValue::from_string(list).map_err(|e| {
             WarmError::Jira(crate::jira::JiraError::Decode {
@@ -74,8 +88,9 @@ pub(super) async fn warm(
                 message: e.to_string(),
             })
         })?;
-        write_page(
+        write_page_of(
             ctx,
+            Some((&listing, pages)),
             vec![entry(
                 Category::Project,
                 LIST_KEY.into(),
@@ -87,7 +102,8 @@ pub(super) async fn warm(
         )
         .await?;
         keep.insert(LIST_KEY.to_string());
-        reconcile(ctx, Category::Project, KeyScope::All, keep, report).await?;
+        let removal = (KeyScope::All, HashSet::new());
+        finish_listing(ctx, listing, keep, Some(removal), report).await?;
     }
     tracing::debug!(pages = pager.pages(), "projects listed");
     report.parts_ok += 1;

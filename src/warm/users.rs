@@ -13,9 +13,9 @@ use std::collections::{HashSet, VecDeque};
 use futures::StreamExt;
 
 use super::{
-    StageReport, WarmContext, WarmError, entry, json_array, now_ms, reconcile, write_page,
+    StageReport, WarmContext, WarmError, entry, finish_listing, json_array, now_ms, write_page_of,
 };
-use crate::cache::KeyScope;
+use crate::cache::{KeyScope, Listing};
 use crate::jira::{DC_ASSIGNABLE_CAP, Item, Pager, by_user};
 use crate::{Category, Deployment};
 
@@ -34,6 +34,9 @@ pub(super) async fn warm(
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
     let mut keep = HashSet::new();
+    // Every user but the assignable lists: one listing, whose entries carry
+    // its times once it completes.
+    let listing = super::listing(Category::User, "users", ctx.ttl.user);
     // The assignable lists are fetched while the user listing pages: they
     // are independent, and the listing alone would leave workers idle.
     let assignable = futures::stream::iter(projects.iter().cloned())
@@ -47,33 +50,41 @@ pub(super) async fn warm(
         match ctx.client.deployment() {
             Deployment::Cloud => {
                 let mut pager = ctx.client.users("");
-                store_pages(ctx, &mut pager, &mut keep, report).await?;
+                store_pages(ctx, &listing, &mut pager, &mut keep, report).await?;
                 Ok::<(bool, bool), WarmError>((pager.is_complete(), false))
             }
-            Deployment::DataCenter => dc_users(ctx, &mut keep, report).await,
+            Deployment::DataCenter => dc_users(ctx, &listing, &mut keep, report).await,
         }
     };
-    let (listed, results) = futures::join!(all_users, assignable);
+    let (listed, mut results) = futures::join!(all_users, assignable);
+    // In key order, not of arrival: the same site then gives the same
+    // page, which a re-warm recognises as a whole.
+    results.sort_by(|a, b| a.0.cmp(&b.0));
     let (complete, split) = listed?;
     report.parts_ok += 1;
-    if complete && split {
-        protect_unreachable_names(ctx, &mut keep)?;
-    }
     if complete {
-        reconcile(
-            ctx,
-            Category::User,
-            KeyScope::NotGlob("assignable:*".into()),
-            keep,
-            report,
-        )
-        .await?;
+        // Users no prefix could find are kept, but were not listed: they
+        // keep the times they had rather than this run's.
+        let unreachable = match split {
+            true => unreachable_names(ctx, &keep)?,
+            false => HashSet::new(),
+        };
+        let removal = (KeyScope::NotGlob("assignable:*".into()), unreachable);
+        finish_listing(ctx, listing, keep, Some(removal), report).await?;
     } else {
+        // Only the users it returned are proved current; nothing is removed.
+        ctx.writer.leave_listing(listing, keep).await?;
         report.notes.push(
             "the user listing was truncated by the site: cached what came, removed nothing".into(),
         );
     }
 
+    // The assignable lists of the projects in scope: a listing too, which
+    // refreshes the lists it fetched (a list it did not, of a project out
+    // of this run's scope, keeps its own times).
+    let assignable = super::listing(Category::User, "assignable", ctx.ttl.user);
+    let mut listed = HashSet::new();
+    let mut failed = false;
     let now = now_ms();
     let mut entries = Vec::new();
     for (project, result) in results {
@@ -87,23 +98,28 @@ pub(super) async fn warm(
                     ));
                 }
                 let list = list_value(&items)?;
-                entries.push(entry(
-                    Category::User,
-                    format!("assignable:{project}"),
-                    &list,
-                    ctx.ttl.user,
-                    now,
-                ));
+                let key = format!("assignable:{project}");
+                listed.insert(key.clone());
+                entries.push(entry(Category::User, key, &list, ctx.ttl.user, now));
                 report.parts_ok += 1;
             }
-            Err(e) => report.errors.push(WarmError::from(e).into()),
+            Err(e) => {
+                failed = true;
+                report.errors.push(WarmError::from(e).into());
+            }
         }
     }
     if !entries.is_empty() {
         let line = format!("Warmed the assignable users of {} projects", entries.len());
         super::say(ctx, report, line);
     }
-    write_page(ctx, entries, report).await?;
+    write_page_of(ctx, Some((&assignable, 0)), entries, report).await?;
+    if failed {
+        // Only the lists fetched are proved current.
+        ctx.writer.leave_listing(assignable, listed).await?;
+    } else {
+        finish_listing(ctx, assignable, listed, None, report).await?;
+    }
     Ok(())
 }
 
@@ -121,20 +137,34 @@ fn list_value(items: &[Item]) -> Result<Box<serde_json::value::RawValue>, WarmEr
 /// Writes each page's users not yet seen in this stage.
 async fn store_pages(
     ctx: &WarmContext,
+    listing: &Listing,
     pager: &mut Pager,
     keep: &mut HashSet<String>,
     report: &mut StageReport,
 ) -> Result<usize, WarmError> {
     let mut received = 0;
+    let mut pages = 0;
     while let Some(page) = pager.next_page().await? {
         received += page.len();
-        store(ctx, &page, pager.last_page_ms(), keep, report).await?;
+        store(
+            ctx,
+            (listing, pages),
+            &page,
+            pager.last_page_ms(),
+            keep,
+            report,
+        )
+        .await?;
+        pages += 1;
     }
     Ok(received)
 }
 
+/// Writes the users of one page of the user listing (`listing`, at the
+/// page's position in the run) not yet seen in this stage.
 async fn store(
     ctx: &WarmContext,
+    listing: (&Listing, u32),
     items: &[Item],
     fetch_ms: i64,
     keep: &mut HashSet<String>,
@@ -150,13 +180,14 @@ async fn store(
     }
     report.items += entries.len() as u64;
     super::stamp_fetch_ms(&mut entries, fetch_ms);
-    write_page(ctx, entries, report).await
+    write_page_of(ctx, Some(listing), entries, report).await
 }
 
 /// Lists Data Center users, splitting capped listings by prefix. Answers
 /// whether every user was found (no listing stayed capped).
 async fn dc_users(
     ctx: &WarmContext,
+    listing: &Listing,
     keep: &mut HashSet<String>,
     report: &mut StageReport,
 ) -> Result<(bool, bool), WarmError> {
@@ -169,6 +200,8 @@ async fn dc_users(
     let mut root: HashSet<String> = HashSet::new();
     let mut by_prefix: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<String> = VecDeque::from([".".to_string()]);
+    // Pages are numbered in the order they are stored.
+    let mut pages = 0;
     while !queue.is_empty() {
         let batch: Vec<String> = queue.drain(..).collect();
         let fetches = futures::stream::iter(batch)
@@ -185,8 +218,13 @@ async fn dc_users(
                 }
             })
             .buffer_unordered(super::listings_at_once(ctx));
-        let results: Vec<_> = fetches.collect().await;
+        let mut results: Vec<_> = fetches.collect().await;
+        // In the order asked, not of arrival: the same site gives the same
+        // pages at the same positions, which a re-warm recognises.
+        results.sort_by(|a, b| a.0.cmp(&b.0));
         for (prefix, result, fetch_ms) in results {
+            let page = pages;
+            pages += 1;
             let (items, _) = result?;
             let ids = items.iter().filter_map(|i| by_user(i));
             if prefix == "." {
@@ -194,7 +232,7 @@ async fn dc_users(
             } else {
                 by_prefix.extend(ids);
             }
-            store(ctx, &items, fetch_ms, keep, report).await?;
+            store(ctx, (listing, page), &items, fetch_ms, keep, report).await?;
             if !looks_capped(items.len()) {
                 continue;
             }
@@ -229,12 +267,12 @@ async fn dc_users(
 /// After a split listing, a cached user it did not return is only proved
 /// gone if some prefix could have found them: a user whose name, display
 /// name and email all start outside the alphabet (`Ülrich`) is kept until
-/// its TTL instead. Only the few cached users missing from the listing are
-/// read.
-fn protect_unreachable_names(
+/// its TTL instead. Answers those users' keys. Only the few cached users
+/// missing from the listing are read.
+fn unreachable_names(
     ctx: &WarmContext,
-    keep: &mut HashSet<String>,
-) -> Result<(), WarmError> {
+    keep: &HashSet<String>,
+) -> Result<HashSet<String>, WarmError> {
     #[derive(serde::Deserialize)]
     struct Names {
         name: Option<String>,
@@ -254,6 +292,7 @@ fn protect_unreachable_names(
         .into_iter()
         .filter(|k| !k.starts_with("assignable:") && !keep.contains(k))
         .collect();
+    let mut unreachable = HashSet::new();
     for key in missing {
         let Some(entry) = reader.peek(Category::User, &key)? else {
             continue;
@@ -263,10 +302,10 @@ fn protect_unreachable_names(
             reachable(&n.name) || reachable(&n.display_name) || reachable(&n.email)
         });
         if !findable {
-            keep.insert(key);
+            unreachable.insert(key);
         }
     }
-    Ok(())
+    Ok(unreachable)
 }
 
 /// A listing whose size is a positive multiple of the cap was probably cut
