@@ -779,6 +779,12 @@ fn when_a_later_page_of_a_project_s_issues_fails_the_earlier_pages_are_stored() 
             "{flavor:?}: two pages, then the third fails"
         );
 
+        // The stage's figures count what the failed project stored.
+        assert_eq!(
+            (count(&issues["items"]), count(&issues["written"])),
+            (20, 20),
+            "{flavor:?}: {issues}"
+        );
         // The two pages that came are stored: exactly the 20 newest issues.
         let cached: HashSet<String> = issue_keys(&sb).into_iter().collect();
         assert_eq!(cached, newest_20, "{flavor:?}");

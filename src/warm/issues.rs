@@ -282,28 +282,33 @@ pub(super) async fn warm(
                 };
                 let line = match &r {
                     Ok(o) => o.line.clone(),
-                    Err(e) => format!("Failed {project}: {e}"),
+                    Err(f) => format!("Failed {project}: {}", f.error),
                 };
                 ctx.progress.line(super::Stage::Issues, &line);
                 ctx.progress.unit_done(super::Stage::Issues);
                 (project, r)
             })
-            .collect::<Vec<(String, Result<ProjectOutcome, WarmError>)>>();
+            .collect::<Vec<(String, Result<ProjectOutcome, Failed>)>>();
         let ((), results) = futures::join!(list, finish);
         // Report in the order of the scope, not of completion.
         let mut results = results;
         results.sort_by_key(|(p, _)| projects.iter().position(|q| q == p));
         for (project, result) in results {
+            // A failed project's pages stored before the failure count too.
+            let o = match &result {
+                Ok(o) => o,
+                Err(f) => &f.outcome,
+            };
+            report.items += o.items;
+            report.written += o.written;
+            report.unchanged += o.unchanged;
+            report.removed += o.removed;
             match result {
                 Ok(o) => {
-                    report.items += o.items;
-                    report.written += o.written;
-                    report.unchanged += o.unchanged;
-                    report.removed += o.removed;
                     report.lines.push(o.line);
                     report.parts_ok += 1;
                 }
-                Err(e) => {
+                Err(Failed { error: e, .. }) => {
                     let mut err: super::StageError = e.into();
                     err.message = format!("{project}: {}", err.message);
                     report.errors.push(err);
@@ -395,7 +400,7 @@ async fn warm_project(
     project: &str,
     watermark: Option<i64>,
     options: &IssueOptions,
-) -> Result<Listed, WarmError> {
+) -> Result<Listed, Failed> {
     let start = now_ms();
     let window_start = start - options.since.as_millis() as i64;
     // Incremental: only what changed since the newest `updated` seen, plus a
@@ -414,76 +419,87 @@ async fn warm_project(
         incremental: incremental_since.is_some(),
         ..Default::default()
     };
-    let mut seen = HashSet::new();
-    let mut newest = watermark;
-    // The newest page is held back and written with the end of the listing
-    // (below), so a project whose listing is one page (most, and every
-    // re-warm) costs one transaction, not two.
-    let mut held: Vec<NewEntry> = Vec::new();
-    loop {
-        let page = match pager.next_page_with(identity_and_facts).await {
-            Ok(Some(page)) => page,
-            Ok(None) => break,
-            Err(e) => {
-                // What came before the failure is still stored.
-                outcome.store(ctx, held).await?;
-                return Err(e.into());
+    // Whatever fails, what was stored before still counts (`Failed`).
+    let listed = async {
+        let mut seen = HashSet::new();
+        let mut newest = watermark;
+        // The newest page is held back and written with the end of the listing
+        // (below), so a project whose listing is one page (most, and every
+        // re-warm) costs one transaction, not two.
+        let mut held: Vec<NewEntry> = Vec::new();
+        loop {
+            let page = match pager.next_page_with(identity_and_facts).await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                Err(e) => {
+                    // What came before the failure is still stored.
+                    outcome.store(ctx, held).await?;
+                    return Err(e.into());
+                }
+            };
+            let now = now_ms();
+            let mut entries = Vec::with_capacity(page.len());
+            for (item, facts) in page {
+                // Issues without a key are not cached.
+                let Some(facts) = facts else { continue };
+                // The page's own text becomes the value: no copy.
+                let (entry, updated) =
+                    entry_of(ctx, String::from(Box::<str>::from(item)), facts, now);
+                seen.insert(entry.key.clone());
+                newest = newest.max(updated);
+                entries.push(entry);
+            }
+            outcome.items += entries.len() as u64;
+            if entries.is_empty() {
+                continue;
+            }
+            super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
+            let earlier = std::mem::replace(&mut held, entries);
+            outcome.store(ctx, earlier).await?;
+        }
+        // The census of the whole window: the listing itself when it was full
+        // and complete, else a key-only search.
+        let census = if !outcome.incremental && pager.is_complete() {
+            Some(seen)
+        } else {
+            match census(ctx, project, options.since).await {
+                Ok(census) => census,
+                Err(e) => {
+                    // What was fetched is still stored; only the removals wait.
+                    outcome.store(ctx, held).await?;
+                    return Err(e);
+                }
             }
         };
-        let now = now_ms();
-        let mut entries = Vec::with_capacity(page.len());
-        for (item, facts) in page {
-            // Issues without a key are not cached.
-            let Some(facts) = facts else { continue };
-            // The page's own text becomes the value: no copy.
-            let (entry, updated) = entry_of(ctx, String::from(Box::<str>::from(item)), facts, now);
-            seen.insert(entry.key.clone());
-            newest = newest.max(updated);
-            entries.push(entry);
-        }
-        outcome.items += entries.len() as u64;
-        if entries.is_empty() {
-            continue;
-        }
-        super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
-        let earlier = std::mem::replace(&mut held, entries);
-        outcome.store(ctx, earlier).await?;
+        // A margin inside the window, so that an issue right at its edge is
+        // never judged by a census that computed the edge a moment later.
+        let removal = census.map(|keep| {
+            let scope = KeyScope::IssueWindow {
+                project: project.to_string(),
+                updated_since_ms: window_start + WATERMARK_MARGIN.as_millis() as i64,
+            };
+            (scope, keep)
+        });
+        // The last page, the removals and the watermark in one write, queued:
+        // the project's listing ends in one transaction, shared with other
+        // projects', and the next project need not wait for it to commit.
+        let last = ctx
+            .writer
+            .finish_issue_listing(project.to_string(), held, removal, newest, start)
+            .await?;
+        Ok::<_, WarmError>((!pager.is_complete(), last))
     }
-    // The census of the whole window: the listing itself when it was full
-    // and complete, else a key-only search.
-    let census = if !outcome.incremental && pager.is_complete() {
-        Some(seen)
-    } else {
-        match census(ctx, project, options.since).await {
-            Ok(census) => census,
-            Err(e) => {
-                // What was fetched is still stored; only the removals wait.
-                outcome.store(ctx, held).await?;
-                return Err(e);
-            }
-        }
-    };
-    // A margin inside the window, so that an issue right at its edge is
-    // never judged by a census that computed the edge a moment later.
-    let removal = census.map(|keep| {
-        let scope = KeyScope::IssueWindow {
-            project: project.to_string(),
-            updated_since_ms: window_start + WATERMARK_MARGIN.as_millis() as i64,
-        };
-        (scope, keep)
-    });
-    // The last page, the removals and the watermark in one write, queued:
-    // the project's listing ends in one transaction, shared with other
-    // projects', and the next project need not wait for it to commit.
-    let last = ctx
-        .writer
-        .finish_issue_listing(project.to_string(), held, removal, newest, start)
-        .await?;
-    Ok(Listed {
-        outcome,
-        cut: !pager.is_complete(),
-        last,
-    })
+    .await;
+    match listed {
+        Ok((cut, last)) => Ok(Listed { outcome, cut, last }),
+        Err(error) => Err(Failed { outcome, error }),
+    }
+}
+
+/// A project whose listing failed, with what it stored before it did.
+struct Failed {
+    outcome: ProjectOutcome,
+    error: WarmError,
 }
 
 /// A project whose issues are listed and whose last write is queued.
@@ -500,13 +516,21 @@ async fn finish_project(
     ctx: &WarmContext,
     project: &str,
     listed: Listed,
-) -> Result<ProjectOutcome, WarmError> {
+) -> Result<ProjectOutcome, Failed> {
     let Listed {
         mut outcome,
         cut,
         last,
     } = listed;
-    let (put, removed) = last.outcome().await?;
+    let (put, removed) = match last.outcome().await {
+        Ok(done) => done,
+        Err(e) => {
+            return Err(Failed {
+                outcome,
+                error: e.into(),
+            });
+        }
+    };
     outcome.count(ctx, put);
     outcome.removed = removed;
     outcome.line = if outcome.incremental {
