@@ -208,10 +208,11 @@ GROUP BY project;
 /// ids. `listing` is not declared a foreign key: a statement that writes a
 /// foreign key column needs a statement journal, which made each refresh of
 /// an entry's times several times dearer; rows of `listings` are never
-/// deleted, so a member always finds its listing. The index for issue
-/// censuses also gains `category` and `key`, so a
-/// census reads the index alone. `listing_pages` lets a listing's page that
-/// is the same as last time skip its per-entry look-ups.
+/// deleted, so a member always finds its listing. `listing_pages` lets a
+/// listing's page that is the same as last time skip its per-entry
+/// look-ups. (Widening the issue-census index to `category, key` made
+/// censuses index-only but cost every issue insert more than it saved:
+/// BENCHMARKS.md.)
 const V4: &str = r#"
 CREATE TABLE listings (
     id         INTEGER PRIMARY KEY,
@@ -248,8 +249,7 @@ DROP TABLE entries;
 ALTER TABLE entries_v4 RENAME TO entries;
 CREATE INDEX entries_by_expiry ON entries (category, expires_at);
 CREATE INDEX entries_by_fetch ON entries (category, fetched_at);
-CREATE INDEX entries_by_issue_update ON entries (project, updated_at, category, key)
-    WHERE project IS NOT NULL;
+CREATE INDEX entries_by_issue_update ON entries (project, updated_at) WHERE project IS NOT NULL;
 CREATE INDEX entries_by_listing ON entries (listing) WHERE listing IS NOT NULL;
 
 -- What each page of a listing held when it was last stored: a digest of its
