@@ -53,7 +53,7 @@ const BATCH_WRITES: usize = 64;
 const PATIENCE: Duration = Duration::from_millis(100);
 
 /// How long the writer sleeps at a time while a patient batch waits.
-const PATIENCE_STEP: Duration = Duration::from_millis(20);
+const PATIENCE_STEP: Duration = Duration::from_millis(5);
 
 /// An operation that runs alone, opening its own transaction(s).
 type Job = Box<dyn FnOnce(&mut Connection, &Path) + Send>;
@@ -466,19 +466,30 @@ fn run(mut conn: Connection, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
                 let started = Instant::now();
                 let mut weight = first.weight();
                 let mut patient = first.patient();
+                // Messages taken since the writer last slept.
+                let mut taken = 0;
                 let mut batch = vec![first];
                 while weight < BATCH_ENTRIES && batch.len() < BATCH_WRITES {
                     let next = match rx.try_recv() {
-                        Ok(next) => next,
+                        Ok(next) => {
+                            taken += 1;
+                            next
+                        }
                         Err(mpsc::error::TryRecvError::Empty)
-                            if patient && started.elapsed() < PATIENCE =>
+                            if patient
+                                && started.elapsed() < PATIENCE
+                                && taken < QUEUE_CAPACITY / 2 =>
                         {
-                            // Only patient writes so far: let more come. A
-                            // few sleeps, not a wake-up per message (those
-                            // cost the writer more than the commits saved);
-                            // each ends by taking what came, so the queue
-                            // never fills and no caller waits to send.
+                            // Only patient writes so far, and they come
+                            // sparsely: let more come. Short sleeps, each
+                            // ending by taking what came, rather than a
+                            // wake-up per message (which cost the writer
+                            // more than the commits saved). Once a sleep
+                            // finds half a queue waiting, they come fast
+                            // enough to fill batches by themselves: waiting
+                            // longer would only keep senders waiting.
                             std::thread::sleep(PATIENCE_STEP);
+                            taken = 0;
                             continue;
                         }
                         Err(_) => break,
