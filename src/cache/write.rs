@@ -452,7 +452,10 @@ pub(crate) fn finish_listing(
         None => 0,
     };
     // Members are a superset of `listed`; only if there are more of them
-    // is it worth finding which.
+    // is it worth finding which. (Should another process fetch a listed
+    // entry alone between its page and this end, that entry is no longer a
+    // member, and an unlisted member could then pass uncounted: it would
+    // take this run's times. Only times, never a value, can be off so.)
     let members: i64 = tx
         .prepare_cached("SELECT count(*) FROM entries WHERE listing = ?1")?
         .query_row([id], |r| r.get(0))?;
