@@ -99,6 +99,9 @@ fn help_lists_the_exit_codes() {
     assert!(!status.contains("another warm holds"), "{status}");
     assert!(!status.contains("quiet hours"), "{status}");
     assert!(status.contains("With --check: 0 OK"), "{status}");
+    // It runs no stage: its 1 is not cache_warm's "every stage failed".
+    assert!(warm.contains("every stage failed"), "{warm}");
+    assert!(!status.contains("every stage failed"), "{status}");
 }
 
 #[test]

@@ -112,7 +112,11 @@ fn exit_codes_help() -> String {
     format!(
         "{}\n\nWith --get: 0 fresh hit, 10 stale hit, 11 miss.\n\
          With --check: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (any error, usage errors included).",
-        common::exit_codes_help(&[exit::PARTIAL, exit::LOCKED, exit::QUIET_HOURS])
+        common::exit_codes_help(
+            &[exit::PARTIAL, exit::LOCKED, exit::QUIET_HOURS],
+            // cache_status runs no stage: its 1 is any error not named below.
+            &[(exit::FAILED, "failed (an error no other code names)")]
+        )
     )
 }
 

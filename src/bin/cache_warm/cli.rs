@@ -14,7 +14,7 @@ use crate::common;
 /// Stages run in priority order: projects, fields, users, issues. Each page
 /// is written as it arrives; a failed stage keeps what was cached before.
 #[derive(Debug, Parser)]
-#[command(name = "cache_warm", version, after_help = common::exit_codes_help(&[]))]
+#[command(name = "cache_warm", version, after_help = common::exit_codes_help(&[], &[]))]
 pub struct Cli {
     /// Warm projects (one entry per project key, plus `list:projects`).
     #[arg(long, help_heading = "Stages")]

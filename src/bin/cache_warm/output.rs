@@ -206,8 +206,12 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode) {
             for note in &report.notes {
                 println!("note: {note}");
             }
+            let count = |n: u64, one: &str, many: &str| match n {
+                1 => format!("1 {one}"),
+                n => format!("{n} {many}"),
+            };
             println!(
-                "{} in {}: {} requests, {} retries; cache {}",
+                "{} in {}: {}, {}; cache {}",
                 match report.result {
                     RunResult::Ok => "Done",
                     RunResult::Partial => "Done with errors",
@@ -215,8 +219,8 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode) {
                     _ => "Failed",
                 },
                 common::duration(Duration::from_secs_f64(report.seconds)),
-                report.requests.requests,
-                report.requests.retries,
+                count(report.requests.requests, "request", "requests"),
+                count(report.requests.retries, "retry", "retries"),
                 profile.cache_path().display()
             );
         }

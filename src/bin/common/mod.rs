@@ -37,10 +37,15 @@ const EXIT_CODES: &[(u8, &str)] = &[
 ];
 
 /// The contract's exit-code table for `--help`, without the codes in
-/// `never` (those a binary cannot return).
-pub fn exit_codes_help(never: &[u8]) -> String {
+/// `never` (those a binary cannot return), and with a binary's own words
+/// for some codes (`own`).
+pub fn exit_codes_help(never: &[u8], own: &[(u8, &str)]) -> String {
     let mut help = String::from("Exit codes:\n");
     for (code, meaning) in EXIT_CODES.iter().filter(|(c, _)| !never.contains(c)) {
+        let meaning = own
+            .iter()
+            .find(|(c, _)| c == code)
+            .map_or(*meaning, |(_, m)| *m);
         help.push_str(&format!("  {code:<4} {meaning}\n"));
     }
     help.push_str("  130  interrupted by SIGINT, 143 by SIGTERM");
