@@ -1161,20 +1161,27 @@ async fn a_listings_members_carry_its_times_and_an_unchanged_one_is_not_written(
     assert_totals_match_a_full_sum(&path);
 }
 
+/// A complete run of `listing` that returns `page` as its page 0.
+async fn complete_run(writer: &CacheWriter, listing: Listing, page: Vec<NewEntry>) {
+    let listed = page.iter().map(|e| e.key.clone()).collect();
+    writer
+        .put_listing_page(listing.clone(), 0, page)
+        .await
+        .unwrap();
+    writer.finish_listing(listing, listed, None).await.unwrap();
+}
+
 /// A cache with one finished run of the `users` listing: page 0 holds
 /// u1, u2 and u3.
 async fn listed_users() -> (tempfile::TempDir, PathBuf, Cache, CacheWriter) {
     let (dir, path, cache) = temp_cache();
     let writer = cache.writer().unwrap();
-    let first = run_of("users", NOW - HOUR, NOW + HOUR);
-    writer
-        .put_listing_page(first.clone(), 0, three_users())
-        .await
-        .unwrap();
-    writer
-        .finish_listing(first, set(&["u1", "u2", "u3"]), None)
-        .await
-        .unwrap();
+    complete_run(
+        &writer,
+        run_of("users", NOW - HOUR, NOW + HOUR),
+        three_users(),
+    )
+    .await;
     (dir, path, cache, writer)
 }
 
@@ -1278,19 +1285,8 @@ async fn a_member_a_run_did_not_list_voids_the_digests_of_its_listing() {
 async fn finishing_a_listing_keeps_unlisted_members_old_times_and_removes_what_it_proves_gone() {
     let (_dir, path, cache) = temp_cache();
     let writer = cache.writer().unwrap();
-    let first = run_of("users", NOW - 3 * HOUR, NOW + HOUR);
-    writer
-        .put_listing_page(
-            first.clone(),
-            0,
-            vec![user("a", "{}"), user("b", "{}"), user("c", "{}")],
-        )
-        .await
-        .unwrap();
-    writer
-        .finish_listing(first, set(&["a", "b", "c"]), None)
-        .await
-        .unwrap();
+    let abc = vec![user("a", "{}"), user("b", "{}"), user("c", "{}")];
+    complete_run(&writer, run_of("users", NOW - 3 * HOUR, NOW + HOUR), abc).await;
 
     // A run that lists a and b only, and removes nothing: c was not proved
     // current, so it keeps the times it had, as its own.
@@ -1333,19 +1329,8 @@ async fn finishing_a_listing_keeps_unlisted_members_old_times_and_removes_what_i
 async fn a_listing_cut_short_gives_its_times_only_to_what_it_returned() {
     let (_dir, path, cache) = temp_cache();
     let writer = cache.writer().unwrap();
-    let first = run_of("users", NOW - 3 * HOUR, NOW + HOUR);
-    writer
-        .put_listing_page(
-            first.clone(),
-            0,
-            vec![user("a", "{}"), user("b", "{}"), user("c", "{}")],
-        )
-        .await
-        .unwrap();
-    writer
-        .finish_listing(first, set(&["a", "b", "c"]), None)
-        .await
-        .unwrap();
+    let abc = vec![user("a", "{}"), user("b", "{}"), user("c", "{}")];
+    complete_run(&writer, run_of("users", NOW - 3 * HOUR, NOW + HOUR), abc).await;
 
     let cut = run_of("users", NOW, NOW + 2 * HOUR);
     writer
@@ -1411,30 +1396,17 @@ async fn status_figures_eviction_and_prune_follow_the_times_of_listings() {
     let writer = cache.writer().unwrap();
     let value = "v".repeat(98); // with a two-letter key: 100 bytes each
     // Three members of a listing that expired an hour ago...
-    let old = run_of("users", NOW - 3 * HOUR, NOW - HOUR);
-    let members = ["m1", "m2", "m3"].map(|k| user(k, &value));
-    writer
-        .put_listing_page(old.clone(), 0, members.to_vec())
-        .await
-        .unwrap();
-    writer
-        .finish_listing(old, set(&["m1", "m2", "m3"]), None)
-        .await
-        .unwrap();
+    let members = ["m1", "m2", "m3"].map(|k| user(k, &value)).to_vec();
+    complete_run(
+        &writer,
+        run_of("users", NOW - 3 * HOUR, NOW - HOUR),
+        members,
+    )
+    .await;
     // ...two of a fresh one...
-    let fresh = run_of("assignable", NOW - 10 * 60_000, NOW + 30 * 60_000);
-    writer
-        .put_listing_page(
-            fresh.clone(),
-            0,
-            vec![user("f1", &value), user("f2", &value)],
-        )
-        .await
-        .unwrap();
-    writer
-        .finish_listing(fresh, set(&["f1", "f2"]), None)
-        .await
-        .unwrap();
+    let fresh = vec![user("f1", &value), user("f2", &value)];
+    let assignable = run_of("assignable", NOW - 10 * 60_000, NOW + 30 * 60_000);
+    complete_run(&writer, assignable, fresh).await;
     // ...and two with their own times: one expired, one fresh.
     let own = |key: &str, fetched_at: i64, expires_at: i64| NewEntry {
         fetched_at,
