@@ -85,6 +85,17 @@ struct Cli {
     #[arg(long, value_name = "KEY")]
     forbid_project: Vec<String>,
 
+    /// Where the official OpenAPI documents are [default: $FAKE_JIRA_OPENAPI_DIR,
+    /// else shared/jira/openapi beside the repository]. Every request is
+    /// checked against the flavor's document; each violation is printed on
+    /// stderr (the request is still answered).
+    #[arg(long, value_name = "DIR")]
+    openapi: Option<PathBuf>,
+
+    /// Do not check requests against the OpenAPI documents.
+    #[arg(long, conflicts_with = "openapi")]
+    no_validate: bool,
+
     /// Added to every answer, e.g. 20ms, 1.5s.
     #[arg(long, value_parser = parse_duration)]
     latency: Option<Duration>,
@@ -177,7 +188,12 @@ fn run(cli: Cli) -> Result<(), String> {
         .site(site)
         .credentials(credentials.clone())
         .server_info_needs_auth(cli.server_info_needs_auth)
+        .spec_validation(!cli.no_validate)
+        .print_violations(true)
         .port(cli.port);
+    if let Some(dir) = &cli.openapi {
+        builder = builder.openapi_dir(dir);
+    }
     for key in &cli.forbid_project {
         builder = builder.forbid_project(key);
     }
@@ -201,7 +217,14 @@ fn run(cli: Cli) -> Result<(), String> {
     eprintln!("fake-jira: accepting {}", credentials.describe());
     eprintln!("fake-jira: stop with Ctrl-C");
 
+    if jira.validates() {
+        eprintln!("fake-jira: checking every request against the OpenAPI document");
+    }
     wait_for_signal()?;
+    let violations = jira.take_violations().len();
+    if violations > 0 {
+        eprintln!("fake-jira: {violations} request(s) broke the OpenAPI document (printed above)");
+    }
     drop(jira);
     eprintln!("fake-jira: stopped");
     Ok(())

@@ -29,6 +29,12 @@ pub(crate) async fn pipeline(State(app): State<Arc<App>>, req: Request, next: Ne
     let at = Instant::now();
     let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, MAX_BODY).await;
+    app.validate(
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or_default(),
+        bytes.as_ref().map_or(&[][..], |b| &b[..]),
+    );
     let serial = app.log.push(RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),

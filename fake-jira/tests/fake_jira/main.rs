@@ -11,3 +11,4 @@ mod rate_limit;
 mod search;
 mod server;
 mod users;
+mod validation;
