@@ -49,6 +49,7 @@
 mod access;
 mod api;
 mod auth;
+mod clock;
 mod faults;
 mod flavor;
 mod jql;
@@ -62,6 +63,7 @@ mod site;
 mod timestamp;
 
 pub use auth::Credentials;
+pub use clock::Clock;
 pub use faults::{Fault, FaultHandle, FaultKind, http_date};
 pub use flavor::Flavor;
 pub use openapi::{Violation, default_openapi_dir, openapi_file};

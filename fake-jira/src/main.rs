@@ -100,13 +100,26 @@ struct Cli {
     #[arg(long, value_parser = parse_duration)]
     latency: Option<Duration>,
 
-    /// Server-side rate limit in requests per second (429 over it).
+    /// Server-side rate limit in requests per second: a token bucket of
+    /// --burst requests, 429 over it with Retry-After and Atlassian's
+    /// headers (X-RateLimit-Limit/-Remaining/-Reset, X-RateLimit-NearLimit,
+    /// RateLimit-Reason, Beta-Retry-After). E.g. --rate-limit 20 --burst 10.
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
     rate_limit: Option<f64>,
 
     /// Requests allowed at once above the rate [default: the rate, rounded up].
     #[arg(long, value_name = "N", requires = "rate_limit")]
     burst: Option<u32>,
+
+    /// The 429's Retry-After in seconds, whatever the wait [default: the
+    /// wait rounded up, at least 1].
+    #[arg(long, value_name = "SECONDS", requires = "rate_limit")]
+    retry_after: Option<u64>,
+
+    /// Send only Retry-After on a 429, none of Atlassian's X-RateLimit-*,
+    /// RateLimit-Reason and Beta-Retry-After headers (sent by default).
+    #[arg(long, requires = "rate_limit")]
+    plain_rate_limit: bool,
 
     /// Email of the accepted Basic credential [Cloud default: bot@example.com].
     #[arg(long, requires = "token")]
@@ -202,7 +215,12 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     if let Some(rate) = cli.rate_limit {
         let burst = cli.burst.unwrap_or(rate.ceil().max(1.0) as u32);
-        builder = builder.rate_limit(rate, burst);
+        builder = builder
+            .rate_limit(rate, burst)
+            .atlassian_rate_limit_headers(!cli.plain_rate_limit);
+        if let Some(seconds) = cli.retry_after {
+            builder = builder.retry_after(seconds);
+        }
     }
     let jira = builder
         .try_start()

@@ -28,6 +28,7 @@ use tower::ServiceExt;
 
 use crate::access::Forbidden;
 use crate::auth::Credentials;
+use crate::clock::Clock;
 use crate::faults::{Fault, FaultHandle};
 use crate::flavor::Flavor;
 use crate::openapi::{OpenApi, Violation, default_openapi_dir, openapi_file};
@@ -95,6 +96,12 @@ pub(crate) struct App {
     pub(crate) credentials: Credentials,
     pub(crate) latency: Duration,
     pub(crate) limiter: Option<Mutex<TokenBucket>>,
+    /// The 429's `Retry-After`, when fixed; else the wait rounded up (≥ 1).
+    pub(crate) retry_after: Option<u64>,
+    /// Atlassian's rate-limit headers besides `Retry-After`.
+    pub(crate) atlassian_headers: bool,
+    /// Arrival times and the rate limit's time.
+    pub(crate) clock: Clock,
     caps: BTreeMap<PageCap, usize>,
     /// Makes every `/search/jql` token distinct.
     pub(crate) token_serial: AtomicU64,
@@ -159,6 +166,9 @@ pub struct FakeJiraBuilder {
     credentials: Option<Credentials>,
     latency: Duration,
     rate_limit: Option<(f64, u32)>,
+    retry_after: Option<u64>,
+    atlassian_headers: bool,
+    clock: Clock,
     caps: BTreeMap<PageCap, usize>,
     port: u16,
     faults: Vec<Fault>,
@@ -190,13 +200,39 @@ impl FakeJiraBuilder {
 
     /// A server-side token bucket: `burst` requests at once, refilled at
     /// `per_second`. Over it: 429 with `Retry-After` (whole seconds, at
-    /// least 1), `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
-    /// `X-RateLimit-Reset` (ISO-8601) and `RateLimit-Reason:
-    /// jira-burst-based`. Admitted answers carry `X-RateLimit-Limit` and
+    /// least 1, or [`FakeJiraBuilder::retry_after`]) and, unless
+    /// [`FakeJiraBuilder::atlassian_rate_limit_headers`] turns them off,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining: 0`,
+    /// `X-RateLimit-NearLimit: true`, `X-RateLimit-Reset` (ISO-8601),
+    /// `RateLimit-Reason: jira-burst-based` and `Beta-Retry-After` (the
+    /// same seconds). Admitted answers carry `X-RateLimit-Limit` and
     /// `X-RateLimit-Remaining`, and `X-RateLimit-NearLimit: true` under 20%.
     /// Default: no limit.
     pub fn rate_limit(mut self, per_second: f64, burst: u32) -> Self {
         self.rate_limit = Some((per_second, burst));
+        self
+    }
+
+    /// The 429's `Retry-After` in whole seconds, whatever the bucket's wait
+    /// (Jira Cloud often says 1). Default: the wait, rounded up, at least 1.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Whether rate-limited answers carry Atlassian's headers besides
+    /// `Retry-After` (see [`FakeJiraBuilder::rate_limit`]). Default: on.
+    /// Off plays a proxy or an older site that sends `Retry-After` only.
+    pub fn atlassian_rate_limit_headers(mut self, on: bool) -> Self {
+        self.atlassian_headers = on;
+        self
+    }
+
+    /// The time source of arrival times and of the rate limit. Default:
+    /// [`Clock::system`]. A test of the rate limit passes a
+    /// [`Clock::manual`] and moves it, instead of sleeping.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -301,7 +337,10 @@ impl FakeJiraBuilder {
             latency: self.latency,
             limiter: self
                 .rate_limit
-                .map(|(rate, burst)| Mutex::new(TokenBucket::new(rate, burst))),
+                .map(|(rate, burst)| Mutex::new(TokenBucket::new(rate, burst, self.clock.now()))),
+            retry_after: self.retry_after,
+            atlassian_headers: self.atlassian_headers,
+            clock: self.clock,
             caps: self.caps,
             token_serial: AtomicU64::new(1),
             server_info_needs_auth: self.server_info_needs_auth,
@@ -378,6 +417,9 @@ impl FakeJira {
             credentials: None,
             latency: Duration::ZERO,
             rate_limit: None,
+            retry_after: None,
+            atlassian_headers: true,
+            clock: Clock::system(),
             caps: BTreeMap::new(),
             port: 0,
             faults: Vec::new(),
@@ -423,6 +465,16 @@ impl FakeJira {
     /// How many requests were received.
     pub fn request_count(&self) -> usize {
         self.app.log.len()
+    }
+
+    /// How many requests were answered with this status (e.g. 429).
+    pub fn count_status(&self, status: u16) -> usize {
+        self.app
+            .log
+            .snapshot()
+            .iter()
+            .filter(|r| r.status == status)
+            .count()
     }
 
     /// How many requests had a path starting with `path_prefix`.

@@ -6,6 +6,7 @@ mod binary;
 mod common;
 mod faults;
 mod fixtures;
+mod liars;
 mod lists;
 mod rate_limit;
 mod search;
