@@ -340,6 +340,45 @@ mod tests {
     }
 
     #[test]
+    fn site_shape_rate_and_validation_flags_need_what_they_modify() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["fake-jira"], args].concat());
+        assert!(parse(&["--user-prefix", "e"]).is_err(), "needs --generated");
+        assert!(parse(&["--generated", "--user-digits", "6"]).is_err());
+        assert!(
+            parse(&["--retry-after", "1"]).is_err(),
+            "needs --rate-limit"
+        );
+        assert!(parse(&["--plain-rate-limit"]).is_err());
+        assert!(parse(&["--no-validate", "--openapi", "x"]).is_err());
+        let cli = parse(&[
+            "--generated",
+            "--user-prefix",
+            "e",
+            "--user-digits",
+            "6",
+            "--assignable-per-project",
+            "3",
+            "--rate-limit",
+            "20",
+            "--burst",
+            "10",
+            "--retry-after",
+            "1",
+            "--server-info-needs-auth",
+            "--forbid-project",
+            "AAB",
+            "--forbid-project",
+            "AAC",
+        ])
+        .expect("valid");
+        assert_eq!(cli.user_prefix.as_deref(), Some("e"));
+        assert_eq!(cli.user_digits, Some(6));
+        assert_eq!(cli.retry_after, Some(1));
+        assert!(cli.server_info_needs_auth);
+        assert_eq!(cli.forbid_project, ["AAB", "AAC"]);
+    }
+
+    #[test]
     fn a_rate_must_be_positive() {
         assert!(parse_rate("0").is_err());
         assert!(parse_rate("-1").is_err());
