@@ -12,8 +12,9 @@
 //!
 //! The paging liars ([`FaultKind::EmptyPage`], [`FaultKind::RepeatPage`],
 //! [`FaultKind::LyingTotal`], [`FaultKind::ShortPage`],
-//! [`FaultKind::NeverLast`], [`FaultKind::UnrequestedItems`], and
-//! [`FaultKind::Redirect`] off the site) break no HTTP rule: each answer is
+//! [`FaultKind::NeverLast`], [`FaultKind::UnrequestedItems`],
+//! [`FaultKind::UpdateIssue`] mid-listing, and [`FaultKind::Redirect`] off
+//! the site) break no HTTP rule: each answer is
 //! well-formed, only the listing they add up to is not. A client must
 //! notice that from the listing's own end markers (`JIRA_API.md`, "A page
 //! that contradicts the listing") and never call such a listing complete.
@@ -78,6 +79,12 @@ pub enum FaultKind {
     /// `id`, `/priority/search` and `/resolution/search` `id`) ignore the
     /// narrowing and answer items that were not asked for.
     UnrequestedItems,
+    /// A liar by timing: just before answering, the issue with this key is
+    /// edited (as [`Site::touch_issue`](crate::Site::touch_issue) does), so a
+    /// listing sorted by `updated` shifts under the client mid-listing: aim
+    /// it at the second page of a Data Center search and the issue moves to
+    /// a page already read, one later issue shifts back onto it too.
+    UpdateIssue(String),
     /// Answer `302 Found` with `Location` on this origin
     /// (`http://host:port`, no trailing slash) and the request's own path and
     /// query: a redirect off the site (see [`FaultKind::redirect_to`]).
@@ -229,6 +236,8 @@ pub(crate) struct Verdict {
     /// Cut the endpoint's body.
     pub(crate) truncate: bool,
     pub(crate) lies: PagingLies,
+    /// Issues to edit before the endpoint answers.
+    pub(crate) updates: Vec<String>,
 }
 
 impl FaultHandle {
@@ -281,6 +290,7 @@ impl FaultHandle {
                 FaultKind::EmptyPage => verdict.lies.empty_page = true,
                 FaultKind::RepeatPage => verdict.lies.repeat_page = true,
                 FaultKind::UnrequestedItems => verdict.lies.unrequested = true,
+                FaultKind::UpdateIssue(key) => verdict.updates.push(key.clone()),
                 FaultKind::Status { .. }
                 | FaultKind::Redirect { .. }
                 | FaultKind::HtmlLogin

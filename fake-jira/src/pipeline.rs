@@ -130,6 +130,9 @@ async fn answer(app: &App, mut req: Request, body: &Bytes, next: Next, at: Insta
         .into_response();
     }
 
+    for key in &verdict.updates {
+        app.site.touch_issue(key);
+    }
     req.extensions_mut().insert(verdict.lies);
     let mut response = next.run(req).await;
     if let (Some(Admission::Allowed { remaining }), Some(limiter), true) =

@@ -148,3 +148,55 @@ async fn liars_combine_with_each_other_and_with_other_faults() {
     assert_eq!(keys(&page["values"]), ["ALPHA", "BETA"]);
     assert_eq!(page["isLast"], Value::Bool(false));
 }
+
+#[tokio::test]
+async fn an_update_mid_listing_shifts_a_data_center_search_under_the_client() {
+    let jira = start(Flavor::DataCenter);
+    let search = |start_at: usize| {
+        json!({"jql": "project = ALPHA ORDER BY updated DESC", "fields": ["updated"],
+               "startAt": start_at, "maxResults": 2})
+    };
+    let (_, first) = post(&jira, "/rest/api/2/search", &search(0)).await;
+    let first_keys = keys(&first["issues"]);
+    // The oldest issue (on page 3, not yet read) is edited just before page
+    // 2 is answered: it moves to page 1, already read, and everything after
+    // it shifts one place back, so page 2 starts with an issue page 1 had.
+    let site = jira.site().snapshot();
+    let mut by_age: Vec<(String, String)> = site
+        .issues
+        .iter()
+        .filter(|i| i["key"].as_str().is_some_and(|k| k.starts_with("ALPHA-")))
+        .map(|i| {
+            let updated = i["fields"]["updated"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (updated, i["key"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    by_age.sort();
+    assert_eq!(by_age.len(), 5);
+    let oldest = by_age[0].1.clone();
+    jira.faults()
+        .add(Fault::new("/rest/api/2/search", FaultKind::UpdateIssue(oldest.clone())).once());
+    let (_, second) = post(&jira, "/rest/api/2/search", &search(2)).await;
+    let second_keys = keys(&second["issues"]);
+    assert_eq!(
+        second_keys[0], first_keys[1],
+        "page 2 repeats the end of page 1"
+    );
+    let (_, third) = post(&jira, "/rest/api/2/search", &search(4)).await;
+    let third_keys = keys(&third["issues"]);
+    let read: Vec<&String> = first_keys
+        .iter()
+        .chain(&second_keys)
+        .chain(&third_keys)
+        .collect();
+    assert!(
+        !read.contains(&&oldest),
+        "{oldest} was never served: {read:?}"
+    );
+    assert_eq!(second["total"], 5, "nothing says so");
+    let (_, again) = post(&jira, "/rest/api/2/search", &search(0)).await;
+    assert_eq!(keys(&again["issues"])[0], oldest, "now the newest");
+}
