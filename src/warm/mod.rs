@@ -31,7 +31,7 @@ use crate::jira::{JiraClient, JiraError};
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
 pub use progress::{NoProgress, Progress};
 pub use report::{ErrorKind, RunReport, RunResult, StageError, StageReport, StageStatus};
-pub use users::DC_USER_SEARCH_CAP;
+pub use users::{DC_USER_SEARCH_CAP, META_PARTIAL_ASSIGNABLE};
 
 /// A warm stage, in priority order.
 #[derive(
