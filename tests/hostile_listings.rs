@@ -444,3 +444,66 @@ fn systematic_dc_user_names_are_split_until_under_the_cap_and_removal_needs_proo
         "the prefix listing that would find it was complete"
     );
 }
+
+fn issue_count(sb: &Sandbox) -> usize {
+    jira_cache::cache::Cache::open_read_only(sb.cache_path("test"))
+        .unwrap()
+        .keys(jira_cache::Category::Issue, None)
+        .unwrap()
+        .len()
+}
+
+fn watermarked(sb: &Sandbox) -> Vec<String> {
+    jira_cache::cache::Cache::open_read_only(sb.cache_path("test"))
+        .unwrap()
+        .watermarks()
+        .unwrap()
+        .into_iter()
+        .map(|w| w.project)
+        .collect()
+}
+
+#[test]
+fn clearing_issues_clears_the_watermarks_that_cover_them() {
+    let fake = cloud_fake(SiteSize {
+        projects: 2,
+        users: 3,
+        issues_per_project: 12,
+        ..Default::default()
+    });
+    let keys: Vec<String> = fake.site().with(|s| {
+        s.projects
+            .iter()
+            .map(|p| p["key"].as_str().unwrap().to_string())
+            .collect()
+    });
+    let mut sb = Sandbox::new();
+    sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
+    run_ok(&mut sb.warm(&["--projects", "--issues", "--profile", "test"]));
+    let warmed = issue_count(&sb);
+    assert!(warmed > 0);
+    assert_eq!(watermarked(&sb).len(), 2);
+
+    // A pattern over one project's issues clears that project's watermark.
+    let pattern = format!("{}-*", keys[0]);
+    run_ok(&mut sb.warm(&[
+        "--clear",
+        "issue",
+        "--pattern",
+        &pattern,
+        "--profile",
+        "test",
+    ]));
+    assert_eq!(watermarked(&sb), vec![keys[1].clone()]);
+
+    // Every issue: every watermark, and the next warm brings them all back.
+    run_ok(&mut sb.warm(&["--clear", "issue", "--profile", "test"]));
+    assert!(watermarked(&sb).is_empty());
+    assert_eq!(issue_count(&sb), 0);
+    run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+    assert_eq!(issue_count(&sb), warmed, "every issue came back");
+
+    // --reset starts a new file: no watermark survives it.
+    run_ok(&mut sb.warm(&["--reset", "--profile", "test"]));
+    assert!(watermarked(&sb).is_empty());
+}
