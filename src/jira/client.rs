@@ -126,6 +126,11 @@ struct Inner {
     policy: RetryPolicy,
     timeout: Duration,
     counters: Counters,
+    /// Set once the site's throttling ended a request for good (a
+    /// `Retry-After` above the limit, or the retry budget spent on 429s):
+    /// the contract ends the whole run then, so every later request of
+    /// this client fails at once with the same error instead of asking again.
+    halted: std::sync::OnceLock<JiraError>,
 }
 
 /// A Jira REST client for one site and one run.
@@ -201,6 +206,7 @@ impl JiraClient {
                 policy: config.retry,
                 timeout: config.timeout,
                 counters: Counters::default(),
+                halted: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -263,13 +269,22 @@ impl JiraClient {
         let url = format!("{}{}", inner.site, path);
         let mut attempt: u32 = 0;
         loop {
+            if let Some(halt) = inner.halted.get() {
+                return Err(halt.clone());
+            }
             let result = self.attempt::<T>(&method, &url, path, query, body).await;
             let (outcome, error) = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
             match inner.policy.decide(attempt, outcome) {
-                Decision::GiveUp => return Err(final_error(error, outcome, attempt + 1, path)),
+                Decision::GiveUp => {
+                    let error = final_error(error, outcome, attempt + 1, path);
+                    if error.is_throttled() {
+                        let _ = inner.halted.set(error.clone());
+                    }
+                    return Err(error);
+                }
                 Decision::RetryAfterGate(wait) => {
                     tracing::warn!(path, wait = ?wait, "throttled by the site; every worker pauses");
                     inner.gate.close_for(wait);

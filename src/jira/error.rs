@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// An error from the Jira client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum JiraError {
     /// 401: the credentials were refused. Never retried.
     #[error("{endpoint}: Jira refused the credentials (HTTP 401){}; check the token and, on Cloud, the email it belongs to", detail(.message))]
