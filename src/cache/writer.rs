@@ -262,7 +262,9 @@ impl CacheWriter {
 
     /// Deletes the entries of `category` (every category if `None`) whose key
     /// matches the GLOB `pattern` (every key if `None`), and returns how many;
-    /// with `dry_run`, only counts them (`cache_warm --clear`).
+    /// with `dry_run`, only counts them (`cache_warm --clear`). Removing
+    /// issues also removes the issue watermarks of their projects (every
+    /// watermark when every issue goes), so the next warm fetches them again.
     pub async fn remove(
         &self,
         category: Option<Category>,

@@ -367,6 +367,7 @@ mod tests {
             ],
             projects: Vec::new(),
             runs: vec![run("ok", NOW - HOUR_MS - 60_000)],
+            partial_lists: Vec::new(),
         }
     }
 

@@ -170,6 +170,14 @@ pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
         None => Tone::Warn.paint("no successful warm recorded yet", colour),
     };
     let _ = writeln!(out, "Warmed   {warmed}");
+    if !r.partial_lists.is_empty() {
+        let line = format!(
+            "{} cached lists are partial (the site cannot give them in full): {}",
+            r.partial_lists.len(),
+            r.partial_lists.join(", ")
+        );
+        let _ = writeln!(out, "Partial  {}", Tone::Warn.paint(&line, colour));
+    }
 
     out.push('\n');
     let mut categories = Table::new(
