@@ -47,6 +47,16 @@ pub enum CacheError {
         supported: i64,
     },
 
+    /// The cache path is a symbolic link, which is never followed.
+    #[error(
+        "{}: the cache file is a symbolic link, which jira-cache never follows; remove it, or set `cache_dir` to the real directory",
+        path.display()
+    )]
+    Symlink {
+        /// The cache path.
+        path: PathBuf,
+    },
+
     /// The file or its directory cannot be written.
     #[error(
         "{}: cannot write the cache ({detail}); check the permissions of the file (0600) and its directory (0700), or choose another `cache_dir`",
@@ -129,6 +139,7 @@ impl CacheError {
             | CacheError::NewerSchema { path, .. }
             | CacheError::Unwritable { path, .. }
             | CacheError::DiskFull { path }
+            | CacheError::Symlink { path }
             | CacheError::Busy { path }
             | CacheError::Io { path, .. }
             | CacheError::Sqlite { path, .. }

@@ -218,7 +218,8 @@ struct ProjectOutcome {
 
 impl ProjectOutcome {
     /// Stores a page (if any) and counts it.
-    async fn store(&mut self, ctx: &WarmContext, page: Vec<NewEntry>) -> Result<(), WarmError> {
+    async fn store(&mut self, ctx: &WarmContext, mut page: Vec<NewEntry>) -> Result<(), WarmError> {
+        super::refuse_bad_keys(ctx, super::Stage::Issues, &mut page);
         if !page.is_empty() {
             let put = ctx.writer.put_page(page).await?;
             self.count(ctx, put);

@@ -121,6 +121,7 @@ fn exit_codes_help() -> String {
 }
 
 fn main() -> ExitCode {
+    common::quiet_on_closed_stdout();
     let checking = std::env::args_os().any(|a| a == "--check");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
