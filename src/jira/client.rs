@@ -168,7 +168,8 @@ impl JiraClient {
             .user_agent(concat!("jira-cache/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(config.concurrency.max(1));
+            .pool_max_idle_per_host(config.concurrency.max(1))
+            .redirect(same_origin_redirects(&config.site));
         if let Some(ca) = &config.ca_file {
             let pem = std::fs::read(ca).map_err(|e| {
                 JiraError::Setup(format!(
@@ -347,10 +348,15 @@ impl JiraClient {
         }
         inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(url, "request");
-        let response = req
-            .send()
-            .await
-            .map_err(|e| (Outcome::Transport, self.transport_error(&e, path)))?;
+        let response = req.send().await.map_err(|e| {
+            let error = self.transport_error(&e, path);
+            // A redirect off the site is refused the same way every time.
+            let outcome = match error {
+                JiraError::Redirect { .. } => Outcome::Status(300),
+                _ => Outcome::Transport,
+            };
+            (outcome, error)
+        })?;
         let status = response.status();
         if status.is_success() {
             let content_type = response
@@ -414,7 +420,24 @@ impl JiraClient {
     }
 
     fn transport_error(&self, e: &reqwest::Error, path: &str) -> JiraError {
-        if e.is_timeout() {
+        if e.is_redirect() {
+            // The policy's own error names the target; the reqwest error's
+            // URL is the request that was redirected.
+            let mut source = std::error::Error::source(e);
+            let mut target = None;
+            while let Some(s) = source {
+                if let Some(off) = s.downcast_ref::<RedirectRefused>() {
+                    target = Some(off.0.clone());
+                    break;
+                }
+                source = s.source();
+            }
+            let target = target.unwrap_or_else(|| "(unknown)".into());
+            JiraError::Redirect {
+                endpoint: path.to_string(),
+                target,
+            }
+        } else if e.is_timeout() {
             JiraError::Timeout {
                 endpoint: path.to_string(),
                 timeout: self.inner.timeout,
@@ -460,6 +483,51 @@ async fn read_capped(mut response: reqwest::Response, cap: u64) -> Result<Body, 
         out.extend_from_slice(&chunk);
     }
     Ok(Body::Whole(out))
+}
+
+/// Follows a redirect only within the site's origin (scheme, host and
+/// port), at most 10 in a row: an answer from another origin would be
+/// cached as the site's own data, and the credentials would go with the
+/// request. Anything else stops with an error that names the target.
+fn same_origin_redirects(site: &url::Url) -> reqwest::redirect::Policy {
+    let origin = site.origin();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let target = redacted(attempt.url().as_str());
+        if attempt.previous().len() >= 10 {
+            attempt.error(RedirectRefused(format!(
+                "{target} (more than 10 redirects)"
+            )))
+        } else if attempt.url().origin() == origin {
+            attempt.follow()
+        } else {
+            attempt.error(RedirectRefused(target))
+        }
+    })
+}
+
+/// Why the redirect policy refused to follow: the target it named.
+#[derive(Debug)]
+struct RedirectRefused(String);
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a redirect off the site, to {}", self.0)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// A URL without its user info or query, fit for a message.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(unreadable URL)".into(),
+    }
 }
 
 /// The error to report once retries are over.

@@ -18,6 +18,7 @@ mod issues;
 mod progress;
 mod projects;
 mod report;
+mod session;
 mod users;
 
 use std::collections::HashSet;
@@ -34,6 +35,10 @@ use crate::jira::{JiraClient, JiraError};
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
 pub use progress::{NoProgress, Progress};
 pub use report::{ErrorKind, RunReport, RunResult, StageError, StageReport, StageStatus};
+pub use session::{
+    Interrupt, SessionError, WarmOutcome, WarmRequest, WarmSession, exit_code, format_bytes,
+    until_signal,
+};
 pub use users::DC_USER_SEARCH_CAP;
 
 /// A warm stage, in priority order.
