@@ -714,3 +714,33 @@ fn ci_fails_when_the_shared_fixtures_are_missing() {
         text(&out)
     );
 }
+
+#[test]
+fn a_page_of_garbage_in_the_middle_of_the_file_is_critical_under_check_with_quick_check() {
+    use std::io::{Seek, SeekFrom};
+    let sb = dc_sandbox("http://127.0.0.1:9", "");
+    big_cache(&sb);
+    let path = sb.cache_path("test");
+    let ok = sb
+        .status(&["--profile", "test", "--check", "--quick-check"])
+        .output()
+        .unwrap();
+    assert!(!stdout(&ok).contains("corrupt"), "{}", text(&ok));
+    let len = std::fs::metadata(&path).unwrap().len();
+    let page = 4096;
+    let middle = (len / 2) / page * page;
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.seek(SeekFrom::Start(middle)).unwrap();
+    file.write_all(&vec![0xA5; page as usize]).unwrap();
+    drop(file);
+    let out = run_code(
+        &mut sb.status(&["--profile", "test", "--check", "--quick-check"]),
+        2,
+    );
+    assert!(
+        stdout(&out).starts_with("JIRA-CACHE CRITICAL"),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout(&out).contains("corrupt"), "{}", text(&out));
+}
