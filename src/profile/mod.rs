@@ -279,8 +279,10 @@ pub struct Profile {
     pub ca_file: Option<PathBuf>,
     /// Accept `http://` for hosts that are not loopback; default false.
     pub allow_insecure_http: bool,
-    /// How long past its TTL an entry may still be served by a read-through
-    /// `--get`; default 1 day.
+    /// How long past its TTL an entry may still be served by the
+    /// read-through library ([`crate::read`]) when its refetch fails;
+    /// default 1 day. `cache_status --get` never fetches and does not apply
+    /// it: it prints any cached value, a stale one with exit 10.
     pub max_stale: Duration,
     /// Freshness per category.
     pub ttl: Ttls,
