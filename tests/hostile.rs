@@ -744,3 +744,52 @@ fn a_page_of_garbage_in_the_middle_of_the_file_is_critical_under_check_with_quic
     );
     assert!(stdout(&out).contains("corrupt"), "{}", text(&out));
 }
+
+#[test]
+fn a_full_disk_is_reported_once_and_stops_the_run() {
+    use fake_jira::{FakeJira, Flavor, Site, SiteSize};
+    use std::os::unix::process::CommandExt;
+    let site = Site::generated(
+        Flavor::Cloud,
+        SiteSize {
+            projects: 12,
+            users: 5,
+            issues_per_project: 200,
+            issue_bytes: 4000,
+            recent_days: 25,
+            ..Default::default()
+        },
+    );
+    let fake = FakeJira::builder(Flavor::Cloud).site(site).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
+    run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    let limit = std::fs::metadata(sb.cache_path("test")).unwrap().len() + 64 * 1024;
+    let mut cmd = sb.warm_std(&["--issues", "--users", "--profile", "test"]);
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let cache = sb.cache_path("test").display().to_string();
+    // stdout: the one failed project line and the summary's `cache <path>`;
+    // stderr: the one error.
+    assert_eq!(stdout(&out).matches(&cache).count(), 2, "{}", text(&out));
+    assert_eq!(stderr(&out).matches(&cache).count(), 1, "{}", text(&out));
+    assert!(stderr(&out).contains("the disk refused"), "{}", text(&out));
+    assert!(
+        !stderr(&out).contains("--reset"),
+        "the file is not to blame: {}",
+        text(&out)
+    );
+}

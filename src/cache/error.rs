@@ -79,6 +79,19 @@ pub enum CacheError {
         path: PathBuf,
     },
 
+    /// The storage refused a write or read (an I/O error, a file size
+    /// limit, a quota); what was committed before stays.
+    #[error(
+        "{}: the disk refused to write the cache ({detail}); check its free space, quota and health (`df`, `dmesg`), then run `cache_warm` again",
+        path.display()
+    )]
+    Storage {
+        /// The cache file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
+    },
+
     /// Another process kept the database locked longer than the busy timeout.
     #[error(
         "{}: the cache stayed locked by another process for more than 5 s; retry once it has finished",
@@ -140,6 +153,7 @@ impl CacheError {
             | CacheError::Unwritable { path, .. }
             | CacheError::DiskFull { path }
             | CacheError::Symlink { path }
+            | CacheError::Storage { path, .. }
             | CacheError::Busy { path }
             | CacheError::Io { path, .. }
             | CacheError::Sqlite { path, .. }
@@ -156,6 +170,12 @@ impl CacheError {
                 detail: source.to_string(),
             },
             Some(ErrorCode::DiskFull) => CacheError::DiskFull { path },
+            // EIO, EFBIG (a file size limit), a quota: the storage refused
+            // the write; the file itself is not to blame.
+            Some(ErrorCode::SystemIoFailure) => CacheError::Storage {
+                path,
+                detail: source.to_string(),
+            },
             Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
                 CacheError::Unwritable {
                     path,
