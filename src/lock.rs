@@ -222,6 +222,39 @@ mod tests {
         WarmLock::acquire(&path).unwrap();
     }
 
+    #[test]
+    fn asking_whether_a_warm_runs_never_locks_and_reads_the_holders_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.lock");
+        assert!(!WarmLock::is_held(&path), "no file: no warm");
+        // A holder killed with -9 leaves its pid behind: a dead pid is no warm.
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        std::fs::write(&path, format!("pid {dead_pid} since then\n")).unwrap();
+        assert!(!WarmLock::is_held(&path));
+        // While is_held looks, a warm can always take the lock: it holds none.
+        let held = WarmLock::acquire(&path).unwrap();
+        assert!(WarmLock::is_held(&path));
+        let file = OpenOptions::new().read(true).open(&path).unwrap();
+        assert!(
+            matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)),
+            "the warm's exclusive lock is still there after is_held"
+        );
+        drop(held);
+        assert!(!WarmLock::is_held(&path), "an ended warm empties the file");
+        // A symlink at the path is never read through.
+        let target = dir.path().join("t.lock");
+        std::fs::write(&target, format!("pid {} since now\n", std::process::id())).unwrap();
+        let link = dir.path().join("l.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(!WarmLock::is_held(&link));
+        assert!(matches!(
+            WarmLock::acquire(&link),
+            Err(LockError::Symlink { .. })
+        ));
+    }
+
     #[tokio::test]
     async fn waiting_gives_up_after_the_limit() {
         let dir = tempfile::tempdir().unwrap();
