@@ -54,6 +54,7 @@ fn client(fake: &FakeJira, concurrency: usize) -> JiraClient {
         concurrency,
         timeout: Duration::from_secs(30),
         ca_file: None,
+        max_response: jira_cache::profile::DEFAULT_MAX_RESPONSE,
         retry: RetryPolicy {
             max_retries: 0,
             base_backoff: Duration::from_millis(1),

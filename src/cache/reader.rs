@@ -265,6 +265,34 @@ impl CacheReader {
             .at(&self.path)
     }
 
+    /// SQLite's `PRAGMA quick_check`: every page of every b-tree read once
+    /// (linear in the file's size, no index cross-check). `None` when the
+    /// file is sound, else the first problems SQLite found, on one line. A
+    /// page of garbage in the middle of the file is otherwise found only
+    /// when some read happens to touch it.
+    pub fn quick_check(&self) -> Result<Option<String>, CacheError> {
+        let problems: Vec<String> = match self
+            .conn
+            .prepare("PRAGMA quick_check(5)")
+            .and_then(|mut stmt| stmt.query_map([], |row| row.get::<_, String>(0))?.collect())
+        {
+            Ok(rows) => rows,
+            // Corruption bad enough that the check itself cannot run.
+            Err(e) => {
+                return match CacheError::from_sqlite(&self.path, e) {
+                    CacheError::Corrupt { detail, .. } => Ok(Some(detail)),
+                    other => Err(other),
+                };
+            }
+        };
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(None);
+        }
+        Ok(Some(
+            crate::scrub::for_terminal(&problems.join("; ")).into_owned(),
+        ))
+    }
+
     /// Every project's issue watermark, by project key.
     pub fn watermarks(&self) -> Result<Vec<Watermark>, CacheError> {
         self.conn

@@ -34,7 +34,9 @@ pub struct NewEntry {
     pub fetched_at: i64,
     /// When it stops being fresh, unix ms.
     pub expires_at: i64,
-    /// How long the fetch took, in ms (used to refresh a little early).
+    /// How long the fetch took, in ms: the δ of early refresh. 0 when the
+    /// writer did not time it (e.g. issues fetched by key with `--issue`):
+    /// such an entry is not refreshed early, only at its expiry.
     pub fetch_ms: i64,
     /// Issues: the project key.
     pub project: Option<String>,

@@ -218,7 +218,8 @@ struct ProjectOutcome {
 
 impl ProjectOutcome {
     /// Stores a page (if any) and counts it.
-    async fn store(&mut self, ctx: &WarmContext, page: Vec<NewEntry>) -> Result<(), WarmError> {
+    async fn store(&mut self, ctx: &WarmContext, mut page: Vec<NewEntry>) -> Result<(), WarmError> {
+        super::refuse_bad_keys(ctx, super::Stage::Issues, &mut page);
         if !page.is_empty() {
             let put = ctx.writer.put_page(page).await?;
             self.count(ctx, put);
@@ -274,6 +275,10 @@ pub(super) async fn warm(
                 tracing::debug!(error = %e, "could not hurry the last issue writes");
             }
         };
+        // A full disk or a corrupt file fails every later project the same
+        // way: its line is shown once (the report keeps one error too).
+        let cache_failed = std::sync::atomic::AtomicBool::new(false);
+        let cache_failed = &cache_failed;
         let finish = listed_rx
             .then(|(project, listed)| async move {
                 let r = match listed {
@@ -281,10 +286,15 @@ pub(super) async fn warm(
                     Err(e) => Err(e),
                 };
                 let line = match &r {
-                    Ok(o) => o.line.clone(),
-                    Err(f) => format!("Failed {project}: {}", f.error),
+                    Ok(o) => Some(o.line.clone()),
+                    Err(f) if matches!(f.error, WarmError::Cache(_)) => (!cache_failed
+                        .swap(true, std::sync::atomic::Ordering::Relaxed))
+                    .then(|| format!("Failed {project}: {}", f.error)),
+                    Err(f) => Some(format!("Failed {project}: {}", f.error)),
                 };
-                ctx.progress.line(super::Stage::Issues, &line);
+                if let Some(line) = line {
+                    ctx.progress.line(super::Stage::Issues, &line);
+                }
                 ctx.progress.unit_done(super::Stage::Issues);
                 (project, r)
             })

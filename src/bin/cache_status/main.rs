@@ -85,6 +85,10 @@ struct Cli {
     /// With --check: WARNING when the hit rate is below this (e.g. 50%).
     #[arg(long, value_name = "PERCENT", requires = "check", value_parser = parse_percent)]
     warn_hit_rate: Option<f64>,
+    /// With --check: also read every page of the cache file (SQLite's
+    /// quick_check, linear in its size) and report CRITICAL on corruption.
+    #[arg(long, requires = "check")]
+    quick_check: bool,
     /// Print the cached JSON value of one entry; exit 0 fresh, 10 stale, 11 miss.
     #[arg(long, num_args = 2, value_names = ["CATEGORY", "KEY"], conflicts_with_all = ["keys", "json", "all_profiles"])]
     get: Option<Vec<String>>,
@@ -121,6 +125,7 @@ fn exit_codes_help() -> String {
 }
 
 fn main() -> ExitCode {
+    common::quiet_on_closed_stdout();
     let checking = std::env::args_os().any(|a| a == "--check");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -226,6 +231,20 @@ fn run_check(cli: &Cli) -> anyhow::Result<CheckOutcome> {
     let now = now_ms()?;
     let profile = profile::load(&load_options(cli, cli.profile.clone()))?;
     let thresholds = thresholds(&profile.check, cli)?;
+    if cli.quick_check {
+        match Cache::open_read_only(profile.cache_path()) {
+            Ok(reader) => {
+                if let Some(problems) = reader.quick_check()? {
+                    return Ok(CheckOutcome::corrupt(&profile.name, &problems));
+                }
+            }
+            Err(CacheError::Missing { .. }) => {}
+            Err(CacheError::Corrupt { detail, .. }) => {
+                return Ok(CheckOutcome::corrupt(&profile.name, &detail));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let report = report_for(&profile, now, cli.runs.max(RUNS_FOR_CHECK))?;
     Ok(status::check(&report, &thresholds, now))
 }
