@@ -63,8 +63,12 @@ pub struct StatusReport {
 pub struct CategoryStatus {
     /// The category.
     pub category: Category,
-    /// Its TTL in seconds (for `issue`, the recent-issue TTL).
+    /// Its TTL in seconds (for `issue`, the recent-issue TTL, `issue_recent`).
     pub ttl_seconds: u64,
+    /// For `issue` only: the TTL of issues not updated in the last 7 days
+    /// (`issue_old`), in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_old_seconds: Option<u64>,
     /// Entries cached.
     pub entries: u64,
     /// Entries not yet expired.
@@ -187,6 +191,7 @@ pub fn empty(profile: &Profile, now_ms: i64) -> StatusReport {
             .map(|&c| CategoryStatus {
                 category: c,
                 ttl_seconds: ttl_of(profile, c).as_secs(),
+                ttl_old_seconds: (c == Category::Issue).then(|| profile.ttl.issue_old.as_secs()),
                 entries: 0,
                 fresh: 0,
                 expired: 0,
@@ -231,6 +236,7 @@ pub fn gather(
         *slot = CategoryStatus {
             category: s.category,
             ttl_seconds: slot.ttl_seconds,
+            ttl_old_seconds: slot.ttl_old_seconds,
             entries: s.entries,
             fresh: s.fresh,
             expired: s.expired,

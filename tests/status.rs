@@ -34,7 +34,9 @@ fn sandbox(extra: &str) -> Sandbox {
         "[profiles.test]\nurl = \"https://example.atlassian.net\"\ndeployment = \"cloud\"\n\
          email = \"bot@example.com\"\n{extra}\n"
     ));
-    sb.set_env("JIRA_CACHE_NOW", NOW_TEXT).set_env("TZ", "UTC");
+    sb.set_env("JIRA_CACHE_NOW", NOW_TEXT)
+        .set_env("TZ", "UTC")
+        .set_env("COLUMNS", "80");
     sb
 }
 
@@ -604,6 +606,53 @@ fn the_human_status_of_a_typical_cache_reads_as_pinned() {
     let out = run_ok(&mut sb.status(&["--profile", "test"]));
     assert!(!stdout(&out).contains('\x1b'), "no colour off a terminal");
     insta::assert_snapshot!("typical_cache", redact(&sb, &stdout(&out)));
+}
+
+#[test]
+fn the_human_status_fits_80_columns_and_opens_with_the_verdict() {
+    let sb = sandbox("");
+    typical_cache(&sb);
+    let out = stdout(&run_ok(&mut sb.status(&["--profile", "test"])));
+    for line in out.lines().filter(|l| !l.starts_with("Cache ")) {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    let first = out.lines().next().unwrap();
+    assert!(first.starts_with("WARNING: last warm 26 h"), "{first}");
+    assert!(
+        out.contains("5 min / 1 h"),
+        "issue_recent / issue_old:\n{out}"
+    );
+    // To the second: two runs a few seconds apart do not look the same.
+    assert!(out.contains("2025-11-26 03:57:00"), "{out}");
+}
+
+#[test]
+fn a_wide_terminal_gets_every_column_in_one_table() {
+    let mut sb = sandbox("");
+    sb.set_env("COLUMNS", "200");
+    typical_cache(&sb);
+    let out = run_ok(&mut sb.status(&["--profile", "test"]));
+    insta::assert_snapshot!("typical_cache_wide", redact(&sb, &stdout(&out)));
+}
+
+#[test]
+fn runs_0_shows_no_run_history_and_does_not_claim_there_is_none() {
+    let sb = sandbox("");
+    typical_cache(&sb);
+    let out = stdout(&run_ok(&mut sb.status(&[
+        "--profile",
+        "test",
+        "--runs",
+        "0",
+    ])));
+    assert!(!out.contains("No warm runs recorded yet"), "{out}");
+    assert!(!out.contains("LAST RUNS"), "{out}");
+    // The verdict still judges the runs it does not list.
+    assert!(out.contains("last run abandoned"), "{out}");
 }
 
 #[test]

@@ -313,6 +313,7 @@ mod tests {
         CategoryStatus {
             category,
             ttl_seconds: 86_400,
+            ttl_old_seconds: None,
             entries,
             fresh: entries - expired,
             expired,

@@ -186,14 +186,19 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         return Ok(exit::OK);
     }
-    let report = report_for(&profile, now, cli.runs)?;
+    // Enough runs for the verdict to find the last one that has ended.
+    let mut report = report_for(&profile, now, cli.runs.max(RUNS_FOR_CHECK))?;
+    let verdict = status::check(&report, &profile.check, now);
+    report.runs.truncate(cli.runs);
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!(
-            "{}",
-            human::report(&report, now, common::colour_on_stdout())
-        );
+        let layout = human::Layout {
+            colour: common::colour_on_stdout(),
+            width: common::stdout_width(),
+            runs_asked: cli.runs,
+        };
+        print!("{}", human::report(&report, &verdict, now, &layout));
     }
     Ok(exit::OK)
 }
@@ -347,7 +352,12 @@ fn all_profiles(cli: &Cli, now: i64) -> anyhow::Result<u8> {
             .collect();
         print!(
             "{}",
-            human::profiles(&rows, now, common::colour_on_stdout())
+            human::profiles(
+                &rows,
+                now,
+                common::colour_on_stdout(),
+                common::stdout_width()
+            )
         );
     }
     Ok(code)

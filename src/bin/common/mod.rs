@@ -123,6 +123,22 @@ pub fn colour_on_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
+/// The columns human output fits in: `$COLUMNS` when set, else the
+/// terminal's width, else 80 (piped output, cron mail).
+pub fn stdout_width() -> usize {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c >= 40)
+    {
+        return columns;
+    }
+    match terminal_size::terminal_size() {
+        Some((terminal_size::Width(w), _)) if w >= 40 => usize::from(w),
+        _ => 80,
+    }
+}
+
 /// The retry policy; `JIRA_CACHE_RETRY_BASE` (e.g. `50ms`) shortens the
 /// backoff, for tests and for sites known to recover fast.
 pub fn retry_policy() -> RetryPolicy {
