@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::Category;
-use crate::cache::{CacheError, CacheReader, RunResult};
+use crate::cache::{CacheError, CacheReader, ReadCounts, ReadSource, RunResult};
 use crate::lock::WarmLock;
 use crate::profile::Profile;
 
@@ -83,7 +83,9 @@ pub struct CategoryStatus {
     pub newest_fetch: Option<String>,
     /// The next time an entry expires (RFC 3339).
     pub next_expiry: Option<String>,
-    /// Reads answered fresh.
+    /// Reads answered fresh, by programs: the library and `cache_serve`.
+    /// These figures and `hit_rate` are what `--check` judges; `--get`
+    /// reads are counted apart, in `reads_by_source`.
     pub hits: u64,
     /// Reads answered with a stale value.
     pub stale_hits: u64,
@@ -91,6 +93,9 @@ pub struct CategoryStatus {
     pub misses: u64,
     /// `(hits + stale_hits) / reads`, once there have been reads.
     pub hit_rate: Option<f64>,
+    /// The reads of each source: `library`, `serve` (`cache_serve`) and
+    /// `get` (`cache_status --get`).
+    pub reads_by_source: BTreeMap<ReadSource, ReadCounts>,
 }
 
 impl CategoryStatus {
@@ -203,6 +208,10 @@ pub fn empty(profile: &Profile, now_ms: i64) -> StatusReport {
                 stale_hits: 0,
                 misses: 0,
                 hit_rate: None,
+                reads_by_source: ReadSource::ALL
+                    .iter()
+                    .map(|&s| (s, ReadCounts::default()))
+                    .collect(),
             })
             .collect(),
         projects: Vec::new(),
@@ -248,6 +257,7 @@ pub fn gather(
             stale_hits: s.stale_hits,
             misses: s.misses,
             hit_rate: (reads > 0).then(|| (s.hits + s.stale_hits) as f64 / reads as f64),
+            reads_by_source: s.by_source,
         };
     }
     report.total_bytes = report.categories.iter().map(|c| c.bytes).sum();

@@ -277,21 +277,44 @@ fn hit_and_miss_counts_written_by_one_process_are_shown_by_another() {
 
     let status = sb.status_json();
     let project = category(&status, "project");
+    // --get reads are counted apart, and not in the hit rate.
+    assert_eq!(project["reads_by_source"]["get"]["hits"], 2);
     assert_eq!(
-        (project["hits"].as_u64(), project["misses"].as_u64()),
-        (Some(2), Some(0))
+        (project["hits"].as_u64(), project["hit_rate"].is_null()),
+        (Some(0), true)
     );
-    assert_eq!(project["hit_rate"], 1.0);
     let field = category(&status, "field");
-    assert_eq!(field["stale_hits"], 1);
-    assert_eq!(category(&status, "issue")["misses"], 1);
+    assert_eq!(field["reads_by_source"]["get"]["stale_hits"], 1);
+    assert_eq!(
+        category(&status, "issue")["reads_by_source"]["get"]["misses"],
+        1
+    );
+    // The library's read counts in the hit rate.
     let user = category(&status, "user");
     assert_eq!(
         (user["misses"].as_u64(), user["hit_rate"].as_f64()),
         (Some(1), Some(0.0))
     );
+    assert_eq!(user["reads_by_source"]["library"]["misses"], 1);
     // Showing the status is not a read.
-    assert_eq!(category(&sb.status_json(), "project")["hits"], 2);
+    assert_eq!(
+        category(&sb.status_json(), "project")["reads_by_source"]["get"]["hits"],
+        2
+    );
+}
+
+#[test]
+fn misses_while_exploring_with_get_do_not_turn_the_check_to_warning() {
+    let sb = sandbox("");
+    warmed_ago(&sb, HOUR);
+    for key in ["NOPE-1", "NOPE-2", "NOPE-3"] {
+        run_code(
+            &mut sb.status(&["--profile", "test", "--get", "issue", key]),
+            11,
+        );
+    }
+    let line = check(&sb, &["--warn-hit-rate", "90%"], 0);
+    assert!(!line.contains("hit rate"), "{line}");
 }
 
 #[test]

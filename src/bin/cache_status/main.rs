@@ -86,6 +86,8 @@ struct Cli {
     #[arg(long, value_name = "PERCENT", requires = "check", value_parser = parse_percent)]
     warn_hit_rate: Option<f64>,
     /// Print the cached JSON value of one entry; exit 0 fresh, 10 stale, 11 miss.
+    /// Its reads are counted apart (`reads_by_source.get` in --json) and
+    /// never in the hit rate --check judges.
     #[arg(long, num_args = 2, value_names = ["CATEGORY", "KEY"], conflicts_with_all = ["keys", "json", "all_profiles"])]
     get: Option<Vec<String>>,
     /// List the keys of a category (project, field, user, issue), sorted.
@@ -211,8 +213,10 @@ fn get_entry(profile: &Profile, category: &str, key: &str, now: i64) -> anyhow::
         Err(CacheError::Missing { .. }) => return Ok(GET_MISS),
         Err(e) => return Err(e.into()),
     };
+    // Counted apart from programs' reads: a person exploring with --get
+    // must not move the hit rate --check judges.
+    reader.set_read_source(jira_cache::cache::ReadSource::Get);
     let found = reader.get(category, key, now)?;
-    // Scripts read through --get, so it counts as a read.
     let _ = reader.flush_read_counts();
     Ok(match found {
         None => GET_MISS,
