@@ -4,9 +4,11 @@
 //! `schemas/cache_status.schema.json` describes it.
 //!
 //! [`check`] turns a report into the one-line verdict of
-//! `cache_status --check`, for monitoring.
+//! `cache_status --check`, for monitoring; [`prometheus`] into the text
+//! `cache_status --prometheus` prints for Prometheus.
 
 mod check;
+mod prometheus;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use crate::lock::WarmLock;
 use crate::profile::Profile;
 
 pub use check::{CheckLevel, CheckOutcome, check};
+pub use prometheus::prometheus;
 
 /// The version of the `--json` object's shape.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -679,6 +679,131 @@ fn runs_0_shows_no_run_history_and_does_not_claim_there_is_none() {
 }
 
 #[test]
+fn prometheus_output_parses_with_conventional_names_and_the_cache_figures() {
+    let sb = sandbox("");
+    typical_cache(&sb);
+    let out = stdout(&run_ok(&mut sb.status(&[
+        "--profile",
+        "test",
+        "--prometheus",
+    ])));
+    let scrape = prometheus_parse::Scrape::parse(out.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text format");
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{out}"));
+        match sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a plain value"),
+        }
+    };
+    for s in &scrape.samples {
+        assert!(s.metric.starts_with("jira_cache_"), "{}", s.metric);
+        assert_eq!(s.labels.get("profile"), Some("test"), "{}", s.metric);
+        let counter = matches!(s.value, prometheus_parse::Value::Counter(_));
+        assert_eq!(counter, s.metric.ends_with("_total"), "{}", s.metric);
+    }
+    let status = sb.status_json();
+    for c in ["project", "field", "user", "issue"] {
+        let figures = category(&status, c);
+        let of = |field: &str| figures[field].as_u64().unwrap() as f64;
+        assert_eq!(
+            value("jira_cache_entries", &[("category", c)]),
+            of("entries")
+        );
+        assert_eq!(
+            value("jira_cache_fresh_entries", &[("category", c)]),
+            of("fresh")
+        );
+        assert_eq!(
+            value("jira_cache_expired_entries", &[("category", c)]),
+            of("expired")
+        );
+        assert_eq!(
+            value("jira_cache_entry_bytes", &[("category", c)]),
+            of("bytes")
+        );
+    }
+    assert_eq!(
+        value("jira_cache_expired_entries", &[("category", "field")]),
+        1.0
+    );
+    assert_eq!(
+        value("jira_cache_hit_ratio", &[("category", "project")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "jira_cache_reads_total",
+            &[
+                ("category", "project"),
+                ("source", "library"),
+                ("outcome", "hit")
+            ]
+        ),
+        3.0
+    );
+    let ended =
+        jira_cache::status::parse_rfc3339(status["last_success"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        value("jira_cache_last_success_age_seconds", &[]),
+        (NOW - ended) as f64 / 1000.0
+    );
+    // The newest run was abandoned: it has a result but no figures.
+    assert_eq!(
+        value("jira_cache_last_run_result", &[("result", "abandoned")]),
+        1.0
+    );
+    assert_eq!(
+        value("jira_cache_last_run_result", &[("result", "ok")]),
+        0.0
+    );
+    assert!(!out.contains("jira_cache_last_run_requests"), "{out}");
+}
+
+#[test]
+fn prometheus_output_of_a_finished_run_has_its_duration_requests_and_429s() {
+    let sb = sandbox("");
+    warmed_ago(&sb, HOUR);
+    let out = stdout(&run_ok(&mut sb.status(&[
+        "--profile",
+        "test",
+        "--prometheus",
+    ])));
+    let scrape = prometheus_parse::Scrape::parse(out.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let gauge = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) => v,
+                _ => panic!("{name} is not a gauge"),
+            })
+            .unwrap_or_else(|| panic!("no {name} in\n{out}"))
+    };
+    let run = &sb.status_json()["runs"][0];
+    assert_eq!(
+        gauge("jira_cache_last_run_duration_seconds"),
+        run["seconds"].as_f64().unwrap()
+    );
+    assert_eq!(
+        gauge("jira_cache_last_run_requests"),
+        run["requests"].as_f64().unwrap()
+    );
+    assert_eq!(
+        gauge("jira_cache_last_run_throttled_responses"),
+        run["throttled"].as_f64().unwrap()
+    );
+    assert_eq!(gauge("jira_cache_last_success_age_seconds"), 3600.0);
+}
+
+#[test]
 fn the_human_status_of_a_profile_never_warmed_says_how_to_warm_it() {
     let sb = sandbox("");
     let out = run_ok(&mut sb.status(&["--profile", "test"]));

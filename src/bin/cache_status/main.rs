@@ -85,6 +85,10 @@ struct Cli {
     /// With --check: WARNING when the hit rate is below this (e.g. 50%).
     #[arg(long, value_name = "PERCENT", requires = "check", value_parser = parse_percent)]
     warn_hit_rate: Option<f64>,
+    /// Print the figures in Prometheus' text format (`jira_cache_…` metrics,
+    /// labelled by profile), for node_exporter's textfile collector.
+    #[arg(long, conflicts_with_all = ["json", "check", "all_profiles", "get", "keys"])]
+    prometheus: bool,
     /// Print the cached JSON value of one entry; exit 0 fresh, 10 stale, 11 miss.
     /// Its reads are counted apart (`reads_by_source.get` in --json) and
     /// never in the hit rate --check judges.
@@ -191,6 +195,11 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
     // Enough runs for the verdict to find the last one that has ended.
     let mut report = report_for(&profile, now, cli.runs.max(RUNS_FOR_CHECK))?;
     let verdict = status::check(&report, &profile.check, now);
+    if cli.prometheus {
+        // The last run's figures, whatever --runs says.
+        print!("{}", status::prometheus(&report, now));
+        return Ok(exit::OK);
+    }
     report.runs.truncate(cli.runs);
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
