@@ -199,7 +199,7 @@ pub fn empty(profile: &Profile, now_ms: i64) -> StatusReport {
             .map(|&c| CategoryStatus {
                 category: c,
                 ttl_seconds: ttl_of(profile, c).as_secs(),
-                ttl_old_seconds: (c == Category::Issue).then(|| profile.ttl.issue_old.as_secs()),
+                ttl_old_seconds: (c == Category::Issue).then_some(profile.ttl.issue_old.as_secs()),
                 entries: 0,
                 fresh: 0,
                 expired: 0,
