@@ -7,14 +7,18 @@
 //!   fails part-way keeps what it wrote and what was cached before.
 //! - Entries are only removed by reconciliation, after a listing that ended
 //!   by the server's own end signal, untruncated and without error.
-//! - Once a stage fails because the credentials were refused or the site
-//!   cannot be reached, the later stages are skipped: they would fail too.
+//! - Once a stage fails because the credentials were refused, the site
+//!   cannot be reached, the site's throttling ended the run (a `Retry-After`
+//!   above the limit, or the retry budget spent) or the cache file failed
+//!   (disk full, corrupt, unwritable), the later stages are skipped: they
+//!   would fail too.
 
 mod fields;
 mod issues;
 mod progress;
 mod projects;
 mod report;
+mod session;
 mod users;
 
 use std::collections::HashSet;
@@ -31,6 +35,10 @@ use crate::jira::{JiraClient, JiraError};
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
 pub use progress::{NoProgress, Progress};
 pub use report::{ErrorKind, RunReport, RunResult, StageError, StageReport, StageStatus};
+pub use session::{
+    Interrupt, SessionError, WarmOutcome, WarmRequest, WarmSession, exit_code, format_bytes,
+    until_signal,
+};
 pub use users::DC_USER_SEARCH_CAP;
 
 /// A warm stage, in priority order.
@@ -183,7 +191,12 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
         if let Some(e) = report
             .errors
             .iter()
-            .find(|e| matches!(e.kind, ErrorKind::Auth | ErrorKind::Unreachable))
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    ErrorKind::Auth | ErrorKind::Unreachable | ErrorKind::Throttled | ErrorKind::Cache
+                )
+            })
         {
             stop = Some(format!("the {stage} stage failed ({})", e.kind.describe()));
         }

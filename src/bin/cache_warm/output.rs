@@ -31,7 +31,6 @@ pub struct LiveOutput {
     mode: Mode,
     multi: Option<MultiProgress>,
     bars: Mutex<Vec<(Stage, ProgressBar)>>,
-    finished: Mutex<Vec<StageReport>>,
 }
 
 impl LiveOutput {
@@ -44,13 +43,7 @@ impl LiveOutput {
             mode,
             multi,
             bars: Mutex::new(Vec::new()),
-            finished: Mutex::new(Vec::new()),
         }
-    }
-
-    /// The reports of the stages that have ended so far.
-    pub fn finished_stages(&self) -> Vec<StageReport> {
-        self.finished.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     /// Prints a line above the bars, if any.
@@ -141,9 +134,6 @@ impl Progress for LiveOutput {
         }
         if let Some(bar) = self.bar(report.stage) {
             bar.finish_and_clear();
-        }
-        if let Ok(mut finished) = self.finished.lock() {
-            finished.push(report.clone());
         }
     }
 }

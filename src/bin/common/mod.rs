@@ -159,18 +159,7 @@ pub fn one_line(err: &anyhow::Error) -> String {
 
 /// Human-readable byte count: `1.2 MiB`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    jira_cache::warm::format_bytes(n)
 }
 
 /// A duration as people read it: `0.8 s`, `5 min`, `2 h 5 min`, `1 d`, `1 d 12 h`.
