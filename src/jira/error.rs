@@ -143,12 +143,18 @@ pub enum JiraError {
 
 /// Whether a request path is the account's own identity.
 fn is_myself(endpoint: &str) -> bool {
-    endpoint.split('?').next().unwrap_or("").ends_with("/myself")
+    endpoint
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .ends_with("/myself")
 }
 
 fn detail(message: &Option<String>) -> String {
     match message {
-        Some(m) if !m.is_empty() => format!(": {m}"),
+        // The server's sentence ends with its own full stop; ours goes on
+        // after a `;` (not `operation.; check the token`).
+        Some(m) if !m.trim().is_empty() => format!(": {}", m.trim().trim_end_matches('.')),
         _ => String::new(),
     }
 }
@@ -171,7 +177,11 @@ fn detail_list(messages: &[String]) -> String {
     if messages.is_empty() {
         String::new()
     } else {
-        format!(": {}", messages.join("; "))
+        let trimmed: Vec<&str> = messages
+            .iter()
+            .map(|m| m.trim().trim_end_matches('.'))
+            .collect();
+        format!(": {}", trimmed.join("; "))
     }
 }
 
