@@ -45,7 +45,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::CacheError;
-pub use reader::{CacheReader, CachedEntry, CategoryStats, Freshness, Watermark};
+pub use reader::{
+    CacheReader, CachedEntry, CategoryStats, Freshness, ReadCounts, ReadSource, Watermark,
+};
 pub use runs::{RunEnd, RunId, RunRecord, RunResult, RunStart};
 pub use write::{EvictionOutcome, KeyScope, Listing, NewEntry, PruneOutcome, PutOutcome};
 pub use writer::{CacheWriter, Pending};

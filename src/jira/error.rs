@@ -183,7 +183,9 @@ fn is_myself(endpoint: &str) -> bool {
 
 fn detail(message: &Option<String>) -> String {
     match message {
-        Some(m) if !m.is_empty() => format!(": {m}"),
+        // The server's sentence ends with its own full stop; ours goes on
+        // after a `;` (not `operation.; check the token`).
+        Some(m) if !m.trim().is_empty() => format!(": {}", m.trim().trim_end_matches('.')),
         _ => String::new(),
     }
 }
@@ -206,7 +208,11 @@ fn detail_list(messages: &[String]) -> String {
     if messages.is_empty() {
         String::new()
     } else {
-        format!(": {}", messages.join("; "))
+        let trimmed: Vec<&str> = messages
+            .iter()
+            .map(|m| m.trim().trim_end_matches('.'))
+            .collect();
+        format!(": {}", trimmed.join("; "))
     }
 }
 

@@ -10,7 +10,9 @@
 //! - **Share of expired entries** of `project`, `field` and `user`. Issues
 //!   are left out: with a 5-minute TTL most of them are always expired
 //!   between two warms, so they would always warn.
-//! - **Hit rate** over every category, once there have been reads: a cache
+//! - **Hit rate** over every category, once there have been reads by
+//!   programs (the library and `cache_serve`; `cache_status --get` reads are
+//!   counted apart and left out, so exploring by hand cannot warn): a cache
 //!   nobody reads yet has no rate to judge. Below the threshold is a
 //!   WARNING (there is no critical threshold).
 //! - **The last run**: one that failed, was partial, interrupted or
@@ -328,6 +330,7 @@ mod tests {
         CategoryStatus {
             category,
             ttl_seconds: 86_400,
+            ttl_old_seconds: None,
             entries,
             fresh: entries - expired,
             expired,
@@ -339,6 +342,7 @@ mod tests {
             stale_hits: 0,
             misses: 0,
             hit_rate: None,
+            reads_by_source: Default::default(),
         }
     }
 

@@ -293,7 +293,8 @@ pub(super) async fn warm(
                     Err(f) => Some(format!("Failed {project}: {}", f.error)),
                 };
                 if let Some(line) = line {
-                    ctx.progress.line(super::Stage::Issues, &line);
+                    ctx.progress
+                        .project_line(super::Stage::Issues, &line, r.is_ok());
                 }
                 ctx.progress.unit_done(super::Stage::Issues);
                 (project, r)
@@ -543,7 +544,12 @@ async fn finish_project(
     };
     outcome.count(ctx, put);
     outcome.removed = removed;
-    outcome.line = if outcome.incremental {
+    outcome.line = if outcome.incremental && outcome.written == 0 {
+        format!(
+            "Checked {} for {project}: none changed since the last warm",
+            plural(outcome.items, "issue")
+        )
+    } else if outcome.incremental {
         format!(
             "Warmed {} for {project} ({} changed since the last warm)",
             plural(outcome.items, "issue"),

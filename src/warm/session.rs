@@ -335,6 +335,9 @@ impl Progress for Recorder {
     fn line(&self, stage: Stage, text: &str) {
         self.inner.line(stage, text);
     }
+    fn project_line(&self, stage: Stage, text: &str, ok: bool) {
+        self.inner.project_line(stage, text, ok);
+    }
     fn stage_finished(&self, report: &StageReport) {
         if let Ok(mut finished) = self.finished.lock() {
             finished.push(report.clone());

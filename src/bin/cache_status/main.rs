@@ -89,7 +89,13 @@ struct Cli {
     /// quick_check, linear in its size) and report CRITICAL on corruption.
     #[arg(long, requires = "check")]
     quick_check: bool,
+    /// Print the figures in Prometheus' text format (`jira_cache_…` metrics,
+    /// labelled by profile), for node_exporter's textfile collector.
+    #[arg(long, conflicts_with_all = ["json", "check", "all_profiles", "get", "keys"])]
+    prometheus: bool,
     /// Print the cached JSON value of one entry; exit 0 fresh, 10 stale, 11 miss.
+    /// Its reads are counted apart (`reads_by_source.get` in --json) and
+    /// never in the hit rate --check judges.
     #[arg(long, num_args = 2, value_names = ["CATEGORY", "KEY"], conflicts_with_all = ["keys", "json", "all_profiles"])]
     get: Option<Vec<String>>,
     /// List the keys of a category (project, field, user, issue), sorted.
@@ -191,14 +197,24 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         return Ok(exit::OK);
     }
-    let report = report_for(&profile, now, cli.runs)?;
+    // Enough runs for the verdict to find the last one that has ended.
+    let mut report = report_for(&profile, now, cli.runs.max(RUNS_FOR_CHECK))?;
+    let verdict = status::check(&report, &profile.check, now);
+    if cli.prometheus {
+        // The last run's figures, whatever --runs says.
+        print!("{}", status::prometheus(&report, now));
+        return Ok(exit::OK);
+    }
+    report.runs.truncate(cli.runs);
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!(
-            "{}",
-            human::report(&report, now, common::colour_on_stdout())
-        );
+        let layout = human::Layout {
+            colour: common::colour_on_stdout(),
+            width: common::stdout_width(),
+            runs_asked: cli.runs,
+        };
+        print!("{}", human::report(&report, &verdict, now, &layout));
     }
     Ok(exit::OK)
 }
@@ -211,8 +227,10 @@ fn get_entry(profile: &Profile, category: &str, key: &str, now: i64) -> anyhow::
         Err(CacheError::Missing { .. }) => return Ok(GET_MISS),
         Err(e) => return Err(e.into()),
     };
+    // Counted apart from programs' reads: a person exploring with --get
+    // must not move the hit rate --check judges.
+    reader.set_read_source(jira_cache::cache::ReadSource::Get);
     let found = reader.get(category, key, now)?;
-    // Scripts read through --get, so it counts as a read.
     let _ = reader.flush_read_counts();
     Ok(match found {
         None => GET_MISS,
@@ -366,7 +384,12 @@ fn all_profiles(cli: &Cli, now: i64) -> anyhow::Result<u8> {
             .collect();
         print!(
             "{}",
-            human::profiles(&rows, now, common::colour_on_stdout())
+            human::profiles(
+                &rows,
+                now,
+                common::colour_on_stdout(),
+                common::stdout_width()
+            )
         );
     }
     Ok(code)

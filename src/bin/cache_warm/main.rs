@@ -56,7 +56,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("cache_warm: {}", common::one_line(&err));
+            let line = common::one_line(&err);
+            // --log-file keeps the cause of a run that failed before it began.
+            tracing::error!(target: output::SUMMARY_TARGET, "{line}");
+            eprintln!("cache_warm: {line}");
             ExitCode::from(exit::code_for(err.as_ref()))
         }
     }
@@ -157,7 +160,8 @@ async fn warm_stages(
     stages: Vec<Stage>,
 ) -> anyhow::Result<u8> {
     let mode = mode(cli);
-    let live = Arc::new(LiveOutput::new(mode));
+    let live = Arc::new(LiveOutput::new(mode, cli.verbose));
+    let requested = stages.clone();
     let request = WarmRequest {
         stages,
         only_stale: cli.only_stale,
@@ -167,10 +171,12 @@ async fn warm_stages(
         max_duration: cli.max_duration,
         retry: common::retry_policy(),
     };
-    match session
-        .warm(profile, request, live, warm::until_signal())
-        .await?
-    {
+    let outcome = session
+        .warm(profile, request, live.clone(), warm::until_signal())
+        .await;
+    // No bar stays on screen, whatever ended the run (Ctrl-C included).
+    live.clear_bars();
+    match outcome? {
         WarmOutcome::NothingToDo { fresh } => {
             if mode == Mode::Human {
                 println!(
@@ -181,7 +187,7 @@ async fn warm_stages(
             Ok(exit::OK)
         }
         WarmOutcome::Ran { report, exit_code } => {
-            output::print_report(&report, profile, mode);
+            output::print_report(&report, profile, mode, &requested);
             Ok(exit_code)
         }
     }
