@@ -1169,6 +1169,65 @@ mod tests {
     }
 
     #[test]
+    fn one_project_is_an_equality_and_more_are_a_quoted_list() {
+        assert_eq!(project_clause(&["FOR".into()]), r#"project = "FOR""#);
+        assert_eq!(
+            project_clause(&["A".into(), "FOR".into()]),
+            r#"project in ("A", "FOR")"#
+        );
+        assert_eq!(
+            census_jql(
+                &["A".into()],
+                Duration::from_secs(60),
+                Deployment::DataCenter
+            ),
+            r#"project = "A" AND updated >= -1m ORDER BY key ASC"#
+        );
+    }
+
+    #[test]
+    fn long_lists_are_split_under_the_jql_limit_and_the_count() {
+        let keys: Vec<String> = (0..3000).map(|i| format!("PROJ-{i}")).collect();
+        let chunks = chunk_for_jql(&keys, 1000);
+        assert_eq!(chunks.concat(), keys, "nothing lost or reordered");
+        for c in &chunks {
+            assert!(c.len() <= 1000);
+            assert!(
+                keys_jql(c).len() <= MAX_JQL_CHARS + 20,
+                "{}",
+                keys_jql(c).len()
+            );
+        }
+        assert_eq!(chunk_for_jql(&keys[..3], 2).len(), 2);
+        assert!(chunk_for_jql(&[], 5).is_empty());
+    }
+
+    #[test]
+    fn a_budget_covers_the_count_and_what_changes_meanwhile() {
+        assert_eq!(page_budget(9000, 5000), 4);
+        assert_eq!(page_budget(0, 5000), 2);
+        // Short pages get as many requests as they need, no more.
+        assert_eq!(page_budget(39, 5), 31);
+    }
+
+    #[test]
+    fn a_refusal_names_the_projects_jira_does_not_know() {
+        let e = JiraError::Api {
+            endpoint: "/rest/api/3/search/approximate-count".into(),
+            status: 400,
+            messages: vec!["The value 'GONE' does not exist for the field 'project'.".into()],
+        };
+        let chunk = vec!["A".to_string(), "GONE".to_string()];
+        assert_eq!(refused_projects(&e, &chunk), vec!["GONE".to_string()]);
+        let other = JiraError::Api {
+            endpoint: String::new(),
+            status: 500,
+            messages: vec!["'GONE'".into()],
+        };
+        assert!(refused_projects(&other, &chunk).is_empty());
+    }
+
+    #[test]
     fn relative_dates_round_up_to_whole_minutes() {
         assert_eq!(jql_relative(Duration::from_secs(61)), "-2m");
         assert_eq!(jql_relative(Duration::from_secs(0)), "-1m");

@@ -20,7 +20,12 @@ struct State {
     /// Changes to make once so many more search pages have been served:
     /// a site that changes while a client pages through it.
     after_searches: Vec<(usize, SiteChange)>,
+    /// Changes made after every search page served.
+    each_search: Vec<RepeatedChange>,
 }
+
+/// A change made again and again (see [`SiteHandle::after_each_search_page`]).
+type RepeatedChange = Box<dyn FnMut(&mut Site) + Send>;
 
 /// A change to a running site, made from the server (see
 /// [`SiteHandle::after_search_pages`]).
@@ -32,6 +37,7 @@ impl std::fmt::Debug for State {
             .field("site", &self.site)
             .field("index", &self.index.is_some())
             .field("after_searches", &self.after_searches.len())
+            .field("each_search", &self.each_search.len())
             .finish()
     }
 }
@@ -44,6 +50,7 @@ impl SiteHandle {
                 site,
                 index,
                 after_searches: Vec::new(),
+                each_search: Vec::new(),
             })),
         }
     }
@@ -111,9 +118,23 @@ impl SiteHandle {
         self.lock().after_searches.push((pages, Box::new(change)));
     }
 
+    /// Makes `change` after every search page answered, from now on: a
+    /// site that never stops changing under a listing.
+    pub fn after_each_search_page(&self, change: impl FnMut(&mut Site) + Send + 'static) {
+        self.lock().each_search.push(Box::new(change));
+    }
+
     /// Counts one search page answered, and makes the changes now due.
     pub(crate) fn search_page_served(&self) {
         let mut state = self.lock();
+        if !state.each_search.is_empty() {
+            let mut each = std::mem::take(&mut state.each_search);
+            state.index = None;
+            for change in &mut each {
+                change(&mut state.site);
+            }
+            state.each_search = each;
+        }
         if state.after_searches.is_empty() {
             return;
         }
