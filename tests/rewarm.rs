@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use common::*;
 use fake_jira::{FakeJira, Fault, FaultKind, Flavor, PageCap, Site, SiteSize};
