@@ -64,12 +64,15 @@ impl CachedEntry {
     }
 }
 
-/// A project's issue watermark: the newest `updated` seen by a warm.
+/// A project's issue watermark: every change of the project's issues
+/// before it is cached.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Watermark {
     /// The project key.
     pub project: String,
-    /// The newest issue `updated` seen, unix ms.
+    /// Unix ms: when the last complete pass over the project's window
+    /// started (our clock). Files from before issue 16 hold the newest
+    /// issue `updated` seen, which is never later, so still safe.
     pub newest_updated_ms: i64,
     /// When the project's issues were last warmed, unix ms.
     pub warmed_at: i64,

@@ -459,7 +459,10 @@ async fn fetch_batch(ctx: &WarmContext, batch: Vec<String>) -> Fetched {
             match failed {
                 Some(e) if items.is_empty() => Err(e.into()),
                 // What came is used; the rest counts as not fetched.
-                Some(_) => Ok((items, batch.len())),
+                Some(e) => {
+                    out.error = Some(e.into());
+                    Ok((items, batch.len()))
+                }
                 None => Ok((items, 0)),
             }
         }
