@@ -118,8 +118,9 @@ pub struct ProjectStatus {
     pub project: String,
     /// Issues cached.
     pub issues: u64,
-    /// The incremental watermark: the newest issue `updated` a warm has
-    /// seen (RFC 3339); the next warm asks only for issues changed since.
+    /// The incremental watermark (RFC 3339): every change before it is
+    /// cached; the next warm asks only for issues changed since (minus a
+    /// safety margin).
     /// `None` if the project's issues were never warmed.
     pub watermark: Option<String>,
     /// When the project's issues were last warmed (RFC 3339).

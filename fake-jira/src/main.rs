@@ -234,6 +234,13 @@ fn run(cli: Cli) -> Result<(), String> {
     eprintln!("fake-jira: serving {summary}");
     eprintln!("fake-jira: accepting {}", credentials.describe());
     eprintln!("fake-jira: stop with Ctrl-C");
+    eprintln!("fake-jira: on stdin, `touch N` edits N random issues updated in the last 30 days");
+
+    // Commands on stdin change the site between runs of a client (the
+    // benchmark's re-warm with 1% of the issues changed). End of input
+    // (stdin closed or /dev/null) just ends the reader.
+    let site = jira.site();
+    std::thread::spawn(move || commands(&site));
 
     if jira.validates() {
         eprintln!("fake-jira: checking every request against the OpenAPI document");
@@ -246,6 +253,34 @@ fn run(cli: Cli) -> Result<(), String> {
     drop(jira);
     eprintln!("fake-jira: stopped");
     Ok(())
+}
+
+/// Reads `touch N` lines from stdin; answers each with `touched K` on stdout.
+fn commands(site: &fake_jira::SiteHandle) {
+    let mut seed: u64 = 0x746f_7563_6821;
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { return };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = match words.as_slice() {
+            ["touch", n] => match n.parse::<usize>() {
+                Ok(n) => {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    let touched = site.touch_random(n, chrono::Duration::days(30), seed);
+                    format!("touched {}", touched.len())
+                }
+                Err(_) => format!("error: `{n}` is not a number"),
+            },
+            [] => continue,
+            _ => format!("error: unknown command `{line}` (try `touch N`)"),
+        };
+        let mut stdout = std::io::stdout().lock();
+        if writeln!(stdout, "{reply}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// Blocks until SIGINT or SIGTERM.

@@ -45,6 +45,13 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::CacheError;
+
+/// The `meta` key that records where a moved issue went: Jira answers
+/// `old_key` with the issue under its new key, and the cache keeps the
+/// issue under the key Jira returned.
+pub fn issue_alias_meta_key(old_key: &str) -> String {
+    format!("issue-alias:{old_key}")
+}
 pub use reader::{
     CacheReader, CachedEntry, CategoryStats, Freshness, ReadCounts, ReadSource, Watermark,
 };
