@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod category;
+pub mod cron;
 pub mod deployment;
 pub mod exit;
 pub mod jira;

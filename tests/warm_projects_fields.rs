@@ -204,7 +204,7 @@ fn a_failed_stage_keeps_what_an_earlier_warm_cached() {
         FaultKind::status(500),
     ));
     let out = run_code(
-        &mut sb.warm(&["--projects", "--fields", "--profile", "test"]),
+        &mut sb.warm(&["--projects", "--fields", "--full", "--profile", "test"]),
         4,
     );
     assert!(stderr(&out).contains("HTTP 500"), "{}", text(&out));

@@ -11,6 +11,7 @@
 //!   cannot be reached, the later stages are skipped: they would fail too.
 
 mod fields;
+mod freshness;
 mod issues;
 mod progress;
 mod projects;
@@ -28,6 +29,7 @@ use crate::Category;
 use crate::cache::{CacheError, CacheWriter, KeyScope, Listing, NewEntry};
 use crate::jira::{JiraClient, JiraError};
 
+pub use freshness::{FreshPolicy, ListingVerdict, MIN_SCHEDULE_MARGIN, complete_marker};
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
 pub use progress::{NoProgress, Progress};
 pub use report::{ErrorKind, RunReport, RunResult, StageError, StageReport, StageStatus};
@@ -94,6 +96,8 @@ pub struct WarmPlan {
     pub stage_delay: Duration,
     /// What the issues stage does.
     pub issues: IssueOptions,
+    /// Which still-fresh listings the metadata and users stages skip.
+    pub fresh: FreshPolicy,
 }
 
 impl WarmPlan {
@@ -110,6 +114,7 @@ impl WarmPlan {
             projects,
             stage_delay: Duration::ZERO,
             issues: IssueOptions::default(),
+            fresh: FreshPolicy::default(),
         }
     }
 }
@@ -226,10 +231,29 @@ async fn run_stage(
     tracing::info!(stage = stage.as_str(), "stage starts");
     let units = (stage == Stage::Issues && plan.issues.recent).then_some(scope.len() as u64);
     ctx.progress.stage_started(stage, units);
+    let skip = match fresh_listings(stage, plan, scope, ctx) {
+        Ok(verdicts) => {
+            for v in verdicts.iter().filter(|v| v.skip) {
+                say(
+                    ctx,
+                    &mut report,
+                    format!("Skipped {}: {}", v.listing, v.reason),
+                );
+            }
+            let skip = freshness::skipped(&verdicts);
+            report.skipped = verdicts.into_iter().filter(|v| v.skip).collect();
+            skip
+        }
+        Err(e) => {
+            // Without the cache's word, everything is fetched.
+            tracing::warn!(error = %e, "cannot tell which listings are fresh; fetching all");
+            HashSet::new()
+        }
+    };
     let result = match stage {
-        Stage::Projects => projects::warm(ctx, &plan.projects, &mut report).await,
-        Stage::Fields => fields::warm(ctx, &mut report).await,
-        Stage::Users => users::warm(ctx, scope, &mut report).await,
+        Stage::Projects => projects::warm(ctx, &plan.projects, &skip, &mut report).await,
+        Stage::Fields => fields::warm(ctx, &skip, &mut report).await,
+        Stage::Users => users::warm(ctx, scope, &skip, &mut report).await,
         Stage::Issues => issues::warm(ctx, scope, &plan.issues, &mut report).await,
     };
     if let Err(e) = result {
@@ -238,6 +262,21 @@ async fn run_stage(
     report.finish(start.elapsed(), before, ctx.client.stats());
     tracing::info!(stage = stage.as_str(), status = ?report.status, items = report.items, "stage ends");
     report
+}
+
+/// The verdicts on the stage's listings, when the plan skips fresh ones.
+fn fresh_listings(
+    stage: Stage,
+    plan: &WarmPlan,
+    scope: &[String],
+    ctx: &WarmContext,
+) -> Result<Vec<ListingVerdict>, CacheError> {
+    if !plan.fresh.skip_fresh || stage == Stage::Issues {
+        return Ok(Vec::new());
+    }
+    let reader = crate::cache::Cache::open_read_only(&ctx.cache_path)?;
+    plan.fresh
+        .verdicts(&reader, stage, &plan.projects, scope, &ctx.ttl, now_ms())
 }
 
 /// Why a stage (or part of one) failed.
@@ -325,7 +364,12 @@ pub(crate) async fn finish_listing(
     removal: Option<(KeyScope, HashSet<String>)>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
+    let marker = complete_marker(listing.category, &listing.name);
+    let at = listing.fetched_at.to_string();
     report.removed += ctx.writer.finish_listing(listing, listed, removal).await?;
+    // On record for `FreshPolicy`: only a listing that once completed may
+    // be skipped while fresh.
+    ctx.writer.set_meta(marker, at).await?;
     Ok(())
 }
 

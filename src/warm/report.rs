@@ -115,6 +115,8 @@ pub struct StageReport {
     pub notes: Vec<String>,
     /// Errors.
     pub errors: Vec<StageError>,
+    /// Listings not fetched because they are still fresh, and why.
+    pub skipped: Vec<super::ListingVerdict>,
     /// Parts of the stage that succeeded (e.g. `fields`, `statuses`).
     #[serde(skip)]
     pub parts_ok: u32,
@@ -137,6 +139,7 @@ impl StageReport {
             lines: Vec::new(),
             notes: Vec::new(),
             errors: Vec::new(),
+            skipped: Vec::new(),
             parts_ok: 0,
         }
     }
@@ -181,6 +184,11 @@ impl StageReport {
                         " ({} written, {} unchanged, {} removed)",
                         self.written, self.unchanged, self.removed
                     ));
+                }
+                if !self.skipped.is_empty() {
+                    let n = self.skipped.len();
+                    let what = if n == 1 { "listing" } else { "listings" };
+                    s.push_str(&format!("; {n} fresh {what} not fetched"));
                 }
                 if self.status == StageStatus::Partial {
                     s.push_str(", with errors");

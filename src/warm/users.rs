@@ -31,9 +31,18 @@ const PREFIX_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789._-@";
 pub(super) async fn warm(
     ctx: &WarmContext,
     projects: &[String],
+    skip: &HashSet<String>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
     let mut keep = HashSet::new();
+    // Listings still fresh (`freshness.rs`) are not asked for: the whole
+    // user listing, and each project's assignable list on its own.
+    let skip_users = skip.contains("users");
+    let projects: Vec<String> = projects
+        .iter()
+        .filter(|p| !skip.contains(&format!("assignable:{p}")))
+        .cloned()
+        .collect();
     // Every user but the assignable lists: one listing, whose entries carry
     // its times once it completes.
     let listing = super::listing(Category::User, "users", ctx.ttl.user);
@@ -47,6 +56,9 @@ pub(super) async fn warm(
         .buffer_unordered(super::listings_at_once(ctx))
         .collect::<Vec<_>>();
     let all_users = async {
+        if skip_users {
+            return Ok((false, false));
+        }
         match ctx.client.deployment() {
             Deployment::Cloud => {
                 let mut pager = ctx.client.users("");
@@ -62,7 +74,9 @@ pub(super) async fn warm(
     results.sort_by(|a, b| a.0.cmp(&b.0));
     let (complete, split) = listed?;
     report.parts_ok += 1;
-    if complete {
+    if skip_users {
+        // Not listed this run: the cached users keep their times.
+    } else if complete {
         // Users no prefix could find are kept, but were not listed: they
         // keep the times they had rather than this run's.
         let unreachable = match split {
@@ -114,6 +128,10 @@ pub(super) async fn warm(
         super::say(ctx, report, line);
     }
     write_page_of(ctx, Some((&assignable, 0)), entries, report).await?;
+    if listed.is_empty() && !failed {
+        // Every assignable list was still fresh: nothing to finish.
+        return Ok(());
+    }
     if failed {
         // Only the lists fetched are proved current.
         ctx.writer.leave_listing(assignable, listed).await?;
