@@ -21,7 +21,7 @@ fn cloud_projects_and_fields_are_warmed_and_shown_by_cache_status() {
     );
 
     let status = sb.status_json();
-    assert_eq!(status["schema_version"], 1);
+    assert_eq!(status["schema_version"], 2);
     assert_eq!(
         entries(&status, "project"),
         projects as u64 + 1,

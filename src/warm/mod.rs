@@ -194,7 +194,9 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
         }
         finish(report);
     }
-    RunReport::new(started, start.elapsed(), stages, ctx.client.stats())
+    let mut report = RunReport::new(started, start.elapsed(), stages, ctx.client.stats());
+    report.rate = ctx.client.rate_stats();
+    report
 }
 
 /// The projects per-project stages cover: the plan's, else every project

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Stage, WarmError};
 pub use crate::cache::RunResult;
-use crate::jira::{JiraError, RequestStats};
+use crate::jira::{JiraError, RateStats, RequestStats};
 
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -212,6 +212,8 @@ pub struct RunReport {
     pub stages: Vec<StageReport>,
     /// The run's traffic.
     pub requests: RequestStats,
+    /// The pace the site allowed: the rate settled at, 429s, time paused.
+    pub rate: RateStats,
     /// Warnings about the run as a whole (e.g. an eviction).
     pub notes: Vec<String>,
     /// Why the run was stopped before its stages ended, if it was.
@@ -243,6 +245,7 @@ impl RunReport {
             result,
             stages,
             requests,
+            rate: RateStats::default(),
             notes: Vec::new(),
             stopped: None,
         }
@@ -266,6 +269,7 @@ impl RunReport {
             result,
             stages,
             requests,
+            rate: RateStats::default(),
             notes: Vec::new(),
             stopped: Some(StageError {
                 kind: ErrorKind::Other,

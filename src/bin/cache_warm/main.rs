@@ -329,6 +329,7 @@ async fn warm_stages(
     };
 
     let mut report = report;
+    report.rate = connection.client.rate_stats();
     let eviction = writer
         .enforce_max_size(profile.max_size, warm::now_ms())
         .await?;
