@@ -88,6 +88,16 @@ struct Args {
     /// Stop everything after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_s: u64,
+    /// Issue 16, target 5: `fake-jira` limits to this many requests per
+    /// second (429 with `Retry-After` over it). Default: no limit.
+    #[arg(long, value_name = "PER_SECOND")]
+    site_rate_limit: Option<f64>,
+    /// The burst of `--site-rate-limit`.
+    #[arg(long, default_value_t = 10, requires = "site_rate_limit")]
+    site_burst: u32,
+    /// The profile's `rate_limit` (requests per second). Default: unlimited.
+    #[arg(long, value_name = "PER_SECOND")]
+    rate_limit: Option<f64>,
     /// Where `cache_warm`, `cache_status` and `fake-jira` are (default: the
     /// directory above this example's, i.e. target/release).
     #[arg(long)]
@@ -142,7 +152,7 @@ fn run(args: &Args) -> Result<(), String> {
     println!("machine: {}", machine());
     println!(
         "site ({}): {} projects, {} fields, {} users, {} issues per project (~{} B), latency {} ms; \
-         profile concurrency {}, rate_limit unlimited; cache_warm {} --max-issues {}",
+         profile concurrency {}, rate_limit {}; site limit {}; cache_warm {} --max-issues {}",
         args.flavor,
         args.projects,
         args.fields,
@@ -151,6 +161,12 @@ fn run(args: &Args) -> Result<(), String> {
         args.issue_bytes,
         args.latency_ms,
         args.concurrency,
+        args.rate_limit
+            .map_or("unlimited".to_string(), |r| r.to_string()),
+        args.site_rate_limit.map_or("none".to_string(), |r| format!(
+            "{r} requests/s, burst {}",
+            args.site_burst
+        )),
         args.warm_flags.join(" "),
         args.max_issues
     );
@@ -280,6 +296,14 @@ impl FakeJira {
             .args(["--issue-bytes", &args.issue_bytes.to_string()])
             .args(["--recent-days", "30"])
             .args(["--latency", &format!("{}ms", args.latency_ms)])
+            .args(args.site_rate_limit.into_iter().flat_map(|r| {
+                [
+                    "--rate-limit".to_string(),
+                    r.to_string(),
+                    "--burst".to_string(),
+                    args.site_burst.to_string(),
+                ]
+            }))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -366,7 +390,7 @@ fn write_profile(dir: &Path, url: &str, args: &Args) -> Result<PathBuf, String> 
 url = "{url}"
 {who}
 token_env = "JIRA_API_TOKEN"
-rate_limit = "unlimited"
+rate_limit = {rate_limit}
 concurrency = {concurrency}
 timeout = "2m"
 max_size = "8GiB"
@@ -374,6 +398,9 @@ cache_dir = "{cache_dir}"
 issue_fields = [{fields}]
 "#,
         concurrency = args.concurrency,
+        rate_limit = args
+            .rate_limit
+            .map_or("\"unlimited\"".to_string(), |r| format!("{r:?}")),
         cache_dir = cache_dir.display(),
         fields = fields.join(", "),
     );
@@ -389,6 +416,11 @@ struct Warm {
     /// The run's own duration, as the run history has it.
     run_seconds: f64,
     requests: u64,
+    /// Answers that were 429 (or 503 with `Retry-After`).
+    throttled: u64,
+    /// The pace the run settled at, and the time it was paused.
+    settled: Option<f64>,
+    waited_seconds: f64,
     written: u64,
     unchanged: u64,
     removed: u64,
@@ -473,6 +505,9 @@ fn warm_once(
     let last = &json["runs"][0];
     let number = |name: &str| last[name].as_u64().unwrap_or(0);
     warm.requests = number("requests");
+    warm.throttled = number("throttled");
+    warm.settled = last["rate"]["settled"].as_f64();
+    warm.waited_seconds = last["rate"]["waited_seconds"].as_f64().unwrap_or(0.0);
     warm.written = number("written");
     warm.unchanged = number("unchanged");
     warm.removed = number("removed");
@@ -662,6 +697,17 @@ fn print_warm(label: &str, w: &Warm, args: &Args) {
         w.vmhwm_kib as f64 / 1024.0,
         w.status_wall.as_secs_f64() * 1000.0
     );
+    if w.throttled > 0 || args.site_rate_limit.is_some() {
+        println!(
+            "    site rate limit: {} of {} requests answered 429 ({:.1} %), paused {:.1} s, settled at {}",
+            w.throttled,
+            w.requests,
+            100.0 * w.throttled as f64 / (w.requests.max(1)) as f64,
+            w.waited_seconds,
+            w.settled
+                .map_or("the ceiling".to_string(), |r| format!("{r:.1} requests/s"))
+        );
+    }
     for (stage, seconds, requests, items) in &w.stages {
         let fl = floor(*requests, args);
         println!(

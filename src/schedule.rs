@@ -47,6 +47,16 @@ impl CronSchedule {
         &self.text
     }
 
+    /// The first time after `after` (exclusive) that the schedule fires,
+    /// with cron's day-of-month OR day-of-week rule; `None` if it never
+    /// comes round (e.g. `0 0 31 2 *`).
+    pub fn next_after<Tz: chrono::TimeZone>(
+        &self,
+        after: &chrono::DateTime<Tz>,
+    ) -> Option<chrono::DateTime<Tz>> {
+        self.cron.find_next_occurrence(after, false).ok()
+    }
+
     /// The `OnCalendar=` values that fire exactly when cron would: one, or
     /// two when cron's day-of-month OR day-of-week rule applies.
     pub fn on_calendar(&self) -> Vec<String> {
@@ -269,5 +279,64 @@ mod tests {
             calendar("0 6 */2 * MON"),
             ["Mon *-*-01,03,05,07,09,11,13,15,17,19,21,23,25,27,29,31 06:00:00"]
         );
+    }
+}
+
+#[cfg(test)]
+mod next_tests {
+    use super::CronSchedule;
+    use chrono::{TimeZone, Utc};
+
+    fn next(schedule: &str, after: (i32, u32, u32, u32, u32)) -> String {
+        let s: CronSchedule = schedule.parse().unwrap();
+        let (y, mo, d, h, mi) = after;
+        let at = Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap();
+        s.next_after(&at)
+            .unwrap()
+            .format("%a %Y-%m-%d %H:%M")
+            .to_string()
+    }
+
+    #[test]
+    fn the_next_run_of_a_daily_schedule_is_tomorrow_once_today_has_passed() {
+        // 2026-11-28 is a Saturday.
+        assert_eq!(
+            next("0 6 * * *", (2026, 11, 28, 5, 59)),
+            "Sat 2026-11-28 06:00"
+        );
+        assert_eq!(
+            next("0 6 * * *", (2026, 11, 28, 6, 0)),
+            "Sun 2026-11-29 06:00"
+        );
+    }
+
+    #[test]
+    fn a_star_day_of_month_leaves_the_day_to_the_day_of_week() {
+        assert_eq!(
+            next("0 6 * * MON", (2026, 11, 28, 7, 0)),
+            "Mon 2026-11-30 06:00"
+        );
+        assert_eq!(
+            next("0 6 */2 * *", (2026, 11, 28, 7, 0)),
+            "Sun 2026-11-29 06:00"
+        );
+    }
+
+    #[test]
+    fn both_day_fields_set_fire_on_either_as_cron_does() {
+        // The 1st of the month OR a Monday, whichever comes first.
+        assert_eq!(
+            next("0 6 1 * MON", (2026, 11, 28, 7, 0)),
+            "Mon 2026-11-30 06:00"
+        );
+        assert_eq!(
+            next("0 6 1 * MON", (2026, 11, 30, 7, 0)),
+            "Tue 2026-12-01 06:00"
+        );
+    }
+
+    #[test]
+    fn macros_have_a_next_run_too() {
+        assert_eq!(next("@daily", (2026, 11, 28, 7, 0)), "Sun 2026-11-29 00:00");
     }
 }

@@ -23,8 +23,8 @@ use crate::profile::Profile;
 pub use check::{CheckLevel, CheckOutcome, check};
 pub use prometheus::prometheus;
 
-/// The version of the `--json` object's shape.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version of the `--json` object's shape (2: runs carry `rate`).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything `cache_status` shows for one profile.
 #[derive(Debug, Clone, Serialize)]
@@ -157,6 +157,43 @@ pub struct RunStatus {
     pub removed: u64,
     /// Error lines.
     pub errors: Vec<String>,
+    /// The pace the site allowed the run, from its report; `None` for a
+    /// run that recorded none (unfinished, or from an older version).
+    pub rate: Option<RunRate>,
+}
+
+/// How the site's rate limiting went in one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRate {
+    /// The profile's `rate_limit` (requests per second); `None`: unlimited.
+    pub ceiling: Option<f64>,
+    /// The pace the run settled at; `None`: never slowed below an
+    /// unlimited ceiling.
+    pub settled: Option<f64>,
+    /// The slowest pace of the run.
+    pub lowest: Option<f64>,
+    /// Early slow-downs on `X-RateLimit-NearLimit` or a low `X-RateLimit-Remaining`.
+    pub slowed_early: u64,
+    /// Wall time every worker was paused by `Retry-After`, in seconds.
+    pub waited_seconds: f64,
+}
+
+impl RunRate {
+    /// The `rate` of a stored run report, if it has one.
+    pub fn from_report(json: &str) -> Option<RunRate> {
+        #[derive(serde::Deserialize)]
+        struct Report {
+            rate: crate::jira::RateStats,
+        }
+        let rate = serde_json::from_str::<Report>(json).ok()?.rate;
+        Some(RunRate {
+            ceiling: rate.ceiling,
+            settled: rate.settled,
+            lowest: rate.lowest,
+            slowed_early: rate.slowed_early,
+            waited_seconds: rate.waited_seconds,
+        })
+    }
 }
 
 /// An RFC 3339 UTC timestamp from Unix milliseconds.
@@ -304,6 +341,7 @@ pub fn gather(
                 unchanged: r.unchanged.unwrap_or(0),
                 removed: r.removed.unwrap_or(0),
                 errors: r.errors,
+                rate: r.report_json.as_deref().and_then(RunRate::from_report),
             }
         })
         .collect();

@@ -359,7 +359,11 @@ fn a_failing_later_page_removes_nothing_and_the_next_warm_reconciles() {
     fake.faults()
         .add(Fault::new(SEARCH, FaultKind::status(500)).query_contains("startAt=150&"));
     // The stage cached the pages before the failure: partial, exit 4.
-    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 4);
+    // `--full`: the listing is still fresh, and only its fetch shows the change.
+    let out = run_code(
+        &mut sb.warm(&["--projects", "--full", "--profile", "test"]),
+        4,
+    );
     assert!(stderr(&out).contains("HTTP 500"), "{}", text(&out));
     let status = sb.status_json();
     assert_eq!(
@@ -371,7 +375,7 @@ fn a_failing_later_page_removes_nothing_and_the_next_warm_reconciles() {
     assert_eq!(cached_list(&sb), before, "list:projects is not rewritten");
 
     fake.faults().clear();
-    run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    run_ok(&mut sb.warm(&["--projects", "--full", "--profile", "test"]));
     let status = sb.status_json();
     assert_eq!(entries(&status, "project"), PROJECTS as u64 - 3 + 1);
     assert_eq!(status["runs"][0]["removed"], 3);

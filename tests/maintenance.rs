@@ -94,7 +94,7 @@ fn a_cache_over_its_cap_is_brought_under_it_after_a_warm_expired_entries_first()
         .sum::<u64>();
     assert!(expired_before > 0);
     sb.env.retain(|(k, _)| k != "JIRA_CACHE_NOW");
-    let out = run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    let out = run_ok(&mut sb.warm(&["--projects", "--full", "--profile", "test"]));
     let status = sb.status_json();
     assert!(
         status["total_bytes"].as_u64().unwrap() <= total * 3 / 4,

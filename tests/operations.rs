@@ -277,7 +277,7 @@ fn json_prints_one_object_with_the_run_report() {
     let out = run_ok(&mut sb.warm(&["--all", "--json", "--profile", "test"]));
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(report["result"], "ok");
     let stages: Vec<&str> = report["stages"]
         .as_array()

@@ -252,7 +252,7 @@ fn a_total_that_lies_and_pages_larger_than_asked_still_end() {
         "/rest/api/3/project/search",
         FaultKind::OversizePage,
     ));
-    let out = run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    let out = run_ok(&mut sb.warm(&["--projects", "--full", "--profile", "test"]));
     assert!(
         stdout(&out).contains("Warmed 120 projects"),
         "{}",

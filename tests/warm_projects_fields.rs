@@ -21,7 +21,7 @@ fn cloud_projects_and_fields_are_warmed_and_shown_by_cache_status() {
     );
 
     let status = sb.status_json();
-    assert_eq!(status["schema_version"], 1);
+    assert_eq!(status["schema_version"], 2);
     assert_eq!(
         entries(&status, "project"),
         projects as u64 + 1,
@@ -204,7 +204,7 @@ fn a_failed_stage_keeps_what_an_earlier_warm_cached() {
         FaultKind::status(500),
     ));
     let out = run_code(
-        &mut sb.warm(&["--projects", "--fields", "--profile", "test"]),
+        &mut sb.warm(&["--projects", "--fields", "--full", "--profile", "test"]),
         4,
     );
     assert!(stderr(&out).contains("HTTP 500"), "{}", text(&out));

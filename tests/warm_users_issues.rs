@@ -334,7 +334,7 @@ fn what_jira_deleted_vanishes_after_the_next_warm_but_not_after_a_failed_one() {
     ));
     fake.faults()
         .add(Fault::new("/rest/api/3/search/jql", FaultKind::status(500)));
-    run_code(&mut sb.warm(&["--all", "--profile", "test"]), 4);
+    run_code(&mut sb.warm(&["--all", "--full", "--profile", "test"]), 4);
     assert!(
         keys("project").lines().any(|k| k == project),
         "a failed stage removes nothing"
@@ -343,7 +343,7 @@ fn what_jira_deleted_vanishes_after_the_next_warm_but_not_after_a_failed_one() {
     assert!(issue_keys(&sb).contains(&issue));
 
     fake.faults().clear();
-    run_ok(&mut sb.warm(&["--all", "--profile", "test"]));
+    run_ok(&mut sb.warm(&["--all", "--full", "--profile", "test"]));
     assert!(
         !keys("project").lines().any(|k| k == project),
         "the deleted project is gone"
@@ -382,7 +382,7 @@ fn a_split_user_listing_removes_deleted_users_but_never_one_no_prefix_can_find()
     site.users.retain(|u| u["key"] != deleted.as_str());
     let capped = FakeJira::builder(Flavor::DataCenter).site(site).start();
     sb.profile_for(&capped, Flavor::DataCenter, "deployment = \"datacenter\"");
-    run_ok(&mut sb.warm(&["--users", "--profile", "test"]));
+    run_ok(&mut sb.warm(&["--users", "--full", "--profile", "test"]));
     let after = user_keys(&sb);
     assert!(!after.contains(&deleted), "the deleted user is gone");
     assert!(

@@ -41,6 +41,15 @@ impl TokenBucket {
         }
     }
 
+    /// Changes the limit from now on (a site whose limit is lifted or
+    /// tightened mid-run); the tokens left stay, up to the new burst.
+    pub(crate) fn set_limit(&mut self, per_second: f64, burst: u32) {
+        let fresh = TokenBucket::new(per_second, burst, self.last);
+        self.per_second = fresh.per_second;
+        self.burst = fresh.burst;
+        self.tokens = self.tokens.min(self.burst);
+    }
+
     /// The bucket size, sent as `X-RateLimit-Limit`.
     pub(crate) fn limit(&self) -> u32 {
         self.burst as u32

@@ -502,6 +502,18 @@ impl FakeJira {
         rate_violation(&self.app.log.snapshot(), per_second, burst, jitter)
     }
 
+    /// Changes the rate limit set with [`FakeJiraBuilder::rate_limit`] from
+    /// now on: a site whose limit is lifted (or tightened) mid-run. Does
+    /// nothing on a fake started without one.
+    pub fn set_rate_limit(&self, per_second: f64, burst: u32) {
+        if let Some(limiter) = &self.app.limiter {
+            limiter
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .set_limit(per_second, burst);
+        }
+    }
+
     /// Forgets the requests received so far.
     pub fn reset_requests(&self) {
         self.app.log.clear();

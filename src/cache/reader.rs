@@ -331,6 +331,40 @@ impl CacheReader {
             .at(&self.path)
     }
 
+    /// How many entries of `category` lie in `scope`, and the earliest
+    /// expiry among them (unix ms; a listing's member counts with its
+    /// listing's times): the moment the first of them goes stale. Issue
+    /// windows are not a scope this answers for (`None`).
+    pub fn scope_expiry(
+        &self,
+        category: Category,
+        scope: &write::KeyScope,
+    ) -> Result<Option<(u64, Option<i64>)>, CacheError> {
+        let (filter, pattern) = match scope {
+            write::KeyScope::All => ("1", None),
+            write::KeyScope::Glob(g) => ("e.key GLOB ?2", Some(g.as_str())),
+            write::KeyScope::NotGlob(g) => ("NOT (e.key GLOB ?2)", Some(g.as_str())),
+            write::KeyScope::IssueWindow { .. } => return Ok(None),
+        };
+        let sql = format!(
+            "SELECT count(*), min(coalesce(e.expires_at, l.expires_at, 0))
+             FROM entries e LEFT JOIN listings l ON l.id = e.listing
+             WHERE e.category = ?1 AND (?2 IS NULL OR 1) AND {filter}"
+        );
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_row(params![category.as_str(), pattern], |row| {
+                    Ok((
+                        from_sql_int(row.get::<_, i64>(0)?),
+                        row.get::<_, Option<i64>>(1)?,
+                    ))
+                })
+            })
+            .map(Some)
+            .at(&self.path)
+    }
+
     /// A value from `meta`.
     pub fn meta(&self, key: &str) -> Result<Option<String>, CacheError> {
         self.conn

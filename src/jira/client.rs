@@ -18,8 +18,9 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
+use super::adaptive::{AdaptiveRate, RateStats, Signal, family, limit_reason, throttle_wait};
 use super::error::JiraError;
-use super::retry::{Decision, Gate, Outcome, RetryPolicy, parse_retry_after};
+use super::retry::{Decision, Gate, Outcome, RetryPolicy};
 use crate::Deployment;
 
 /// How the client authenticates. `Debug` never shows a token.
@@ -132,6 +133,8 @@ struct Inner {
     deployment: Deployment,
     auth: Option<HeaderValue>,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// The pace found from the site's answers, under `limiter`'s ceiling.
+    adaptive: AdaptiveRate,
     gate: Gate,
     permits: Semaphore,
     policy: RetryPolicy,
@@ -213,6 +216,7 @@ impl JiraClient {
                 deployment: config.deployment,
                 auth: config.auth.header()?,
                 limiter,
+                adaptive: AdaptiveRate::new(config.rate_limit, config.burst),
                 gate: Gate::default(),
                 permits: Semaphore::new(config.concurrency.max(1)),
                 policy: config.retry,
@@ -242,6 +246,11 @@ impl JiraClient {
             retries: c.retries.load(Ordering::Relaxed),
             throttled: c.throttled.load(Ordering::Relaxed),
         }
+    }
+
+    /// The pace the site allowed: the rate settled at, 429s, time paused.
+    pub fn rate_stats(&self) -> RateStats {
+        self.inner.adaptive.stats()
     }
 
     /// A path under the deployment's REST base: `api("/field")` is
@@ -301,6 +310,7 @@ impl JiraClient {
                 Decision::RetryAfterGate(wait) => {
                     tracing::warn!(path, wait = ?wait, "throttled by the site; every worker pauses");
                     inner.gate.close_for(wait);
+                    inner.adaptive.note_pause(wait);
                 }
                 Decision::RetryAfterBackoff(wait) => {
                     tracing::info!(path, attempt, wait = ?wait, error = %error, "retrying");
@@ -330,6 +340,12 @@ impl JiraClient {
             )
         })?;
         inner.gate.wait_open().await;
+        // The site's pace for this endpoint family first, then the
+        // profile's ceiling over every request.
+        let ticket = inner
+            .adaptive
+            .until_ready(&family(method.as_str(), path))
+            .await;
         if let Some(limiter) = &inner.limiter {
             limiter.until_ready().await;
         }
@@ -359,6 +375,8 @@ impl JiraClient {
         })?;
         let status = response.status();
         if status.is_success() {
+            let signal = Signal::from_headers(response.headers(), true);
+            inner.adaptive.observe(&ticket, signal);
             let content_type = response
                 .headers()
                 .get(header::CONTENT_TYPE)
@@ -380,13 +398,15 @@ impl JiraClient {
             };
             return decode(path, &content_type, &bytes);
         }
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+        let retry_after = throttle_wait(response.headers(), chrono::Utc::now());
+        let limit_reason = limit_reason(response.headers());
         let throttled = status == StatusCode::TOO_MANY_REQUESTS
             || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
+        let signal = match throttled {
+            true => Signal::Throttled,
+            false => Signal::from_headers(response.headers(), false),
+        };
+        inner.adaptive.observe(&ticket, signal);
         // Only the head of an error body is read (a server may send any
         // amount); a failure to read it only loses the message.
         let messages = match read_capped(response, MAX_ERROR_BODY).await {
@@ -403,6 +423,10 @@ impl JiraClient {
                     humantime::format_duration(w)
                 ),
                 None => format!("HTTP {}", status.as_u16()),
+            };
+            let reason = match limit_reason {
+                Some(why) => format!("{reason} (RateLimit-Reason: {why})"),
+                None => reason,
             };
             return Err((
                 Outcome::Throttled(retry_after),

@@ -2,6 +2,7 @@
 //! bearer token), one paging primitive per list shape, one retry policy, a
 //! shared rate limiter. Facts it gets right are in `JIRA_API.md`.
 
+mod adaptive;
 mod client;
 mod error;
 mod issues;
@@ -12,6 +13,7 @@ mod retry;
 mod server;
 mod users;
 
+pub use adaptive::{AdaptiveRate, RateStats, Signal};
 pub use client::{Auth, ClientConfig, JiraClient, RequestStats};
 pub use error::JiraError;
 pub use issues::{BULKFETCH_MAX, BulkAnswer, DC_SEARCH_PAGE, KEY_CENSUS_PAGE, SEARCH_JQL_PAGE};

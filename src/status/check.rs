@@ -361,6 +361,7 @@ mod tests {
             unchanged: 0,
             removed: 0,
             errors: Vec::new(),
+            rate: None,
         }
     }
 

@@ -14,15 +14,23 @@ use super::{
     StageReport, WarmContext, WarmError, entry, finish_listing, json_array, now_ms, write_page_of,
 };
 use crate::Category;
-use crate::cache::KeyScope;
 use crate::jira::{Metadata, by_id};
 
-pub(super) async fn warm(ctx: &WarmContext, report: &mut StageReport) -> Result<(), WarmError> {
-    let fetches = Metadata::ALL.map(|which| {
+pub(super) async fn warm(
+    ctx: &WarmContext,
+    skip: &HashSet<String>,
+    report: &mut StageReport,
+) -> Result<(), WarmError> {
+    // Lists still fresh (`freshness.rs`) are not asked for.
+    let wanted = Metadata::ALL
+        .into_iter()
+        .filter(|which| !skip.contains(which.list_key()));
+    report.parts_ok += (Metadata::ALL.len() - wanted.clone().count()) as u32;
+    let fetches = wanted.map(|which| {
         let pager = ctx.client.metadata(which);
         async move {
             // Each list is a complete listing: its entries carry its times.
-            let name = which.list_key().trim_start_matches("list:");
+            let name = super::freshness::metadata_name(which);
             let listing = super::listing(Category::Field, name, ctx.ttl.field);
             let started = std::time::Instant::now();
             let result = pager.collect_all().await;
@@ -77,10 +85,7 @@ pub(super) async fn warm(ctx: &WarmContext, report: &mut StageReport) -> Result<
         keep.insert(which.list_key().to_string());
         super::stamp_fetch_ms(&mut entries, fetch_ms);
         write_page_of(ctx, Some((&listing, 0)), entries, report).await?;
-        let scope = match which {
-            Metadata::Fields => KeyScope::NotGlob("*:*".into()),
-            other => KeyScope::Glob(format!("{}*", other.key_prefix())),
-        };
+        let scope = super::freshness::metadata_scope(which);
         // The list entry of fields is not in the NotGlob scope; the others' are
         // not in their prefix: `list:*` entries are only ever overwritten.
         finish_listing(ctx, listing, keep, Some((scope, HashSet::new())), report).await?;

@@ -14,6 +14,7 @@
 //!   would fail too.
 
 mod fields;
+mod freshness;
 mod issues;
 mod progress;
 mod projects;
@@ -32,6 +33,7 @@ use crate::Category;
 use crate::cache::{CacheError, CacheWriter, KeyScope, Listing, NewEntry};
 use crate::jira::{JiraClient, JiraError};
 
+pub use freshness::{FreshPolicy, ListingVerdict, MIN_SCHEDULE_MARGIN, complete_marker};
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
 pub use progress::{NoProgress, Progress};
 pub use report::{ErrorKind, RunReport, RunResult, StageError, StageReport, StageStatus};
@@ -102,6 +104,8 @@ pub struct WarmPlan {
     pub stage_delay: Duration,
     /// What the issues stage does.
     pub issues: IssueOptions,
+    /// Which still-fresh listings the metadata and users stages skip.
+    pub fresh: FreshPolicy,
 }
 
 impl WarmPlan {
@@ -118,6 +122,7 @@ impl WarmPlan {
             projects,
             stage_delay: Duration::ZERO,
             issues: IssueOptions::default(),
+            fresh: FreshPolicy::default(),
         }
     }
 }
@@ -198,7 +203,9 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
         }
         finish(report);
     }
-    RunReport::new(started, start.elapsed(), stages, ctx.client.stats())
+    let mut report = RunReport::new(started, start.elapsed(), stages, ctx.client.stats());
+    report.rate = ctx.client.rate_stats();
+    report
 }
 
 /// The projects per-project stages cover: the plan's, else every project
@@ -235,10 +242,40 @@ async fn run_stage(
     tracing::info!(stage = stage.as_str(), "stage starts");
     let units = (stage == Stage::Issues && plan.issues.recent).then_some(scope.len() as u64);
     ctx.progress.stage_started(stage, units);
+    let skip = match fresh_listings(stage, plan, scope, ctx) {
+        Ok(verdicts) => {
+            // One line for the stage, whatever the count (`--dry-run` gives
+            // each listing's reason).
+            let names: Vec<&str> = verdicts
+                .iter()
+                .filter(|v| v.skip)
+                .map(|v| v.listing.as_str())
+                .collect();
+            if !names.is_empty() {
+                let shown = match names.len() {
+                    n if n <= 3 => names.join(", "),
+                    n => format!("{}, … ({n} in all)", names[..3].join(", ")),
+                };
+                say(
+                    ctx,
+                    &mut report,
+                    format!("Skipped still-fresh listings: {shown}"),
+                );
+            }
+            let skip = freshness::skipped(&verdicts);
+            report.skipped = verdicts.into_iter().filter(|v| v.skip).collect();
+            skip
+        }
+        Err(e) => {
+            // Without the cache's word, everything is fetched.
+            tracing::warn!(error = %e, "cannot tell which listings are fresh; fetching all");
+            HashSet::new()
+        }
+    };
     let result = match stage {
-        Stage::Projects => projects::warm(ctx, &plan.projects, &mut report).await,
-        Stage::Fields => fields::warm(ctx, &mut report).await,
-        Stage::Users => users::warm(ctx, scope, &mut report).await,
+        Stage::Projects => projects::warm(ctx, &plan.projects, &skip, &mut report).await,
+        Stage::Fields => fields::warm(ctx, &skip, &mut report).await,
+        Stage::Users => users::warm(ctx, scope, &skip, &mut report).await,
         Stage::Issues => issues::warm(ctx, scope, &plan.issues, &mut report).await,
     };
     if let Err(e) = result {
@@ -268,6 +305,21 @@ fn one_cache_error(report: &mut StageReport) {
             seen - 1
         ));
     }
+}
+
+/// The verdicts on the stage's listings, when the plan skips fresh ones.
+fn fresh_listings(
+    stage: Stage,
+    plan: &WarmPlan,
+    scope: &[String],
+    ctx: &WarmContext,
+) -> Result<Vec<ListingVerdict>, CacheError> {
+    if !plan.fresh.skip_fresh || stage == Stage::Issues {
+        return Ok(Vec::new());
+    }
+    let reader = crate::cache::Cache::open_read_only(&ctx.cache_path)?;
+    plan.fresh
+        .verdicts(&reader, stage, &plan.projects, scope, &ctx.ttl, now_ms())
 }
 
 /// Why a stage (or part of one) failed.
@@ -355,7 +407,12 @@ pub(crate) async fn finish_listing(
     removal: Option<(KeyScope, HashSet<String>)>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
+    let marker = complete_marker(listing.category, &listing.name);
+    let at = listing.fetched_at.to_string();
     report.removed += ctx.writer.finish_listing(listing, listed, removal).await?;
+    // On record for `FreshPolicy`: only a listing that once completed may
+    // be skipped while fresh.
+    ctx.writer.set_meta(marker, at).await?;
     Ok(())
 }
 

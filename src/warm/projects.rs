@@ -20,8 +20,18 @@ pub const LIST_KEY: &str = "list:projects";
 pub(super) async fn warm(
     ctx: &WarmContext,
     scope: &[String],
+    skip: &HashSet<String>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
+    let name = match scope.is_empty() {
+        true => "projects".to_string(),
+        false => format!("projects {}", scope.join(", ")),
+    };
+    if skip.contains(&name) {
+        // Still fresh (`freshness.rs`): nothing to ask the site.
+        report.parts_ok += 1;
+        return Ok(());
+    }
     let wanted: HashSet<&str> = scope.iter().map(String::as_str).collect();
     // Once the first page tells `total`, the next pages are requested
     // together (the client's permits still cap the requests in flight) and

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Stage, WarmError};
 pub use crate::cache::RunResult;
-use crate::jira::{JiraError, RequestStats};
+use crate::jira::{JiraError, RateStats, RequestStats};
 
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,6 +121,8 @@ pub struct StageReport {
     pub notes: Vec<String>,
     /// Errors.
     pub errors: Vec<StageError>,
+    /// Listings not fetched because they are still fresh, and why.
+    pub skipped: Vec<super::ListingVerdict>,
     /// Parts of the stage that succeeded (e.g. `fields`, `statuses`).
     #[serde(skip)]
     pub parts_ok: u32,
@@ -143,6 +145,7 @@ impl StageReport {
             lines: Vec::new(),
             notes: Vec::new(),
             errors: Vec::new(),
+            skipped: Vec::new(),
             parts_ok: 0,
         }
     }
@@ -188,6 +191,11 @@ impl StageReport {
                         self.written, self.unchanged, self.removed
                     ));
                 }
+                if !self.skipped.is_empty() {
+                    let n = self.skipped.len();
+                    let what = if n == 1 { "listing" } else { "listings" };
+                    s.push_str(&format!("; {n} fresh {what} not fetched"));
+                }
                 if self.status == StageStatus::Partial {
                     s.push_str(", with errors");
                 }
@@ -210,6 +218,8 @@ pub struct RunReport {
     pub stages: Vec<StageReport>,
     /// The run's traffic.
     pub requests: RequestStats,
+    /// The pace the site allowed: the rate settled at, 429s, time paused.
+    pub rate: RateStats,
     /// Warnings about the run as a whole (e.g. an eviction).
     pub notes: Vec<String>,
     /// Why the run was stopped before its stages ended, if it was.
@@ -241,6 +251,7 @@ impl RunReport {
             result,
             stages,
             requests,
+            rate: RateStats::default(),
             notes: Vec::new(),
             stopped: None,
         }
@@ -264,6 +275,7 @@ impl RunReport {
             result,
             stages,
             requests,
+            rate: RateStats::default(),
             notes: Vec::new(),
             stopped: Some(StageError {
                 kind: ErrorKind::Other,

@@ -106,6 +106,8 @@ pub struct WarmRequest {
     pub max_duration: Option<Duration>,
     /// How requests are retried.
     pub retry: RetryPolicy,
+    /// Which still-fresh listings the metadata and users stages skip.
+    pub fresh: super::FreshPolicy,
 }
 
 /// How a warm ended.
@@ -234,6 +236,7 @@ impl WarmSession {
         let mut plan = WarmPlan::new(stages, projects);
         plan.issues = request.issues;
         plan.stage_delay = request.stage_delay;
+        plan.fresh = request.fresh;
         let recorder = Arc::new(Recorder {
             inner: progress,
             finished: Mutex::new(Vec::new()),
@@ -283,6 +286,7 @@ impl WarmSession {
             }
         };
 
+        report.rate = connection.client.rate_stats();
         let eviction = writer
             .enforce_max_size(profile.max_size, super::now_ms())
             .await?;

@@ -55,9 +55,18 @@ const PREFIX_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789._-@";
 pub(super) async fn warm(
     ctx: &WarmContext,
     projects: &[String],
+    skip: &HashSet<String>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
     let mut keep = HashSet::new();
+    // Listings still fresh (`freshness.rs`) are not asked for: the whole
+    // user listing, and each project's assignable list on its own.
+    let skip_users = skip.contains("users");
+    let projects: Vec<String> = projects
+        .iter()
+        .filter(|p| !skip.contains(&format!("assignable:{p}")))
+        .cloned()
+        .collect();
     // Every user but the assignable lists: one listing, whose entries carry
     // its times once it completes.
     let listing = super::listing(Category::User, "users", ctx.ttl.user);
@@ -70,7 +79,11 @@ pub(super) async fn warm(
         })
         .buffer_unordered(super::listings_at_once(ctx))
         .collect::<Vec<_>>();
+    // `None`: the user listing is still fresh and was not asked for.
     let all_users = async {
+        if skip_users {
+            return Ok::<Option<Coverage>, WarmError>(None);
+        }
         match ctx.client.deployment() {
             Deployment::Cloud => {
                 let mut pager = ctx.client.users("");
@@ -80,9 +93,9 @@ pub(super) async fn warm(
                 } else {
                     Coverage::Nothing
                 };
-                Ok::<Coverage, WarmError>(coverage)
+                Ok(Some(coverage))
             }
-            Deployment::DataCenter => dc_users(ctx, &listing, &mut keep, report).await,
+            Deployment::DataCenter => dc_users(ctx, &listing, &mut keep, report).await.map(Some),
         }
     };
     let (listed, mut results) = futures::join!(all_users, assignable);
@@ -93,15 +106,26 @@ pub(super) async fn warm(
     report.parts_ok += 1;
     // Cloud's assignable windows see the site's users up to the thousandth:
     // complete only on a site the user listing proved to be smaller.
-    let site_users = keep.len();
+    // A skipped listing completed recently (the only kind `freshness.rs`
+    // skips): the users it cached count the site.
+    let site_users = match &coverage {
+        Some(_) => keep.len() as u64,
+        None => cached_users(ctx)?,
+    };
     let assignable_partial = ctx.client.deployment() == Deployment::Cloud
-        && (coverage != Coverage::Everything || site_users as u64 > WINDOW_LIMIT);
+        && (coverage
+            .as_ref()
+            .is_some_and(|c| *c != Coverage::Everything)
+            || site_users > WINDOW_LIMIT);
     match &coverage {
-        Coverage::Everything => {
+        None => {
+            // Not listed this run: the cached users keep their times.
+        }
+        Some(Coverage::Everything) => {
             let removal = (KeyScope::NotGlob("assignable:*".into()), HashSet::new());
             finish_listing(ctx, listing, keep, Some(removal), report).await?;
         }
-        Coverage::Prefixes(complete) => {
+        Some(Coverage::Prefixes(complete)) => {
             // Users no complete prefix listing could have found are kept:
             // nothing proves them gone.
             let unproved = unproved_gone(ctx, &keep, complete)?;
@@ -117,7 +141,7 @@ pub(super) async fn warm(
                 )
                 .await?;
         }
-        Coverage::Nothing => {
+        Some(Coverage::Nothing) => {
             // Only the users it returned are proved current; nothing is removed.
             ctx.writer.leave_listing(listing, keep).await?;
             report.notes.push(
@@ -170,7 +194,7 @@ pub(super) async fn warm(
         report.notes.push(format!(
             "the assignable users of {} projects are partial: Jira Cloud's /user/assignable/search only looks at the first {WINDOW_LIMIT} users of the site{}",
             partial.len(),
-            if coverage == Coverage::Everything {
+            if coverage.as_ref().is_none_or(|c| *c == Coverage::Everything) {
                 format!(", and this one has {site_users}")
             } else {
                 ", and the user listing could not count them".to_string()
@@ -180,6 +204,10 @@ pub(super) async fn warm(
     ctx.writer
         .set_meta(META_PARTIAL_ASSIGNABLE.into(), partial.join(","))
         .await?;
+    if listed.is_empty() && !failed {
+        // Every assignable list was still fresh: nothing to finish.
+        return Ok(());
+    }
     if failed || !partial.is_empty() {
         // Only the lists fetched are proved current, and a partial list
         // proves nothing.
@@ -188,6 +216,14 @@ pub(super) async fn warm(
         finish_listing(ctx, assignable, listed, None, report).await?;
     }
     Ok(())
+}
+
+/// The users cached by earlier listings (the assignable lists left out).
+fn cached_users(ctx: &WarmContext) -> Result<u64, WarmError> {
+    let reader = crate::cache::Cache::open_read_only(&ctx.cache_path)?;
+    let all = reader.count_keys(Category::User, None)?;
+    let lists = reader.count_keys(Category::User, Some("assignable:*"))?;
+    Ok(all.saturating_sub(lists))
 }
 
 fn list_value(items: &[Item]) -> Result<Box<serde_json::value::RawValue>, WarmError> {

@@ -376,6 +376,27 @@ fn runs(out: &mut String, r: &StatusReport, layout: &Layout) {
         ]);
     }
     runs.render(out, colour, layout.width);
+    if let Some((run, rate)) = r
+        .runs
+        .first()
+        .and_then(|run| Some((run, run.rate.as_ref()?)))
+        .filter(|(run, rate)| run.throttled > 0 || rate.slowed_early > 0)
+    {
+        let ceiling = match rate.ceiling {
+            Some(c) => format!("rate_limit {c}"),
+            None => "rate_limit unlimited".into(),
+        };
+        let settled = match rate.settled {
+            Some(s) => format!("settled at {s:.1} requests/s ({ceiling})"),
+            None => format!("back to full speed ({ceiling})"),
+        };
+        out.push('\n');
+        let line = format!(
+            "The site limited the last run: {} throttled, {} early slow-downs, paused {:.1} s; {settled}",
+            run.throttled, rate.slowed_early, rate.waited_seconds
+        );
+        wrap(out, &line, layout.width, 2);
+    }
     for run in r.runs.iter().filter(|run| !run.errors.is_empty()) {
         out.push('\n');
         let heading = format!(

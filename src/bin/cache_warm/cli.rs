@@ -54,7 +54,7 @@ pub struct Cli {
     /// At most this many issues per project (and per --jql query).
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..), help_heading = "Issues")]
     pub max_issues: u32,
-    /// Ignore the incremental watermarks: fetch each project's whole window again.
+    /// Fetch everything again: ignore the incremental watermarks, and fetch listings that are still fresh.
     #[arg(long, help_heading = "Issues")]
     pub full: bool,
     /// Warm this issue (repeatable), on demand; Cloud fetches up to 100 per request.

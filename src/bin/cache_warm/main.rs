@@ -162,6 +162,9 @@ async fn warm_stages(
     let mode = mode(cli);
     let live = Arc::new(LiveOutput::new(mode, cli.verbose));
     let requested = stages.clone();
+    // The cache's word on the last runs, for the fresh-listing rule; none
+    // yet on a first warm.
+    let reader = jira_cache::cache::Cache::open_read_only(profile.cache_path()).ok();
     let request = WarmRequest {
         stages,
         only_stale: cli.only_stale,
@@ -170,6 +173,7 @@ async fn warm_stages(
         stage_delay: cli.stage_delay,
         max_duration: cli.max_duration,
         retry: common::retry_policy(),
+        fresh: schedule::fresh_policy(profile, cli.full, reader.as_ref()),
     };
     let outcome = session
         .warm(profile, request, live.clone(), warm::until_signal())

@@ -197,7 +197,24 @@ struct JsonReport<'a> {
 }
 
 /// The version of `cache_warm --json`'s shape.
-pub const JSON_SCHEMA_VERSION: u32 = 1;
+pub const JSON_SCHEMA_VERSION: u32 = 2;
+
+/// What the site's rate limiting did, when it did anything: the 429s, the
+/// time paused, and the pace the run settled at.
+pub fn rate_line(rate: &jira_cache::jira::RateStats) -> Option<String> {
+    if rate.throttled == 0 && rate.slowed_early == 0 {
+        return None;
+    }
+    let settled = match (rate.settled, rate.ceiling) {
+        (Some(s), Some(c)) => format!("settled at {s:.1} requests/s (rate_limit {c})"),
+        (Some(s), None) => format!("settled at {s:.1} requests/s (rate_limit unlimited)"),
+        (None, _) => "back to full speed".to_string(),
+    };
+    Some(format!(
+        "Site rate limit: {} throttled (429/503), {} early slow-downs, paused {:.1} s; {settled}",
+        rate.throttled, rate.slowed_early, rate.waited_seconds
+    ))
+}
 
 /// The run's errors, one line per cause: a cause that several projects (or
 /// stages) share is said once, with how many and which.
@@ -285,6 +302,9 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode, requested
         tracing::error!(target: SUMMARY_TARGET, "{e}");
     }
     tracing::info!(target: SUMMARY_TARGET, "{done}");
+    if let Some(line) = rate_line(&report.rate) {
+        tracing::info!(target: SUMMARY_TARGET, "{line}");
+    }
     match mode {
         Mode::Json => {
             let json = JsonReport {
@@ -330,6 +350,9 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode, requested
                 println!("note: {note}");
             }
             println!("{done}");
+            if let Some(line) = rate_line(&report.rate) {
+                println!("{line}");
+            }
         }
     }
 }

@@ -5,10 +5,11 @@ use jira_cache::Deployment;
 use jira_cache::cache::Cache;
 use jira_cache::profile::Profile;
 use jira_cache::site;
-use jira_cache::warm::Stage;
+use jira_cache::warm::{self, Stage};
 
 use crate::cli::Cli;
 use crate::common;
+use crate::schedule;
 
 /// `--dry-run`: the plan, from the profile and what the cache knows; no
 /// request is sent and nothing is written.
@@ -59,9 +60,38 @@ pub fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Res
     } else {
         println!("  scope: {}", projects.join(", "));
     }
+    let fresh = schedule::fresh_policy(profile, cli.full, reader.as_ref());
+    let assignable_scope: Vec<String> = match (&reader, projects.is_empty()) {
+        (_, false) => projects.clone(),
+        (Some(r), true) => r
+            .keys(jira_cache::Category::Project, None)?
+            .into_iter()
+            .filter(|k| !k.starts_with("list:"))
+            .collect(),
+        (None, true) => Vec::new(),
+    };
     let mut total = 0;
     for stage in stages {
+        let verdicts = match &reader {
+            Some(r) if fresh.skip_fresh => fresh.verdicts(
+                r,
+                *stage,
+                &projects,
+                &assignable_scope,
+                &profile.ttl,
+                warm::now_ms(),
+            )?,
+            _ => Vec::new(),
+        };
+        let skips = |name: &str| verdicts.iter().any(|v| v.skip && v.listing == name);
+        let skipped_assignable = verdicts
+            .iter()
+            .filter(|v| v.skip && v.listing.starts_with("assignable:"))
+            .count();
         let (estimate, how) = match stage {
+            Stage::Projects if verdicts.first().is_some_and(|v| v.skip) => {
+                (0, "still fresh".to_string())
+            }
             Stage::Projects => match deployment {
                 Some(Deployment::DataCenter) => (1, "one /project listing".to_string()),
                 _ => (
@@ -70,14 +100,19 @@ pub fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Res
                 ),
             },
             Stage::Fields => (
-                5,
+                5 - verdicts.iter().filter(|v| v.skip).count(),
                 "fields, issue types, priorities, statuses, resolutions".to_string(),
             ),
             Stage::Users => {
                 let users = cached(jira_cache::Category::User)?;
+                let listing = match skips("users") {
+                    true => 0,
+                    false => users.div_ceil(1000) + 1,
+                };
+                let assignable = scope_size.saturating_sub(skipped_assignable);
                 (
-                    users.div_ceil(1000) + 1 + scope_size,
-                    format!("users ({users} cached) and assignable users of {scope_size} projects"),
+                    listing + assignable,
+                    format!("users ({users} cached) and assignable users of {assignable} projects"),
                 )
             }
             Stage::Issues => {
@@ -95,7 +130,32 @@ pub fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Res
         total += estimate;
         let unit = if estimate == 1 { "request" } else { "requests" };
         println!("  {:<9} ~{estimate} {unit}: {how}", stage.as_str());
+        print_verdicts(&verdicts);
     }
     println!("  total     ~{total} requests; nothing was sent and nothing written (dry run)");
     Ok(())
+}
+
+/// The dry run's word on each listing: skipped or fetched, and why; the
+/// assignable lists, one per project, in two lines at most.
+fn print_verdicts(verdicts: &[warm::ListingVerdict]) {
+    let what = |skip: bool| if skip { "skip" } else { "fetch" };
+    let (assignable, others): (Vec<_>, Vec<_>) = verdicts
+        .iter()
+        .partition(|v| v.listing.starts_with("assignable:"));
+    for v in others {
+        println!("    {} {}: {}", what(v.skip), v.listing, v.reason);
+    }
+    for skip in [true, false] {
+        let group: Vec<_> = assignable.iter().filter(|v| v.skip == skip).collect();
+        if let Some(first) = group.first() {
+            println!(
+                "    {} {} assignable lists (e.g. {}: {})",
+                what(skip),
+                group.len(),
+                first.listing,
+                first.reason
+            );
+        }
+    }
 }

@@ -6,10 +6,12 @@
 //! output says so and names `token_cmd` as the cleaner fix.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use chrono::{DateTime, Local, NaiveTime};
 use jira_cache::profile::{Profile, TokenSource};
 use jira_cache::schedule::CronSchedule;
+use jira_cache::warm;
 
 /// The time the quiet-hours guard reads: now, or `JIRA_CACHE_NOW`
 /// (RFC 3339) when set, so that tests can stand at any hour.
@@ -24,6 +26,43 @@ pub fn local_now() -> DateTime<Local> {
 /// The time of day of [`local_now`].
 pub fn local_time_of_day() -> NaiveTime {
     local_now().time()
+}
+
+/// Which fresh listings a warm may skip: none with `--full`; otherwise
+/// those that stay fresh past the profile's next scheduled warm, with room
+/// for that warm to reach them (twice the last good run, at least
+/// [`warm::MIN_SCHEDULE_MARGIN`]).
+pub fn fresh_policy(
+    profile: &Profile,
+    full: bool,
+    reader: Option<&jira_cache::cache::CacheReader>,
+) -> warm::FreshPolicy {
+    let now = local_now();
+    let (next_schedule_ms, schedule_problem) = match profile.schedule.parse::<CronSchedule>() {
+        Ok(s) => match s.next_after(&now) {
+            Some(next) => (Some(next.timestamp_millis()), None),
+            None => (
+                None,
+                Some(format!("`{}` never comes round", profile.schedule)),
+            ),
+        },
+        Err(e) => (None, Some(e)),
+    };
+    let last_run = reader
+        .and_then(|r| r.runs(5).ok())
+        .into_iter()
+        .flatten()
+        .filter(|r| r.result == jira_cache::cache::RunResult::Ok)
+        .find_map(|r| r.ended_at.map(|end| end - r.started_at))
+        .unwrap_or(0);
+    let margin = Duration::from_millis(u64::try_from(last_run.saturating_mul(2)).unwrap_or(0))
+        .max(warm::MIN_SCHEDULE_MARGIN);
+    warm::FreshPolicy {
+        skip_fresh: !full,
+        next_schedule_ms,
+        schedule_problem,
+        margin,
+    }
 }
 
 /// The absolute path of the running binary.
