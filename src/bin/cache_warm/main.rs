@@ -211,7 +211,7 @@ fn list(categories: &[jira_cache::Category]) -> String {
 
 /// How the run ended, as far as the binary is concerned.
 enum Ending {
-    Finished(RunReport),
+    Finished(Box<RunReport>),
     Interrupted { code: u8, signal: &'static str },
     OutOfTime(Duration),
 }
@@ -297,6 +297,7 @@ async fn warm_stages(
     let client_stats = connection.client.stats();
     let (report, code) = match ending {
         Ending::Finished(report) => {
+            let report = *report;
             let code = exit_code(&report);
             (report, code)
         }
@@ -364,7 +365,7 @@ async fn run_until_stopped(
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
     ) else {
-        return Ending::Finished(warm::run(plan, ctx).await);
+        return Ending::Finished(Box::new(warm::run(plan, ctx).await));
     };
     let deadline = async {
         match max_duration {
@@ -373,7 +374,7 @@ async fn run_until_stopped(
         }
     };
     tokio::select! {
-        report = warm::run(plan, ctx) => Ending::Finished(report),
+        report = warm::run(plan, ctx) => Ending::Finished(Box::new(report)),
         _ = sigint.recv() => Ending::Interrupted { code: exit::SIGINT, signal: "SIGINT" },
         _ = sigterm.recv() => Ending::Interrupted { code: exit::SIGTERM, signal: "SIGTERM" },
         _ = deadline => Ending::OutOfTime(max_duration.unwrap_or_default()),
