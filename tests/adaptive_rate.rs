@@ -133,3 +133,42 @@ fn config_of(fake: &FakeJira) -> ClientConfig {
         retry: RetryPolicy::default(),
     }
 }
+
+#[test]
+fn a_warm_above_the_sites_limit_completes_and_reports_the_pace_it_settled_at() {
+    let fake = FakeJira::builder(Flavor::Cloud).rate_limit(5.0, 3).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nrate_limit = 100\nburst = 10",
+    );
+    let out = run_ok(&mut sb.warm(&["--projects", "--fields", "--users", "--profile", "test"]));
+    assert!(
+        stdout(&out).contains("Site rate limit: "),
+        "the run's summary says how the site limited it: {}",
+        text(&out)
+    );
+    let status = sb.status_json();
+    let run = &status["runs"][0];
+    let rate = &run["rate"];
+    assert_eq!(rate["ceiling"], 100.0);
+    assert!(rate["settled"].as_f64().unwrap() < 100.0, "{run}");
+    assert!(rate["lowest"].as_f64().unwrap() < 100.0, "{run}");
+    assert!(
+        run["throttled"].as_u64().unwrap() + rate["slowed_early"].as_u64().unwrap() > 0,
+        "{run}"
+    );
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/cache_status.schema.json");
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    let index = compiler
+        .compile(path.to_str().unwrap(), &mut schemas)
+        .unwrap();
+    schemas
+        .validate(&status, index)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let human = stdout(&run_ok(&mut sb.status(&["--profile", "test"])));
+    assert!(human.contains("The site limited the last run"), "{human}");
+}

@@ -13,6 +13,11 @@
 //!   [`AdaptiveRate::increase_per_second`] per second of clean answers), up
 //!   to the ceiling.
 //!
+//! A family seen for the first time starts at the pace the last decrease
+//! of any family set, not at the ceiling: a site that limits per tenant,
+//! or all endpoints alike, has already said how fast it goes, and a family
+//! limited separately climbs from there on clean answers.
+//!
 //! Each family paces with a token bucket of at most the profile's `burst`
 //! refilled at its rate, which never exceeds the ceiling; the client's
 //! shared limiter of the ceiling stays in front of them all. So "never
@@ -132,6 +137,13 @@ struct Family {
 }
 
 #[derive(Debug, Default)]
+struct Families {
+    by_name: HashMap<String, Family>,
+    /// The pace the last decrease of any family set.
+    hint: Option<f64>,
+}
+
+#[derive(Debug, Default)]
 struct Pauses {
     until: Option<Instant>,
     total: Duration,
@@ -142,7 +154,7 @@ struct Pauses {
 pub struct AdaptiveRate {
     ceiling: Option<f64>,
     burst: f64,
-    families: Mutex<HashMap<String, Family>>,
+    families: Mutex<Families>,
     pauses: Mutex<Pauses>,
 }
 
@@ -173,7 +185,7 @@ impl AdaptiveRate {
         AdaptiveRate {
             ceiling: ceiling.filter(|r| r.is_finite() && *r > 0.0),
             burst: f64::from(burst.max(1)),
-            families: Mutex::new(HashMap::new()),
+            families: Mutex::new(Families::default()),
             pauses: Mutex::new(Pauses::default()),
         }
     }
@@ -188,8 +200,9 @@ impl AdaptiveRate {
         }
     }
 
-    fn fresh_family(&self, now: Instant) -> Family {
-        let rate = self.ceiling.unwrap_or(f64::INFINITY);
+    fn fresh_family(&self, now: Instant, hint: Option<f64>) -> Family {
+        let ceiling = self.ceiling.unwrap_or(f64::INFINITY);
+        let rate = hint.map_or(ceiling, |h| h.min(ceiling));
         Family {
             rate,
             lowest: rate,
@@ -210,9 +223,11 @@ impl AdaptiveRate {
                 {
                     let now = Instant::now();
                     let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+                    let hint = families.hint;
                     let f = families
+                        .by_name
                         .entry(family.to_string())
-                        .or_insert_with(|| self.fresh_family(now));
+                        .or_insert_with(|| self.fresh_family(now, hint));
                     let ready = if f.rate.is_infinite() {
                         None
                     } else {
@@ -254,10 +269,12 @@ impl AdaptiveRate {
 
     /// Adjusts the pace of the ticket's family to what its answer said.
     pub fn observe(&self, ticket: &Ticket, signal: Signal) {
-        let mut families = self.families.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(f) = families.get_mut(&ticket.family) else {
+        let mut guard = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let families = &mut *guard;
+        let Some(f) = families.by_name.get_mut(&ticket.family) else {
             return;
         };
+        let before = f.round;
         let decrease = |f: &mut Family, factor: f64| {
             if ticket.round != f.round {
                 return; // sent before the last decrease: already counted
@@ -298,6 +315,9 @@ impl AdaptiveRate {
             }
             Signal::Clean | Signal::Neutral => {}
         }
+        if f.round != before {
+            families.hint = Some(f.rate);
+        }
     }
 
     /// Records that every worker pauses until `wait` from now; overlapping
@@ -318,7 +338,8 @@ impl AdaptiveRate {
 
     /// The figures so far.
     pub fn stats(&self) -> RateStats {
-        let families = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        let families = &guard.by_name;
         let finite = |r: f64| r.is_finite().then_some(r);
         let slowed: BTreeMap<String, f64> = families
             .iter()
@@ -412,10 +433,12 @@ mod tests {
         let stats = rate.stats();
         assert_eq!(stats.settled, Some(50.0));
         assert_eq!(stats.throttled, 2);
-        // Another family keeps its own pace.
+        // A new family starts where the site was last found, and climbs
+        // on its own.
         let c = rate.until_ready("GET /search").await;
         rate.observe(&c, Signal::Clean);
-        assert_eq!(rate.stats().families.get("GET /search"), None);
+        let search = rate.stats().families["GET /search"];
+        assert!(search > 50.0 && search < 51.0, "{search}");
         // A request sent after the decrease may decrease it again.
         let d = rate.until_ready("GET /field").await;
         rate.observe(&d, Signal::Throttled);
