@@ -49,8 +49,13 @@ pub struct Myself {
 }
 
 impl Myself {
-    /// The best one-line name of the user.
+    /// The best one-line name of the user, control characters escaped (the
+    /// server chooses it and it is printed for a person).
     pub fn describe(&self) -> String {
+        crate::scrub::for_terminal(&self.describe_raw()).into_owned()
+    }
+
+    fn describe_raw(&self) -> String {
         let name = self
             .display_name
             .clone()
@@ -78,5 +83,21 @@ impl JiraClient {
     /// `GET /myself`: the user the credentials belong to.
     pub async fn myself(&self) -> Result<Myself, JiraError> {
         self.get(&self.api("/myself"), &[]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_display_name_with_escape_sequences_is_described_escaped() {
+        let me: Myself = serde_json::from_str(
+            r#"{"displayName":"Eve\u001b]0;owned\u0007","accountId":"5b10ac8d82e05b22cc7d4ef5"}"#,
+        )
+        .unwrap();
+        let shown = me.describe();
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(shown.starts_with("Eve\\u{1b}]0;owned"), "{shown:?}");
     }
 }
