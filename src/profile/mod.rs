@@ -72,6 +72,9 @@ pub const DEFAULT_ISSUE_FIELDS: [&str; 14] = [
 /// `issue_old`.
 pub const RECENT_ISSUE_WINDOW: Duration = Duration::from_secs(7 * DAY);
 
+/// `cache_serve`'s address when neither `--listen` nor `serve_listen` says.
+pub const DEFAULT_SERVE_LISTEN: &str = "127.0.0.1:8765";
+
 /// The name of the one profile the environment makes.
 pub const ENV_PROFILE_NAME: &str = "default";
 
@@ -277,6 +280,12 @@ pub struct Profile {
     /// How long past its TTL an entry may still be served by a read-through
     /// `--get`; default 1 day.
     pub max_stale: Duration,
+    /// `cache_serve`'s listen address (`serve_listen`); default
+    /// [`DEFAULT_SERVE_LISTEN`].
+    pub serve_listen: Option<std::net::SocketAddr>,
+    /// Where `cache_serve`'s extra token comes from (`serve_token_cmd`, else
+    /// `serve_token_env`); `None`: only the profile's own credentials.
+    pub serve_token: Option<TokenSource>,
     /// Freshness per category.
     pub ttl: Ttls,
     /// Thresholds of `cache_status --check`.
@@ -318,7 +327,21 @@ impl Profile {
     /// environment snapshot. Errors name the command or the variable, never
     /// a value.
     pub fn resolve_token(&self) -> Result<Secret, ProfileError> {
-        match &self.token {
+        self.read_token(&self.token)
+    }
+
+    /// Reads `cache_serve`'s extra token (`serve_token_cmd` or
+    /// `serve_token_env`), `None` when the profile names none. Errors name
+    /// the command or the variable, never a value.
+    pub fn resolve_serve_token(&self) -> Result<Option<Secret>, ProfileError> {
+        self.serve_token
+            .as_ref()
+            .map(|source| self.read_token(source))
+            .transpose()
+    }
+
+    fn read_token(&self, source: &TokenSource) -> Result<Secret, ProfileError> {
+        match source {
             TokenSource::Command(command) => {
                 token::run_token_command(command, TOKEN_COMMAND_TIMEOUT).map_err(|reason| {
                     ProfileError::TokenCommandFailed {

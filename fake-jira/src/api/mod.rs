@@ -44,7 +44,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             &format!("{v}/user/assignable/search"),
             get(users::assignable),
         )
-        .route(&format!("{v}/issue/{{key}}"), get(issues::issue));
+        .route(
+            &format!("{v}/issue/{{key}}"),
+            get(issues::issue).put(issues::edit_issue),
+        );
     r = match app.flavor {
         Flavor::Cloud => r
             .route("/rest/api/3/serverInfo", get(lists::server_info))

@@ -73,7 +73,7 @@ pub fn init_logging(
         Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
         _ if level == "trace" => EnvFilter::new("trace"),
         _ => EnvFilter::new(format!(
-            "warn,jira_cache={level},cache_warm={level},cache_status={level}"
+            "warn,jira_cache={level},cache_warm={level},cache_status={level},cache_serve={level}"
         )),
     };
     let stderr_level = if quiet { "error" } else { level(verbose) };
