@@ -124,12 +124,7 @@ async fn served_paths(http: &reqwest::Client, fake: &FakeJira, auth: &str) -> Ve
     let v = api.trim_start_matches(&fake.url()).to_string();
     let projects = get(http, &format!("{api}/project"), Some(auth)).await.json;
     let project = projects[0]["key"].as_str().expect("a project").to_string();
-    let search = match fake.flavor() {
-        Flavor::Cloud => format!("{api}/search/jql?jql=project%3D{project}&maxResults=1"),
-        Flavor::DataCenter => format!("{api}/search?jql=project%3D{project}&maxResults=1"),
-    };
-    let issues = get(http, &search, Some(auth)).await.json;
-    let issue = issues["issues"][0]["key"]
+    let issue = fake.site().snapshot().issues[0]["key"]
         .as_str()
         .expect("an issue")
         .to_string();
