@@ -425,3 +425,60 @@ fn print_systemd_gives_a_service_for_the_profile() {
     assert!(!unit.contains(CLOUD_TOKEN));
     assert_eq!(fake.request_count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_reads_count_in_the_hit_and_miss_figures_cache_status_shows() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rest/api/3/field", served.url);
+    for _ in 0..3 {
+        assert_eq!(get(&http, &url, Some(&cloud_auth())).await.status, 200);
+    }
+    // The counts are written at the latest when the server stops.
+    assert!(served.terminate().success());
+    let status = sandbox.status_json();
+    let field = status["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "field")
+        .expect("the field category")
+        .clone();
+    assert_eq!(field["misses"], 1, "{field}");
+    assert_eq!(field["hits"], 2, "{field}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_warm_it_warms_at_start_as_cache_warm_does_and_records_the_run() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let served = Served::start(&sandbox, &["--warm"]);
+    // The warm runs beside the server; wait for its run to be recorded.
+    let mut runs = Vec::new();
+    for _ in 0..600 {
+        if sandbox.cache_path("test").exists() {
+            let status = sandbox.status_json();
+            runs = status["runs"].as_array().cloned().unwrap_or_default();
+            if runs.first().is_some_and(|r| !r["ended"].is_null()) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let run = runs.first().expect("a recorded run");
+    assert_eq!(run["result"], "ok", "{run}");
+    let status = sandbox.status_json();
+    let issues = status["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "issue")
+        .expect("the issue category")
+        .clone();
+    assert!(issues["entries"].as_u64().unwrap() > 0, "{issues}");
+    assert!(served.terminate().success());
+}
