@@ -65,6 +65,7 @@ pub fn code_for(error: &(dyn std::error::Error + 'static)) -> u8 {
             return match c {
                 ConnectError::Profile(_) => CONFIG,
                 ConnectError::Jira(j) => jira_code(j),
+                ConnectError::ProbeRefused { .. } => CONFIG,
             };
         }
         current = e.source();

@@ -14,6 +14,7 @@ pub mod jira;
 pub mod lock;
 pub mod profile;
 pub mod read;
+pub mod schedule;
 pub mod serve;
 pub mod site;
 pub mod status;

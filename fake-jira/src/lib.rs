@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+mod access;
 mod api;
 mod auth;
 mod faults;
@@ -46,5 +47,5 @@ pub use faults::{Fault, FaultHandle, FaultKind, http_date};
 pub use flavor::Flavor;
 pub use record::{RateViolation, RecordedRequest};
 pub use server::{ARRIVAL_JITTER, FakeJira, FakeJiraBuilder, PageCap};
-pub use site::{Site, SiteHandle, SiteSize};
+pub use site::{GenerateOptions, Site, SiteHandle, SiteSize, UserNames};
 pub use timestamp::{format_jira_time, parse_jira_time};

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use fake_jira::{Credentials, FakeJira, Flavor, Site, SiteSize};
+use fake_jira::{Credentials, FakeJira, Flavor, GenerateOptions, Site, SiteSize, UserNames};
 
 /// A fake Jira (Cloud or Data Center) serving made-up or captured data.
 #[derive(Debug, Parser)]
@@ -60,6 +60,31 @@ struct Cli {
     #[arg(long, value_name = "DAYS", requires = "generated")]
     recent_days: Option<u32>,
 
+    /// Name generated users PREFIX then a zero-padded number (`--user-prefix
+    /// user --user-digits 4`: user0001, ...; `e` and 6: e000001, ...), display
+    /// names and emails alike, as sites using employee ids do. Data Center
+    /// clients must then split `/user/search` deeper than 3 characters.
+    #[arg(long, value_name = "PREFIX", requires = "generated")]
+    user_prefix: Option<String>,
+
+    /// Digits of the systematic user names [default: 4].
+    #[arg(long, value_name = "N", requires = "user_prefix")]
+    user_digits: Option<usize>,
+
+    /// Active users assignable in each generated project [default: 25].
+    #[arg(long, value_name = "N", requires = "generated")]
+    assignable_per_project: Option<usize>,
+
+    /// serverInfo answers 401 to requests without credentials (a site
+    /// behind an SSO plugin or proxy); with credentials it answers.
+    #[arg(long)]
+    server_info_needs_auth: bool,
+
+    /// A project the account may not see: its /project/KEY, its issues, its
+    /// assignable users and searches naming it answer 403 (repeatable).
+    #[arg(long, value_name = "KEY")]
+    forbid_project: Vec<String>,
+
     /// Added to every answer, e.g. 20ms, 1.5s.
     #[arg(long, value_parser = parse_duration)]
     latency: Option<Duration>,
@@ -107,7 +132,17 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("cannot load fixtures from {}: {e}", dir.display()))?
     } else if cli.generated {
         let d = SiteSize::default();
-        Site::generated(
+        let mut options = GenerateOptions::default();
+        if let Some(prefix) = &cli.user_prefix {
+            options.user_names = UserNames::Numbered {
+                prefix: prefix.clone(),
+                digits: cli.user_digits.unwrap_or(4),
+            };
+        }
+        if let Some(n) = cli.assignable_per_project {
+            options.assignable_per_project = n;
+        }
+        Site::generated_with(
             flavor,
             SiteSize {
                 projects: cli.projects.unwrap_or(d.projects),
@@ -117,6 +152,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 issue_bytes: cli.issue_bytes.unwrap_or(d.issue_bytes),
                 recent_days: cli.recent_days.unwrap_or(d.recent_days),
             },
+            &options,
         )
     } else {
         Site::small(flavor)
@@ -140,7 +176,11 @@ fn run(cli: Cli) -> Result<(), String> {
     let mut builder = FakeJira::builder(flavor)
         .site(site)
         .credentials(credentials.clone())
+        .server_info_needs_auth(cli.server_info_needs_auth)
         .port(cli.port);
+    for key in &cli.forbid_project {
+        builder = builder.forbid_project(key);
+    }
     if let Some(latency) = cli.latency {
         builder = builder.latency(latency);
     }

@@ -1,8 +1,9 @@
 //! What happens to every request before and after its endpoint, in one
 //! place and in a fixed order: record it, apply the rate limit, apply the
 //! faults, wait out the latency, check the credentials (all but
-//! `serverInfo`, which Jira answers anonymously), run the endpoint, then
-//! record the status sent.
+//! `serverInfo`, which Jira answers anonymously unless the fake plays a
+//! site behind SSO), refuse forbidden projects' resources with 403, run
+//! the endpoint, then record the status sent.
 
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
@@ -45,9 +46,11 @@ pub(crate) async fn pipeline(State(app): State<Arc<App>>, req: Request, next: Ne
     });
     let response = match bytes {
         Ok(bytes) => {
+            let body = bytes.clone();
             answer(
                 &app,
                 Request::from_parts(parts, Body::from(bytes)),
+                &body,
                 next,
                 at,
             )
@@ -63,7 +66,7 @@ pub(crate) async fn pipeline(State(app): State<Arc<App>>, req: Request, next: Ne
     response
 }
 
-async fn answer(app: &App, mut req: Request, next: Next, at: Instant) -> Response {
+async fn answer(app: &App, mut req: Request, body: &Bytes, next: Next, at: Instant) -> Response {
     let admission = app
         .limiter
         .as_ref()
@@ -101,8 +104,17 @@ async fn answer(app: &App, mut req: Request, next: Next, at: Instant) -> Respons
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !path.ends_with("/serverInfo") && !app.credentials.accepts(authorization) {
+    let anonymous_ok = path.ends_with("/serverInfo") && !app.server_info_needs_auth;
+    if !anonymous_ok && !app.credentials.accepts(authorization) {
         return unauthorized(authorization.is_some());
+    }
+    let query = req.uri().query().unwrap_or_default();
+    if let Some(project) = app.forbidden.reached(&app.site, &path, query, body) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("You do not have the permission to see the specified project '{project}'."),
+        )
+        .into_response();
     }
 
     req.extensions_mut().insert(verdict.lies);

@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 use tower::ServiceExt;
 
+use crate::access::Forbidden;
 use crate::auth::Credentials;
 use crate::faults::{Fault, FaultHandle};
 use crate::flavor::Flavor;
@@ -43,6 +44,12 @@ pub enum PageCap {
     CloudUserSearch,
     /// Cloud `/user/assignable/search`. Default 1000.
     CloudAssignable,
+    /// Cloud `/user/assignable/search`: how far into the site's user list
+    /// its windows reach. Default 1000: the spec says the server takes the
+    /// users in `[startAt, startAt + maxResults)` "up to the thousandth
+    /// user" and returns those of them that are assignable. Set it lower to
+    /// get the effect on a small site.
+    CloudAssignableReach,
     /// Cloud `/search/jql` when fields are asked for. Default 100; set it
     /// lower to get pages shorter than asked in the middle of a listing.
     SearchJql,
@@ -64,7 +71,9 @@ impl PageCap {
     pub fn default_max(self) -> usize {
         match self {
             PageCap::PageBean => 100,
-            PageCap::CloudUserSearch | PageCap::CloudAssignable => 1000,
+            PageCap::CloudUserSearch | PageCap::CloudAssignable | PageCap::CloudAssignableReach => {
+                1000
+            }
             PageCap::SearchJql => 100,
             PageCap::SearchJqlIds => 5000,
             PageCap::DcSearch => 1000,
@@ -87,6 +96,10 @@ pub(crate) struct App {
     caps: BTreeMap<PageCap, usize>,
     /// Makes every `/search/jql` token distinct.
     pub(crate) token_serial: AtomicU64,
+    /// `serverInfo` refuses anonymous requests (an SSO plugin or proxy).
+    pub(crate) server_info_needs_auth: bool,
+    /// Projects whose resources answer 403.
+    pub(crate) forbidden: Forbidden,
 }
 
 impl App {
@@ -111,6 +124,8 @@ pub struct FakeJiraBuilder {
     caps: BTreeMap<PageCap, usize>,
     port: u16,
     faults: Vec<Fault>,
+    server_info_needs_auth: bool,
+    forbidden_projects: Vec<String>,
 }
 
 impl FakeJiraBuilder {
@@ -153,6 +168,24 @@ impl FakeJiraBuilder {
     /// The port on 127.0.0.1. Default 0: the OS picks a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Whether `serverInfo` answers 401 to requests without credentials, as
+    /// sites behind SSO plugins or proxies do (it still answers with
+    /// credentials). Default: false, `serverInfo` answers anonymously as a
+    /// stock site does.
+    pub fn server_info_needs_auth(mut self, needs_auth: bool) -> Self {
+        self.server_info_needs_auth = needs_auth;
+        self
+    }
+
+    /// A project the account may not see: its `/project/{key}`, its issues,
+    /// its `/user/assignable/search` and any issue search whose JQL names
+    /// it answer 403, while everything else works (see
+    /// [`FakeJira::forbid_project`]). It still appears in project listings.
+    pub fn forbid_project(mut self, key: impl Into<String>) -> Self {
+        self.forbidden_projects.push(key.into());
         self
     }
 
@@ -199,6 +232,8 @@ impl FakeJiraBuilder {
                 .map(|(rate, burst)| Mutex::new(TokenBucket::new(rate, burst))),
             caps: self.caps,
             token_serial: AtomicU64::new(1),
+            server_info_needs_auth: self.server_info_needs_auth,
+            forbidden: Forbidden::new(self.forbidden_projects),
         });
         let router = crate::api::router(Arc::clone(&app));
         let (stop, stopped) = oneshot::channel();
@@ -271,6 +306,8 @@ impl FakeJira {
             caps: BTreeMap::new(),
             port: 0,
             faults: Vec::new(),
+            server_info_needs_auth: false,
+            forbidden_projects: Vec::new(),
         }
     }
 
@@ -348,6 +385,17 @@ impl FakeJira {
     /// The installed faults, to add or clear while the fake runs.
     pub fn faults(&self) -> FaultHandle {
         self.app.faults.clone()
+    }
+
+    /// From the next request on, the project's own resources answer 403
+    /// (see [`FakeJiraBuilder::forbid_project`]).
+    pub fn forbid_project(&self, key: &str) {
+        self.app.forbidden.set(key, true);
+    }
+
+    /// From the next request on, the project is visible again.
+    pub fn allow_project(&self, key: &str) {
+        self.app.forbidden.set(key, false);
     }
 }
 

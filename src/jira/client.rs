@@ -126,6 +126,11 @@ struct Inner {
     policy: RetryPolicy,
     timeout: Duration,
     counters: Counters,
+    /// Set once the site's throttling ended a request for good (a
+    /// `Retry-After` above the limit, or the retry budget spent on 429s):
+    /// the contract ends the whole run then, so every later request of
+    /// this client fails at once with the same error instead of asking again.
+    halted: std::sync::OnceLock<JiraError>,
 }
 
 /// A Jira REST client for one site and one run.
@@ -151,7 +156,8 @@ impl JiraClient {
             .user_agent(concat!("jira-cache/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(config.concurrency.max(1));
+            .pool_max_idle_per_host(config.concurrency.max(1))
+            .redirect(same_origin_redirects(&config.site));
         if let Some(ca) = &config.ca_file {
             let pem = std::fs::read(ca).map_err(|e| {
                 JiraError::Setup(format!(
@@ -200,6 +206,7 @@ impl JiraClient {
                 policy: config.retry,
                 timeout: config.timeout,
                 counters: Counters::default(),
+                halted: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -262,13 +269,22 @@ impl JiraClient {
         let url = format!("{}{}", inner.site, path);
         let mut attempt: u32 = 0;
         loop {
+            if let Some(halt) = inner.halted.get() {
+                return Err(halt.clone());
+            }
             let result = self.attempt::<T>(&method, &url, path, query, body).await;
             let (outcome, error) = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
             match inner.policy.decide(attempt, outcome) {
-                Decision::GiveUp => return Err(final_error(error, outcome, attempt + 1, path)),
+                Decision::GiveUp => {
+                    let error = final_error(error, outcome, attempt + 1, path);
+                    if error.is_throttled() {
+                        let _ = inner.halted.set(error.clone());
+                    }
+                    return Err(error);
+                }
                 Decision::RetryAfterGate(wait) => {
                     tracing::warn!(path, wait = ?wait, "throttled by the site; every worker pauses");
                     inner.gate.close_for(wait);
@@ -319,10 +335,15 @@ impl JiraClient {
         }
         inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(url, "request");
-        let response = req
-            .send()
-            .await
-            .map_err(|e| (Outcome::Transport, self.transport_error(&e, path)))?;
+        let response = req.send().await.map_err(|e| {
+            let error = self.transport_error(&e, path);
+            // A redirect off the site is refused the same way every time.
+            let outcome = match error {
+                JiraError::Redirect { .. } => Outcome::Status(300),
+                _ => Outcome::Transport,
+            };
+            (outcome, error)
+        })?;
         let status = response.status();
         if status.is_success() {
             let content_type = response
@@ -376,7 +397,24 @@ impl JiraClient {
     }
 
     fn transport_error(&self, e: &reqwest::Error, path: &str) -> JiraError {
-        if e.is_timeout() {
+        if e.is_redirect() {
+            // The policy's own error names the target; the reqwest error's
+            // URL is the request that was redirected.
+            let mut source = std::error::Error::source(e);
+            let mut target = None;
+            while let Some(s) = source {
+                if let Some(off) = s.downcast_ref::<RedirectRefused>() {
+                    target = Some(off.0.clone());
+                    break;
+                }
+                source = s.source();
+            }
+            let target = target.unwrap_or_else(|| "(unknown)".into());
+            JiraError::Redirect {
+                endpoint: path.to_string(),
+                target,
+            }
+        } else if e.is_timeout() {
             JiraError::Timeout {
                 endpoint: path.to_string(),
                 timeout: self.inner.timeout,
@@ -393,6 +431,49 @@ impl JiraClient {
                 message: error_chain(e),
             }
         }
+    }
+}
+
+/// Follows a redirect only within the site's origin (scheme, host and
+/// port), at most 10 in a row: an answer from another origin would be
+/// cached as the site's own data, and the credentials would go with the
+/// request. Anything else stops with an error that names the target.
+fn same_origin_redirects(site: &url::Url) -> reqwest::redirect::Policy {
+    let origin = site.origin();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let target = redacted(attempt.url().as_str());
+        if attempt.previous().len() >= 10 {
+            attempt.error(RedirectRefused(format!("{target} (more than 10 redirects)")))
+        } else if attempt.url().origin() == origin {
+            attempt.follow()
+        } else {
+            attempt.error(RedirectRefused(target))
+        }
+    })
+}
+
+/// Why the redirect policy refused to follow: the target it named.
+#[derive(Debug)]
+struct RedirectRefused(String);
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a redirect off the site, to {}", self.0)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// A URL without its user info or query, fit for a message.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(unreadable URL)".into(),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// An error from the Jira client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum JiraError {
     /// 401: the credentials were refused. Never retried.
     #[error("{endpoint}: Jira refused the credentials (HTTP 401){}; check the token and, on Cloud, the email it belongs to", detail(.message))]
@@ -114,9 +114,36 @@ pub enum JiraError {
         /// What went wrong.
         message: String,
     },
+    /// A redirect to another origin than the site's (or too many).
+    #[error(
+        "{endpoint}: the site redirected to {target}, outside the profile's `url`; nothing from there is cached: set `url` to the address Jira really answers on"
+    )]
+    Redirect {
+        /// The request path.
+        endpoint: String,
+        /// Where the redirect pointed (without credentials or query).
+        target: String,
+    },
+    /// A page that breaks the shape the spec gives it (a negative `total`,
+    /// a `startAt` that is not a number): the site's answer, not our URL,
+    /// is at fault.
+    #[error(
+        "{endpoint}: the site sent an invalid page ({message}); what came is cached and nothing was removed: tell the site's admin"
+    )]
+    InvalidPage {
+        /// The request path.
+        endpoint: String,
+        /// What is invalid.
+        message: String,
+    },
     /// The client could not be built (e.g. an unreadable CA file).
     #[error("{0}")]
     Setup(String),
+}
+
+/// Whether a request path is the account's own identity.
+fn is_myself(endpoint: &str) -> bool {
+    endpoint.split('?').next().unwrap_or("").ends_with("/myself")
 }
 
 fn detail(message: &Option<String>) -> String {
@@ -149,12 +176,21 @@ fn detail_list(messages: &[String]) -> String {
 }
 
 impl JiraError {
-    /// Whether the error is about credentials or permissions (exit 3).
+    /// Whether the credentials were refused (exit 3): a 401, or a 403 on
+    /// the account's own identity (`/myself`). Any other 403 belongs to the
+    /// resource that answered it (see [`JiraError::is_forbidden`]).
     pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
-            JiraError::Unauthorized { .. } | JiraError::Forbidden { .. }
-        )
+        match self {
+            JiraError::Unauthorized { .. } => true,
+            JiraError::Forbidden { endpoint, .. } => is_myself(endpoint),
+            _ => false,
+        }
+    }
+
+    /// Whether one resource was refused to this account (a 403 anywhere
+    /// but `/myself`): that part fails, the rest of the run goes on.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, JiraError::Forbidden { endpoint, .. } if !is_myself(endpoint))
     }
 
     /// Whether the client's own configuration is at fault (a CA file, a

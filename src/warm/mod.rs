@@ -7,8 +7,11 @@
 //!   fails part-way keeps what it wrote and what was cached before.
 //! - Entries are only removed by reconciliation, after a listing that ended
 //!   by the server's own end signal, untruncated and without error.
-//! - Once a stage fails because the credentials were refused or the site
-//!   cannot be reached, the later stages are skipped: they would fail too.
+//! - Once a stage fails because the credentials were refused, the site
+//!   cannot be reached, the site's throttling ended the run (a `Retry-After`
+//!   above the limit, or the retry budget spent) or the cache file failed
+//!   (disk full, corrupt, unwritable), the later stages are skipped: they
+//!   would fail too.
 
 mod fields;
 mod issues;
@@ -188,7 +191,12 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
         if let Some(e) = report
             .errors
             .iter()
-            .find(|e| matches!(e.kind, ErrorKind::Auth | ErrorKind::Unreachable))
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    ErrorKind::Auth | ErrorKind::Unreachable | ErrorKind::Throttled | ErrorKind::Cache
+                )
+            })
         {
             stop = Some(format!("the {stage} stage failed ({})", e.kind.describe()));
         }

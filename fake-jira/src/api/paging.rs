@@ -31,8 +31,21 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Every value of a parameter, repeated (`keys=A&keys=B`) or
-    /// comma-separated (`keys=A,B`), trimmed, empty ones dropped.
+    /// Every value of a repeated parameter (`keys=A&keys=B`), as given: an
+    /// OpenAPI array query parameter with the default `form` style and
+    /// `explode: true`, where `keys=A,B` is the one value `"A,B"`.
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Every value of a parameter, repeated (`fields=a&fields=b`) or
+    /// comma-separated (`fields=a,b`), trimmed, empty ones dropped: for the
+    /// parameters Jira documents as comma-separated lists (`fields`,
+    /// `expand`), never for exploded arrays (see [`Params::all`]).
     pub(crate) fn list(&self, name: &str) -> Vec<String> {
         self.pairs
             .iter()
@@ -203,6 +216,7 @@ mod tests {
         assert_eq!(p.list("keys"), ["A", "B", "C"]);
         assert_eq!(p.get("x"), Some("1"));
         assert!(p.list("nope").is_empty());
+        assert_eq!(p.all("keys"), ["A", "B,C", ""]);
     }
 
     #[test]

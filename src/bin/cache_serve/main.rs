@@ -19,7 +19,8 @@ use clap::Parser;
 use jira_cache::exit;
 use jira_cache::profile::{self, DEFAULT_SERVE_LISTEN, LoadOptions};
 use jira_cache::serve::Server;
-use jira_cache::serve::schedule::{Cron, Warmed, warm_on_schedule};
+use jira_cache::schedule::CronSchedule;
+use jira_cache::serve::schedule::{Warmed, warm_on_schedule};
 use jira_cache::warm::{self, Interrupt, NoProgress, WarmOutcome};
 
 const SIGTERM: Interrupt = Interrupt {
@@ -121,14 +122,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         if !cli.warm {
             return;
         }
-        let cron = match Cron::parse(&profile.schedule) {
-            Ok(c) => c,
+        // The profile's load checked the schedule; this is only a guard.
+        let cron = match profile.schedule.parse::<CronSchedule>() {
+            Ok(c) => Some(c),
             Err(e) => {
                 tracing::error!(
                     "profile `{}`: schedule: {e}; warming at start only",
                     profile.name
                 );
-                Cron::parse("0 0 31 2 *").expect("a valid, never-matching schedule")
+                None
             }
         };
         warm_on_schedule(

@@ -78,12 +78,22 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     if cli.check_auth {
         return auth::check_auth(&profile).await;
     }
-    if cli.print_cron {
-        print!("{}", schedule::cron(&profile));
-        return Ok(exit::OK);
-    }
-    if cli.print_systemd {
-        print!("{}", schedule::systemd(&profile));
+    if cli.print_cron || cli.print_systemd {
+        let recipe = if cli.print_cron {
+            schedule::cron(&profile)
+        } else {
+            match schedule::systemd(&profile) {
+                Ok(recipe) => recipe,
+                Err(refusal) => {
+                    eprintln!("cache_warm: {refusal}");
+                    return Ok(exit::CONFIG);
+                }
+            }
+        };
+        if let Some(warning) = &recipe.warning {
+            eprintln!("cache_warm: {warning}");
+        }
+        print!("{}", recipe.text);
         return Ok(exit::OK);
     }
     let stages = cli.stages();
