@@ -443,7 +443,9 @@ fn same_origin_redirects(site: &url::Url) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         let target = redacted(attempt.url().as_str());
         if attempt.previous().len() >= 10 {
-            attempt.error(RedirectRefused(format!("{target} (more than 10 redirects)")))
+            attempt.error(RedirectRefused(format!(
+                "{target} (more than 10 redirects)"
+            )))
         } else if attempt.url().origin() == origin {
             attempt.follow()
         } else {

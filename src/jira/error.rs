@@ -143,7 +143,11 @@ pub enum JiraError {
 
 /// Whether a request path is the account's own identity.
 fn is_myself(endpoint: &str) -> bool {
-    endpoint.split('?').next().unwrap_or("").ends_with("/myself")
+    endpoint
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .ends_with("/myself")
 }
 
 fn detail(message: &Option<String>) -> String {

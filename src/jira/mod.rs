@@ -16,8 +16,10 @@ pub use client::{Auth, ClientConfig, JiraClient, RequestStats};
 pub use error::JiraError;
 pub use issues::BULKFETCH_MAX;
 pub use metadata::Metadata;
+pub use paging::{
+    End, Identity, Item, Listing, Pager, Style, WINDOW_LIMIT, by_id, by_key, by_user,
+};
 pub use projects::PROJECT_KEYS_PER_REQUEST;
-pub use paging::{End, Identity, Item, Listing, Pager, Style, WINDOW_LIMIT, by_id, by_key, by_user};
 pub use retry::{Gate, RetryPolicy, parse_retry_after};
 pub use server::{Myself, ServerInfo};
 pub use users::DC_ASSIGNABLE_CAP;

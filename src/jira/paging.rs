@@ -606,16 +606,16 @@ impl Pager {
                 if let Some(t) = total
                     && at > t
                 {
-                    return Err(self.paging_error(format!(
-                        "the site says total {t} but {at} items came"
-                    )));
+                    return Err(
+                        self.paging_error(format!("the site says total {t} but {at} items came"))
+                    );
                 }
                 let end = match is_last {
                     Some(true) => match total {
                         Some(t) if at < t => {
-                            return Err(self.paging_error(format!(
-                                "isLast came at {at} of a total of {t}"
-                            )));
+                            return Err(
+                                self.paging_error(format!("isLast came at {at} of a total of {t}"))
+                            );
                         }
                         _ => true,
                     },

@@ -188,16 +188,12 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
             }
         }
         let report = run_stage(stage, plan, scope.as_deref().unwrap_or(&[]), ctx).await;
-        if let Some(e) = report
-            .errors
-            .iter()
-            .find(|e| {
-                matches!(
-                    e.kind,
-                    ErrorKind::Auth | ErrorKind::Unreachable | ErrorKind::Throttled | ErrorKind::Cache
-                )
-            })
-        {
+        if let Some(e) = report.errors.iter().find(|e| {
+            matches!(
+                e.kind,
+                ErrorKind::Auth | ErrorKind::Unreachable | ErrorKind::Throttled | ErrorKind::Cache
+            )
+        }) {
             stop = Some(format!("the {stage} stage failed ({})", e.kind.describe()));
         }
         finish(report);

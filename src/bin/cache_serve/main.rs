@@ -18,8 +18,8 @@ use anyhow::Context as _;
 use clap::Parser;
 use jira_cache::exit;
 use jira_cache::profile::{self, DEFAULT_SERVE_LISTEN, LoadOptions};
-use jira_cache::serve::Server;
 use jira_cache::schedule::CronSchedule;
+use jira_cache::serve::Server;
 use jira_cache::serve::schedule::{Warmed, warm_on_schedule};
 use jira_cache::warm::{self, Interrupt, NoProgress, WarmOutcome};
 
