@@ -24,7 +24,7 @@ export JIRA_API_TOKEN=cloud-token-123
 "$bin/cache_serve" --config "$dir/profiles.toml" --profile bench --listen 127.0.0.1:0 ${QUIET:-} > "$dir/serve.out" 2>/dev/null &
 serve=$!
 for _ in $(seq 100); do [ -s "$dir/serve.out" ] && break; sleep 0.1; done
-url=$(grep -o 'http://[0-9.:]*' "$dir/serve.out" | head -1)
+url=$(grep -o 'http://[0-9.:]*' "$dir/serve.out" | tail -1)   # the last: the first is the site
 auth="Basic $(printf 'bot@example.com:cloud-token-123' | base64 -w0)"
 curl -s -o "$dir/issue.json" -D - -H "Authorization: $auth" "$url/rest/api/3/issue/ALPHA-1" | grep -i '^x-cache'
 curl -s -o /dev/null -D - -H "Authorization: $auth" "$url/rest/api/3/issue/ALPHA-1" | grep -i '^x-cache'
