@@ -58,6 +58,9 @@ pub fn code_for(error: &(dyn std::error::Error + 'static)) -> u8 {
         if let Some(s) = e.downcast_ref::<SessionError>() {
             return s.exit_code();
         }
+        if let Some(s) = e.downcast_ref::<crate::serve::ServeError>() {
+            return s.exit_code();
+        }
         if let Some(c) = e.downcast_ref::<ConnectError>() {
             return match c {
                 ConnectError::Profile(_) => CONFIG,

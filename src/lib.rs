@@ -16,6 +16,7 @@ pub mod profile;
 pub mod read;
 pub mod schedule;
 pub mod scrub;
+pub mod serve;
 pub mod site;
 pub mod status;
 pub mod warm;

@@ -72,6 +72,9 @@ pub const DEFAULT_ISSUE_FIELDS: [&str; 14] = [
 /// `issue_old`.
 pub const RECENT_ISSUE_WINDOW: Duration = Duration::from_secs(7 * DAY);
 
+/// `cache_serve`'s address when neither `--listen` nor `serve_listen` says.
+pub const DEFAULT_SERVE_LISTEN: &str = "127.0.0.1:8765";
+
 /// The name of the one profile the environment makes.
 pub const ENV_PROFILE_NAME: &str = "default";
 
@@ -284,6 +287,12 @@ pub struct Profile {
     /// default 1 day. `cache_status --get` never fetches and does not apply
     /// it: it prints any cached value, a stale one with exit 10.
     pub max_stale: Duration,
+    /// `cache_serve`'s listen address (`serve_listen`); default
+    /// [`DEFAULT_SERVE_LISTEN`].
+    pub serve_listen: Option<std::net::SocketAddr>,
+    /// Where `cache_serve`'s extra token comes from (`serve_token_cmd`, else
+    /// `serve_token_env`); `None`: only the profile's own credentials.
+    pub serve_token: Option<TokenSource>,
     /// Freshness per category.
     pub ttl: Ttls,
     /// Thresholds of `cache_status --check`.
@@ -326,7 +335,21 @@ impl Profile {
     /// A profiles file other users can write is refused before `token_cmd`
     /// runs. Errors name the command or the variable, never a value.
     pub async fn resolve_token_async(&self) -> Result<Secret, ProfileError> {
-        match &self.token {
+        self.read_token(&self.token).await
+    }
+
+    /// Reads `cache_serve`'s extra token (`serve_token_cmd` or
+    /// `serve_token_env`) as [`Profile::resolve_token_async`] reads the
+    /// profile's own; `None` when the profile names none.
+    pub fn resolve_serve_token(&self) -> Result<Option<Secret>, ProfileError> {
+        match &self.serve_token {
+            Some(source) => block_on_own_thread(self.read_token(source)).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn read_token(&self, source: &TokenSource) -> Result<Secret, ProfileError> {
+        match source {
             TokenSource::Command(command) => {
                 let failed = |reason| ProfileError::TokenCommandFailed {
                     profile: self.name.clone(),

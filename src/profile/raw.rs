@@ -40,6 +40,9 @@ pub(crate) const PROFILE_KEYS: &[&str] = &[
     "ca_file",
     "allow_insecure_http",
     "max_stale",
+    "serve_listen",
+    "serve_token_env",
+    "serve_token_cmd",
     "ttl",
     "check",
 ];
@@ -91,6 +94,9 @@ pub(crate) struct RawProfile {
     pub ca_file: Option<Spanned<String>>,
     pub allow_insecure_http: Option<Spanned<bool>>,
     pub max_stale: Option<Spanned<String>>,
+    pub serve_listen: Option<Spanned<String>>,
+    pub serve_token_env: Option<Spanned<String>>,
+    pub serve_token_cmd: Option<Spanned<String>>,
     #[serde(default)]
     pub ttl: RawTtl,
     #[serde(default)]

@@ -318,6 +318,28 @@ impl Resolver<'_> {
             None => None,
         };
         let max_stale = self.duration("max_stale", raw.max_stale, DEFAULT_MAX_STALE)?;
+        let serve_listen = self.value("serve_listen", raw.serve_listen, None, |s| {
+            s.trim()
+                .parse::<std::net::SocketAddr>()
+                .map(Some)
+                .map_err(|_| "not an address and port; write it like \"127.0.0.1:8765\"".to_owned())
+        })?;
+        let serve_token_env = self.value("serve_token_env", raw.serve_token_env, None, |s| {
+            validate_variable_name(&s).map(|()| Some(s))
+        })?;
+        let serve_token_cmd = self.value("serve_token_cmd", raw.serve_token_cmd, None, |s| {
+            if s.trim().is_empty() {
+                Err("empty; give a command that prints the token, or remove the key".to_owned())
+            } else {
+                Ok(Some(s))
+            }
+        })?;
+        // As for the profile's own token, the command wins over the variable.
+        let serve_token = match (serve_token_cmd, serve_token_env) {
+            (Some(command), _) => Some(TokenSource::Command(command)),
+            (None, Some(variable)) => Some(TokenSource::Env(variable)),
+            (None, None) => None,
+        };
 
         let defaults = Ttls::default();
         let ttl = Ttls {
@@ -399,6 +421,8 @@ impl Resolver<'_> {
             ca_file,
             allow_insecure_http,
             max_stale,
+            serve_listen,
+            serve_token,
             ttl,
             check,
             env: self.env.clone(),

@@ -981,3 +981,32 @@ fn quiet_hours_of_a_profile_answer_for_a_local_time() {
     assert!(hours.contains(NaiveTime::from_hms_opt(23, 30, 0).unwrap()));
     assert!(!hours.contains(NaiveTime::from_hms_opt(12, 0, 0).unwrap()));
 }
+
+#[test]
+fn the_serve_keys_parse_and_the_serve_token_comes_from_its_variable_or_command() {
+    let p = with("").unwrap();
+    assert_eq!(p.serve_listen, None);
+    assert_eq!(p.resolve_serve_token().unwrap(), None);
+    let p =
+        with("serve_listen = \"127.0.0.1:9000\"\nserve_token_env = \"JIRA_API_TOKEN\"").unwrap();
+    assert_eq!(p.serve_listen, Some("127.0.0.1:9000".parse().unwrap()));
+    assert_eq!(
+        p.resolve_serve_token()
+            .unwrap()
+            .map(|s| s.expose().to_string()),
+        Some(TOKEN.to_string())
+    );
+    let p = with("serve_token_env = \"NOPE\"\nserve_token_cmd = \"echo from-command\"").unwrap();
+    assert_eq!(
+        p.resolve_serve_token()
+            .unwrap()
+            .map(|s| s.expose().to_string()),
+        Some("from-command".to_string())
+    );
+    expect_invalid(
+        with("serve_listen = \"localhost\""),
+        "serve_listen",
+        "127.0.0.1:8765",
+    );
+    expect_invalid(with("serve_token_cmd = \" \""), "serve_token_cmd", "empty");
+}

@@ -443,6 +443,17 @@ impl ReadThrough {
         Ok(self.inner.reader().flush_read_counts()?)
     }
 
+    /// Deletes the entries of `category` whose key matches the GLOB
+    /// `pattern`, because a write made them wrong; returns how many. The
+    /// next read fetches them anew.
+    pub async fn invalidate(&self, category: Category, pattern: &str) -> Result<u64, ReadError> {
+        Ok(self
+            .inner
+            .writer
+            .remove(Some(category), Some(pattern.to_string()), false)
+            .await?)
+    }
+
     /// [`Self::get_or_fetch`] with the error already shared.
     async fn read_through<F, Fut>(
         &self,

@@ -310,6 +310,22 @@ pub(super) async fn issue(
     }
 }
 
+/// `PUT /issue/{key}`: an edit, as far as a cache in front of the site
+/// needs one. The body is not applied: the issue is touched (a new
+/// `updated` and a new summary), so a reader can tell the write happened.
+/// Answers 204 like Jira.
+pub(super) async fn edit_issue(State(app): State<Arc<App>>, Path(key): Path<String>) -> ApiResult {
+    if app.site.touch_issue(&key) {
+        Ok(axum::response::IntoResponse::into_response(
+            StatusCode::NO_CONTENT,
+        ))
+    } else {
+        Err(ApiError::not_found(
+            "Issue does not exist or you do not have permission to see it.",
+        ))
+    }
+}
+
 fn jql_error(e: jql::JqlError) -> ApiError {
     ApiError::bad_request(e.0)
 }

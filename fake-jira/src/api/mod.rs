@@ -45,7 +45,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             get(users::assignable),
         )
         .route(&format!("{v}/user"), get(users::user))
-        .route(&format!("{v}/issue/{{key}}"), get(issues::issue));
+        .route(
+            &format!("{v}/issue/{{key}}"),
+            get(issues::issue).put(issues::edit_issue),
+        );
     r = match app.flavor {
         Flavor::Cloud => r
             .route("/rest/api/3/serverInfo", get(lists::server_info))

@@ -1,0 +1,71 @@
+//! The flags of `cache_serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::common;
+
+/// Serve a profile's Jira REST API from its local cache, for every tool that
+/// reads Jira: point the tool's Jira URL at `http://<listen>` and keep its
+/// credentials.
+///
+/// Reads the cache holds are answered from it (`X-Cache: HIT`, or `STALE`
+/// within `max_stale` when the site fails); search, writes and everything
+/// else go to the profile's site unchanged (`X-Cache: BYPASS`), and a write
+/// drops the entries it touched.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cache_serve",
+    version,
+    after_help = common::exit_codes_help(
+        &[jira_cache::exit::PARTIAL, jira_cache::exit::LOCKED, jira_cache::exit::QUIET_HOURS],
+        &[(jira_cache::exit::OK, "stopped by SIGINT or SIGTERM after the requests under way finished")],
+    )
+)]
+pub struct Cli {
+    /// The profile to serve (default: $JIRA_PROFILE, the file's `default`, or its only profile).
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The profiles file (default: $JIRA_CACHE_CONFIG, then ~/.config/jira-cache/profiles.toml).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on (default: the profile's `serve_listen`, else 127.0.0.1:8765).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Allow an address other than loopback. The traffic is plain HTTP and carries credentials.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Warm every stage at start, then on the profile's `schedule`, as `cache_warm --all` does.
+    #[arg(long)]
+    pub warm: bool,
+    /// Print a systemd service unit that runs this server, and exit.
+    #[arg(long)]
+    pub print_systemd: bool,
+
+    /// More log output on stderr (the access log is at the default level; -v debug, -vv trace).
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
+    /// Only errors on stderr (no access log).
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+    /// Also append the log to this file.
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub log_file: Option<PathBuf>,
+    /// Print shell completions for SHELL and exit.
+    #[arg(long, value_name = "SHELL", help_heading = "Output")]
+    pub completions: Option<clap_complete::Shell>,
+    /// Print the man page and exit.
+    #[arg(long, help_heading = "Output")]
+    pub man: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_flags_are_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
+    }
+}

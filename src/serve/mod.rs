@@ -1,0 +1,404 @@
+//! The cache as a local Jira endpoint (`cache_serve`): the Jira REST API of
+//! a profile's site, answered from the cache where it can be, so every tool
+//! that reads Jira (jira-cli, the Python `jira` package, MCP servers, curl)
+//! gets the warm cache with a URL change and no code change.
+//!
+//! A router plus layers: the access log (one line per request at info:
+//! method, path, status, cache result, time; never a header or a query),
+//! a timeout, then the credential check ([`auth`]), in front of one handler:
+//! - **Reads the cache answers** (`serverInfo`, `myself`, `field`,
+//!   `issuetype`, `priority[/search]`, `status`, `resolution[/search]`,
+//!   `project`, `project/search`, `project/{key}`, `user`, `users/search`,
+//!   `user/assignable/search`, `issue/{key}`) go through the library's read
+//!   path ([`crate::read::ReadThrough`]): single flight, early refresh,
+//!   leases across processes, stale within `max_stale` when the site fails.
+//!   Each is kept under its API version, path and query ([`route`]), so a
+//!   v2 client never gets a v3 answer's ADF.
+//! - **Every other request** (search, writes, anything else under `/rest/`)
+//!   goes to the site unchanged; a successful write drops the entries it
+//!   touches before the answer goes back, so a client never reads its own
+//!   write back stale.
+//! - `X-Cache: HIT | STALE | MISS | BYPASS` and `Age` say what happened.
+//!
+//! Only the profile's site is ever asked: paths are checked (no `..`, no
+//! encoded slashes, no absolute-form request targets), no redirect is
+//! followed, and a `Location` off the site is dropped.
+
+pub mod auth;
+pub mod route;
+pub mod schedule;
+pub mod upstream;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+use crate::profile::{Profile, ProfileError};
+use crate::read::{Origin, ReadError, ReadThrough};
+use crate::site::{self, ConnectError};
+use crate::{Category, Deployment};
+
+use route::{PathRefusal, SafePath};
+use upstream::{Answer, Unreachable, Upstream};
+
+/// The content type Jira answers JSON with.
+pub const JSON_TYPE: &str = "application/json;charset=UTF-8";
+/// The header that says where an answer came from.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// Why the server could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The profile is incomplete (e.g. its token or serve token is missing).
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// The deployment had to be probed and the probe failed.
+    #[error(
+        "profile `{profile}`: cannot tell Cloud from Data Center: {source}; state `deployment` in the profile, or make the site reachable"
+    )]
+    Probe {
+        /// The profile.
+        profile: String,
+        /// What failed.
+        #[source]
+        source: ConnectError,
+    },
+    /// The cache could not be opened.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The HTTP client could not be built.
+    #[error("profile `{profile}`: {message}")]
+    Setup {
+        /// The profile.
+        profile: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+impl ServeError {
+    /// The contract's exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Profile(_) | ServeError::Setup { .. } => crate::exit::CONFIG,
+            ServeError::Probe { source, .. } => crate::exit::code_for(source),
+            ServeError::Read(ReadError::Cache(c)) => crate::exit::code_for(c.as_ref()),
+            ServeError::Read(_) => crate::exit::FAILED,
+        }
+    }
+}
+
+/// What the handler works with.
+#[derive(Debug)]
+struct App {
+    read: ReadThrough,
+    upstream: Upstream,
+    deployment: Deployment,
+}
+
+/// The server of one profile: its router, ready for [`serve`].
+#[derive(Debug)]
+pub struct Server {
+    router: Router,
+    /// Cloud or Data Center (which API versions are served).
+    pub deployment: Deployment,
+    read: ReadThrough,
+}
+
+impl Server {
+    /// Opens the profile's cache and settles its deployment (from the
+    /// profile, else the cache's memory of an earlier probe, else one
+    /// `serverInfo` probe), and reads the credentials it accepts.
+    pub async fn new(
+        profile: &Profile,
+        retry: crate::jira::RetryPolicy,
+    ) -> Result<Server, ServeError> {
+        let read = ReadThrough::open(profile)?;
+        let remembered = match crate::cache::Cache::open_read_only(profile.cache_path()) {
+            Ok(reader) => site::remembered_deployment(&reader, profile).ok().flatten(),
+            Err(_) => None,
+        };
+        let deployment = match profile.deployment.or(remembered) {
+            Some(d) => d,
+            None => {
+                site::connect(profile, None, retry)
+                    .await
+                    .map_err(|source| match source {
+                        ConnectError::Profile(p) => ServeError::Profile(p),
+                        source => ServeError::Probe {
+                            profile: profile.name.clone(),
+                            source,
+                        },
+                    })?
+                    .deployment
+            }
+        };
+        let credentials = profile.credentials(deployment)?;
+        let serve_token = profile.resolve_serve_token()?;
+        let gate = Arc::new(auth::Gate::new(&credentials, serve_token.as_ref()));
+        let upstream =
+            Upstream::new(profile, &credentials).map_err(|message| ServeError::Setup {
+                profile: profile.name.clone(),
+                message,
+            })?;
+        let app = Arc::new(App {
+            read: read.clone(),
+            upstream,
+            deployment,
+        });
+        // Room for the site's own timeout and a retry behind a lease.
+        let timeout = profile.timeout * 2 + Duration::from_secs(5);
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(app)
+            .layer(middleware::from_fn_with_state(gate, auth::require))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                StatusCode::GATEWAY_TIMEOUT,
+                timeout,
+            ))
+            .layer(middleware::from_fn(access_log));
+        Ok(Server {
+            router,
+            deployment,
+            read,
+        })
+    }
+
+    /// The router, for tests and embedding.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` resolves; then stops accepting,
+    /// lets the requests under way finish, and writes the read counts.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        // Best effort: a busy database keeps the counts for the drop.
+        let _ = self.read.flush_read_counts();
+        Ok(())
+    }
+}
+
+/// One line per request, at info: never a header, a query or a body.
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let cache = response
+        .headers()
+        .get(&X_CACHE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    tracing::info!(
+        target: "jira_cache::serve::access",
+        "{method} {path} {} {cache} {:.1}ms",
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    response
+}
+
+/// The one handler: check the path, then answer from the cache or forward.
+async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // An absolute-form target (`GET http://elsewhere/ HTTP/1.1`) would make
+    // this a proxy: refused.
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "absolute request targets are refused",
+        );
+    }
+    let path = match route::check_path(uri.path(), app.deployment) {
+        Ok(p) => p,
+        Err(PathRefusal::Unsafe) => {
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "the path holds `..`, `.`, an empty segment or an encoded slash; refused",
+            );
+        }
+        Err(PathRefusal::NotJira) => {
+            return refusal(
+                StatusCode::NOT_FOUND,
+                "not a REST path of this site's deployment",
+            );
+        }
+    };
+    let query = uri.query();
+    if method == Method::GET
+        && let Some((category, key)) = route::cache_key(&path, query)
+    {
+        return read_through(&app, category, key, path, query).await;
+    }
+    forward(&app, method, &path, query, &headers, body).await
+}
+
+/// A GET the cache may answer.
+async fn read_through(
+    app: &App,
+    category: Category,
+    key: String,
+    path: SafePath,
+    query: Option<&str>,
+) -> Response {
+    let upstream = app.upstream.clone();
+    let query = query.map(str::to_string);
+    let read = app
+        .read
+        .get_or_fetch(category, &key, || async move {
+            let answer = upstream
+                .send(
+                    Method::GET,
+                    &path,
+                    query.as_deref(),
+                    &json_accept(),
+                    Bytes::new(),
+                )
+                .await
+                .map_err(FetchFailure::Unreachable)?;
+            if !answer.status.is_success() {
+                return Err(FetchFailure::Answer(answer));
+            }
+            String::from_utf8(answer.body.to_vec()).map_err(|_| FetchFailure::NotText)
+        })
+        .await;
+    match read {
+        Ok(value) => {
+            let result = match &value.origin {
+                Origin::Fetched => "MISS",
+                Origin::Cache if value.is_fresh() => "HIT",
+                _ => "STALE",
+            };
+            let mut response = (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, JSON_TYPE)],
+                value.value,
+            )
+                .into_response();
+            let h = response.headers_mut();
+            h.insert(X_CACHE, HeaderValue::from_static(result));
+            h.insert(header::AGE, HeaderValue::from(value.age.as_secs()));
+            if let Origin::StaleAfterError(cause) = &value.origin {
+                tracing::warn!(%key, "served stale: {cause}");
+            }
+            response
+        }
+        Err(e) => {
+            if let Some(FetchFailure::Answer(answer)) = e
+                .fetch_error()
+                .and_then(|f| f.downcast_ref::<FetchFailure>())
+            {
+                return relay(answer.clone(), "MISS");
+            }
+            tracing::warn!(%key, "{e}");
+            let mut response = refusal(StatusCode::BAD_GATEWAY, &e.to_string());
+            response
+                .headers_mut()
+                .insert(X_CACHE, HeaderValue::from_static("MISS"));
+            response
+        }
+    }
+}
+
+/// Anything the cache does not answer: sent to the site unchanged; a
+/// successful write first drops what it touched.
+async fn forward(
+    app: &App,
+    method: Method,
+    path: &SafePath,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    match app.upstream.send(method, path, query, headers, body).await {
+        Ok(answer) => {
+            if is_write && answer.status.is_success() {
+                for (category, pattern) in route::invalidated_by_write(path) {
+                    if let Err(e) = app.read.invalidate(category, &pattern).await {
+                        // The write happened; the client must not read it
+                        // back stale: say so rather than answer 2xx.
+                        tracing::error!("cannot drop {category} entries after a write: {e}");
+                        return refusal(
+                            StatusCode::BAD_GATEWAY,
+                            "the write went through, but the cache could not drop the entries it touched; reads may be stale",
+                        );
+                    }
+                }
+            }
+            relay(answer, "BYPASS")
+        }
+        Err(Unreachable(message)) => {
+            let mut response = refusal(
+                StatusCode::BAD_GATEWAY,
+                &format!("the site could not be reached: {message}"),
+            );
+            response
+                .headers_mut()
+                .insert(X_CACHE, HeaderValue::from_static("BYPASS"));
+            response
+        }
+    }
+}
+
+fn json_accept() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    h
+}
+
+/// The site's answer, passed on.
+fn relay(answer: Answer, result: &'static str) -> Response {
+    let mut response = Response::new(Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    response
+        .headers_mut()
+        .insert(X_CACHE, HeaderValue::from_static(result));
+    response
+}
+
+/// An error of `cache_serve` itself, in Jira's error shape.
+fn refusal(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errorMessages": [format!("cache_serve: {message}")],
+        "errors": {},
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, JSON_TYPE)],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Why a fetch for the cache failed.
+#[derive(Debug, thiserror::Error)]
+enum FetchFailure {
+    #[error(transparent)]
+    Unreachable(Unreachable),
+    #[error("{0}")]
+    Answer(Answer),
+    #[error("the site's answer is not UTF-8 text")]
+    NotText,
+}

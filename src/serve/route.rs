@@ -1,0 +1,205 @@
+//! What a request is, as far as the cache is concerned: a path that is safe
+//! to send to the site, and for reads the cache has answers for, the
+//! category and key its answer is kept under.
+//!
+//! Keys: `serve:<version>/<path>?<query>` (`serve:3/field`,
+//! `serve:2/issue/PROJ-1?fields=summary`). An answer is only ever served to
+//! a request of the same API version and the same query it was fetched
+//! with, so a v2 client never receives the ADF documents of a v3 answer, and
+//! an issue asked with other `fields` is fetched through.
+
+use crate::{Category, Deployment};
+
+/// Why a path is not sent anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRefusal {
+    /// `..`, `.`, an empty segment, a backslash, or an encoded `/`, `\`, `.`.
+    Unsafe,
+    /// Not under `/rest/` of this deployment.
+    NotJira,
+}
+
+/// A request path that may go to the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafePath {
+    /// The path as received (already checked), starting with `/rest/`.
+    pub path: String,
+    /// The REST API version for `/rest/api/N/…`, else `None`.
+    pub version: Option<u8>,
+    /// The path under `/rest/api/N/`, for versioned paths.
+    pub rest: String,
+}
+
+/// Checks a request path: only `/rest/…`, no dot segments, no empty
+/// segments, no backslash, no percent-encoded `/`, `\` or `.`. Versions:
+/// `2` everywhere, `3` on Cloud only.
+pub fn check_path(path: &str, deployment: Deployment) -> Result<SafePath, PathRefusal> {
+    if !path.starts_with('/') || path.contains('\\') {
+        return Err(PathRefusal::Unsafe);
+    }
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%5c", "%2e", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        return Err(PathRefusal::Unsafe);
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    if segments
+        .iter()
+        .enumerate()
+        .any(|(i, s)| *s == ".." || *s == "." || (s.is_empty() && i + 1 != segments.len()))
+    {
+        return Err(PathRefusal::Unsafe);
+    }
+    if segments.first() != Some(&"rest") || segments.len() < 2 {
+        return Err(PathRefusal::NotJira);
+    }
+    let version = match (segments.get(1), segments.get(2)) {
+        (Some(&"api"), Some(&"2")) => Some(2),
+        (Some(&"api"), Some(&"3")) if deployment == Deployment::Cloud => Some(3),
+        (Some(&"api"), _) => return Err(PathRefusal::NotJira),
+        _ => None,
+    };
+    let rest = match version {
+        Some(_) => segments.get(3..).map(|s| s.join("/")).unwrap_or_default(),
+        None => String::new(),
+    };
+    Ok(SafePath {
+        path: path.to_string(),
+        version,
+        rest,
+    })
+}
+
+/// The category and key a GET's answer is cached under, or `None` for a
+/// read that always goes to the site (search and anything not listed).
+pub fn cache_key(path: &SafePath, query: Option<&str>) -> Option<(Category, String)> {
+    let version = path.version?;
+    let rest = path.rest.trim_end_matches('/');
+    let parts: Vec<&str> = rest.split('/').collect();
+    let category = match parts.as_slice() {
+        ["serverInfo"]
+        | ["field"]
+        | ["issuetype"]
+        | ["priority"]
+        | ["priority", "search"]
+        | ["status"]
+        | ["resolution"]
+        | ["resolution", "search"] => Category::Field,
+        ["project"] | ["project", "search"] | ["project", _] => Category::Project,
+        ["myself"]
+        | ["user"]
+        | ["user", "search"]
+        | ["users", "search"]
+        | ["user", "assignable", "search"] => Category::User,
+        ["issue", key] if !key.is_empty() && *key != "bulkfetch" => Category::Issue,
+        _ => return None,
+    };
+    let key = match query.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{SERVE_PREFIX}{version}/{rest}?{q}"),
+        None => format!("{SERVE_PREFIX}{version}/{rest}"),
+    };
+    Some((category, key))
+}
+
+/// The prefix of every key `cache_serve` writes.
+pub const SERVE_PREFIX: &str = "serve:";
+
+/// The entries a successful write makes wrong: (category, GLOB pattern).
+/// Issue writes drop that issue's entries (any version, any query, and the
+/// warm's own entry); project, field and user writes drop the answers
+/// `cache_serve` keeps for that category.
+pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
+    if path.version.is_none() {
+        return Vec::new();
+    }
+    let parts: Vec<&str> = path.rest.split('/').collect();
+    match parts.as_slice() {
+        ["issue", key, ..] if !key.is_empty() => {
+            let key = glob_escape(key);
+            vec![
+                (Category::Issue, key.clone()),
+                (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}")),
+                (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}[?/]*")),
+            ]
+        }
+        ["project", ..] => vec![(Category::Project, format!("{SERVE_PREFIX}*"))],
+        ["field", ..]
+        | ["issuetype", ..]
+        | ["priority", ..]
+        | ["status", ..]
+        | ["resolution", ..] => vec![(Category::Field, format!("{SERVE_PREFIX}*"))],
+        ["user", ..] | ["users", ..] | ["myself", ..] => {
+            vec![(Category::User, format!("{SERVE_PREFIX}*"))]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A key as a GLOB that matches only itself.
+fn glob_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '*' | '?' | '[' | ']' => format!("[{c}]"),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_and_encoded_slashes_are_refused() {
+        for path in [
+            "/rest/api/2/../../admin",
+            "/rest/api/2/issue/%2e%2e/x",
+            "/rest/api/2/issue/A%2FB",
+            "/rest/api/2/issue/A%5cB",
+            "/rest//api/2/field",
+            "/rest/api/2/./field",
+            "/rest\\api",
+        ] {
+            assert_eq!(
+                check_path(path, Deployment::Cloud),
+                Err(PathRefusal::Unsafe),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            check_path("/secure/Dashboard.jspa", Deployment::Cloud),
+            Err(PathRefusal::NotJira)
+        );
+        assert_eq!(
+            check_path("/rest/api/3/field", Deployment::DataCenter),
+            Err(PathRefusal::NotJira)
+        );
+    }
+
+    #[test]
+    fn versions_and_queries_key_apart() {
+        let v2 = check_path("/rest/api/2/issue/PROJ-1", Deployment::Cloud).unwrap();
+        let v3 = check_path("/rest/api/3/issue/PROJ-1", Deployment::Cloud).unwrap();
+        let (c2, k2) = cache_key(&v2, None).unwrap();
+        let (c3, k3) = cache_key(&v3, Some("fields=summary")).unwrap();
+        assert_eq!((c2, c3), (Category::Issue, Category::Issue));
+        assert_eq!(k2, "serve:2/issue/PROJ-1");
+        assert_eq!(k3, "serve:3/issue/PROJ-1?fields=summary");
+        let search = check_path("/rest/api/3/search/jql", Deployment::Cloud).unwrap();
+        assert_eq!(cache_key(&search, Some("jql=x")), None);
+    }
+
+    #[test]
+    fn an_issue_write_drops_that_issue_only() {
+        let edit = check_path("/rest/api/2/issue/PROJ-1/comment", Deployment::Cloud).unwrap();
+        let patterns = invalidated_by_write(&edit);
+        assert!(patterns.contains(&(Category::Issue, "PROJ-1".to_string())));
+        assert!(
+            patterns
+                .iter()
+                .all(|(c, p)| *c == Category::Issue && p.contains("PROJ-1"))
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! The one way `cache_serve` talks to the site: the profile's URL joined
+//! with a checked path, the profile's own credentials, no redirect followed
+//! (a 3xx goes back to the client as it came), and only the headers a Jira
+//! client needs passed on either way.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+
+use crate::profile::{Credentials, Profile};
+
+use super::route::SafePath;
+
+/// Request headers passed to the site (never `Authorization`, `Cookie` or
+/// `Host`: the site gets the profile's credentials and its own host).
+const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "content-type",
+    "x-atlassian-token",
+    "x-experimentalapi",
+    "x-force-accept-language",
+];
+
+/// Answer headers passed back to the client.
+const FORWARDED_ANSWER_HEADERS: &[&str] = &[
+    "content-type",
+    "location",
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+];
+
+/// An answer of the site.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Its status.
+    pub status: StatusCode,
+    /// The headers worth passing on.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the site answered {}", self.status)
+    }
+}
+
+impl std::error::Error for Answer {}
+
+/// Why the site gave no answer.
+#[derive(Debug, thiserror::Error)]
+#[error("the site could not be reached: {0}")]
+pub struct Unreachable(pub String);
+
+/// The site of one profile.
+#[derive(Clone)]
+pub struct Upstream {
+    http: reqwest::Client,
+    base: url::Url,
+    authorization: HeaderValue,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// The profile's site, with these credentials.
+    pub fn new(profile: &Profile, credentials: &Credentials) -> Result<Upstream, String> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("jira-cache-serve/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(profile.timeout)
+            .connect_timeout(profile.timeout.min(Duration::from_secs(10)));
+        if let Some(ca) = &profile.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|_| format!("ca_file {} is not a PEM certificate", ca.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+        let mut authorization = HeaderValue::from_str(&super::auth::header_of(credentials))
+            .map_err(|_| {
+                "the token contains characters not allowed in an HTTP header".to_string()
+            })?;
+        authorization.set_sensitive(true);
+        Ok(Upstream {
+            http,
+            base: profile.url.clone(),
+            authorization,
+        })
+    }
+
+    /// Sends one request to the site and reads its whole answer.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &SafePath,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Answer, Unreachable> {
+        // The path was checked: relative, no dot segments; joining it keeps
+        // the site's host and context path.
+        let mut url = self
+            .base
+            .join(path.path.trim_start_matches('/'))
+            .map_err(|e| Unreachable(format!("bad path: {e}")))?;
+        url.set_query(query.filter(|q| !q.is_empty()));
+        if url.origin() != self.base.origin() {
+            return Err(Unreachable("the path left the site".into()));
+        }
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(header::AUTHORIZATION, self.authorization.clone());
+        for name in FORWARDED_REQUEST_HEADERS {
+            if let Some(value) = headers.get(*name) {
+                request = request.header(*name, value.clone());
+            }
+        }
+        if !body.is_empty() {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Unreachable(error_chain(&e)))?;
+        let status = response.status();
+        let mut kept = HeaderMap::new();
+        for name in FORWARDED_ANSWER_HEADERS {
+            if let Some(value) = response.headers().get(*name) {
+                kept.insert(*name, value.clone());
+            }
+        }
+        if let Some(location) = kept.get(header::LOCATION)
+            && !self.on_site(location)
+        {
+            // Never point a client off the profile's site.
+            kept.remove(header::LOCATION);
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Unreachable(error_chain(&e)))?;
+        Ok(Answer {
+            status,
+            headers: kept,
+            body,
+        })
+    }
+
+    fn on_site(&self, location: &HeaderValue) -> bool {
+        let Ok(text) = location.to_str() else {
+            return false;
+        };
+        match self.base.join(text) {
+            Ok(url) => url.origin() == self.base.origin(),
+            Err(_) => false,
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,484 @@
+//! `cache_serve` through the real binary, against a fake Jira started per
+//! test: it answers what the site answers, then answers it from the cache
+//! with the site stopped; writes invalidate; strangers get 401 without the
+//! site seeing them; paths never leave the site; SIGTERM lets the requests
+//! under way finish.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{CLOUD_EMAIL, CLOUD_TOKEN, DC_TOKEN, Sandbox};
+use fake_jira::{FakeJira, Flavor};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A running `cache_serve`; killed if the test ends without stopping it.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    /// Starts `cache_serve --profile test --listen 127.0.0.1:0 ARGS` and
+    /// reads the address it prints.
+    fn start(sandbox: &Sandbox, args: &[&str]) -> Served {
+        let mut cmd = sandbox.std_command(env!("CARGO_BIN_EXE_cache_serve"));
+        cmd.args(["--profile", "test", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("cache_serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the first line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Served { child, url }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        self.child.wait().expect("cache_serve ends")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn basic(user: &str, token: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+    )
+}
+
+fn cloud_auth() -> String {
+    basic(CLOUD_EMAIL, CLOUD_TOKEN)
+}
+
+fn dc_auth() -> String {
+    format!("Bearer {DC_TOKEN}")
+}
+
+struct Got {
+    status: u16,
+    cache: String,
+    age: Option<u64>,
+    json: Value,
+}
+
+async fn get(http: &reqwest::Client, url: &str, auth: Option<&str>) -> Got {
+    let mut request = http.get(url);
+    if let Some(auth) = auth {
+        request = request.header("Authorization", auth);
+    }
+    let response = request.send().await.expect("an answer");
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let cache = header("x-cache").unwrap_or_default();
+    let age = header("age").and_then(|a| a.parse().ok());
+    let text = response.text().await.expect("a body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Got {
+        status,
+        cache,
+        age,
+        json,
+    }
+}
+
+/// `serverInfo` carries the site's clock: equal but for `serverTime`.
+fn comparable(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("serverTime");
+    }
+    v
+}
+
+/// The paths of every endpoint the cache answers, with real keys of the
+/// fake's site.
+async fn served_paths(http: &reqwest::Client, fake: &FakeJira, auth: &str) -> Vec<String> {
+    let api = fake.api_url();
+    let v = api.trim_start_matches(&fake.url()).to_string();
+    let projects = get(http, &format!("{api}/project"), Some(auth)).await.json;
+    let project = projects[0]["key"].as_str().expect("a project").to_string();
+    let issue = fake.site().snapshot().issues[0]["key"]
+        .as_str()
+        .expect("an issue")
+        .to_string();
+    let mut paths = vec![
+        "/rest/api/2/serverInfo".to_string(),
+        format!("{v}/myself"),
+        format!("{v}/field"),
+        format!("{v}/issuetype"),
+        format!("{v}/priority"),
+        format!("{v}/status"),
+        format!("{v}/resolution"),
+        format!("{v}/project"),
+        format!("{v}/project/{project}"),
+        format!("{v}/user/assignable/search?project={project}"),
+        format!("{v}/issue/{issue}"),
+        format!("{v}/issue/{issue}?fields=summary,status"),
+    ];
+    if fake.flavor() == Flavor::Cloud {
+        let users = get(http, &format!("{api}/users/search"), Some(auth))
+            .await
+            .json;
+        let account = users[0]["accountId"].as_str().expect("a user").to_string();
+        paths.extend([
+            "/rest/api/3/serverInfo".to_string(),
+            format!("{v}/project/search?maxResults=2"),
+            format!("{v}/priority/search"),
+            format!("{v}/resolution/search"),
+            format!("{v}/users/search?maxResults=5"),
+            format!("{v}/user?accountId={account}"),
+        ]);
+    }
+    paths
+}
+
+async fn same_as_the_site_then_from_the_cache(flavor: Flavor, auth: String) {
+    let fake = FakeJira::builder(flavor).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, flavor, "");
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let paths = served_paths(&http, &fake, &auth).await;
+    let mut direct = Vec::new();
+    for path in &paths {
+        let site = get(&http, &format!("{}{path}", fake.url()), Some(&auth)).await;
+        assert_eq!(site.status, 200, "{path} on the site");
+        let first = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(first.status, 200, "{path}: {}", first.json);
+        assert_eq!(first.cache, "MISS", "{path}");
+        assert_eq!(
+            comparable(first.json),
+            comparable(site.json.clone()),
+            "{path}"
+        );
+        let again = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(again.cache, "HIT", "{path}");
+        assert!(again.age.is_some(), "{path}: an Age header");
+        direct.push(site.json);
+    }
+    let asked = fake.request_count();
+    drop(fake);
+    for (path, site) in paths.iter().zip(direct) {
+        let cached = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(cached.status, 200, "{path} with the site stopped");
+        assert_eq!(cached.cache, "HIT", "{path}");
+        assert_eq!(comparable(cached.json), comparable(site), "{path}");
+    }
+    assert!(asked > 0);
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cloud_endpoint_answers_as_the_site_does_then_from_the_cache_with_the_site_down() {
+    same_as_the_site_then_from_the_cache(Flavor::Cloud, cloud_auth()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_data_center_endpoint_answers_as_the_site_does_then_from_the_cache_with_the_site_down()
+ {
+    same_as_the_site_then_from_the_cache(Flavor::DataCenter, dc_auth()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_ttl_an_entry_is_served_stale_while_the_site_is_down() {
+    let fake = FakeJira::builder(Flavor::DataCenter).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(
+        &fake,
+        Flavor::DataCenter,
+        "deployment = \"datacenter\"\n[profiles.test.ttl]\nfield = \"0s\"\n",
+    );
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rest/api/2/field", served.url);
+    let first = get(&http, &url, Some(&dc_auth())).await;
+    assert_eq!(first.cache, "MISS");
+    // Expired at once: the next read with the site up fetches again.
+    assert_eq!(get(&http, &url, Some(&dc_auth())).await.cache, "MISS");
+    drop(fake);
+    let stale = get(&http, &url, Some(&dc_auth())).await;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.cache, "STALE");
+    assert_eq!(stale.json, first.json);
+    // Not cached at all: no answer to give, the site is down.
+    let missing = get(
+        &http,
+        &format!("{}/rest/api/2/issuetype", served.url),
+        Some(&dc_auth()),
+    )
+    .await;
+    assert_eq!(missing.status, 502);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_the_cache_drops_the_issue_so_it_is_never_read_back_stale() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let paths = served_paths(&http, &fake, &cloud_auth()).await;
+    let issue_path = paths
+        .iter()
+        .find(|p| p.contains("/issue/") && !p.contains('?'))
+        .expect("an issue path");
+    let url = format!("{}{issue_path}", served.url);
+    let before = get(&http, &url, Some(&cloud_auth())).await;
+    assert_eq!(get(&http, &url, Some(&cloud_auth())).await.cache, "HIT");
+    let write = http
+        .put(&url)
+        .header("Authorization", cloud_auth())
+        .header("Content-Type", "application/json")
+        .body(r#"{"fields":{"summary":"edited"}}"#)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(write.status().as_u16(), 204);
+    assert_eq!(write.headers()["x-cache"], "BYPASS");
+    let after = get(&http, &url, Some(&cloud_auth())).await;
+    assert_eq!(after.cache, "MISS");
+    assert_ne!(
+        after.json["fields"]["summary"],
+        before.json["fields"]["summary"]
+    );
+    assert_eq!(fake.count_path("/rest/api/3/issue/"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_credentials_get_401_and_never_reach_the_site() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nserve_token_env = \"SERVE_TOKEN\"\n",
+    );
+    sandbox.set_env("SERVE_TOKEN", "serve-secret-1");
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rest/api/3/field", served.url);
+    for auth in [
+        None,
+        Some(basic(CLOUD_EMAIL, "not-the-token")),
+        Some(basic("someone@example.com", CLOUD_TOKEN)),
+        Some(format!("Bearer {CLOUD_TOKEN}")),
+        Some("Bearer serve-secret-2".to_string()),
+    ] {
+        let got = get(&http, &url, auth.as_deref()).await;
+        assert_eq!(got.status, 401, "{auth:?}");
+    }
+    assert_eq!(fake.request_count(), 0, "nothing reached the site");
+    // The serve token, as Bearer or as a Basic password, is let in.
+    let bearer = get(&http, &url, Some("Bearer serve-secret-1")).await;
+    assert_eq!((bearer.status, bearer.cache.as_str()), (200, "MISS"));
+    let as_basic = get(&http, &url, Some(&basic("anyone", "serve-secret-1"))).await;
+    assert_eq!((as_basic.status, as_basic.cache.as_str()), (200, "HIT"));
+}
+
+/// Sends a raw request line (clients normalise `..` away before sending).
+async fn raw(served: &Served, target: &str) -> String {
+    let addr = served.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\nConnection: close\r\n\r\n",
+        cloud_auth()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_that_would_leave_the_api_or_the_site_are_refused() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let served = Served::start(&sandbox, &[]);
+    for target in [
+        "/rest/api/3/../../secure/admin",
+        "/rest/api/3/issue/..%2F..%2Fsecure",
+        "/rest/api/3/issue/%2e%2e/x",
+        "/rest/api/3//field",
+        "http://elsewhere.example/rest/api/3/field",
+    ] {
+        let status = raw(&served, target).await;
+        assert!(status.contains(" 400 "), "{target}: {status}");
+    }
+    assert!(
+        raw(&served, "/secure/Dashboard.jspa")
+            .await
+            .contains(" 404 ")
+    );
+    assert_eq!(fake.request_count(), 0, "nothing reached the site");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_clients_asking_for_one_key_make_one_upstream_request() {
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .latency(Duration::from_millis(200))
+        .start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let url = format!("{}/rest/api/3/field", served.url);
+    let auth = cloud_auth();
+    let answers = futures::future::join_all((0..200).map(|_| get(&http, &url, Some(&auth)))).await;
+    assert!(answers.iter().all(|a| a.status == 200));
+    assert!(answers.iter().all(|a| a.json == answers[0].json));
+    assert_eq!(fake.count_path("/rest/api/3/field"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_requests_under_way_finish_then_exits_0() {
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .latency(Duration::from_millis(300))
+        .start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let urls: Vec<String> = (0..20)
+        .map(|i| format!("{}/rest/api/3/project/search?startAt={i}", served.url))
+        .collect();
+    let load = tokio::spawn({
+        let http = http.clone();
+        async move { futures::future::join_all(urls.iter().map(|u| get(&http, u, Some(&auth)))).await }
+    });
+    // Every request is at the site (held there by its latency) before the
+    // signal goes.
+    while fake.count_path("/rest/api/3/project/search") < 20 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let status = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    let answers = load.await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(answers.len(), 20);
+    assert!(answers.iter().all(|a| a.status == 200 && a.cache == "MISS"));
+}
+
+#[test]
+fn a_non_loopback_address_needs_allow_remote() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let out = sandbox
+        .shell_command(env!("CARGO_BIN_EXE_cache_serve"))
+        .args(["--profile", "test", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::stderr(&out).contains("--allow-remote"));
+}
+
+#[test]
+fn print_systemd_gives_a_service_for_the_profile() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let out = common::run_ok(
+        sandbox
+            .shell_command(env!("CARGO_BIN_EXE_cache_serve"))
+            .args(["--profile", "test", "--print-systemd", "--warm"]),
+    );
+    let unit = common::stdout(&out);
+    assert!(unit.contains("[Service]"));
+    let exec = unit
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    assert!(exec.contains("--profile test") && exec.contains("--warm"));
+    assert!(!unit.contains(CLOUD_TOKEN));
+    assert_eq!(fake.request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_reads_count_in_the_hit_and_miss_figures_cache_status_shows() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rest/api/3/field", served.url);
+    for _ in 0..3 {
+        assert_eq!(get(&http, &url, Some(&cloud_auth())).await.status, 200);
+    }
+    // The counts are written at the latest when the server stops.
+    assert!(served.terminate().success());
+    let status = sandbox.status_json();
+    let field = status["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "field")
+        .expect("the field category")
+        .clone();
+    assert_eq!(field["misses"], 1, "{field}");
+    assert_eq!(field["hits"], 2, "{field}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_warm_it_warms_at_start_as_cache_warm_does_and_records_the_run() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let served = Served::start(&sandbox, &["--warm"]);
+    // The warm runs beside the server; wait for its run to be recorded.
+    let mut runs = Vec::new();
+    for _ in 0..600 {
+        if sandbox.cache_path("test").exists() {
+            let status = sandbox.status_json();
+            runs = status["runs"].as_array().cloned().unwrap_or_default();
+            if runs.first().is_some_and(|r| !r["ended"].is_null()) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let run = runs.first().expect("a recorded run");
+    assert_eq!(run["result"], "ok", "{run}");
+    let status = sandbox.status_json();
+    let issues = status["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "issue")
+        .expect("the issue category")
+        .clone();
+    assert!(issues["entries"].as_u64().unwrap() > 0, "{issues}");
+    assert!(served.terminate().success());
+}
