@@ -45,9 +45,7 @@ fn redact(sb: &Sandbox, fake: &FakeJira, text: &str) -> String {
             {
                 out.push_str(&rest[..at + len]);
                 rest = &rest[at + len..];
-                let end = rest
-                    .find(|c: char| c == ':' || c == ',' || c == ')' || c == '(')
-                    .unwrap_or(rest.len());
+                let end = rest.find([':', ',', ')', '(']).unwrap_or(rest.len());
                 let took = &rest[..end];
                 if took.starts_with(|c: char| c.is_ascii_digit()) {
                     out.push_str("[TIME]");
