@@ -140,3 +140,20 @@ fn the_log_file_keeps_each_run_summary_and_a_failed_run_cause() {
     assert!(second.contains("login page"), "the cause:\n{second}");
     assert!(second.contains("failed: 4 of 4 stages failed"), "{second}");
 }
+
+#[test]
+fn a_profile_missing_its_email_fails_before_any_file_is_made() {
+    let (fake, mut sb) = site_of(1);
+    sb.profiles(&format!(
+        "[profiles.test]\nurl = \"{}\"\ndeployment = \"cloud\"\n",
+        fake.url()
+    ));
+    let out = run_code(&mut sb.warm(&["--all", "--profile", "test"]), 3);
+    assert!(stderr(&out).contains("email"), "{}", text(&out));
+    assert!(!sb.cache_path("test").exists(), "no cache file");
+    assert!(
+        !sb.cache_dir().join("test.lock").exists(),
+        "no lock file: {}",
+        text(&out)
+    );
+}

@@ -127,6 +127,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         return Ok(exit::QUIET_HOURS);
     }
 
+    if !stages.is_empty() {
+        // Before the lock and cache files exist: a profile that cannot
+        // authenticate leaves nothing behind.
+        profile.check_offline()?;
+    }
     let session = WarmSession::open(&profile, cli.wait, cli.reset).await?;
     if cli.reset {
         println!("Recreated {}", profile.cache_path().display());
