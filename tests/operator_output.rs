@@ -143,7 +143,7 @@ fn the_log_file_keeps_each_run_summary_and_a_failed_run_cause() {
 
 #[test]
 fn a_profile_missing_its_email_fails_before_any_file_is_made() {
-    let (fake, mut sb) = site_of(1);
+    let (fake, sb) = site_of(1);
     sb.profiles(&format!(
         "[profiles.test]\nurl = \"{}\"\ndeployment = \"cloud\"\n",
         fake.url()
@@ -156,4 +156,28 @@ fn a_profile_missing_its_email_fails_before_any_file_is_made() {
         "no lock file: {}",
         text(&out)
     );
+}
+
+#[test]
+fn man_pages_have_exit_status_files_and_environment_sections() {
+    let sb = Sandbox::new();
+    for (mut cmd, code) in [
+        (sb.warm(&["--man"]), "\\fB5\\fR"),
+        (sb.status(&["--man"]), "\\fB\\-\\-check\\fR"),
+    ] {
+        let page = stdout(&run_ok(&mut cmd));
+        for section in [
+            ".SH \"EXIT STATUS\"",
+            ".SH \"FILES\"",
+            ".SH \"ENVIRONMENT\"",
+        ] {
+            assert!(page.contains(section), "{section} missing:\n{page}");
+        }
+        assert!(page.contains(code), "{code}:\n{page}");
+        assert!(
+            !page.contains("Exit codes:"),
+            "the table is a section, not EXTRA:\n{page}"
+        );
+        assert!(page.contains("JIRA_CACHE_CONFIG") && page.contains("profiles.toml"));
+    }
 }

@@ -28,7 +28,10 @@ use output::{LiveOutput, Mode};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(code) = common::print_completions_or_man::<Cli>(cli.completions, cli.man) {
+    let exit_status = common::exit_status_rows(&[], &[], &[]);
+    if let Some(code) =
+        common::print_completions_or_man::<Cli>(cli.completions, cli.man, &exit_status)
+    {
         return code;
     }
     if cli.stages().is_empty() && !cli.has_other_action() && !cli.dry_run {
