@@ -22,7 +22,10 @@
 //!   (fsync at WAL checkpoints) is not in it.
 //!
 //! Each run warms a fresh cache, then warms it again with nothing changed
-//! on the site (the re-warm). Figures are printed per run and as medians.
+//! on the site (the re-warm), then (unless `--changed-percent 0`) touches
+//! that share of the window's issues through fake-jira's stdin and warms
+//! once more. `--flavor datacenter` runs the same against a Data Center
+//! fake. Figures are printed per run and as medians, per stage too.
 //! Traffic goes to 127.0.0.1 only; every child is killed at the deadline.
 
 use std::io::{BufRead, BufReader};
@@ -74,6 +77,14 @@ struct Args {
     /// Skip the re-warm after each cold warm.
     #[arg(long)]
     no_rewarm: bool,
+    /// Which Jira the fake impersonates: cloud or datacenter.
+    #[arg(long, default_value = "cloud", value_parser = ["cloud", "datacenter"])]
+    flavor: String,
+    /// After the unchanged re-warm, touch this percentage of the window's
+    /// issues on the site (through fake-jira's `touch N` on stdin) and warm
+    /// again; 0 skips that third warm.
+    #[arg(long, default_value_t = 1.0)]
+    changed_percent: f64,
     /// Stop everything after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_s: u64,
@@ -89,6 +100,8 @@ struct Args {
 /// The credential the fake accepts by default on Cloud.
 const EMAIL: &str = "bot@example.com";
 const TOKEN: &str = "cloud-token-123";
+/// The bearer token the fake accepts by default on Data Center.
+const DC_TOKEN: &str = "dc-token-456";
 
 fn main() {
     let args = Args::parse();
@@ -128,8 +141,9 @@ fn run(args: &Args) -> Result<(), String> {
     );
     println!("machine: {}", machine());
     println!(
-        "site: {} projects, {} fields, {} users, {} issues per project (~{} B), latency {} ms; \
+        "site ({}): {} projects, {} fields, {} users, {} issues per project (~{} B), latency {} ms; \
          profile concurrency {}, rate_limit unlimited; cache_warm {} --max-issues {}",
+        args.flavor,
         args.projects,
         args.fields,
         args.users,
@@ -141,7 +155,7 @@ fn run(args: &Args) -> Result<(), String> {
         args.max_issues
     );
     let started = Instant::now();
-    let fake = FakeJira::start(&bins, args, deadline)?;
+    let mut fake = FakeJira::start(&bins, args, deadline)?;
     println!(
         "fake-jira: {} (pid {}), ready in {:.1} s",
         fake.url,
@@ -151,6 +165,10 @@ fn run(args: &Args) -> Result<(), String> {
 
     let mut cold = Vec::new();
     let mut rewarm = Vec::new();
+    let mut changed = Vec::new();
+    // The window holds the odd-numbered half of each project's issues.
+    let in_window = args.projects * args.issues_per_project.div_ceil(2);
+    let to_touch = (in_window as f64 * args.changed_percent / 100.0).round() as usize;
     for i in 1..=args.runs {
         let dir = match &args.work_dir {
             Some(d) => tempfile::tempdir_in(d),
@@ -169,6 +187,16 @@ fn run(args: &Args) -> Result<(), String> {
                 100.0 * again.db_cpu.as_secs_f64() / first.db_cpu.as_secs_f64().max(1e-9)
             );
             rewarm.push(again);
+            if to_touch > 0 {
+                let touched = fake.touch(to_touch, deadline)?;
+                let third = warm_once(&bins, &config, dir.path(), args, fake.child.id(), deadline)?;
+                print_warm(
+                    &format!("run {i} re-warm, {touched} issues changed"),
+                    &third,
+                    args,
+                );
+                changed.push(third);
+            }
         }
         cold.push(first);
     }
@@ -197,6 +225,13 @@ fn run(args: &Args) -> Result<(), String> {
                 .map(|r| r.written.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    if !changed.is_empty() {
+        print_medians(
+            &format!("re-warm, {} % changed", args.changed_percent),
+            &changed,
+            args,
         );
     }
     drop(fake);
@@ -230,12 +265,14 @@ fn machine() -> String {
 struct FakeJira {
     child: Child,
     url: String,
+    /// Lines fake-jira prints after its URL (answers to commands).
+    lines: mpsc::Receiver<String>,
 }
 
 impl FakeJira {
     fn start(bins: &Path, args: &Args, deadline: Instant) -> Result<FakeJira, String> {
         let mut child = Command::new(bins.join("fake-jira"))
-            .args(["--port", "0", "--flavor", "cloud", "--generated"])
+            .args(["--port", "0", "--flavor", &args.flavor, "--generated"])
             .args(["--projects", &args.projects.to_string()])
             .args(["--fields", &args.fields.to_string()])
             .args(["--users", &args.users.to_string()])
@@ -243,27 +280,30 @@ impl FakeJira {
             .args(["--issue-bytes", &args.issue_bytes.to_string()])
             .args(["--recent-days", "30"])
             .args(["--latency", &format!("{}ms", args.latency_ms)])
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start fake-jira: {e}"))?;
         let stdout = child.stdout.take().ok_or("fake-jira has no stdout")?;
         let (tx, rx) = mpsc::channel();
-        // Reads the URL line, then drains stdout until the fake exits.
+        // Passes on every line (the URL first) until the fake exits.
         std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
             }
-            for _ in lines {}
         });
         let mut fake = FakeJira {
             child,
             url: String::new(),
+            lines: rx,
         };
         let wait = deadline.saturating_duration_since(Instant::now());
-        let line = rx
+        let line = fake
+            .lines
             .recv_timeout(wait)
             .map_err(|_| "fake-jira printed no URL before the deadline".to_string())?;
         let url = line.rsplit(' ').next().unwrap_or_default().to_string();
@@ -272,6 +312,23 @@ impl FakeJira {
         }
         fake.url = url;
         Ok(fake)
+    }
+
+    /// Touches `n` random issues of the window; answers how many were.
+    fn touch(&mut self, n: usize, deadline: Instant) -> Result<usize, String> {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().ok_or("fake-jira has no stdin")?;
+        writeln!(stdin, "touch {n}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("cannot write to fake-jira: {e}"))?;
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let line = self
+            .lines
+            .recv_timeout(wait)
+            .map_err(|_| "fake-jira did not answer `touch`".to_string())?;
+        line.strip_prefix("touched ")
+            .and_then(|k| k.parse().ok())
+            .ok_or_else(|| format!("fake-jira answered `touch` with: {line}"))
     }
 }
 
@@ -300,11 +357,14 @@ fn write_profile(dir: &Path, url: &str, args: &Args) -> Result<PathBuf, String> 
         .collect();
     fields.push("\"description\"".into());
     let cache_dir = dir.join("cache");
+    let who = match args.flavor.as_str() {
+        "datacenter" => "deployment = \"datacenter\"".to_string(),
+        _ => format!("deployment = \"cloud\"\nemail = \"{EMAIL}\""),
+    };
     let text = format!(
         r#"[profiles.bench]
 url = "{url}"
-deployment = "cloud"
-email = "{EMAIL}"
+{who}
 token_env = "JIRA_API_TOKEN"
 rate_limit = "unlimited"
 concurrency = {concurrency}
@@ -362,7 +422,7 @@ fn warm_once(
         .args(["--max-issues", &args.max_issues.to_string()])
         .args(["--profile", "bench", "--config"])
         .arg(config);
-    isolate(&mut cmd, dir);
+    isolate_for(&mut cmd, dir, args);
     let out = dir.join("warm.out");
     let file = std::fs::File::create(&out).map_err(|e| format!("cannot create output: {e}"))?;
     let err = file
@@ -396,7 +456,7 @@ fn warm_once(
     status
         .args(["--json", "--runs", "1", "--profile", "bench", "--config"])
         .arg(config);
-    isolate(&mut status, dir);
+    isolate_for(&mut status, dir, args);
     let t = Instant::now();
     let output = status
         .output()
@@ -453,6 +513,14 @@ fn isolate(cmd: &mut Command, dir: &Path) {
         cmd.env_remove(var);
     }
     cmd.env("HOME", dir).env("JIRA_API_TOKEN", TOKEN);
+}
+
+/// [`isolate`], with the token of the fake's flavor.
+fn isolate_for(cmd: &mut Command, dir: &Path, args: &Args) {
+    isolate(cmd, dir);
+    if args.flavor == "datacenter" {
+        cmd.env("JIRA_API_TOKEN", DC_TOKEN);
+    }
 }
 
 /// What [`run_measured`] saw.

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod profile;
 pub mod read;
 pub mod schedule;
+pub mod scrub;
 pub mod site;
 pub mod status;
 pub mod warm;

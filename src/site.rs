@@ -64,7 +64,7 @@ pub async fn connect(
             d
         }
     };
-    let auth = match profile.credentials(deployment)? {
+    let auth = match profile.credentials_async(deployment).await? {
         Credentials::Basic { email, token } => Auth::Basic {
             email,
             token: token.expose().to_string(),
@@ -152,6 +152,7 @@ fn config(
         concurrency: profile.concurrency,
         timeout: profile.timeout,
         ca_file: profile.ca_file.clone(),
+        max_response: profile.max_response,
         retry,
     }
 }

@@ -59,6 +59,9 @@ pub struct StatusReport {
     pub projects: Vec<ProjectStatus>,
     /// The last runs, newest first.
     pub runs: Vec<RunStatus>,
+    /// Cached lists the site could not give in full (e.g. Cloud assignable
+    /// users past the thousandth user of the site), by cache key.
+    pub partial_lists: Vec<String>,
 }
 
 /// Figures of one category.
@@ -115,8 +118,9 @@ pub struct ProjectStatus {
     pub project: String,
     /// Issues cached.
     pub issues: u64,
-    /// The incremental watermark: the newest issue `updated` a warm has
-    /// seen (RFC 3339); the next warm asks only for issues changed since.
+    /// The incremental watermark (RFC 3339): every change before it is
+    /// cached; the next warm asks only for issues changed since (minus a
+    /// safety margin).
     /// `None` if the project's issues were never warmed.
     pub watermark: Option<String>,
     /// When the project's issues were last warmed (RFC 3339).
@@ -219,6 +223,7 @@ pub fn empty(profile: &Profile, now_ms: i64) -> StatusReport {
             .collect(),
         projects: Vec::new(),
         runs: Vec::new(),
+        partial_lists: Vec::new(),
     }
 }
 
@@ -266,6 +271,13 @@ pub fn gather(
     report.total_bytes = report.categories.iter().map(|c| c.bytes).sum();
     report.projects = projects(reader)?;
     report.last_success = reader.last_ended_at(RunResult::Ok)?.map(rfc3339);
+    report.partial_lists = reader
+        .meta(crate::warm::META_PARTIAL_ASSIGNABLE)?
+        .unwrap_or_default()
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(|k| format!("assignable:{k}"))
+        .collect();
     let lock_held = WarmLock::is_held(&profile.lock_path());
     report.runs = reader
         .runs(runs)?

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use common::*;
 use fake_jira::{FakeJira, Fault, FaultKind, Flavor, PageCap, Site, SiteSize};
@@ -633,8 +633,9 @@ fn an_incremental_rewarm_whose_census_fails_keeps_what_it_fetched_and_removes_no
     let new_summary = summary_on_site(&fake, &edited);
     assert_ne!(old_summary, new_summary);
 
-    // One project, so its requests come in order: the incremental search
-    // passes, and every later search (the key census, and its retries) fails.
+    // One project, so its requests come in order: the search for what
+    // changed passes, and every later search (the key census, and its
+    // retries) fails. The changed issue is still fetched by key.
     fake.faults()
         .add(Fault::new("/rest/api/3/search/jql", FaultKind::status(500)).skip(1));
     fake.reset_requests();
@@ -666,12 +667,10 @@ fn an_incremental_rewarm_whose_census_fails_keeps_what_it_fetched_and_removes_no
     };
     assert_eq!(searches[0].status, 200);
     let incremental = body(&searches[0]);
-    assert!(
-        incremental["fields"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("summary")),
-        "the first search is the incremental listing: {incremental}"
+    assert_eq!(
+        incremental["fields"],
+        json!(["updated"]),
+        "the first search is the one for what changed: {incremental}"
     );
     for census in &searches[1..] {
         assert_eq!(census.status, 500);
@@ -682,7 +681,7 @@ fn an_incremental_rewarm_whose_census_fails_keeps_what_it_fetched_and_removes_no
         );
     }
 
-    // What the incremental search returned is stored, with its new value.
+    // What the search for changes found is stored, with its new value.
     let entry = peek(&sb, Category::Issue, &edited).expect("still cached");
     assert_eq!(json_of(&entry)["fields"]["summary"], new_summary);
     // Nothing of the project was removed, though the deleted issue is gone
@@ -713,13 +712,25 @@ fn an_incremental_rewarm_whose_census_fails_keeps_what_it_fetched_and_removes_no
     assert!(peek(&sb, Category::Issue, &edited).is_some());
 }
 
-// ---- 5. A later page that fails ------------------------------------------------------
+// ---- 5. A census page that fails ------------------------------------------------
 
 #[test]
-fn when_a_later_page_of_a_project_s_issues_fails_the_earlier_pages_are_stored() {
-    for (flavor, search, cap) in [
-        (Flavor::Cloud, "/rest/api/3/search/jql", PageCap::SearchJql),
-        (Flavor::DataCenter, "/rest/api/2/search", PageCap::DcSearch),
+fn a_census_page_that_fails_removes_nothing_and_moves_no_watermark() {
+    for (flavor, search, cap, counts) in [
+        // Cloud counts on /search/approximate-count; Data Center's count
+        // is a /search too.
+        (
+            Flavor::Cloud,
+            "/rest/api/3/search/jql",
+            PageCap::SearchJqlIds,
+            0,
+        ),
+        (
+            Flavor::DataCenter,
+            "/rest/api/2/search",
+            PageCap::DcSearch,
+            1,
+        ),
     ] {
         let mut site = Site::generated(
             flavor,
@@ -732,30 +743,37 @@ fn when_a_later_page_of_a_project_s_issues_fails_the_earlier_pages_are_stored() 
                 recent_days: 20,
             },
         );
-        // Issue i was updated i + 1 hours ago: all 40 are in the window, in
-        // a strict order, newest first.
+        // Issue i was updated i + 1 hours ago: all 40 are in the window.
         let now = chrono::Utc::now();
         for (i, issue) in site.issues.iter_mut().enumerate() {
             let t = now - chrono::Duration::hours(1 + i as i64);
             issue["fields"]["updated"] = json!(fake_jira::format_jira_time(&t));
         }
-        let newest_20: HashSet<String> = site.issues[..20]
-            .iter()
-            .map(|i| i["key"].as_str().unwrap().to_string())
-            .collect();
         let project = site.projects[0]["key"].as_str().unwrap().to_string();
-        // Pages of 10; `--max-issues 35` asks for four of them.
+        // Census pages of 10: four of them.
         let fake = FakeJira::builder(flavor)
             .site(site)
             .page_cap(cap, 10)
             .start();
-        fake.faults()
-            .add(Fault::new(search, FaultKind::status(500)).skip(2));
         let sb = sandbox(&fake, flavor, "");
+        warm_json(&sb, &["--projects", "--issues"], 0);
+        let cached = issue_keys(&sb);
+        assert_eq!(cached.len(), 40, "{flavor:?}");
+        let watermark = Cache::open_read_only(sb.cache_path("test"))
+            .unwrap()
+            .watermark(&project)
+            .unwrap();
+        assert!(watermark.is_some(), "{flavor:?}");
 
+        let deleted = cached[3].clone();
+        assert!(fake.site().remove_issue(&deleted));
+        // The third census page fails, every time it is asked.
+        fake.faults()
+            .add(Fault::new(search, FaultKind::status(500)).skip(2 + counts));
+        fake.reset_requests();
         let report = warm_json(
             &sb,
-            &["--projects", "--issues", "--max-issues", "35"],
+            &["--projects", "--issues"],
             i32::from(jira_cache::exit::PARTIAL),
         );
         let issues = stage(&report, "issues");
@@ -764,6 +782,7 @@ fn when_a_later_page_of_a_project_s_issues_fails_the_earlier_pages_are_stored() 
             issues["errors"].to_string().contains(&project),
             "{flavor:?}: {issues}"
         );
+        assert_eq!(count(&issues["removed"]), 0, "{flavor:?}: {issues}");
         let searches: Vec<u16> = fake
             .requests()
             .iter()
@@ -771,30 +790,28 @@ fn when_a_later_page_of_a_project_s_issues_fails_the_earlier_pages_are_stored() 
             .map(|r| r.status)
             .collect();
         assert_eq!(
-            &searches[..3],
+            &searches[counts..counts + 3],
             [200, 200, 500],
-            "{flavor:?}: two pages, then the third fails"
+            "{flavor:?}: two census pages, then the third fails"
         );
-
-        // The stage's figures count what the failed project stored.
-        assert_eq!(
-            (count(&issues["items"]), count(&issues["written"])),
-            (20, 20),
-            "{flavor:?}: {issues}"
-        );
-        // The two pages that came are stored: exactly the 20 newest issues.
-        let cached: HashSet<String> = issue_keys(&sb).into_iter().collect();
-        assert_eq!(cached, newest_20, "{flavor:?}");
-        let status = sb.status_json();
-        assert_eq!(entries(&status, "issue"), 20, "{flavor:?}");
-        // The listing did not end: no watermark claims it did.
+        assert_eq!(issue_keys(&sb), cached, "{flavor:?}: nothing removed");
         assert_eq!(
             Cache::open_read_only(sb.cache_path("test"))
                 .unwrap()
                 .watermark(&project)
                 .unwrap(),
-            None,
-            "{flavor:?}"
+            watermark,
+            "{flavor:?}: the watermark did not move"
         );
+
+        // With the census whole again, the deleted issue goes.
+        fake.faults().clear();
+        let report = warm_json(&sb, &["--projects", "--issues"], 0);
+        assert_eq!(
+            count(&stage(&report, "issues")["removed"]),
+            1,
+            "{flavor:?}: {report:#}"
+        );
+        assert!(!issue_keys(&sb).contains(&deleted), "{flavor:?}");
     }
 }

@@ -83,11 +83,12 @@ fn a_data_center_site_capped_at_100_users_per_search_still_yields_every_user() {
 }
 
 #[test]
-fn cloud_issues_come_from_search_jql_over_several_token_pages_with_the_profile_fields() {
+fn cloud_issues_come_from_a_key_census_over_several_token_pages_then_bulkfetch_with_the_profile_fields()
+ {
     let site = Site::generated(Flavor::Cloud, size(2, 5, 60));
     let fake = FakeJira::builder(Flavor::Cloud)
         .site(site)
-        .page_cap(PageCap::SearchJql, 7)
+        .page_cap(PageCap::SearchJqlIds, 7)
         .start();
     let mut sb = Sandbox::new();
     sb.profile_for(
@@ -109,8 +110,24 @@ fn cloud_issues_come_from_search_jql_over_several_token_pages_with_the_profile_f
         .into_iter()
         .filter(|r| r.path == "/rest/api/3/search/jql")
         .collect();
-    assert!(searches.len() >= 10, "30 issues at 7 a page, per project");
-    let body = searches[0].body.clone().unwrap();
+    let total: usize = in_window.values().sum();
+    assert_eq!(
+        searches.len(),
+        total.div_ceil(7),
+        "one census of both projects, 7 keys a page"
+    );
+    let census = searches[0].body.clone().unwrap();
+    assert!(
+        census.contains(r#""fields":["key"]"#) && census.contains("project in ("),
+        "a key-only census of all projects at once: {census}"
+    );
+    let bulk: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/rest/api/3/issue/bulkfetch")
+        .collect();
+    assert_eq!(bulk.len(), total.div_ceil(100));
+    let body = bulk[0].body.clone().unwrap();
     assert!(
         body.contains("\"summary\"") && body.contains("\"updated\""),
         "asks for the profile's fields plus updated: {body}"
@@ -121,7 +138,7 @@ fn cloud_issues_come_from_search_jql_over_several_token_pages_with_the_profile_f
             .all(|r| r.path != "/rest/api/3/search" && r.path != "/rest/api/2/search"),
         "never the removed /search"
     );
-    assert_eq!(issue_keys(&sb).len(), in_window.values().sum::<usize>());
+    assert_eq!(issue_keys(&sb).len(), total);
 }
 
 #[test]
@@ -248,8 +265,8 @@ fn a_second_warm_after_one_issue_changed_asks_only_for_what_changed_and_rewrites
     let mut sb = Sandbox::new();
     sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
     run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
-    // Issue i was updated i + 3 hours ago: the watermark is issue 0, and no
-    // other issue lies within its safety margin.
+    // Issue i was updated i + 3 hours ago: no issue lies within the
+    // watermark's safety margin.
     let key = fake.site().with(|s| {
         let now = chrono::Utc::now();
         for (i, issue) in s.issues.iter_mut().enumerate() {
@@ -260,13 +277,22 @@ fn a_second_warm_after_one_issue_changed_asks_only_for_what_changed_and_rewrites
     });
     run_ok(&mut sb.warm(&["--issues", "--full", "--profile", "test"]));
     assert!(fake.site().touch_issue(&key));
+    let before = fake.requests().len();
     let out = run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
-    // The changed issue, and the watermark's own issue at the window's edge.
+    // Only the changed issue: the watermark is when the last pass started,
+    // and no other issue changed within its margin.
     assert!(
-        stdout(&out).contains("Warmed 2 issues for"),
+        stdout(&out).contains("Warmed 1 issue for"),
         "{}",
         text(&out)
     );
+    let bulk: Vec<String> = fake.requests()[before..]
+        .iter()
+        .filter(|r| r.path.ends_with("/issue/bulkfetch"))
+        .filter_map(|r| r.body.clone())
+        .collect();
+    assert_eq!(bulk.len(), 1, "{bulk:?}");
+    assert!(bulk[0].contains(&format!("\"{key}\"")), "{bulk:?}");
     assert!(
         stdout(&out).contains("(1 changed since the last warm)"),
         "{}",

@@ -619,8 +619,27 @@ pub(crate) fn plan(
     index: &IssueIndex,
     now_millis: i64,
 ) -> Result<Plan, JqlError> {
+    plan_checked(query, site, index, now_millis, true)
+}
+
+/// [`plan`], with Data Center's `validateQuery`: when false, a project or
+/// issue key that does not exist matches nothing instead of failing the
+/// query, as Jira turns those errors into warnings.
+pub(crate) fn plan_checked(
+    query: &Query,
+    site: &Site,
+    index: &IssueIndex,
+    now_millis: i64,
+    validate: bool,
+) -> Result<Plan, JqlError> {
+    let lookup = Lookup {
+        site,
+        index,
+        now: now_millis,
+        validate,
+    };
     let filter = match &query.filter {
-        Some(expr) => Some(resolve(expr, site, index, now_millis)?),
+        Some(expr) => Some(resolve(expr, &lookup)?),
         None => None,
     };
     let order = query
@@ -646,19 +665,27 @@ pub(crate) fn plan(
     Ok(Plan { filter, order })
 }
 
-fn resolve(expr: &Expr, site: &Site, index: &IssueIndex, now: i64) -> Result<Filter, JqlError> {
+/// What resolving a query needs.
+struct Lookup<'a> {
+    site: &'a Site,
+    index: &'a IssueIndex,
+    now: i64,
+    validate: bool,
+}
+
+fn resolve(expr: &Expr, lookup: &Lookup<'_>) -> Result<Filter, JqlError> {
     let all = |items: &[Expr]| -> Result<Vec<Filter>, JqlError> {
-        items.iter().map(|e| resolve(e, site, index, now)).collect()
+        items.iter().map(|e| resolve(e, lookup)).collect()
     };
     Ok(match expr {
         Expr::And(items) => Filter::And(all(items)?),
         Expr::Or(items) => Filter::Or(all(items)?),
-        Expr::Not(inner) => Filter::Not(Box::new(resolve(inner, site, index, now)?)),
+        Expr::Not(inner) => Filter::Not(Box::new(resolve(inner, lookup)?)),
         Expr::Clause {
             field,
             op,
             operands,
-        } => clause(field, *op, operands, site, index, now)?,
+        } => clause(field, *op, operands, lookup)?,
     })
 }
 
@@ -666,10 +693,9 @@ fn clause(
     field: &Located,
     op: Op,
     operands: &[Operand],
-    site: &Site,
-    index: &IssueIndex,
-    now: i64,
+    lookup: &Lookup<'_>,
 ) -> Result<Filter, JqlError> {
+    let (site, index, now) = (lookup.site, lookup.index, lookup.now);
     let name = field.text.to_ascii_lowercase();
     let unsupported = |what: &str| {
         JqlError(format!(
@@ -701,6 +727,9 @@ fn clause(
             }
             let mut keys = HashSet::new();
             for v in values(operands)? {
+                if !lookup.validate && find_project(site, index, &v.text).is_none() {
+                    continue;
+                }
                 let project = find_project(site, index, &v.text).ok_or_else(|| {
                     JqlError(format!(
                         "The value '{}' does not exist for the field '{}'.",
@@ -721,6 +750,9 @@ fn clause(
             }
             let mut positions = HashSet::new();
             for v in values(operands)? {
+                if !lookup.validate && index.find(&v.text).is_none() {
+                    continue;
+                }
                 let pos = index.find(&v.text).ok_or_else(|| {
                     JqlError(format!(
                         "An issue with key '{}' does not exist for field '{}'.",

@@ -85,17 +85,41 @@ struct Cli {
     #[arg(long, value_name = "KEY")]
     forbid_project: Vec<String>,
 
+    /// Where the official OpenAPI documents are [default: $FAKE_JIRA_OPENAPI_DIR,
+    /// else shared/jira/openapi beside the repository]. Every request is
+    /// checked against the flavor's document; each violation is printed on
+    /// stderr (the request is still answered).
+    #[arg(long, value_name = "DIR")]
+    openapi: Option<PathBuf>,
+
+    /// Do not check requests against the OpenAPI documents.
+    #[arg(long, conflicts_with = "openapi")]
+    no_validate: bool,
+
     /// Added to every answer, e.g. 20ms, 1.5s.
     #[arg(long, value_parser = parse_duration)]
     latency: Option<Duration>,
 
-    /// Server-side rate limit in requests per second (429 over it).
+    /// Server-side rate limit in requests per second: a token bucket of
+    /// --burst requests, 429 over it with Retry-After and Atlassian's
+    /// headers (X-RateLimit-Limit/-Remaining/-Reset, X-RateLimit-NearLimit,
+    /// RateLimit-Reason, Beta-Retry-After). E.g. --rate-limit 20 --burst 10.
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
     rate_limit: Option<f64>,
 
     /// Requests allowed at once above the rate [default: the rate, rounded up].
     #[arg(long, value_name = "N", requires = "rate_limit")]
     burst: Option<u32>,
+
+    /// The 429's Retry-After in seconds, whatever the wait [default: the
+    /// wait rounded up, at least 1].
+    #[arg(long, value_name = "SECONDS", requires = "rate_limit")]
+    retry_after: Option<u64>,
+
+    /// Send only Retry-After on a 429, none of Atlassian's X-RateLimit-*,
+    /// RateLimit-Reason and Beta-Retry-After headers (sent by default).
+    #[arg(long, requires = "rate_limit")]
+    plain_rate_limit: bool,
 
     /// Email of the accepted Basic credential [Cloud default: bot@example.com].
     #[arg(long, requires = "token")]
@@ -177,7 +201,12 @@ fn run(cli: Cli) -> Result<(), String> {
         .site(site)
         .credentials(credentials.clone())
         .server_info_needs_auth(cli.server_info_needs_auth)
+        .spec_validation(!cli.no_validate)
+        .print_violations(true)
         .port(cli.port);
+    if let Some(dir) = &cli.openapi {
+        builder = builder.openapi_dir(dir);
+    }
     for key in &cli.forbid_project {
         builder = builder.forbid_project(key);
     }
@@ -186,7 +215,12 @@ fn run(cli: Cli) -> Result<(), String> {
     }
     if let Some(rate) = cli.rate_limit {
         let burst = cli.burst.unwrap_or(rate.ceil().max(1.0) as u32);
-        builder = builder.rate_limit(rate, burst);
+        builder = builder
+            .rate_limit(rate, burst)
+            .atlassian_rate_limit_headers(!cli.plain_rate_limit);
+        if let Some(seconds) = cli.retry_after {
+            builder = builder.retry_after(seconds);
+        }
     }
     let jira = builder
         .try_start()
@@ -200,11 +234,53 @@ fn run(cli: Cli) -> Result<(), String> {
     eprintln!("fake-jira: serving {summary}");
     eprintln!("fake-jira: accepting {}", credentials.describe());
     eprintln!("fake-jira: stop with Ctrl-C");
+    eprintln!("fake-jira: on stdin, `touch N` edits N random issues updated in the last 30 days");
 
+    // Commands on stdin change the site between runs of a client (the
+    // benchmark's re-warm with 1% of the issues changed). End of input
+    // (stdin closed or /dev/null) just ends the reader.
+    let site = jira.site();
+    std::thread::spawn(move || commands(&site));
+
+    if jira.validates() {
+        eprintln!("fake-jira: checking every request against the OpenAPI document");
+    }
     wait_for_signal()?;
+    let violations = jira.take_violations().len();
+    if violations > 0 {
+        eprintln!("fake-jira: {violations} request(s) broke the OpenAPI document (printed above)");
+    }
     drop(jira);
     eprintln!("fake-jira: stopped");
     Ok(())
+}
+
+/// Reads `touch N` lines from stdin; answers each with `touched K` on stdout.
+fn commands(site: &fake_jira::SiteHandle) {
+    let mut seed: u64 = 0x746f_7563_6821;
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { return };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = match words.as_slice() {
+            ["touch", n] => match n.parse::<usize>() {
+                Ok(n) => {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    let touched = site.touch_random(n, chrono::Duration::days(30), seed);
+                    format!("touched {}", touched.len())
+                }
+                Err(_) => format!("error: `{n}` is not a number"),
+            },
+            [] => continue,
+            _ => format!("error: unknown command `{line}` (try `touch N`)"),
+        };
+        let mut stdout = std::io::stdout().lock();
+        if writeln!(stdout, "{reply}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// Blocks until SIGINT or SIGTERM.
@@ -296,6 +372,45 @@ mod tests {
         assert_eq!(cli.projects, Some(3));
         assert_eq!(cli.port, 8089);
         assert_eq!(cli.flavor, Flavor::Cloud);
+    }
+
+    #[test]
+    fn site_shape_rate_and_validation_flags_need_what_they_modify() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["fake-jira"], args].concat());
+        assert!(parse(&["--user-prefix", "e"]).is_err(), "needs --generated");
+        assert!(parse(&["--generated", "--user-digits", "6"]).is_err());
+        assert!(
+            parse(&["--retry-after", "1"]).is_err(),
+            "needs --rate-limit"
+        );
+        assert!(parse(&["--plain-rate-limit"]).is_err());
+        assert!(parse(&["--no-validate", "--openapi", "x"]).is_err());
+        let cli = parse(&[
+            "--generated",
+            "--user-prefix",
+            "e",
+            "--user-digits",
+            "6",
+            "--assignable-per-project",
+            "3",
+            "--rate-limit",
+            "20",
+            "--burst",
+            "10",
+            "--retry-after",
+            "1",
+            "--server-info-needs-auth",
+            "--forbid-project",
+            "AAB",
+            "--forbid-project",
+            "AAC",
+        ])
+        .expect("valid");
+        assert_eq!(cli.user_prefix.as_deref(), Some("e"));
+        assert_eq!(cli.user_digits, Some(6));
+        assert_eq!(cli.retry_after, Some(1));
+        assert!(cli.server_info_needs_auth);
+        assert_eq!(cli.forbid_project, ["AAB", "AAC"]);
     }
 
     #[test]

@@ -64,12 +64,15 @@ impl CachedEntry {
     }
 }
 
-/// A project's issue watermark: the newest `updated` seen by a warm.
+/// A project's issue watermark: every change of the project's issues
+/// before it is cached.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Watermark {
     /// The project key.
     pub project: String,
-    /// The newest issue `updated` seen, unix ms.
+    /// Unix ms: when the last complete pass over the project's window
+    /// started (our clock). Files from before issue 16 hold the newest
+    /// issue `updated` seen, which is never later, so still safe.
     pub newest_updated_ms: i64,
     /// When the project's issues were last warmed, unix ms.
     pub warmed_at: i64,
@@ -336,6 +339,34 @@ impl CacheReader {
             .at(&self.path)
     }
 
+    /// SQLite's `PRAGMA quick_check`: every page of every b-tree read once
+    /// (linear in the file's size, no index cross-check). `None` when the
+    /// file is sound, else the first problems SQLite found, on one line. A
+    /// page of garbage in the middle of the file is otherwise found only
+    /// when some read happens to touch it.
+    pub fn quick_check(&self) -> Result<Option<String>, CacheError> {
+        let problems: Vec<String> = match self
+            .conn
+            .prepare("PRAGMA quick_check(5)")
+            .and_then(|mut stmt| stmt.query_map([], |row| row.get::<_, String>(0))?.collect())
+        {
+            Ok(rows) => rows,
+            // Corruption bad enough that the check itself cannot run.
+            Err(e) => {
+                return match CacheError::from_sqlite(&self.path, e) {
+                    CacheError::Corrupt { detail, .. } => Ok(Some(detail)),
+                    other => Err(other),
+                };
+            }
+        };
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(None);
+        }
+        Ok(Some(
+            crate::scrub::for_terminal(&problems.join("; ")).into_owned(),
+        ))
+    }
+
     /// Every project's issue watermark, by project key.
     pub fn watermarks(&self) -> Result<Vec<Watermark>, CacheError> {
         self.conn
@@ -354,6 +385,56 @@ impl CacheReader {
             )
             .and_then(|mut stmt| stmt.query_row([project], watermark_from_row).optional())
             .at(&self.path)
+    }
+
+    /// The cached `updated` (unix ms, `None` when the issue had none) of
+    /// each of `keys` that is cached as an issue; keys not cached are left
+    /// out. One index seek per key.
+    pub fn issue_versions<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<HashMap<String, Option<i64>>, CacheError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT updated_at FROM entries WHERE category = 'issue' AND key = ?1")
+            .at(&self.path)?;
+        let mut out = HashMap::new();
+        for key in keys {
+            let found: Option<Option<i64>> = stmt
+                .query_row([key], |row| row.get(0))
+                .optional()
+                .at(&self.path)?;
+            if let Some(updated) = found {
+                out.insert(key.to_string(), updated);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The cached issues of `project` whose `updated` is at or after
+    /// `updated_since_ms`: what a census of that window must account for
+    /// (the scope of [`KeyScope::IssueWindow`](super::KeyScope::IssueWindow)).
+    pub fn issue_keys_in_window(
+        &self,
+        project: &str,
+        updated_since_ms: i64,
+    ) -> Result<Vec<String>, CacheError> {
+        self.conn
+            .prepare_cached(
+                "SELECT key FROM entries
+                 WHERE category = 'issue' AND project = ?1 AND updated_at >= ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![project, updated_since_ms], |row| row.get(0))?
+                    .collect()
+            })
+            .at(&self.path)
+    }
+
+    /// The key an issue moved to, if a warm saw `old_key` answer under
+    /// another key (see [`issue_alias_meta_key`](super::issue_alias_meta_key)).
+    pub fn issue_alias(&self, old_key: &str) -> Result<Option<String>, CacheError> {
+        self.meta(&super::issue_alias_meta_key(old_key))
     }
 
     /// How many issues are cached per project, by project key (from

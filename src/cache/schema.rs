@@ -375,7 +375,7 @@ pub(crate) fn migrate_to(conn: &mut Connection, version: usize) {
 
 /// Returns the schema version of a file that is (or can become) a jira-cache
 /// database; refuses foreign and newer files.
-fn identify(conn: &Connection, path: &Path) -> Result<i64, CacheError> {
+pub(crate) fn identify(conn: &Connection, path: &Path) -> Result<i64, CacheError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .at(path)?;

@@ -62,9 +62,13 @@ impl Auth {
         let raw = match self {
             Auth::None => return Ok(None),
             Auth::Basic { email, token } => {
+                crate::scrub::register_basic(email, token);
                 format!("Basic {}", b64(format!("{email}:{token}").as_bytes()))
             }
-            Auth::Bearer { token } => format!("Bearer {token}"),
+            Auth::Bearer { token } => {
+                crate::scrub::register(token);
+                format!("Bearer {token}")
+            }
         };
         let mut value = HeaderValue::from_str(&raw)
             .map_err(|_| JiraError::Setup("the token contains characters not allowed in an HTTP header; check it for stray newlines or spaces".into()))?;
@@ -92,9 +96,16 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Extra root certificate (PEM) for sites with a private CA.
     pub ca_file: Option<PathBuf>,
+    /// The largest success body read, in bytes (the profile's
+    /// `max_response`); error bodies are cut at [`MAX_ERROR_BODY`].
+    pub max_response: u64,
     /// The retry policy.
     pub retry: RetryPolicy,
 }
+
+/// How much of an error answer's body is read: enough for Jira's
+/// `errorMessages`, never a server's 500 MiB.
+pub const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// Counters of one client's traffic, shared by its clones.
 #[derive(Debug, Default)]
@@ -125,6 +136,7 @@ struct Inner {
     permits: Semaphore,
     policy: RetryPolicy,
     timeout: Duration,
+    max_response: u64,
     counters: Counters,
     /// Set once the site's throttling ended a request for good (a
     /// `Retry-After` above the limit, or the retry budget spent on 429s):
@@ -205,6 +217,7 @@ impl JiraClient {
                 permits: Semaphore::new(config.concurrency.max(1)),
                 policy: config.retry,
                 timeout: config.timeout,
+                max_response: config.max_response,
                 counters: Counters::default(),
                 halted: std::sync::OnceLock::new(),
             }),
@@ -352,10 +365,19 @@ impl JiraClient {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| (Outcome::Transport, self.transport_error(&e, path)))?;
+            let bytes = match read_capped(response, inner.max_response).await {
+                Ok(Body::Whole(bytes)) => bytes,
+                Ok(Body::Cut(_)) => {
+                    return Err((
+                        Outcome::Status(200),
+                        JiraError::TooLarge {
+                            endpoint: path.to_string(),
+                            limit: inner.max_response,
+                        },
+                    ));
+                }
+                Err(e) => return Err((Outcome::Transport, self.transport_error(&e, path))),
+            };
             return decode(path, &content_type, &bytes);
         }
         let retry_after = response
@@ -365,10 +387,11 @@ impl JiraClient {
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
         let throttled = status == StatusCode::TOO_MANY_REQUESTS
             || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
-        // An error body is small; a failure to read it only loses the message.
-        let messages = match response.bytes().await {
-            Ok(b) => error_messages(&b),
-            Err(_) => Vec::new(),
+        // Only the head of an error body is read (a server may send any
+        // amount); a failure to read it only loses the message.
+        let messages = match read_capped(response, MAX_ERROR_BODY).await {
+            Ok(Body::Whole(b)) => error_messages(&b),
+            Ok(Body::Cut(_)) | Err(_) => Vec::new(),
         };
         tracing::debug!(status = status.as_u16(), ?messages, "error answer");
         if throttled {
@@ -432,6 +455,34 @@ impl JiraClient {
             }
         }
     }
+}
+
+/// A body read up to a cap.
+enum Body {
+    /// The whole body, within the cap.
+    Whole(Vec<u8>),
+    /// The first `cap` bytes of a longer body; the rest was never read.
+    Cut(#[allow(dead_code)] Vec<u8>),
+}
+
+/// Reads a response body chunk by chunk, never holding more than `cap`
+/// bytes: a `Content-Length` above the cap is refused before reading, a
+/// body without one is cut as soon as it passes the cap.
+async fn read_capped(mut response: reqwest::Response, cap: u64) -> Result<Body, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Ok(Body::Cut(Vec::new()));
+    }
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap - out.len();
+        if chunk.len() > room {
+            out.extend_from_slice(&chunk[..room]);
+            return Ok(Body::Cut(out));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Body::Whole(out))
 }
 
 /// Follows a redirect only within the site's origin (scheme, host and
@@ -575,7 +626,15 @@ fn error_messages(body: &[u8]) -> Vec<String> {
         }
     }
     out.extend(parsed.message);
+    // A server may echo what it got, `Authorization` header included: the
+    // messages go to output, logs and run history, so they are scrubbed here.
     out.iter_mut().for_each(|m| {
+        if let std::borrow::Cow::Owned(clean) = crate::scrub::scrub(m) {
+            *m = clean;
+        }
+        if let std::borrow::Cow::Owned(shown) = crate::scrub::for_terminal(m) {
+            *m = shown;
+        }
         if m.len() > 300 {
             let mut cut = 300;
             while !m.is_char_boundary(cut) {

@@ -104,6 +104,18 @@ pub enum JiraError {
         /// The parser's message.
         message: String,
     },
+    /// A success body longer than the profile's `max_response`: read up to
+    /// the cap, then dropped. Not retried (the next answer would be as long).
+    #[error(
+        "{endpoint}: the answer is larger than max_response ({}); the site sent more than this profile accepts: raise `max_response` in the profile if that is expected, or check the profile's `url`",
+        crate::jira::error::bytes(*.limit)
+    )]
+    TooLarge {
+        /// The request path.
+        endpoint: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The server's paging misbehaved (a repeated token, no end in sight).
     #[error(
         "{endpoint}: paging stopped: {message}; what came is cached and nothing was removed: try again later, or tell the site's admin"
@@ -139,6 +151,25 @@ pub enum JiraError {
     /// The client could not be built (e.g. an unreadable CA file).
     #[error("{0}")]
     Setup(String),
+}
+
+/// A byte count as a person reads it (`64 MiB`).
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 /// Whether a request path is the account's own identity.

@@ -14,7 +14,7 @@ mod users;
 
 pub use client::{Auth, ClientConfig, JiraClient, RequestStats};
 pub use error::JiraError;
-pub use issues::BULKFETCH_MAX;
+pub use issues::{BULKFETCH_MAX, BulkAnswer, DC_SEARCH_PAGE, KEY_CENSUS_PAGE, SEARCH_JQL_PAGE};
 pub use metadata::Metadata;
 pub use paging::{
     End, Identity, Item, Listing, Pager, Style, WINDOW_LIMIT, by_id, by_key, by_user,

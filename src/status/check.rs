@@ -89,6 +89,21 @@ impl CheckOutcome {
         CheckOutcome::new(CheckLevel::Unknown, detail.to_string(), Vec::new())
     }
 
+    /// A CRITICAL outcome for a cache file that failed `PRAGMA quick_check`.
+    pub fn corrupt(profile: &str, problems: &str) -> CheckOutcome {
+        let mut problems = problems.to_string();
+        if problems.chars().count() > 200 {
+            problems = problems.chars().take(200).collect::<String>() + "…";
+        }
+        CheckOutcome::new(
+            CheckLevel::Critical,
+            format!(
+                "{profile}: the cache file is corrupt ({problems}); run `cache_warm --reset --all --profile {profile}`"
+            ),
+            Vec::new(),
+        )
+    }
+
     fn new(level: CheckLevel, summary: String, perfdata: Vec<String>) -> CheckOutcome {
         let mut line = format!("JIRA-CACHE {level} - {summary}");
         if !perfdata.is_empty() {
@@ -371,6 +386,7 @@ mod tests {
             ],
             projects: Vec::new(),
             runs: vec![run("ok", NOW - HOUR_MS - 60_000)],
+            partial_lists: Vec::new(),
         }
     }
 

@@ -39,7 +39,7 @@ pub use session::{
     Interrupt, SessionError, WarmOutcome, WarmRequest, WarmSession, exit_code, format_bytes,
     until_signal,
 };
-pub use users::DC_USER_SEARCH_CAP;
+pub use users::{DC_USER_SEARCH_CAP, META_PARTIAL_ASSIGNABLE};
 
 /// A warm stage, in priority order.
 #[derive(
@@ -244,9 +244,30 @@ async fn run_stage(
     if let Err(e) = result {
         report.errors.push(e.into());
     }
+    one_cache_error(&mut report);
     report.finish(start.elapsed(), before, ctx.client.stats());
     tracing::info!(stage = stage.as_str(), status = ?report.status, items = report.items, "stage ends");
     report
+}
+
+/// Keeps only the first cache-file error of a stage: a full disk or a
+/// corrupt file fails every project the same way, and one line says it
+/// (the run stops after this stage; what was written stays).
+fn one_cache_error(report: &mut StageReport) {
+    let mut seen = 0usize;
+    report.errors.retain(|e| {
+        if e.kind != ErrorKind::Cache {
+            return true;
+        }
+        seen += 1;
+        seen == 1
+    });
+    if seen > 1 {
+        report.notes.push(format!(
+            "{} more parts of the stage failed on the same cache file error",
+            seen - 1
+        ));
+    }
 }
 
 /// Why a stage (or part of one) failed.
@@ -361,6 +382,34 @@ pub(crate) async fn write_page(
     write_page_of(ctx, None, entries, report).await
 }
 
+/// Drops the entries whose key a server could not have meant (see
+/// [`Category::key_problem`]: `""`, `ALPHA-\n4`, `../ALPHA-2`, an RTL
+/// override…) before they are stored, and reports each: a warning in the
+/// log, a line of progress, and the returned notes for the stage's report.
+/// Keys are shown escaped, never raw.
+pub(crate) fn refuse_bad_keys(
+    ctx: &WarmContext,
+    stage: Stage,
+    entries: &mut Vec<NewEntry>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    entries.retain(|e| match e.category.key_problem(&e.key) {
+        None => true,
+        Some(problem) => {
+            let shown = crate::scrub::for_terminal(&e.key);
+            let note = format!(
+                "refused {} key \"{shown}\" from the site ({problem}); it was not cached",
+                e.category
+            );
+            tracing::warn!("{note}");
+            ctx.progress.line(stage, &note);
+            notes.push(note);
+            false
+        }
+    });
+    notes
+}
+
 /// A run of the complete listing `name` of `category` that starts now: its
 /// entries will carry its times (see [`Listing`]).
 pub(crate) fn listing(category: Category, name: &str, ttl: Duration) -> Listing {
@@ -378,9 +427,11 @@ pub(crate) fn listing(category: Category, name: &str, ttl: Duration) -> Listing 
 pub(crate) async fn write_page_of(
     ctx: &WarmContext,
     listing: Option<(&Listing, u32)>,
-    entries: Vec<NewEntry>,
+    mut entries: Vec<NewEntry>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
+    let refused = refuse_bad_keys(ctx, report.stage, &mut entries);
+    report.notes.extend(refused);
     if entries.is_empty() {
         return Ok(());
     }

@@ -130,6 +130,7 @@ fn search_jql(app: &App, request: JqlPage, lies: &PagingLies) -> ApiResult {
     if let Some(token) = next {
         page.insert("nextPageToken", Member::Owned(Value::String(token)));
     }
+    app.site.search_page_served();
     ok_text(page.into_text())
 }
 
@@ -148,6 +149,7 @@ pub(super) async fn approximate_count(State(app): State<Arc<App>>, body: Bytes) 
         let plan = jql::plan(&query, site, index, now_millis()).map_err(jql_error)?;
         Ok::<_, ApiError>(jql::run(&plan, index).len())
     })?;
+    app.site.search_page_served();
     ok(&json!({"count": count}))
 }
 
@@ -189,11 +191,15 @@ pub(super) async fn search_get(
     let jql = params.get("jql").unwrap_or_default().to_owned();
     let start_at = params.number("startAt", 0)?;
     let max_results = params.number("maxResults", 50)?;
+    let validate = params.get("validateQuery") != Some("false");
     search(
         &app,
         &jql,
-        start_at,
-        max_results,
+        Paging {
+            start_at,
+            max_results,
+            validate,
+        },
         &params.list("fields"),
         &lies,
     )
@@ -209,32 +215,58 @@ pub(super) async fn search_post(
     let jql = body_str(&body, "jql")?.unwrap_or_default().to_owned();
     let start_at = body_number(&body, "startAt", 0)?;
     let max_results = body_number(&body, "maxResults", 50)?;
+    let validate = match body.get("validateQuery") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Can not deserialize value of type boolean: validateQuery",
+            ));
+        }
+    };
     search(
         &app,
         &jql,
-        start_at,
-        max_results,
+        Paging {
+            start_at,
+            max_results,
+            validate,
+        },
         &body_list(&body, "fields")?,
         &lies,
     )
 }
 
+/// Where a Data Center search page starts, how long it is, and
+/// `validateQuery`.
+struct Paging {
+    start_at: usize,
+    max_results: usize,
+    validate: bool,
+}
+
 /// One page of Data Center search: `{startAt, maxResults, total, issues}`.
-/// Unbounded queries are allowed here.
+/// Unbounded queries are allowed here. With `validateQuery: false`, keys
+/// and projects that do not exist match nothing instead of failing.
 fn search(
     app: &App,
     jql_text: &str,
-    start_at: usize,
-    max_results: usize,
+    paging: Paging,
     fields: &[String],
     lies: &PagingLies,
 ) -> ApiResult {
+    let Paging {
+        start_at,
+        max_results,
+        validate,
+    } = paging;
     let query = jql::parse(jql_text).map_err(jql_error)?;
     let max_results = max_results.min(app.cap(PageCap::DcSearch));
     let selection = Selection::parse(fields, "*navigable");
     let api_url = app.api_url();
     let (issues, total) = app.site.read(|site, index| {
-        let plan = jql::plan(&query, site, index, now_millis()).map_err(jql_error)?;
+        let plan =
+            jql::plan_checked(&query, site, index, now_millis(), validate).map_err(jql_error)?;
         let hits = jql::run(&plan, index);
         let range = window(hits.len(), start_at, max_results, lies);
         let rendering = Rendering::new(&selection, site, index, &api_url);
@@ -250,6 +282,7 @@ fn search(
         Member::Owned(json!(lies.lying_total.unwrap_or(total))),
     );
     page.insert("issues", Member::Text(issues));
+    app.site.search_page_served();
     ok_text(page.into_text())
 }
 

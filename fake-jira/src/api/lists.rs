@@ -121,8 +121,11 @@ pub(super) async fn project_search(
     let max_results = params
         .number("maxResults", 50)?
         .min(app.cap(PageCap::PageBean));
-    let keys = params.all("keys");
-    let ids = params.all("id");
+    let (keys, ids) = if lies.unrequested {
+        (Vec::new(), Vec::new())
+    } else {
+        (params.all("keys"), params.all("id"))
+    };
     for (name, n) in [("keys", keys.len()), ("id", ids.len())] {
         if n > MAX_PROJECT_KEYS {
             return Err(ApiError::bad_request(format!(
@@ -235,7 +238,11 @@ fn searched_list(
     let max_results = params
         .number("maxResults", 50)?
         .min(app.cap(PageCap::PageBean));
-    let ids = params.all("id");
+    let ids = if lies.unrequested {
+        Vec::new()
+    } else {
+        params.all("id")
+    };
     let only_default = params.flag("onlyDefault", false)?;
     let values: Vec<Value> = app.site.view(|s| {
         list(s)

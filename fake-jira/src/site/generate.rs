@@ -153,6 +153,7 @@ pub(super) fn empty(flavor: Flavor) -> Site {
         resolutions: Vec::new(),
         assignable: BTreeMap::new(),
         issues: Vec::new(),
+        moved: BTreeMap::new(),
     }
 }
 

@@ -129,6 +129,13 @@ impl IssueIndex {
                 number,
             });
         }
+        // An old key of a moved issue answers with the issue, unless an
+        // issue holds that key again.
+        for (old, new) in &site.moved {
+            if let Some(&pos) = index.by_key.get(&new.to_ascii_uppercase()) {
+                index.by_key.entry(old.to_ascii_uppercase()).or_insert(pos);
+            }
+        }
         index
     }
 

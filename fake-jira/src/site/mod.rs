@@ -66,6 +66,10 @@ pub struct Site {
     /// timestamp. An issue's project is `fields.project.key`, or the prefix
     /// of its key when the issue has no `project` field (trimmed fixtures).
     pub issues: Vec<Value>,
+    /// Keys of moved issues: old key (upper case) → the key the issue has
+    /// now. Jira answers an old key with the moved issue, under its new key
+    /// (`/issue/{key}`, `/issue/bulkfetch`, `key in (…)`).
+    pub moved: BTreeMap<String, String>,
 }
 
 impl Site {
@@ -202,6 +206,76 @@ impl Site {
         let summary = fields.get("summary").and_then(Value::as_str).unwrap_or("");
         fields.insert("summary".into(), Value::String(next_edit(summary)));
         true
+    }
+
+    /// Moves an issue to another project, as Jira does: it gets the next
+    /// free number there and `updated` becomes now; its old key (and any
+    /// key that pointed to it) keeps answering with it. Returns the new
+    /// key, or `None` if the issue or the project does not exist.
+    pub fn move_issue(&mut self, key: &str, to_project: &str) -> Option<String> {
+        let project = self.project(to_project)?.clone();
+        let project_key = str_field(&project, "key")?.to_owned();
+        let number = self
+            .issues
+            .iter()
+            .filter_map(issue_key)
+            .filter_map(|k| k.rsplit_once('-'))
+            .filter(|(p, _)| p.eq_ignore_ascii_case(&project_key))
+            .filter_map(|(_, n)| n.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let new_key = format!("{project_key}-{number}");
+        let old_key = {
+            let issue = self.issue_mut(key)?;
+            let old = issue_key(issue)?.to_owned();
+            issue["key"] = Value::String(new_key.clone());
+            if let Some(fields) = issue.get_mut("fields").and_then(Value::as_object_mut) {
+                fields.insert("project".into(), project);
+            }
+            old
+        };
+        self.touch_issue(&new_key);
+        for target in self.moved.values_mut() {
+            if target.eq_ignore_ascii_case(&old_key) {
+                *target = new_key.clone();
+            }
+        }
+        self.moved
+            .insert(old_key.to_ascii_uppercase(), new_key.clone());
+        Some(new_key)
+    }
+
+    /// Touches (see [`Site::touch_issue`]) `n` issues picked at random
+    /// from those updated within `within` of now (all issues if there are
+    /// fewer), the same ones for the same `seed` and site. Returns their keys.
+    pub fn touch_random(&mut self, n: usize, within: chrono::Duration, seed: u64) -> Vec<String> {
+        let since = Utc::now() - within;
+        let mut pool: Vec<String> = self
+            .issues
+            .iter()
+            .filter(|i| {
+                i.pointer("/fields/updated")
+                    .and_then(Value::as_str)
+                    .and_then(parse_jira_time)
+                    .is_some_and(|t| t.with_timezone(&Utc) >= since)
+            })
+            .filter_map(|i| issue_key(i).map(str::to_owned))
+            .collect();
+        let mut state = seed | 1;
+        let mut picked = Vec::with_capacity(n.min(pool.len()));
+        while picked.len() < n && !pool.is_empty() {
+            // xorshift64: deterministic, no dependency.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let key = pool.swap_remove((state % pool.len() as u64) as usize);
+            picked.push(key);
+        }
+        for key in &picked {
+            self.touch_issue(key);
+        }
+        picked
     }
 
     /// Creates an issue in a project, created and updated now, with the next

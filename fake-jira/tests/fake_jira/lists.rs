@@ -3,7 +3,7 @@
 use fake_jira::{FakeJira, Flavor, PageCap, Site, SiteSize};
 use serde_json::Value;
 
-use crate::common::{get, keys, messages, start};
+use crate::common::{expect_violations, get, keys, messages, start};
 
 fn with_projects(flavor: Flavor, projects: usize) -> FakeJira {
     let size = SiteSize {
@@ -57,6 +57,7 @@ async fn project_search_caps_max_results_at_100_and_defaults_to_50() {
     let (_, page) = get(&jira, "/rest/api/3/project/search").await;
     assert_eq!(page["maxResults"], 50);
     assert_eq!(page["values"].as_array().map(Vec::len), Some(50));
+    expect_violations(&jira, 1, &["above the maximum 100"]);
 }
 
 #[tokio::test]
@@ -199,6 +200,7 @@ async fn user_finds_one_user_by_account_id_on_cloud_and_key_or_name_on_dc() {
     assert_eq!(status, 404);
     let (status, _) = get(&cloud, "/rest/api/3/user").await;
     assert_eq!(status, 400);
+    cloud.take_violations();
 
     let dc = start(Flavor::DataCenter);
     let (_, by_name) = get(&dc, "/rest/api/2/user?username=ALICE").await;
@@ -236,4 +238,6 @@ async fn malformed_paging_parameters_are_400s() {
         assert_eq!(status, 400, "{query}");
         assert!(!messages(&body).is_empty(), "{query}");
     }
+    // `startAt=-1` is a spec-valid integer that Jira refuses itself.
+    expect_violations(&jira, 3, &["`maxResults`", "`startAt`", "`orderBy`"]);
 }

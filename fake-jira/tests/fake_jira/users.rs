@@ -158,6 +158,7 @@ async fn dc_user_search_leaves_out_inactive_users_unless_asked() {
     )
     .await;
     assert_eq!(status, 400);
+    crate::common::expect_violations(&jira, 1, &["`includeInactive`"]);
 }
 
 #[tokio::test]
@@ -236,6 +237,7 @@ async fn dc_assignable_search_takes_at_most_100_and_no_start_at() {
     )
     .await;
     assert_eq!(again, page);
+    crate::common::expect_violations(&jira, 1, &["`startAt` is not declared"]);
 }
 
 /// A Cloud site of `users` users where project `AAA` has exactly the

@@ -211,6 +211,14 @@ pub fn report(r: &StatusReport, verdict: &CheckOutcome, now: i64, layout: &Layou
         None => Tone::Warn.paint("no successful warm recorded yet", colour),
     };
     let _ = writeln!(out, "Warmed   {warmed}");
+    if !r.partial_lists.is_empty() {
+        let line = format!(
+            "{} cached lists are partial (the site cannot give them in full): {}",
+            r.partial_lists.len(),
+            r.partial_lists.join(", ")
+        );
+        let _ = writeln!(out, "Partial  {}", Tone::Warn.paint(&line, colour));
+    }
 
     out.push('\n');
     categories(&mut out, r, layout);

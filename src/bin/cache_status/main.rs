@@ -85,6 +85,10 @@ struct Cli {
     /// With --check: WARNING when the hit rate is below this (e.g. 50%).
     #[arg(long, value_name = "PERCENT", requires = "check", value_parser = parse_percent)]
     warn_hit_rate: Option<f64>,
+    /// With --check: also read every page of the cache file (SQLite's
+    /// quick_check, linear in its size) and report CRITICAL on corruption.
+    #[arg(long, requires = "check")]
+    quick_check: bool,
     /// Print the figures in Prometheus' text format (`jira_cache_…` metrics,
     /// labelled by profile), for node_exporter's textfile collector.
     #[arg(long, conflicts_with_all = ["json", "check", "all_profiles", "get", "keys"])]
@@ -127,6 +131,7 @@ fn exit_codes_help() -> String {
 }
 
 fn main() -> ExitCode {
+    common::quiet_on_closed_stdout();
     let checking = std::env::args_os().any(|a| a == "--check");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -257,6 +262,20 @@ fn run_check(cli: &Cli) -> anyhow::Result<CheckOutcome> {
     let now = now_ms()?;
     let profile = profile::load(&load_options(cli, cli.profile.clone()))?;
     let thresholds = thresholds(&profile.check, cli)?;
+    if cli.quick_check {
+        match Cache::open_read_only(profile.cache_path()) {
+            Ok(reader) => {
+                if let Some(problems) = reader.quick_check()? {
+                    return Ok(CheckOutcome::corrupt(&profile.name, &problems));
+                }
+            }
+            Err(CacheError::Missing { .. }) => {}
+            Err(CacheError::Corrupt { detail, .. }) => {
+                return Ok(CheckOutcome::corrupt(&profile.name, &detail));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let report = report_for(&profile, now, cli.runs.max(RUNS_FOR_CHECK))?;
     Ok(status::check(&report, &thresholds, now))
 }

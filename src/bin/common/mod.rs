@@ -202,7 +202,7 @@ pub fn init_logging(
     };
     let stderr_level = if quiet { "off" } else { level(verbose) };
     let stderr_layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| jira_cache::scrub::ScrubWriter(std::io::stderr()))
         .with_ansi(colour_on_stderr())
         .with_target(false)
         .with_filter(filter(stderr_level, "off"));
@@ -218,9 +218,10 @@ pub fn init_logging(
                         path.display()
                     )
                 })?;
+            let file = std::sync::Arc::new(file);
             Some(
                 tracing_subscriber::fmt::layer()
-                    .with_writer(std::sync::Mutex::new(file))
+                    .with_writer(move || jira_cache::scrub::ScrubWriter(SharedFile(file.clone())))
                     .with_ansi(false)
                     .with_target(false)
                     .with_filter(filter(level(verbose.max(1)), "info")),
@@ -233,6 +234,30 @@ pub fn init_logging(
         .with(file_layer)
         .try_init();
     Ok(())
+}
+
+/// The log file, shared by every event's writer.
+struct SharedFile(std::sync::Arc<std::fs::File>);
+
+impl std::io::Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores:
+/// a reader that closes the pipe (`cache_status --keys user | head -1`)
+/// ends the program quietly, as it ends `ls`, instead of a panic on
+/// "failed printing to stdout: Broken pipe".
+pub fn quiet_on_closed_stdout() {
+    // SAFETY: called first thing in `main`, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Colour only on a terminal, never with `NO_COLOR`.
@@ -277,8 +302,9 @@ pub fn retry_policy() -> RetryPolicy {
 }
 
 /// An error and its causes on one line, as `{err:#}` prints it.
+/// Scrubbed of every secret (the last stop before stderr).
 pub fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}")
+    jira_cache::scrub::scrub(&format!("{err:#}")).into_owned()
 }
 
 /// Human-readable byte count: `1.2 MiB`.
