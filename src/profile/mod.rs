@@ -404,36 +404,59 @@ impl Profile {
     ) -> Result<Credentials, ProfileError> {
         match self.auth_kind(deployment) {
             AuthKind::Basic => {
-                let email = self.email.clone().ok_or_else(|| {
-                    let (key, message) = match self.source {
-                        ProfileSource::File(_) => (
-                            "email",
-                            format!(
-                                "basic auth on {deployment} needs the account's email (the user name on Data Center); \
-                                 set email, or auth = \"bearer\" for a personal access token"
-                            ),
-                        ),
-                        ProfileSource::Environment => (
-                            VAR_EMAIL,
-                            format!(
-                                "basic auth on {deployment} needs the account's email (the user name on Data Center); \
-                                 export {VAR_EMAIL}, or {VAR_AUTH_TYPE}=bearer for a personal access token"
-                            ),
-                        ),
-                    };
-                    ProfileError::Invalid {
-                        origin: self.source.clone(),
-                        location: None,
-                        profile: self.name.clone(),
-                        key: key.to_owned(),
-                        message,
-                    }
-                })?;
+                let email = self
+                    .email
+                    .clone()
+                    .ok_or_else(|| self.missing_email(deployment))?;
                 let token = self.resolve_token_async().await?;
                 crate::scrub::register_basic(&email, token.expose());
                 Ok(Credentials::Basic { email, token })
             }
             AuthKind::Bearer => Ok(Credentials::Bearer(self.resolve_token_async().await?)),
+        }
+    }
+
+    /// Checks what can be checked of the credentials without the site or
+    /// the token: a missing `email` when basic auth is certain (stated, or
+    /// implied by a stated deployment). Run before anything touches the
+    /// disk, so that a profile that cannot work creates no cache or lock file.
+    pub fn check_offline(&self) -> Result<(), ProfileError> {
+        let deployment = self.deployment.unwrap_or(Deployment::Cloud);
+        let basic = match (self.auth, self.deployment) {
+            (Some(kind), _) => kind == AuthKind::Basic,
+            (None, Some(d)) => AuthKind::default_for(d) == AuthKind::Basic,
+            (None, None) => false,
+        };
+        if basic && self.email.is_none() {
+            return Err(self.missing_email(deployment));
+        }
+        Ok(())
+    }
+
+    /// The error for basic auth without an email.
+    fn missing_email(&self, deployment: Deployment) -> ProfileError {
+        let (key, message) = match self.source {
+            ProfileSource::File(_) => (
+                "email",
+                format!(
+                    "basic auth on {deployment} needs the account's email (the user name on Data Center); \
+                                 set email, or auth = \"bearer\" for a personal access token"
+                ),
+            ),
+            ProfileSource::Environment => (
+                VAR_EMAIL,
+                format!(
+                    "basic auth on {deployment} needs the account's email (the user name on Data Center); \
+                                 export {VAR_EMAIL}, or {VAR_AUTH_TYPE}=bearer for a personal access token"
+                ),
+            ),
+        };
+        ProfileError::Invalid {
+            origin: self.source.clone(),
+            location: None,
+            profile: self.name.clone(),
+            key: key.to_owned(),
+            message,
         }
     }
 }

@@ -936,6 +936,27 @@ fn basic_auth_without_email_is_an_error_only_when_credentials_are_needed() {
 }
 
 #[test]
+fn a_missing_email_is_found_offline_when_basic_auth_is_certain() {
+    let p = with("").unwrap();
+    assert!(
+        p.check_offline().is_ok(),
+        "deployment unknown: maybe bearer"
+    );
+    let p = with("deployment = \"cloud\"").unwrap();
+    let Err(ProfileError::Invalid { key, .. }) = p.check_offline() else {
+        panic!("expected a missing email");
+    };
+    assert_eq!(key, "email");
+    assert!(
+        with("deployment = \"datacenter\"")
+            .unwrap()
+            .check_offline()
+            .is_ok()
+    );
+    assert!(with("auth = \"basic\"").unwrap().check_offline().is_err());
+}
+
+#[test]
 fn cache_dir_expands_home_and_resolves_relative_paths_against_the_file() {
     let p = with("cache_dir = \"~/jira\"").unwrap();
     assert_eq!(p.cache_dir, PathBuf::from("/home/u/jira"));

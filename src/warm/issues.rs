@@ -1039,7 +1039,13 @@ async fn pass(
             .iter()
             .filter(|k| fetched.found.contains_key(*k))
             .count();
-        let mut line = if pp.incremental {
+        let mut line = if pp.incremental && pp.changed == 0 {
+            // Not `Warmed 1 issue for FOR (0 changed since the last warm)`.
+            format!(
+                "Checked {} for {p}: none changed since the last warm",
+                plural(found as u64, "issue")
+            )
+        } else if pp.incremental {
             format!(
                 "Warmed {} for {p} ({} changed since the last warm)",
                 plural(found as u64, "issue"),

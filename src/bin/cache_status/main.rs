@@ -147,7 +147,20 @@ fn main() -> ExitCode {
         }
         Err(err) => err.exit(),
     };
-    if let Some(code) = common::print_completions_or_man::<Cli>(cli.completions, cli.man) {
+    let exit_status = common::exit_status_rows(
+        &[exit::PARTIAL, exit::LOCKED, exit::QUIET_HOURS],
+        &[(exit::FAILED, "failed (an error no other code names)")],
+        &[
+            ("--get", "0 fresh hit, 10 stale hit, 11 miss."),
+            (
+                "--check",
+                "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (any error, usage errors included).",
+            ),
+        ],
+    );
+    if let Some(code) =
+        common::print_completions_or_man::<Cli>(cli.completions, cli.man, &exit_status)
+    {
         return code;
     }
     let _ = common::init_logging(cli.verbose, false, None);

@@ -28,7 +28,10 @@ use output::{LiveOutput, Mode};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(code) = common::print_completions_or_man::<Cli>(cli.completions, cli.man) {
+    let exit_status = common::exit_status_rows(&[], &[], &[]);
+    if let Some(code) =
+        common::print_completions_or_man::<Cli>(cli.completions, cli.man, &exit_status)
+    {
         return code;
     }
     if cli.stages().is_empty() && !cli.has_other_action() && !cli.dry_run {
@@ -127,6 +130,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         return Ok(exit::QUIET_HOURS);
     }
 
+    if !stages.is_empty() {
+        // Before the lock and cache files exist: a profile that cannot
+        // authenticate leaves nothing behind.
+        profile.check_offline()?;
+    }
     let session = WarmSession::open(&profile, cli.wait, cli.reset).await?;
     if cli.reset {
         println!("Recreated {}", profile.cache_path().display());

@@ -223,13 +223,19 @@ pub fn error_lines(report: &RunReport) -> Vec<String> {
     let mut causes: Vec<(String, Vec<String>)> = Vec::new();
     for stage in &report.stages {
         for e in &stage.errors {
-            // The issues stage names the project first: `PROJ: cause`.
-            let (place, cause) = match e.message.split_once(": ") {
-                Some((key, cause)) if crate::cli::project_key(key).is_ok() => {
-                    (format!("{} {key}", stage.stage), cause.to_string())
-                }
-                _ => (stage.stage.to_string(), e.message.clone()),
-            };
+            // Messages name where first: the project (`PROJ: …`) and the
+            // endpoint (`/rest/api/3/field: …`); the rest is the cause.
+            let mut place = stage.stage.to_string();
+            let mut cause = e.message.as_str();
+            while let Some((head, tail)) = cause.split_once(": ")
+                && (crate::cli::project_key(head).is_ok()
+                    || (head.starts_with('/') && !head.contains(' ')))
+            {
+                place.push(' ');
+                place.push_str(head);
+                cause = tail;
+            }
+            let cause = cause.to_string();
             match causes.iter_mut().find(|(c, _)| *c == cause) {
                 Some((_, places)) => places.push(place),
                 None => causes.push((cause, vec![place])),

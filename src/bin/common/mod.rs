@@ -52,6 +52,124 @@ pub fn exit_codes_help(never: &[u8], own: &[(u8, &str)]) -> String {
     help
 }
 
+/// The exit-code rows of the man page's EXIT STATUS section, filtered
+/// and worded as [`exit_codes_help`] does, plus `extra` rows.
+pub fn exit_status_rows(
+    never: &[u8],
+    own: &[(u8, &str)],
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = EXIT_CODES
+        .iter()
+        .filter(|(c, _)| !never.contains(c))
+        .map(|(code, meaning)| {
+            let meaning = own
+                .iter()
+                .find(|(c, _)| c == code)
+                .map_or(*meaning, |(_, m)| *m);
+            (code.to_string(), meaning.to_string())
+        })
+        .collect();
+    rows.push(("130, 143".into(), "interrupted by SIGINT, SIGTERM".into()));
+    rows.extend(extra.iter().map(|(c, m)| (c.to_string(), m.to_string())));
+    rows
+}
+
+/// The files both binaries read or write, for the man page.
+const MAN_FILES: &[(&str, &str)] = &[
+    (
+        "~/.config/jira-cache/profiles.toml",
+        "The profiles (or --config PATH, or $JIRA_CACHE_CONFIG).",
+    ),
+    (
+        "~/.cache/jira-cache/PROFILE.sqlite3",
+        "The cache of a profile (or under the profile's cache_dir); directory 0700, file 0600.",
+    ),
+    (
+        "~/.cache/jira-cache/PROFILE.lock",
+        "The warm lock of a profile; holds the pid and start time of the warm that holds it.",
+    ),
+    (
+        "~/.config/jira-cache/PROFILE.env",
+        "For cron and systemd: one line TOKEN_VARIABLE=token (no export, no quotes; chmod 600).",
+    ),
+];
+
+/// The environment variables both binaries read, for the man page.
+const MAN_ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "JIRA_CACHE_CONFIG",
+        "The profiles file, unless --config is given.",
+    ),
+    ("JIRA_PROFILE", "The profile, unless --profile is given."),
+    (
+        "JIRA_API_TOKEN",
+        "The token (the default token_env); with no profiles file, with JIRA_SITE_URL and JIRA_EMAIL, it makes the profile `default`.",
+    ),
+    (
+        "JIRA_SITE_URL, JIRA_EMAIL, JIRA_DEPLOYMENT, JIRA_AUTH_TYPE",
+        "The profile `default` when there is no profiles file.",
+    ),
+    ("HTTPS_PROXY, HTTP_PROXY, NO_PROXY", "Proxies, honoured."),
+    ("RUST_LOG", "Log filter; overrides -v."),
+    ("NO_COLOR", "No colour, even on a terminal."),
+    (
+        "COLUMNS",
+        "The width human output fits in (default: the terminal's, else 80).",
+    ),
+    (
+        "JIRA_CACHE_RETRY_BASE",
+        "The first retry backoff (e.g. 50ms), for tests.",
+    ),
+];
+
+/// Roff text: backslashes, hyphens and a leading dot or quote escaped.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+/// A man page section of tagged paragraphs.
+fn man_section(
+    out: &mut dyn std::io::Write,
+    title: &str,
+    rows: &[(String, String)],
+) -> std::io::Result<()> {
+    writeln!(out, ".SH \"{title}\"")?;
+    for (tag, text) in rows {
+        writeln!(out, ".TP\n\\fB{}\\fR\n{}", roff(tag), roff(text))?;
+    }
+    Ok(())
+}
+
+/// The man page: clap's sections, then EXIT STATUS, FILES and ENVIRONMENT.
+fn render_man(
+    command: clap::Command,
+    exit_status: &[(String, String)],
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(command);
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    man_section(out, "EXIT STATUS", exit_status)?;
+    let owned = |rows: &[(&str, &str)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    man_section(out, "FILES", &owned(MAN_FILES))?;
+    man_section(out, "ENVIRONMENT", &owned(MAN_ENVIRONMENT))?;
+    man.render_version_section(out)?;
+    Ok(())
+}
+
 /// Logs go to stderr: `-v` info, `-vv` debug, `-vvv` trace; `RUST_LOG`
 /// wins when set; `--quiet` keeps only errors. With a log file, logs also go
 /// there, at info level or more.
@@ -216,6 +334,7 @@ pub fn duration(d: Duration) -> String {
 pub fn print_completions_or_man<C: clap::CommandFactory>(
     completions: Option<clap_complete::Shell>,
     man: bool,
+    exit_status: &[(String, String)],
 ) -> Option<std::process::ExitCode> {
     let mut command = C::command();
     let name = command.get_name().to_string();
@@ -227,7 +346,8 @@ pub fn print_completions_or_man<C: clap::CommandFactory>(
         return None;
     }
     Some(
-        match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+        // The exit codes have their own section, not the --help text.
+        match render_man(command.after_help(""), exit_status, &mut std::io::stdout()) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             // `--man | head` closes the pipe early: not an error worth a word.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
