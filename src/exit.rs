@@ -6,6 +6,7 @@ use crate::jira::JiraError;
 use crate::lock::LockError;
 use crate::profile::ProfileError;
 use crate::site::ConnectError;
+use crate::warm::SessionError;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -46,7 +47,7 @@ pub fn code_for(error: &(dyn std::error::Error + 'static)) -> u8 {
         if let Some(l) = e.downcast_ref::<LockError>() {
             return match l {
                 LockError::Held { .. } | LockError::WaitTimedOut { .. } => LOCKED,
-                LockError::Io { .. } => CACHE_FILE,
+                LockError::Io { .. } | LockError::Symlink { .. } => CACHE_FILE,
             };
         }
         if let Some(j) = e.downcast_ref::<JiraError>() {
@@ -54,10 +55,14 @@ pub fn code_for(error: &(dyn std::error::Error + 'static)) -> u8 {
         }
         // Transparent wrappers hand `source()` on to their inner error's
         // source, skipping the inner error itself: look inside them.
+        if let Some(s) = e.downcast_ref::<SessionError>() {
+            return s.exit_code();
+        }
         if let Some(c) = e.downcast_ref::<ConnectError>() {
             return match c {
                 ConnectError::Profile(_) => CONFIG,
                 ConnectError::Jira(j) => jira_code(j),
+                ConnectError::ProbeRefused { .. } => CONFIG,
             };
         }
         current = e.source();

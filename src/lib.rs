@@ -14,6 +14,8 @@ pub mod jira;
 pub mod lock;
 pub mod profile;
 pub mod read;
+pub mod schedule;
+pub mod scrub;
 pub mod site;
 pub mod status;
 pub mod warm;

@@ -31,6 +31,13 @@ pub enum LockError {
         /// Who holds it.
         holder: String,
     },
+    /// The lock file's path is a symbolic link: never followed, since
+    /// claiming the lock truncates the file.
+    #[error("the lock file {} is a symbolic link, which jira-cache never follows; remove it (`rm {}`) and run again", .path.display(), .path.display())]
+    Symlink {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The lock file could not be created or locked.
     #[error("cannot use the lock file {}: {source}; check that the cache directory is writable", .path.display())]
     Io {
@@ -88,19 +95,38 @@ impl WarmLock {
         }
     }
 
-    /// Whether some process holds the lock right now (for `cache_status`,
+    /// Whether a warm seems to hold the lock right now (for `cache_status`,
     /// which tells a running warm from an abandoned one).
+    ///
+    /// It asks without touching the lock: taking even a shared lock for an
+    /// instant could make a warm that starts at that instant exit 5, and
+    /// needs a writable lock file. The holder writes its pid into the file
+    /// and empties it when it ends; a pid that names a live process means a
+    /// warm runs (a `kill -9`'d holder leaves a dead pid: not running).
+    /// The file is opened read-only and never through a symlink.
     pub fn is_held(path: &Path) -> bool {
-        let Ok(file) = File::open(path) else {
+        let Ok(mut file) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+        else {
             return false;
         };
-        match file.try_lock_shared() {
-            Ok(()) => {
-                let _ = file.unlock();
-                false
-            }
-            Err(_) => true,
+        let mut text = String::new();
+        if (&mut file).take(256).read_to_string(&mut text).is_err() {
+            return false;
         }
+        let Some(pid) = text
+            .strip_prefix("pid ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+            .filter(|&p| p > 0)
+        else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        (unsafe { libc::kill(pid, 0) }) == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
 
     fn claimed(mut file: File, path: &Path) -> Result<WarmLock, LockError> {
@@ -145,10 +171,21 @@ fn open(path: &Path) -> Result<File, LockError> {
         .create(true)
         .truncate(false)
         .mode(0o600)
+        // A symlink planted at the lock's path must not make us truncate
+        // its target.
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|source| LockError::Io {
-            path: path.to_path_buf(),
-            source,
+        .map_err(|source| {
+            if source.raw_os_error() == Some(libc::ELOOP) {
+                LockError::Symlink {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                LockError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
         })
 }
 
@@ -183,6 +220,39 @@ mod tests {
         drop(first);
         assert!(!WarmLock::is_held(&path));
         WarmLock::acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn asking_whether_a_warm_runs_never_locks_and_reads_the_holders_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.lock");
+        assert!(!WarmLock::is_held(&path), "no file: no warm");
+        // A holder killed with -9 leaves its pid behind: a dead pid is no warm.
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        std::fs::write(&path, format!("pid {dead_pid} since then\n")).unwrap();
+        assert!(!WarmLock::is_held(&path));
+        // While is_held looks, a warm can always take the lock: it holds none.
+        let held = WarmLock::acquire(&path).unwrap();
+        assert!(WarmLock::is_held(&path));
+        let file = OpenOptions::new().read(true).open(&path).unwrap();
+        assert!(
+            matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock)),
+            "the warm's exclusive lock is still there after is_held"
+        );
+        drop(held);
+        assert!(!WarmLock::is_held(&path), "an ended warm empties the file");
+        // A symlink at the path is never read through.
+        let target = dir.path().join("t.lock");
+        std::fs::write(&target, format!("pid {} since now\n", std::process::id())).unwrap();
+        let link = dir.path().join("l.lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(!WarmLock::is_held(&link));
+        assert!(matches!(
+            WarmLock::acquire(&link),
+            Err(LockError::Symlink { .. })
+        ));
     }
 
     #[tokio::test]

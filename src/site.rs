@@ -16,6 +16,22 @@ pub enum ConnectError {
     /// The probe failed.
     #[error(transparent)]
     Jira(#[from] JiraError),
+    /// `serverInfo` refused both the anonymous probe and the profile's
+    /// credentials: the credentials are refused (exit 3).
+    #[error(
+        "{site}: serverInfo refused an anonymous request (HTTP {anonymous}) and the profile's {tried} credentials (HTTP {with_credentials}); check the token{}, or set `deployment` in the profile",
+        if .tried.starts_with("basic") { " and the email it belongs to" } else { "" }
+    )]
+    ProbeRefused {
+        /// The site's URL.
+        site: String,
+        /// The status of the anonymous probe.
+        anonymous: u16,
+        /// Which credentials were tried: `basic (email + token)` or `bearer`.
+        tried: String,
+        /// The status of the probe with credentials.
+        with_credentials: u16,
+    },
 }
 
 /// A client ready for a run, and what was learnt on the way.
@@ -41,21 +57,14 @@ pub async fn connect(
     let deployment = match profile.deployment.or(remembered) {
         Some(d) => d,
         None => {
-            // serverInfo answers without credentials, on both deployments.
-            let anonymous = JiraClient::new(config(
-                profile,
-                Deployment::DataCenter,
-                Auth::None,
-                retry.clone(),
-            ))?;
-            let info = anonymous.server_info().await?;
+            let info = probe(profile, &retry).await?;
             tracing::info!(deployment_type = ?info.deployment_type, version = ?info.version, "probed the site");
             let d = info.deployment();
             probed = Some(info);
             d
         }
     };
-    let auth = match profile.credentials(deployment)? {
+    let auth = match profile.credentials_async(deployment).await? {
         Credentials::Basic { email, token } => Auth::Basic {
             email,
             token: token.expose().to_string(),
@@ -70,6 +79,62 @@ pub async fn connect(
         deployment,
         probed,
     })
+}
+
+/// Asks `serverInfo` anonymously, as a stock site answers it; a site behind
+/// an SSO plugin or proxy answers 401/403 to anything anonymous, so then
+/// again with the profile's credentials: its stated `auth`, else Basic when
+/// it has an email, else Bearer.
+async fn probe(profile: &Profile, retry: &RetryPolicy) -> Result<ServerInfo, ConnectError> {
+    let anonymous = JiraClient::new(config(
+        profile,
+        Deployment::DataCenter,
+        Auth::None,
+        retry.clone(),
+    ))?;
+    let first = match anonymous.server_info().await {
+        Ok(info) => return Ok(info),
+        Err(e) => match refused_status(&e) {
+            Some(status) => status,
+            None => return Err(e.into()),
+        },
+    };
+    let basic = match profile.auth {
+        Some(kind) => kind == crate::profile::AuthKind::Basic,
+        None => profile.email.is_some(),
+    };
+    let token = profile.resolve_token()?.expose().to_string();
+    let (auth, tried) = match (basic, profile.email.clone()) {
+        (true, Some(email)) => (Auth::Basic { email, token }, "basic (email + token)"),
+        _ => (Auth::Bearer { token }, "bearer"),
+    };
+    tracing::info!(
+        status = first,
+        tried,
+        "serverInfo refused an anonymous request; probing with the profile's credentials"
+    );
+    let with = JiraClient::new(config(profile, Deployment::DataCenter, auth, retry.clone()))?;
+    match with.server_info().await {
+        Ok(info) => Ok(info),
+        Err(e) => match refused_status(&e) {
+            Some(second) => Err(ConnectError::ProbeRefused {
+                site: profile.url.as_str().trim_end_matches('/').to_string(),
+                anonymous: first,
+                tried: tried.to_string(),
+                with_credentials: second,
+            }),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// 401 or 403: the status of a refused request.
+fn refused_status(e: &JiraError) -> Option<u16> {
+    match e {
+        JiraError::Unauthorized { .. } => Some(401),
+        JiraError::Forbidden { .. } => Some(403),
+        _ => None,
+    }
 }
 
 fn config(
@@ -87,6 +152,7 @@ fn config(
         concurrency: profile.concurrency,
         timeout: profile.timeout,
         ca_file: profile.ca_file.clone(),
+        max_response: profile.max_response,
         retry,
     }
 }

@@ -4,9 +4,11 @@
 //! `schemas/cache_status.schema.json` describes it.
 //!
 //! [`check`] turns a report into the one-line verdict of
-//! `cache_status --check`, for monitoring.
+//! `cache_status --check`, for monitoring; [`prometheus`] into the text
+//! `cache_status --prometheus` prints for Prometheus.
 
 mod check;
+mod prometheus;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,11 +16,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::Category;
-use crate::cache::{CacheError, CacheReader, RunResult};
+use crate::cache::{CacheError, CacheReader, ReadCounts, ReadSource, RunResult};
 use crate::lock::WarmLock;
 use crate::profile::Profile;
 
 pub use check::{CheckLevel, CheckOutcome, check};
+pub use prometheus::prometheus;
 
 /// The version of the `--json` object's shape.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -56,6 +59,9 @@ pub struct StatusReport {
     pub projects: Vec<ProjectStatus>,
     /// The last runs, newest first.
     pub runs: Vec<RunStatus>,
+    /// Cached lists the site could not give in full (e.g. Cloud assignable
+    /// users past the thousandth user of the site), by cache key.
+    pub partial_lists: Vec<String>,
 }
 
 /// Figures of one category.
@@ -63,8 +69,12 @@ pub struct StatusReport {
 pub struct CategoryStatus {
     /// The category.
     pub category: Category,
-    /// Its TTL in seconds (for `issue`, the recent-issue TTL).
+    /// Its TTL in seconds (for `issue`, the recent-issue TTL, `issue_recent`).
     pub ttl_seconds: u64,
+    /// For `issue` only: the TTL of issues not updated in the last 7 days
+    /// (`issue_old`), in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_old_seconds: Option<u64>,
     /// Entries cached.
     pub entries: u64,
     /// Entries not yet expired.
@@ -79,7 +89,9 @@ pub struct CategoryStatus {
     pub newest_fetch: Option<String>,
     /// The next time an entry expires (RFC 3339).
     pub next_expiry: Option<String>,
-    /// Reads answered fresh.
+    /// Reads answered fresh, by programs: the library and `cache_serve`.
+    /// These figures and `hit_rate` are what `--check` judges; `--get`
+    /// reads are counted apart, in `reads_by_source`.
     pub hits: u64,
     /// Reads answered with a stale value.
     pub stale_hits: u64,
@@ -87,6 +99,9 @@ pub struct CategoryStatus {
     pub misses: u64,
     /// `(hits + stale_hits) / reads`, once there have been reads.
     pub hit_rate: Option<f64>,
+    /// The reads of each source: `library`, `serve` (`cache_serve`) and
+    /// `get` (`cache_status --get`).
+    pub reads_by_source: BTreeMap<ReadSource, ReadCounts>,
 }
 
 impl CategoryStatus {
@@ -188,6 +203,7 @@ pub fn empty(profile: &Profile, now_ms: i64) -> StatusReport {
             .map(|&c| CategoryStatus {
                 category: c,
                 ttl_seconds: ttl_of(profile, c).as_secs(),
+                ttl_old_seconds: (c == Category::Issue).then_some(profile.ttl.issue_old.as_secs()),
                 entries: 0,
                 fresh: 0,
                 expired: 0,
@@ -199,10 +215,15 @@ pub fn empty(profile: &Profile, now_ms: i64) -> StatusReport {
                 stale_hits: 0,
                 misses: 0,
                 hit_rate: None,
+                reads_by_source: ReadSource::ALL
+                    .iter()
+                    .map(|&s| (s, ReadCounts::default()))
+                    .collect(),
             })
             .collect(),
         projects: Vec::new(),
         runs: Vec::new(),
+        partial_lists: Vec::new(),
     }
 }
 
@@ -232,6 +253,7 @@ pub fn gather(
         *slot = CategoryStatus {
             category: s.category,
             ttl_seconds: slot.ttl_seconds,
+            ttl_old_seconds: slot.ttl_old_seconds,
             entries: s.entries,
             fresh: s.fresh,
             expired: s.expired,
@@ -243,11 +265,19 @@ pub fn gather(
             stale_hits: s.stale_hits,
             misses: s.misses,
             hit_rate: (reads > 0).then(|| (s.hits + s.stale_hits) as f64 / reads as f64),
+            reads_by_source: s.by_source,
         };
     }
     report.total_bytes = report.categories.iter().map(|c| c.bytes).sum();
     report.projects = projects(reader)?;
     report.last_success = reader.last_ended_at(RunResult::Ok)?.map(rfc3339);
+    report.partial_lists = reader
+        .meta(crate::warm::META_PARTIAL_ASSIGNABLE)?
+        .unwrap_or_default()
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(|k| format!("assignable:{k}"))
+        .collect();
     let lock_held = WarmLock::is_held(&profile.lock_path());
     report.runs = reader
         .runs(runs)?

@@ -54,6 +54,7 @@ fn client(fake: &FakeJira, concurrency: usize) -> JiraClient {
         concurrency,
         timeout: Duration::from_secs(30),
         ca_file: None,
+        max_response: jira_cache::profile::DEFAULT_MAX_RESPONSE,
         retry: RetryPolicy {
             max_retries: 0,
             base_backoff: Duration::from_millis(1),
@@ -213,11 +214,22 @@ async fn an_oversize_page_mid_listing_brings_no_duplicate() {
 }
 
 #[tokio::test]
-async fn a_total_too_high_ends_on_is_last() {
+async fn a_total_too_high_makes_is_last_a_broken_end_not_a_complete_one() {
     let (outcome, requests, keys) =
         same_as_one_at_a_time(&[Fault::new(SEARCH, FaultKind::LyingTotal(1000))]).await;
-    assert_eq!(outcome.end, Some(End::Complete));
-    assert_eq!(outcome.keys(), keys);
+    assert_eq!(
+        outcome.end, None,
+        "isLast short of the total proves nothing"
+    );
+    let error = outcome
+        .error
+        .as_deref()
+        .expect("a broken listing is an error");
+    assert!(error.contains("isLast came at"), "{error}");
+    assert_eq!(
+        outcome.keys(),
+        keys[..keys.len() - keys.len() % CAP].to_vec()
+    );
     assert_eq!(requests[0], 5);
     assert!(
         requests[1] <= 5 + 2 && requests[2] <= 5 + 8,
@@ -226,11 +238,16 @@ async fn a_total_too_high_ends_on_is_last() {
 }
 
 #[tokio::test]
-async fn a_total_too_low_ends_where_one_at_a_time_ends() {
+async fn a_total_smaller_than_what_came_breaks_the_listing() {
     let (outcome, requests, keys) =
         same_as_one_at_a_time(&[Fault::new(SEARCH, FaultKind::LyingTotal(120))]).await;
-    assert_eq!(outcome.end, Some(End::Complete));
-    assert_eq!(outcome.keys(), keys[..150].to_vec());
+    assert_eq!(outcome.end, None, "not complete");
+    let error = outcome
+        .error
+        .as_deref()
+        .expect("a broken listing is an error");
+    assert!(error.contains("total 120 but 150"), "{error}");
+    assert_eq!(outcome.keys(), keys[..100].to_vec());
     assert_eq!(requests, [3, 3, 3]);
 }
 
@@ -247,13 +264,18 @@ async fn a_total_that_grows_after_the_first_page_is_followed() {
 }
 
 #[tokio::test]
-async fn a_listing_that_never_ends_stops_at_the_first_page_with_nothing_new() {
+async fn a_listing_that_never_ends_is_broken_at_the_first_repeated_page() {
     let (outcome, _, keys) = same_as_one_at_a_time(&[
         Fault::new(SEARCH, FaultKind::NeverLast),
         Fault::new(SEARCH, FaultKind::LyingTotal(100_000)),
     ])
     .await;
-    assert_eq!(outcome.end, Some(End::Complete));
+    assert_eq!(outcome.end, None, "a repeated page is not an end");
+    let error = outcome
+        .error
+        .as_deref()
+        .expect("a broken listing is an error");
+    assert!(error.contains("repeated"), "{error}");
     assert_eq!(outcome.keys(), keys);
 }
 
@@ -278,7 +300,7 @@ async fn the_page_ceiling_holds_and_is_never_exceeded_by_requests_ahead() {
         let outcome = drain(Pager::new(client, listing).fetch_ahead(ahead)).await;
         assert_eq!(outcome.pages.len(), 3, "{ahead} ahead");
         let error = outcome.error.expect("the ceiling is an error");
-        assert!(error.contains("more than 3 pages"), "{error}");
+        assert!(error.contains("truncated after 3 pages"), "{error}");
         assert_eq!(fake.count_path(SEARCH), 3, "{ahead} ahead");
     }
 }
@@ -336,8 +358,8 @@ fn a_failing_later_page_removes_nothing_and_the_next_warm_reconciles() {
     }
     fake.faults()
         .add(Fault::new(SEARCH, FaultKind::status(500)).query_contains("startAt=150&"));
-    // The only stage failed: exit 1.
-    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 1);
+    // The stage cached the pages before the failure: partial, exit 4.
+    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 4);
     assert!(stderr(&out).contains("HTTP 500"), "{}", text(&out));
     let status = sb.status_json();
     assert_eq!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use fake_jira::{FakeJira, Fault, FaultKind, Flavor, PageCap, Site, SiteSize};
@@ -100,14 +100,14 @@ fn a_retry_after_above_a_minute_stops_at_once() {
         "/rest/api/3/project/search",
         FaultKind::retry_after(429, 3600),
     ));
-    let started = Instant::now();
     let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 1);
-    assert!(started.elapsed() < Duration::from_secs(30));
     assert!(
         stderr(&out).contains("longer than we wait"),
         "{}",
         text(&out)
     );
+    // "At once" is one request, not a wall-clock guess.
+    assert_eq!(fake.count_path("/rest/api/3/project/search"), 1);
 }
 
 #[test]
@@ -132,21 +132,17 @@ fn a_server_that_never_answers_is_cut_off_by_the_timeout_in_bounded_time() {
     let (fake, sb) = cloud_with("timeout = \"1s\"");
     fake.faults()
         .add(Fault::new("/rest/api/3/field", FaultKind::Hang));
-    let started = Instant::now();
     let out = run_code(
         &mut sb.warm(&["--projects", "--fields", "--profile", "test"]),
         4,
     );
+    // Bounded: the retry budget, each try cut by the timeout.
     assert!(
-        started.elapsed() < Duration::from_secs(40),
-        "bounded: {:?}",
-        started.elapsed()
-    );
-    assert!(
-        stderr(&out).contains("no answer within 1s"),
+        stderr(&out).contains("no answer within 1s (5 attempts)"),
         "{}",
         text(&out)
     );
+    assert_eq!(fake.count_path("/rest/api/3/field"), 5);
 }
 
 #[test]

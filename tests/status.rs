@@ -34,7 +34,9 @@ fn sandbox(extra: &str) -> Sandbox {
         "[profiles.test]\nurl = \"https://example.atlassian.net\"\ndeployment = \"cloud\"\n\
          email = \"bot@example.com\"\n{extra}\n"
     ));
-    sb.set_env("JIRA_CACHE_NOW", NOW_TEXT).set_env("TZ", "UTC");
+    sb.set_env("JIRA_CACHE_NOW", NOW_TEXT)
+        .set_env("TZ", "UTC")
+        .set_env("COLUMNS", "80");
     sb
 }
 
@@ -275,21 +277,44 @@ fn hit_and_miss_counts_written_by_one_process_are_shown_by_another() {
 
     let status = sb.status_json();
     let project = category(&status, "project");
+    // --get reads are counted apart, and not in the hit rate.
+    assert_eq!(project["reads_by_source"]["get"]["hits"], 2);
     assert_eq!(
-        (project["hits"].as_u64(), project["misses"].as_u64()),
-        (Some(2), Some(0))
+        (project["hits"].as_u64(), project["hit_rate"].is_null()),
+        (Some(0), true)
     );
-    assert_eq!(project["hit_rate"], 1.0);
     let field = category(&status, "field");
-    assert_eq!(field["stale_hits"], 1);
-    assert_eq!(category(&status, "issue")["misses"], 1);
+    assert_eq!(field["reads_by_source"]["get"]["stale_hits"], 1);
+    assert_eq!(
+        category(&status, "issue")["reads_by_source"]["get"]["misses"],
+        1
+    );
+    // The library's read counts in the hit rate.
     let user = category(&status, "user");
     assert_eq!(
         (user["misses"].as_u64(), user["hit_rate"].as_f64()),
         (Some(1), Some(0.0))
     );
+    assert_eq!(user["reads_by_source"]["library"]["misses"], 1);
     // Showing the status is not a read.
-    assert_eq!(category(&sb.status_json(), "project")["hits"], 2);
+    assert_eq!(
+        category(&sb.status_json(), "project")["reads_by_source"]["get"]["hits"],
+        2
+    );
+}
+
+#[test]
+fn misses_while_exploring_with_get_do_not_turn_the_check_to_warning() {
+    let sb = sandbox("");
+    warmed_ago(&sb, HOUR);
+    for key in ["NOPE-1", "NOPE-2", "NOPE-3"] {
+        run_code(
+            &mut sb.status(&["--profile", "test", "--get", "issue", key]),
+            11,
+        );
+    }
+    let line = check(&sb, &["--warn-hit-rate", "90%"], 0);
+    assert!(!line.contains("hit rate"), "{line}");
 }
 
 #[test]
@@ -604,6 +629,178 @@ fn the_human_status_of_a_typical_cache_reads_as_pinned() {
     let out = run_ok(&mut sb.status(&["--profile", "test"]));
     assert!(!stdout(&out).contains('\x1b'), "no colour off a terminal");
     insta::assert_snapshot!("typical_cache", redact(&sb, &stdout(&out)));
+}
+
+#[test]
+fn the_human_status_fits_80_columns_and_opens_with_the_verdict() {
+    let sb = sandbox("");
+    typical_cache(&sb);
+    let out = stdout(&run_ok(&mut sb.status(&["--profile", "test"])));
+    for line in out.lines().filter(|l| !l.starts_with("Cache ")) {
+        assert!(
+            line.chars().count() <= 80,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    let first = out.lines().next().unwrap();
+    assert!(first.starts_with("WARNING: last warm 26 h"), "{first}");
+    assert!(
+        out.contains("5 min / 1 h"),
+        "issue_recent / issue_old:\n{out}"
+    );
+    // To the second: two runs a few seconds apart do not look the same.
+    assert!(out.contains("2025-11-26 03:57:00"), "{out}");
+}
+
+#[test]
+fn a_wide_terminal_gets_every_column_in_one_table() {
+    let mut sb = sandbox("");
+    sb.set_env("COLUMNS", "200");
+    typical_cache(&sb);
+    let out = run_ok(&mut sb.status(&["--profile", "test"]));
+    insta::assert_snapshot!("typical_cache_wide", redact(&sb, &stdout(&out)));
+}
+
+#[test]
+fn runs_0_shows_no_run_history_and_does_not_claim_there_is_none() {
+    let sb = sandbox("");
+    typical_cache(&sb);
+    let out = stdout(&run_ok(&mut sb.status(&[
+        "--profile",
+        "test",
+        "--runs",
+        "0",
+    ])));
+    assert!(!out.contains("No warm runs recorded yet"), "{out}");
+    assert!(!out.contains("LAST RUNS"), "{out}");
+    // The verdict still judges the runs it does not list.
+    assert!(out.contains("last run abandoned"), "{out}");
+}
+
+#[test]
+fn prometheus_output_parses_with_conventional_names_and_the_cache_figures() {
+    let sb = sandbox("");
+    typical_cache(&sb);
+    let out = stdout(&run_ok(&mut sb.status(&[
+        "--profile",
+        "test",
+        "--prometheus",
+    ])));
+    let scrape = prometheus_parse::Scrape::parse(out.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text format");
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no {name} {labels:?} in\n{out}"));
+        match sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("{name} is not a plain value"),
+        }
+    };
+    for s in &scrape.samples {
+        assert!(s.metric.starts_with("jira_cache_"), "{}", s.metric);
+        assert_eq!(s.labels.get("profile"), Some("test"), "{}", s.metric);
+        let counter = matches!(s.value, prometheus_parse::Value::Counter(_));
+        assert_eq!(counter, s.metric.ends_with("_total"), "{}", s.metric);
+    }
+    let status = sb.status_json();
+    for c in ["project", "field", "user", "issue"] {
+        let figures = category(&status, c);
+        let of = |field: &str| figures[field].as_u64().unwrap() as f64;
+        assert_eq!(
+            value("jira_cache_entries", &[("category", c)]),
+            of("entries")
+        );
+        assert_eq!(
+            value("jira_cache_fresh_entries", &[("category", c)]),
+            of("fresh")
+        );
+        assert_eq!(
+            value("jira_cache_expired_entries", &[("category", c)]),
+            of("expired")
+        );
+        assert_eq!(
+            value("jira_cache_entry_bytes", &[("category", c)]),
+            of("bytes")
+        );
+    }
+    assert_eq!(
+        value("jira_cache_expired_entries", &[("category", "field")]),
+        1.0
+    );
+    assert_eq!(
+        value("jira_cache_hit_ratio", &[("category", "project")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "jira_cache_reads_total",
+            &[
+                ("category", "project"),
+                ("source", "library"),
+                ("outcome", "hit")
+            ]
+        ),
+        3.0
+    );
+    let ended =
+        jira_cache::status::parse_rfc3339(status["last_success"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        value("jira_cache_last_success_age_seconds", &[]),
+        (NOW - ended) as f64 / 1000.0
+    );
+    // The newest run was abandoned: it has a result but no figures.
+    assert_eq!(
+        value("jira_cache_last_run_result", &[("result", "abandoned")]),
+        1.0
+    );
+    assert_eq!(
+        value("jira_cache_last_run_result", &[("result", "ok")]),
+        0.0
+    );
+    assert!(!out.contains("jira_cache_last_run_requests"), "{out}");
+}
+
+#[test]
+fn prometheus_output_of_a_finished_run_has_its_duration_requests_and_429s() {
+    let sb = sandbox("");
+    warmed_ago(&sb, HOUR);
+    let out = stdout(&run_ok(&mut sb.status(&[
+        "--profile",
+        "test",
+        "--prometheus",
+    ])));
+    let scrape = prometheus_parse::Scrape::parse(out.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let gauge = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name)
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v) => v,
+                _ => panic!("{name} is not a gauge"),
+            })
+            .unwrap_or_else(|| panic!("no {name} in\n{out}"))
+    };
+    let run = &sb.status_json()["runs"][0];
+    assert_eq!(
+        gauge("jira_cache_last_run_duration_seconds"),
+        run["seconds"].as_f64().unwrap()
+    );
+    assert_eq!(
+        gauge("jira_cache_last_run_requests"),
+        run["requests"].as_f64().unwrap()
+    );
+    assert_eq!(
+        gauge("jira_cache_last_run_throttled_responses"),
+        run["throttled"].as_f64().unwrap()
+    );
+    assert_eq!(gauge("jira_cache_last_success_age_seconds"), 3600.0);
 }
 
 #[test]

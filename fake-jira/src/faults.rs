@@ -7,7 +7,19 @@
 //! and a [`FaultKind`]. All faults that match a request take effect together:
 //! delays add up, paging lies combine, and the first matching fault (in the
 //! order added) that answers by itself (a status, a login page, a reset, a
-//! hang) answers. Requests refused by the rate limit never reach the faults.
+//! hang, a redirect) answers. Requests refused by the rate limit never
+//! reach the faults.
+//!
+//! The paging liars ([`FaultKind::EmptyPage`], [`FaultKind::RepeatPage`],
+//! [`FaultKind::LyingTotal`], [`FaultKind::ShortPage`],
+//! [`FaultKind::NeverLast`], [`FaultKind::UnrequestedItems`],
+//! [`FaultKind::UpdateIssue`] mid-listing, and [`FaultKind::Redirect`] off
+//! the site) break no HTTP rule: each answer is
+//! well-formed, only the listing they add up to is not. A client must
+//! notice that from the listing's own end markers (`JIRA_API.md`, "A page
+//! that contradicts the listing") and never call such a listing complete.
+//! Aim one at a listing with the path prefix, at one page with
+//! [`Fault::query_contains`] or [`Fault::skip`], and combine them freely.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -55,6 +67,31 @@ pub enum FaultKind {
     /// Return at most this many items on the page, whatever was asked (a
     /// short page in the middle of a listing).
     ShortPage(usize),
+    /// A liar: an empty page that says the listing goes on (PageBeans:
+    /// `values: []` with `isLast: false` and a `nextPage`; offset arrays:
+    /// `[]`; Data Center `/search`: no issues below the `total`; Cloud
+    /// `/search/jql`: no issues and a token to the same place).
+    EmptyPage,
+    /// A liar: the server (or a proxy in front of it) ignores `startAt` and
+    /// answers page 0 again, `startAt: 0` included.
+    RepeatPage,
+    /// A liar: lists that narrow by key or id (`/project/search` `keys` and
+    /// `id`, `/priority/search` and `/resolution/search` `id`) ignore the
+    /// narrowing and answer items that were not asked for.
+    UnrequestedItems,
+    /// A liar by timing: just before answering, the issue with this key is
+    /// edited (as [`Site::touch_issue`](crate::Site::touch_issue) does), so a
+    /// listing sorted by `updated` shifts under the client mid-listing: aim
+    /// it at the second page of a Data Center search and the issue moves to
+    /// a page already read, one later issue shifts back onto it too.
+    UpdateIssue(String),
+    /// Answer `302 Found` with `Location` on this origin
+    /// (`http://host:port`, no trailing slash) and the request's own path and
+    /// query: a redirect off the site (see [`FaultKind::redirect_to`]).
+    Redirect {
+        /// Where to: scheme, host and port.
+        origin: String,
+    },
 }
 
 impl FaultKind {
@@ -64,6 +101,14 @@ impl FaultKind {
             code,
             retry_after: None,
             body: None,
+        }
+    }
+
+    /// A redirect to the same path and query on another origin, e.g.
+    /// another fake's [`url`](crate::FakeJira::url).
+    pub fn redirect_to(origin: impl Into<String>) -> Self {
+        FaultKind::Redirect {
+            origin: origin.into().trim_end_matches('/').to_owned(),
         }
     }
 
@@ -176,6 +221,9 @@ pub(crate) struct PagingLies {
     pub(crate) lying_total: Option<usize>,
     pub(crate) oversize: bool,
     pub(crate) short_page: Option<usize>,
+    pub(crate) empty_page: bool,
+    pub(crate) repeat_page: bool,
+    pub(crate) unrequested: bool,
 }
 
 /// What the faults decided for one request.
@@ -188,6 +236,8 @@ pub(crate) struct Verdict {
     /// Cut the endpoint's body.
     pub(crate) truncate: bool,
     pub(crate) lies: PagingLies,
+    /// Issues to edit before the endpoint answers.
+    pub(crate) updates: Vec<String>,
 }
 
 impl FaultHandle {
@@ -237,7 +287,12 @@ impl FaultHandle {
                 FaultKind::LyingTotal(n) => verdict.lies.lying_total = Some(*n),
                 FaultKind::OversizePage => verdict.lies.oversize = true,
                 FaultKind::ShortPage(n) => verdict.lies.short_page = Some(*n),
+                FaultKind::EmptyPage => verdict.lies.empty_page = true,
+                FaultKind::RepeatPage => verdict.lies.repeat_page = true,
+                FaultKind::UnrequestedItems => verdict.lies.unrequested = true,
+                FaultKind::UpdateIssue(key) => verdict.updates.push(key.clone()),
                 FaultKind::Status { .. }
+                | FaultKind::Redirect { .. }
                 | FaultKind::HtmlLogin
                 | FaultKind::Reset
                 | FaultKind::Hang => {

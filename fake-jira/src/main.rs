@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use fake_jira::{Credentials, FakeJira, Flavor, Site, SiteSize};
+use fake_jira::{Credentials, FakeJira, Flavor, GenerateOptions, Site, SiteSize, UserNames};
 
 /// A fake Jira (Cloud or Data Center) serving made-up or captured data.
 #[derive(Debug, Parser)]
@@ -60,17 +60,66 @@ struct Cli {
     #[arg(long, value_name = "DAYS", requires = "generated")]
     recent_days: Option<u32>,
 
+    /// Name generated users PREFIX then a zero-padded number (`--user-prefix
+    /// user --user-digits 4`: user0001, ...; `e` and 6: e000001, ...), display
+    /// names and emails alike, as sites using employee ids do. Data Center
+    /// clients must then split `/user/search` deeper than 3 characters.
+    #[arg(long, value_name = "PREFIX", requires = "generated")]
+    user_prefix: Option<String>,
+
+    /// Digits of the systematic user names [default: 4].
+    #[arg(long, value_name = "N", requires = "user_prefix")]
+    user_digits: Option<usize>,
+
+    /// Active users assignable in each generated project [default: 25].
+    #[arg(long, value_name = "N", requires = "generated")]
+    assignable_per_project: Option<usize>,
+
+    /// serverInfo answers 401 to requests without credentials (a site
+    /// behind an SSO plugin or proxy); with credentials it answers.
+    #[arg(long)]
+    server_info_needs_auth: bool,
+
+    /// A project the account may not see: its /project/KEY, its issues, its
+    /// assignable users and searches naming it answer 403 (repeatable).
+    #[arg(long, value_name = "KEY")]
+    forbid_project: Vec<String>,
+
+    /// Where the official OpenAPI documents are [default: $FAKE_JIRA_OPENAPI_DIR,
+    /// else shared/jira/openapi beside the repository]. Every request is
+    /// checked against the flavor's document; each violation is printed on
+    /// stderr (the request is still answered).
+    #[arg(long, value_name = "DIR")]
+    openapi: Option<PathBuf>,
+
+    /// Do not check requests against the OpenAPI documents.
+    #[arg(long, conflicts_with = "openapi")]
+    no_validate: bool,
+
     /// Added to every answer, e.g. 20ms, 1.5s.
     #[arg(long, value_parser = parse_duration)]
     latency: Option<Duration>,
 
-    /// Server-side rate limit in requests per second (429 over it).
+    /// Server-side rate limit in requests per second: a token bucket of
+    /// --burst requests, 429 over it with Retry-After and Atlassian's
+    /// headers (X-RateLimit-Limit/-Remaining/-Reset, X-RateLimit-NearLimit,
+    /// RateLimit-Reason, Beta-Retry-After). E.g. --rate-limit 20 --burst 10.
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate)]
     rate_limit: Option<f64>,
 
     /// Requests allowed at once above the rate [default: the rate, rounded up].
     #[arg(long, value_name = "N", requires = "rate_limit")]
     burst: Option<u32>,
+
+    /// The 429's Retry-After in seconds, whatever the wait [default: the
+    /// wait rounded up, at least 1].
+    #[arg(long, value_name = "SECONDS", requires = "rate_limit")]
+    retry_after: Option<u64>,
+
+    /// Send only Retry-After on a 429, none of Atlassian's X-RateLimit-*,
+    /// RateLimit-Reason and Beta-Retry-After headers (sent by default).
+    #[arg(long, requires = "rate_limit")]
+    plain_rate_limit: bool,
 
     /// Email of the accepted Basic credential [Cloud default: bot@example.com].
     #[arg(long, requires = "token")]
@@ -107,7 +156,17 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| format!("cannot load fixtures from {}: {e}", dir.display()))?
     } else if cli.generated {
         let d = SiteSize::default();
-        Site::generated(
+        let mut options = GenerateOptions::default();
+        if let Some(prefix) = &cli.user_prefix {
+            options.user_names = UserNames::Numbered {
+                prefix: prefix.clone(),
+                digits: cli.user_digits.unwrap_or(4),
+            };
+        }
+        if let Some(n) = cli.assignable_per_project {
+            options.assignable_per_project = n;
+        }
+        Site::generated_with(
             flavor,
             SiteSize {
                 projects: cli.projects.unwrap_or(d.projects),
@@ -117,6 +176,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 issue_bytes: cli.issue_bytes.unwrap_or(d.issue_bytes),
                 recent_days: cli.recent_days.unwrap_or(d.recent_days),
             },
+            &options,
         )
     } else {
         Site::small(flavor)
@@ -140,13 +200,27 @@ fn run(cli: Cli) -> Result<(), String> {
     let mut builder = FakeJira::builder(flavor)
         .site(site)
         .credentials(credentials.clone())
+        .server_info_needs_auth(cli.server_info_needs_auth)
+        .spec_validation(!cli.no_validate)
+        .print_violations(true)
         .port(cli.port);
+    if let Some(dir) = &cli.openapi {
+        builder = builder.openapi_dir(dir);
+    }
+    for key in &cli.forbid_project {
+        builder = builder.forbid_project(key);
+    }
     if let Some(latency) = cli.latency {
         builder = builder.latency(latency);
     }
     if let Some(rate) = cli.rate_limit {
         let burst = cli.burst.unwrap_or(rate.ceil().max(1.0) as u32);
-        builder = builder.rate_limit(rate, burst);
+        builder = builder
+            .rate_limit(rate, burst)
+            .atlassian_rate_limit_headers(!cli.plain_rate_limit);
+        if let Some(seconds) = cli.retry_after {
+            builder = builder.retry_after(seconds);
+        }
     }
     let jira = builder
         .try_start()
@@ -168,7 +242,14 @@ fn run(cli: Cli) -> Result<(), String> {
     let site = jira.site();
     std::thread::spawn(move || commands(&site));
 
+    if jira.validates() {
+        eprintln!("fake-jira: checking every request against the OpenAPI document");
+    }
     wait_for_signal()?;
+    let violations = jira.take_violations().len();
+    if violations > 0 {
+        eprintln!("fake-jira: {violations} request(s) broke the OpenAPI document (printed above)");
+    }
     drop(jira);
     eprintln!("fake-jira: stopped");
     Ok(())
@@ -291,6 +372,45 @@ mod tests {
         assert_eq!(cli.projects, Some(3));
         assert_eq!(cli.port, 8089);
         assert_eq!(cli.flavor, Flavor::Cloud);
+    }
+
+    #[test]
+    fn site_shape_rate_and_validation_flags_need_what_they_modify() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["fake-jira"], args].concat());
+        assert!(parse(&["--user-prefix", "e"]).is_err(), "needs --generated");
+        assert!(parse(&["--generated", "--user-digits", "6"]).is_err());
+        assert!(
+            parse(&["--retry-after", "1"]).is_err(),
+            "needs --rate-limit"
+        );
+        assert!(parse(&["--plain-rate-limit"]).is_err());
+        assert!(parse(&["--no-validate", "--openapi", "x"]).is_err());
+        let cli = parse(&[
+            "--generated",
+            "--user-prefix",
+            "e",
+            "--user-digits",
+            "6",
+            "--assignable-per-project",
+            "3",
+            "--rate-limit",
+            "20",
+            "--burst",
+            "10",
+            "--retry-after",
+            "1",
+            "--server-info-needs-auth",
+            "--forbid-project",
+            "AAB",
+            "--forbid-project",
+            "AAC",
+        ])
+        .expect("valid");
+        assert_eq!(cli.user_prefix.as_deref(), Some("e"));
+        assert_eq!(cli.user_digits, Some(6));
+        assert_eq!(cli.retry_after, Some(1));
+        assert!(cli.server_info_needs_auth);
+        assert_eq!(cli.forbid_project, ["AAB", "AAC"]);
     }
 
     #[test]

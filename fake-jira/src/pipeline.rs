@@ -1,8 +1,9 @@
 //! What happens to every request before and after its endpoint, in one
 //! place and in a fixed order: record it, apply the rate limit, apply the
 //! faults, wait out the latency, check the credentials (all but
-//! `serverInfo`, which Jira answers anonymously), run the endpoint, then
-//! record the status sent.
+//! `serverInfo`, which Jira answers anonymously unless the fake plays a
+//! site behind SSO), refuse forbidden projects' resources with 403, run
+//! the endpoint, then record the status sent.
 
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
@@ -25,9 +26,15 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// The `from_fn` middleware wrapped around every route.
 pub(crate) async fn pipeline(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let at = Instant::now();
+    let at = app.clock.now();
     let (parts, body) = req.into_parts();
     let bytes = to_bytes(body, MAX_BODY).await;
+    app.validate(
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or_default(),
+        bytes.as_ref().map_or(&[][..], |b| &b[..]),
+    );
     let serial = app.log.push(RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
@@ -45,9 +52,11 @@ pub(crate) async fn pipeline(State(app): State<Arc<App>>, req: Request, next: Ne
     });
     let response = match bytes {
         Ok(bytes) => {
+            let body = bytes.clone();
             answer(
                 &app,
                 Request::from_parts(parts, Body::from(bytes)),
+                &body,
                 next,
                 at,
             )
@@ -63,7 +72,7 @@ pub(crate) async fn pipeline(State(app): State<Arc<App>>, req: Request, next: Ne
     response
 }
 
-async fn answer(app: &App, mut req: Request, next: Next, at: Instant) -> Response {
+async fn answer(app: &App, mut req: Request, body: &Bytes, next: Next, at: Instant) -> Response {
     let admission = app
         .limiter
         .as_ref()
@@ -87,6 +96,13 @@ async fn answer(app: &App, mut req: Request, next: Next, at: Instant) -> Respons
             body,
         }) => return status_fault(code, retry_after, body),
         Some(FaultKind::HtmlLogin) => return html_login(),
+        Some(FaultKind::Redirect { origin }) => {
+            let target = match req.uri().path_and_query() {
+                Some(pq) => format!("{origin}{pq}"),
+                None => format!("{origin}{path}"),
+            };
+            return redirect(&target);
+        }
         Some(FaultKind::Reset) => {
             if let Some(kill) = req.extensions().get::<ConnectionKill>() {
                 kill.fire();
@@ -101,13 +117,27 @@ async fn answer(app: &App, mut req: Request, next: Next, at: Instant) -> Respons
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if !path.ends_with("/serverInfo") && !app.credentials.accepts(authorization) {
+    let anonymous_ok = path.ends_with("/serverInfo") && !app.server_info_needs_auth;
+    if !anonymous_ok && !app.credentials.accepts(authorization) {
         return unauthorized(authorization.is_some());
     }
+    let query = req.uri().query().unwrap_or_default();
+    if let Some(project) = app.forbidden.reached(&app.site, &path, query, body) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("You do not have the permission to see the specified project '{project}'."),
+        )
+        .into_response();
+    }
 
+    for key in &verdict.updates {
+        app.site.touch_issue(key);
+    }
     req.extensions_mut().insert(verdict.lies);
     let mut response = next.run(req).await;
-    if let (Some(Admission::Allowed { remaining }), Some(limiter)) = (admission, &app.limiter) {
+    if let (Some(Admission::Allowed { remaining }), Some(limiter), true) =
+        (admission, &app.limiter, app.atlassian_headers)
+    {
         let limit = limiter
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -132,15 +162,20 @@ async fn pause(d: Duration) {
 }
 
 fn too_many_requests(app: &App, wait: Duration) -> Response {
-    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-    let reset = Utc::now() + wait;
-    let limit = app.limiter.as_ref().map_or(0, |l| {
-        l.lock().unwrap_or_else(PoisonError::into_inner).limit()
-    });
+    let seconds = app
+        .retry_after
+        .unwrap_or_else(|| wait.as_secs_f64().ceil().max(1.0) as u64);
     let mut response =
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.").into_response();
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, seconds.into());
+    if !app.atlassian_headers {
+        return response;
+    }
+    let reset = Utc::now() + wait;
+    let limit = app.limiter.as_ref().map_or(0, |l| {
+        l.lock().unwrap_or_else(PoisonError::into_inner).limit()
+    });
     headers.insert("x-ratelimit-limit", limit.into());
     headers.insert("x-ratelimit-remaining", 0.into());
     headers.insert("x-ratelimit-nearlimit", HeaderValue::from_static("true"));
@@ -151,6 +186,7 @@ fn too_many_requests(app: &App, wait: Duration) -> Response {
         "ratelimit-reason",
         HeaderValue::from_static("jira-burst-based"),
     );
+    headers.insert("beta-retry-after", seconds.into());
     response
 }
 
@@ -197,6 +233,14 @@ fn unauthorized(had_credentials: bool) -> Response {
             "x-seraph-loginreason",
             HeaderValue::from_static("AUTHENTICATED_FAILED"),
         );
+    }
+    response
+}
+
+fn redirect(location: &str) -> Response {
+    let mut response = (StatusCode::FOUND, "").into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, v);
     }
     response
 }

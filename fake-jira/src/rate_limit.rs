@@ -1,6 +1,8 @@
 //! The server-side rate limit: a token bucket like Jira Cloud's burst limits.
 //! A client that honours its own limiter never meets it; one that does not
 //! gets 429 with the headers Jira sends (`JIRA_API.md`, "Rate limits").
+//! Time comes from the fake's [`Clock`](crate::Clock), so tests can move it
+//! by hand rather than sleep.
 
 use std::time::{Duration, Instant};
 
@@ -23,8 +25,9 @@ pub(crate) enum Admission {
 }
 
 impl TokenBucket {
-    /// A full bucket. `per_second` must be > 0 and `burst` ≥ 1 (clamped).
-    pub(crate) fn new(per_second: f64, burst: u32) -> Self {
+    /// A full bucket at `now`. `per_second` must be > 0 and `burst` ≥ 1
+    /// (clamped).
+    pub(crate) fn new(per_second: f64, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
         TokenBucket {
             per_second: if per_second.is_finite() && per_second > 0.0 {
@@ -34,7 +37,7 @@ impl TokenBucket {
             },
             burst,
             tokens: burst,
-            last: Instant::now(),
+            last: now,
         }
     }
 
@@ -69,7 +72,7 @@ mod tests {
     #[test]
     fn a_full_bucket_lets_a_burst_through_then_refuses() {
         let start = Instant::now();
-        let mut bucket = TokenBucket::new(2.0, 3);
+        let mut bucket = TokenBucket::new(2.0, 3, start);
         for left in [2, 1, 0] {
             assert_eq!(bucket.admit(start), Admission::Allowed { remaining: left });
         }
@@ -82,7 +85,7 @@ mod tests {
     #[test]
     fn tokens_come_back_at_the_rate_and_never_above_the_burst() {
         let start = Instant::now();
-        let mut bucket = TokenBucket::new(10.0, 2);
+        let mut bucket = TokenBucket::new(10.0, 2, start);
         bucket.admit(start);
         bucket.admit(start);
         let later = start + Duration::from_millis(100);

@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -25,9 +26,12 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 use tower::ServiceExt;
 
+use crate::access::Forbidden;
 use crate::auth::Credentials;
+use crate::clock::Clock;
 use crate::faults::{Fault, FaultHandle};
 use crate::flavor::Flavor;
+use crate::openapi::{OpenApi, Violation, default_openapi_dir, openapi_file};
 use crate::rate_limit::TokenBucket;
 use crate::record::{RateViolation, RecordedRequest, RequestLog, rate_violation};
 use crate::site::{Site, SiteHandle};
@@ -43,6 +47,12 @@ pub enum PageCap {
     CloudUserSearch,
     /// Cloud `/user/assignable/search`. Default 1000.
     CloudAssignable,
+    /// Cloud `/user/assignable/search`: how far into the site's user list
+    /// its windows reach. Default 1000: the spec says the server takes the
+    /// users in `[startAt, startAt + maxResults)` "up to the thousandth
+    /// user" and returns those of them that are assignable. Set it lower to
+    /// get the effect on a small site.
+    CloudAssignableReach,
     /// Cloud `/search/jql` when fields are asked for. Default 100; set it
     /// lower to get pages shorter than asked in the middle of a listing.
     SearchJql,
@@ -64,7 +74,9 @@ impl PageCap {
     pub fn default_max(self) -> usize {
         match self {
             PageCap::PageBean => 100,
-            PageCap::CloudUserSearch | PageCap::CloudAssignable => 1000,
+            PageCap::CloudUserSearch | PageCap::CloudAssignable | PageCap::CloudAssignableReach => {
+                1000
+            }
             PageCap::SearchJql => 100,
             PageCap::SearchJqlIds => 5000,
             PageCap::DcSearch => 1000,
@@ -84,9 +96,55 @@ pub(crate) struct App {
     pub(crate) credentials: Credentials,
     pub(crate) latency: Duration,
     pub(crate) limiter: Option<Mutex<TokenBucket>>,
+    /// The 429's `Retry-After`, when fixed; else the wait rounded up (≥ 1).
+    pub(crate) retry_after: Option<u64>,
+    /// Atlassian's rate-limit headers besides `Retry-After`.
+    pub(crate) atlassian_headers: bool,
+    /// Arrival times and the rate limit's time.
+    pub(crate) clock: Clock,
     caps: BTreeMap<PageCap, usize>,
     /// Makes every `/search/jql` token distinct.
     pub(crate) token_serial: AtomicU64,
+    /// `serverInfo` refuses anonymous requests (an SSO plugin or proxy).
+    pub(crate) server_info_needs_auth: bool,
+    /// Projects whose resources answer 403.
+    pub(crate) forbidden: Forbidden,
+    /// The OpenAPI document requests are checked against, if validation is on.
+    pub(crate) spec: Option<Arc<OpenApi>>,
+    /// What the requests got wrong, in arrival order.
+    pub(crate) violations: Mutex<Vec<Violation>>,
+    /// Also print each violation on stderr as it happens (the binary).
+    print_violations: bool,
+}
+
+impl App {
+    /// Checks a request against the spec, if validation is on, and records
+    /// what it got wrong.
+    pub(crate) fn validate(&self, method: &str, path: &str, query: &str, body: &[u8]) {
+        let Some(spec) = &self.spec else {
+            return;
+        };
+        let problems = spec.check(method, path, query, body);
+        if problems.is_empty() {
+            return;
+        }
+        let mut violations = self
+            .violations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for problem in problems {
+            let v = Violation {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                query: query.to_owned(),
+                problem,
+            };
+            if self.print_violations {
+                eprintln!("fake-jira: spec violation: {v}");
+            }
+            violations.push(v);
+        }
+    }
 }
 
 impl App {
@@ -108,9 +166,17 @@ pub struct FakeJiraBuilder {
     credentials: Option<Credentials>,
     latency: Duration,
     rate_limit: Option<(f64, u32)>,
+    retry_after: Option<u64>,
+    atlassian_headers: bool,
+    clock: Clock,
     caps: BTreeMap<PageCap, usize>,
     port: u16,
     faults: Vec<Fault>,
+    server_info_needs_auth: bool,
+    forbidden_projects: Vec<String>,
+    spec_validation: bool,
+    openapi_dir: Option<PathBuf>,
+    print_violations: bool,
 }
 
 impl FakeJiraBuilder {
@@ -134,13 +200,39 @@ impl FakeJiraBuilder {
 
     /// A server-side token bucket: `burst` requests at once, refilled at
     /// `per_second`. Over it: 429 with `Retry-After` (whole seconds, at
-    /// least 1), `X-RateLimit-Limit`, `X-RateLimit-Remaining`,
-    /// `X-RateLimit-Reset` (ISO-8601) and `RateLimit-Reason:
-    /// jira-burst-based`. Admitted answers carry `X-RateLimit-Limit` and
+    /// least 1, or [`FakeJiraBuilder::retry_after`]) and, unless
+    /// [`FakeJiraBuilder::atlassian_rate_limit_headers`] turns them off,
+    /// `X-RateLimit-Limit`, `X-RateLimit-Remaining: 0`,
+    /// `X-RateLimit-NearLimit: true`, `X-RateLimit-Reset` (ISO-8601),
+    /// `RateLimit-Reason: jira-burst-based` and `Beta-Retry-After` (the
+    /// same seconds). Admitted answers carry `X-RateLimit-Limit` and
     /// `X-RateLimit-Remaining`, and `X-RateLimit-NearLimit: true` under 20%.
     /// Default: no limit.
     pub fn rate_limit(mut self, per_second: f64, burst: u32) -> Self {
         self.rate_limit = Some((per_second, burst));
+        self
+    }
+
+    /// The 429's `Retry-After` in whole seconds, whatever the bucket's wait
+    /// (Jira Cloud often says 1). Default: the wait, rounded up, at least 1.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Whether rate-limited answers carry Atlassian's headers besides
+    /// `Retry-After` (see [`FakeJiraBuilder::rate_limit`]). Default: on.
+    /// Off plays a proxy or an older site that sends `Retry-After` only.
+    pub fn atlassian_rate_limit_headers(mut self, on: bool) -> Self {
+        self.atlassian_headers = on;
+        self
+    }
+
+    /// The time source of arrival times and of the rate limit. Default:
+    /// [`Clock::system`]. A test of the rate limit passes a
+    /// [`Clock::manual`] and moves it, instead of sleeping.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -153,6 +245,45 @@ impl FakeJiraBuilder {
     /// The port on 127.0.0.1. Default 0: the OS picks a free one.
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Whether `serverInfo` answers 401 to requests without credentials, as
+    /// sites behind SSO plugins or proxies do (it still answers with
+    /// credentials). Default: false, `serverInfo` answers anonymously as a
+    /// stock site does.
+    pub fn server_info_needs_auth(mut self, needs_auth: bool) -> Self {
+        self.server_info_needs_auth = needs_auth;
+        self
+    }
+
+    /// A project the account may not see: its `/project/{key}`, its issues,
+    /// its `/user/assignable/search` and any issue search whose JQL names
+    /// it answer 403, while everything else works (see
+    /// [`FakeJira::forbid_project`]). It still appears in project listings.
+    pub fn forbid_project(mut self, key: impl Into<String>) -> Self {
+        self.forbidden_projects.push(key.into());
+        self
+    }
+
+    /// Whether every request is checked against the official OpenAPI
+    /// document of the flavor (see [`FakeJira::violations`]). Default: on.
+    /// A test that sends invalid requests on purpose turns it off, or takes
+    /// the violations it expects with [`FakeJira::take_violations`].
+    pub fn spec_validation(mut self, on: bool) -> Self {
+        self.spec_validation = on;
+        self
+    }
+
+    /// Where the OpenAPI documents are. Default: [`default_openapi_dir`].
+    pub fn openapi_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.openapi_dir = Some(dir.into());
+        self
+    }
+
+    /// Also print each violation on stderr as it happens. Default: off.
+    pub fn print_violations(mut self, on: bool) -> Self {
+        self.print_violations = on;
         self
     }
 
@@ -175,7 +306,17 @@ impl FakeJiraBuilder {
     }
 
     /// Starts the fake and returns once it is listening, or why it could not.
+    ///
+    /// With validation on and the OpenAPI documents absent, the fake runs
+    /// without validation and says so loudly on stderr (once per process),
+    /// unless the environment has `CI` set: there it is an error, because
+    /// CI must validate.
     pub fn try_start(self) -> io::Result<FakeJira> {
+        let spec = if self.spec_validation {
+            load_spec(self.flavor, self.openapi_dir.as_deref())?
+        } else {
+            None
+        };
         let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
@@ -196,9 +337,17 @@ impl FakeJiraBuilder {
             latency: self.latency,
             limiter: self
                 .rate_limit
-                .map(|(rate, burst)| Mutex::new(TokenBucket::new(rate, burst))),
+                .map(|(rate, burst)| Mutex::new(TokenBucket::new(rate, burst, self.clock.now()))),
+            retry_after: self.retry_after,
+            atlassian_headers: self.atlassian_headers,
+            clock: self.clock,
             caps: self.caps,
             token_serial: AtomicU64::new(1),
+            server_info_needs_auth: self.server_info_needs_auth,
+            forbidden: Forbidden::new(self.forbidden_projects),
+            spec,
+            violations: Mutex::new(Vec::new()),
+            print_violations: self.print_violations,
         });
         let router = crate::api::router(Arc::clone(&app));
         let (stop, stopped) = oneshot::channel();
@@ -268,9 +417,17 @@ impl FakeJira {
             credentials: None,
             latency: Duration::ZERO,
             rate_limit: None,
+            retry_after: None,
+            atlassian_headers: true,
+            clock: Clock::system(),
             caps: BTreeMap::new(),
             port: 0,
             faults: Vec::new(),
+            server_info_needs_auth: false,
+            forbidden_projects: Vec::new(),
+            spec_validation: true,
+            openapi_dir: None,
+            print_violations: false,
         }
     }
 
@@ -308,6 +465,16 @@ impl FakeJira {
     /// How many requests were received.
     pub fn request_count(&self) -> usize {
         self.app.log.len()
+    }
+
+    /// How many requests were answered with this status (e.g. 429).
+    pub fn count_status(&self, status: u16) -> usize {
+        self.app
+            .log
+            .snapshot()
+            .iter()
+            .filter(|r| r.status == status)
+            .count()
     }
 
     /// How many requests had a path starting with `path_prefix`.
@@ -349,9 +516,58 @@ impl FakeJira {
     pub fn faults(&self) -> FaultHandle {
         self.app.faults.clone()
     }
+
+    /// Whether requests are being checked against the OpenAPI document.
+    pub fn validates(&self) -> bool {
+        self.app.spec.is_some()
+    }
+
+    /// Every way the requests so far differed from the OpenAPI document.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.app
+            .violations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The violations so far, forgotten: for a test that sends invalid
+    /// requests on purpose and checks they were seen. Dropping the fake
+    /// fails the test on violations not taken.
+    pub fn take_violations(&self) -> Vec<Violation> {
+        std::mem::take(
+            &mut *self
+                .app
+                .violations
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Panics, listing them, if any request so far differed from the
+    /// OpenAPI document. Dropping the fake does the same check.
+    pub fn assert_no_violations(&self) {
+        let violations = self.violations();
+        if !violations.is_empty() {
+            panic!("{}", violation_report(&violations));
+        }
+    }
+
+    /// From the next request on, the project's own resources answer 403
+    /// (see [`FakeJiraBuilder::forbid_project`]).
+    pub fn forbid_project(&self, key: &str) {
+        self.app.forbidden.set(key, true);
+    }
+
+    /// From the next request on, the project is visible again.
+    pub fn allow_project(&self, key: &str) {
+        self.app.forbidden.set(key, false);
+    }
 }
 
 impl Drop for FakeJira {
+    /// Stops the server, then fails the test if a request broke the spec
+    /// (unless the test is failing already).
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -359,6 +575,63 @@ impl Drop for FakeJira {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        if !std::thread::panicking() {
+            let violations = self.take_violations();
+            if !violations.is_empty() {
+                panic!("{}", violation_report(&violations));
+            }
+        }
+    }
+}
+
+fn violation_report(violations: &[Violation]) -> String {
+    let mut report = format!(
+        "fake-jira: {} request(s) broke the official OpenAPI document:",
+        violations.len()
+    );
+    for v in violations.iter().take(50) {
+        report.push_str("\n  ");
+        report.push_str(&v.to_string());
+    }
+    if violations.len() > 50 {
+        report.push_str(&format!("\n  ... and {} more", violations.len() - 50));
+    }
+    report
+}
+
+/// The flavor's document, or `None` (said loudly, an error in CI) when it
+/// is absent.
+fn load_spec(flavor: Flavor, dir: Option<&std::path::Path>) -> io::Result<Option<Arc<OpenApi>>> {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let explicit = dir.is_some();
+    let dir = dir.map_or_else(default_openapi_dir, std::path::Path::to_path_buf);
+    match OpenApi::load(flavor, &dir) {
+        Ok(Some(spec)) => Ok(Some(spec)),
+        Ok(None) => {
+            let message = format!(
+                "fake-jira: SPEC VALIDATION IS OFF: {} is not in {} (set FAKE_JIRA_OPENAPI_DIR, \
+                 or put the shared directory beside the repository)",
+                openapi_file(flavor),
+                dir.display()
+            );
+            if explicit {
+                return Err(io::Error::new(io::ErrorKind::NotFound, message));
+            }
+            if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{message}; CI must validate"),
+                ));
+            }
+            if !WARNED.swap(true, Ordering::SeqCst) {
+                eprintln!("{message}");
+            }
+            Ok(None)
+        }
+        Err(e) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the OpenAPI document cannot be used: {e}"),
+        )),
     }
 }
 

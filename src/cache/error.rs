@@ -47,6 +47,16 @@ pub enum CacheError {
         supported: i64,
     },
 
+    /// The cache path is a symbolic link, which is never followed.
+    #[error(
+        "{}: the cache file is a symbolic link, which jira-cache never follows; remove it, or set `cache_dir` to the real directory",
+        path.display()
+    )]
+    Symlink {
+        /// The cache path.
+        path: PathBuf,
+    },
+
     /// The file or its directory cannot be written.
     #[error(
         "{}: cannot write the cache ({detail}); check the permissions of the file (0600) and its directory (0700), or choose another `cache_dir`",
@@ -67,6 +77,19 @@ pub enum CacheError {
     DiskFull {
         /// The cache file.
         path: PathBuf,
+    },
+
+    /// The storage refused a write or read (an I/O error, a file size
+    /// limit, a quota); what was committed before stays.
+    #[error(
+        "{}: the disk refused to write the cache ({detail}); check its free space, quota and health (`df`, `dmesg`), then run `cache_warm` again",
+        path.display()
+    )]
+    Storage {
+        /// The cache file.
+        path: PathBuf,
+        /// What SQLite said.
+        detail: String,
     },
 
     /// Another process kept the database locked longer than the busy timeout.
@@ -129,6 +152,8 @@ impl CacheError {
             | CacheError::NewerSchema { path, .. }
             | CacheError::Unwritable { path, .. }
             | CacheError::DiskFull { path }
+            | CacheError::Symlink { path }
+            | CacheError::Storage { path, .. }
             | CacheError::Busy { path }
             | CacheError::Io { path, .. }
             | CacheError::Sqlite { path, .. }
@@ -145,6 +170,12 @@ impl CacheError {
                 detail: source.to_string(),
             },
             Some(ErrorCode::DiskFull) => CacheError::DiskFull { path },
+            // EIO, EFBIG (a file size limit), a quota: the storage refused
+            // the write; the file itself is not to blame.
+            Some(ErrorCode::SystemIoFailure) => CacheError::Storage {
+                path,
+                detail: source.to_string(),
+            },
             Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
                 CacheError::Unwritable {
                     path,

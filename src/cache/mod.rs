@@ -52,7 +52,9 @@ pub use error::CacheError;
 pub fn issue_alias_meta_key(old_key: &str) -> String {
     format!("issue-alias:{old_key}")
 }
-pub use reader::{CacheReader, CachedEntry, CategoryStats, Freshness, Watermark};
+pub use reader::{
+    CacheReader, CachedEntry, CategoryStats, Freshness, ReadCounts, ReadSource, Watermark,
+};
 pub use runs::{RunEnd, RunId, RunRecord, RunResult, RunStart};
 pub use write::{EvictionOutcome, KeyScope, Listing, NewEntry, PruneOutcome, PutOutcome};
 pub use writer::{CacheWriter, Pending};
@@ -103,11 +105,15 @@ impl Cache {
     /// creates a fresh one: `cache_warm --reset`.
     pub fn reset(path: impl AsRef<Path>) -> Result<Cache, CacheError> {
         let path = path.as_ref();
+        refuse_symlink(path)?;
+        // The companions go first: removing the main file first would leave,
+        // if we stopped right there, a `-wal` that SQLite replays into the
+        // next file created at this path. The caller holds the warm lock.
         for file in [
-            path.to_path_buf(),
             companion(path, "-wal"),
             companion(path, "-shm"),
             companion(path, "-journal"),
+            path.to_path_buf(),
         ] {
             match std::fs::remove_file(&file) {
                 Ok(()) => {}
@@ -131,16 +137,22 @@ impl Cache {
                 path: path.to_path_buf(),
             });
         }
-        let mut conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE).map_err(|e| {
-            if path.exists() {
-                e
-            } else {
-                CacheError::Missing {
+        let opened =
+            open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE).and_then(|mut conn| {
+                schema::migrate(&mut conn, path)?;
+                Ok(conn)
+            });
+        let conn = match opened {
+            Ok(conn) => conn,
+            Err(_) if !path.exists() => {
+                return Err(CacheError::Missing {
                     path: path.to_path_buf(),
-                }
+                });
             }
-        })?;
-        schema::migrate(&mut conn, path)?;
+            // A read-only file system or directory: read without writing.
+            Err(CacheError::Unwritable { .. }) => open_connection_read_only(path)?,
+            Err(e) => return Err(e),
+        };
         Ok(CacheReader::new(conn, path.to_path_buf()))
     }
 
@@ -172,15 +184,58 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
-/// Creates the directory (0700) and the empty file (0600) if missing.
+/// Refuses a symbolic link at the cache path: the file is never reached
+/// through one (`CONVENTIONS.md`, "Files").
+fn refuse_symlink(path: &Path) -> Result<(), CacheError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(CacheError::Symlink {
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Warns about a cache directory other users can write, or that belongs to
+/// someone else: they could swap the cache file under us. Returns the
+/// warning (also logged), or `None` when the directory is private enough.
+pub fn directory_warning(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(dir).ok()?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let me = unsafe { libc::getuid() };
+    let mode = meta.mode() & 0o7777;
+    let warning = if meta.uid() != me {
+        format!(
+            "the cache directory {} belongs to user id {}, not to you; another user controls what is cached: choose your own `cache_dir`",
+            dir.display(),
+            meta.uid()
+        )
+    } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        format!(
+            "the cache directory {} is writable by other users (mode {mode:04o}); run `chmod go-w {}`",
+            dir.display(),
+            dir.display()
+        )
+    } else {
+        return None;
+    };
+    tracing::warn!("{warning}");
+    Some(warning)
+}
+
+/// Creates the directory (0700) and the empty file (0600) if missing; a
+/// symlink at the path is refused, never followed.
 fn create_private_file(path: &Path) -> Result<(), CacheError> {
     if let Some(dir) = path.parent() {
         ensure_private_dir(dir).map_err(|e| CacheError::from_io(dir, e))?;
+        directory_warning(dir);
     }
+    refuse_symlink(path)?;
     match OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
         Ok(_) => Ok(()),
@@ -191,13 +246,50 @@ fn create_private_file(path: &Path) -> Result<(), CacheError> {
 
 /// Opens a connection to an existing file and applies the per-connection
 /// pragmas.
+///
+/// The file is never opened through a symlink (`SQLITE_OPEN_NOFOLLOW`), and
+/// it is identified as ours (or empty) *before* any pragma that writes it:
+/// a foreign SQLite file is refused untouched, never switched to WAL first.
 fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, CacheError> {
+    refuse_symlink(path)?;
     let new_file = std::fs::metadata(path)
         .map(|m| m.len() == 0)
         .unwrap_or(false);
-    let conn =
-        Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).at(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        flags | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .at(path)?;
+    conn.busy_timeout(schema::BUSY_TIMEOUT).at(path)?;
+    schema::identify(&conn, path)?;
     schema::configure(&conn, path, new_file)?;
+    Ok(conn)
+}
+
+/// Opens the file for reading only, for a read-only file system or
+/// directory: no lock file, no `-shm` to create, nothing written. SQLite
+/// reads a WAL file there only as `immutable`, which is what a status
+/// snapshot needs.
+fn open_connection_read_only(path: &Path) -> Result<Connection, CacheError> {
+    refuse_symlink(path)?;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file:");
+    for b in absolute.as_os_str().as_encoded_bytes() {
+        match b {
+            b'?' | b'#' | b'%' => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(char::from(*b)),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .at(path)?;
+    schema::identify(&conn, path)?;
     Ok(conn)
 }
 

@@ -97,12 +97,70 @@ pub struct CategoryStats {
     pub newest_fetch: Option<i64>,
     /// The next expiry after now, unix ms.
     pub next_expiry: Option<i64>,
-    /// Reads that found a fresh entry (flushed counts plus this reader's own).
+    /// Reads that found a fresh entry (flushed counts plus this reader's
+    /// own), from the sources that count in the hit rate (library and
+    /// `cache_serve`, not `--get`).
+    pub hits: u64,
+    /// Reads that found an expired entry, likewise.
+    pub stale_hits: u64,
+    /// Reads that found nothing, likewise.
+    pub misses: u64,
+    /// The reads of each source, `--get` included.
+    pub by_source: BTreeMap<ReadSource, ReadCounts>,
+}
+
+/// Who read an entry. Reads are counted per source, so that a person
+/// exploring with `cache_status --get` does not move the hit rate that
+/// monitoring judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadSource {
+    /// A program reading through the library (`jira_cache::read`): the default.
+    #[default]
+    Library,
+    /// `cache_serve`, answering its clients.
+    Serve,
+    /// `cache_status --get`, run by a person or a script.
+    Get,
+}
+
+impl ReadSource {
+    /// Every source, in the order figures list them.
+    pub const ALL: [ReadSource; 3] = [ReadSource::Library, ReadSource::Serve, ReadSource::Get];
+
+    /// The name stored and shown: `library`, `serve`, `get`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadSource::Library => "library",
+            ReadSource::Serve => "serve",
+            ReadSource::Get => "get",
+        }
+    }
+
+    /// Whether its reads count in the hit rate `cache_status --check`
+    /// judges: the programs' reads (library, `cache_serve`) do; `--get`
+    /// reads, often a person exploring, do not.
+    pub fn counts_in_hit_rate(self) -> bool {
+        !matches!(self, ReadSource::Get)
+    }
+}
+
+/// Reads of one category from one source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadCounts {
+    /// Reads that found a fresh entry.
     pub hits: u64,
     /// Reads that found an expired entry.
     pub stale_hits: u64,
     /// Reads that found nothing.
     pub misses: u64,
+}
+
+impl ReadCounts {
+    /// Every read: hits, stale hits and misses.
+    pub fn reads(&self) -> u64 {
+        self.hits + self.stale_hits + self.misses
+    }
 }
 
 /// Reads not yet written to `read_counts` and `last_read_at`.
@@ -121,8 +179,9 @@ struct PendingReads {
 pub struct CacheReader {
     conn: Connection,
     path: PathBuf,
-    pending: BTreeMap<Category, PendingReads>,
+    pending: BTreeMap<(ReadSource, Category), PendingReads>,
     unflushed: u64,
+    source: ReadSource,
 }
 
 impl CacheReader {
@@ -132,7 +191,19 @@ impl CacheReader {
             path,
             pending: BTreeMap::new(),
             unflushed: 0,
+            source: ReadSource::Library,
         }
+    }
+
+    /// Counts this reader's next reads as `source`'s (the default is
+    /// [`ReadSource::Library`]).
+    pub fn set_read_source(&mut self, source: ReadSource) {
+        self.source = source;
+    }
+
+    /// Whose reads this reader counts.
+    pub fn read_source(&self) -> ReadSource {
+        self.source
     }
 
     /// The cache file.
@@ -149,7 +220,7 @@ impl CacheReader {
         now_ms: i64,
     ) -> Result<Option<CachedEntry>, CacheError> {
         let entry = self.peek(category, key)?;
-        let reads = self.pending.entry(category).or_default();
+        let reads = self.pending.entry((self.source, category)).or_default();
         match &entry {
             None => reads.misses += 1,
             Some(e) => {
@@ -268,6 +339,34 @@ impl CacheReader {
             .at(&self.path)
     }
 
+    /// SQLite's `PRAGMA quick_check`: every page of every b-tree read once
+    /// (linear in the file's size, no index cross-check). `None` when the
+    /// file is sound, else the first problems SQLite found, on one line. A
+    /// page of garbage in the middle of the file is otherwise found only
+    /// when some read happens to touch it.
+    pub fn quick_check(&self) -> Result<Option<String>, CacheError> {
+        let problems: Vec<String> = match self
+            .conn
+            .prepare("PRAGMA quick_check(5)")
+            .and_then(|mut stmt| stmt.query_map([], |row| row.get::<_, String>(0))?.collect())
+        {
+            Ok(rows) => rows,
+            // Corruption bad enough that the check itself cannot run.
+            Err(e) => {
+                return match CacheError::from_sqlite(&self.path, e) {
+                    CacheError::Corrupt { detail, .. } => Ok(Some(detail)),
+                    other => Err(other),
+                };
+            }
+        };
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(None);
+        }
+        Ok(Some(
+            crate::scrub::for_terminal(&problems.join("; ")).into_owned(),
+        ))
+    }
+
     /// Every project's issue watermark, by project key.
     pub fn watermarks(&self) -> Result<Vec<Watermark>, CacheError> {
         self.conn
@@ -367,7 +466,7 @@ impl CacheReader {
                 .at(path)?;
             let mut reads = tx
                 .prepare_cached(
-                    "SELECT hits, stale_hits, misses FROM read_counts WHERE category = ?1",
+                    "SELECT source, hits, stale_hits, misses FROM read_counts WHERE category = ?1",
                 )
                 .at(path)?;
             // Separate sub-queries: SQLite answers a lone min() or max() from
@@ -397,22 +496,40 @@ impl CacheReader {
                     .optional()
                     .at(path)?
                     .unwrap_or((0, 0));
-                let (mut hits, mut stale_hits, mut misses) = reads
-                    .query_row([name], |r| {
-                        Ok((
-                            from_sql_int(r.get(0)?),
-                            from_sql_int(r.get(1)?),
-                            from_sql_int(r.get(2)?),
-                        ))
-                    })
-                    .optional()
-                    .at(path)?
-                    .unwrap_or_default();
-                if let Some(p) = self.pending.get(&category) {
-                    hits += p.hits;
-                    stale_hits += p.stale_hits;
-                    misses += p.misses;
+                let mut by_source: BTreeMap<ReadSource, ReadCounts> = ReadSource::ALL
+                    .iter()
+                    .map(|&s| (s, ReadCounts::default()))
+                    .collect();
+                let mut rows = reads.query([name]).at(path)?;
+                while let Some(row) = rows.next().at(path)? {
+                    let source: String = row.get(0).at(path)?;
+                    let Some(source) = ReadSource::ALL.into_iter().find(|s| s.as_str() == source)
+                    else {
+                        continue;
+                    };
+                    let counts = by_source.entry(source).or_default();
+                    counts.hits += from_sql_int(row.get(1).at(path)?);
+                    counts.stale_hits += from_sql_int(row.get(2).at(path)?);
+                    counts.misses += from_sql_int(row.get(3).at(path)?);
                 }
+                drop(rows);
+                for ((source, pending_category), p) in &self.pending {
+                    if *pending_category != category {
+                        continue;
+                    }
+                    let counts = by_source.entry(*source).or_default();
+                    counts.hits += p.hits;
+                    counts.stale_hits += p.stale_hits;
+                    counts.misses += p.misses;
+                }
+                let counted = by_source
+                    .iter()
+                    .filter(|(s, _)| s.counts_in_hit_rate())
+                    .fold(ReadCounts::default(), |sum, (_, c)| ReadCounts {
+                        hits: sum.hits + c.hits,
+                        stale_hits: sum.stale_hits + c.stale_hits,
+                        misses: sum.misses + c.misses,
+                    });
                 let (mut expired, mut oldest_fetch, mut newest_fetch, mut next_expiry): (
                     u64,
                     Option<i64>,
@@ -449,9 +566,10 @@ impl CacheReader {
                     oldest_fetch,
                     newest_fetch,
                     next_expiry,
-                    hits,
-                    stale_hits,
-                    misses,
+                    hits: counted.hits,
+                    stale_hits: counted.stale_hits,
+                    misses: counted.misses,
+                    by_source,
                 });
             }
         }
@@ -507,14 +625,14 @@ fn watermark_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Watermark> {
 /// statement per category and figure, not per read.
 fn write_reads(
     conn: &mut Connection,
-    pending: &BTreeMap<Category, PendingReads>,
+    pending: &BTreeMap<(ReadSource, Category), PendingReads>,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut counts = tx.prepare_cached(
             "UPDATE read_counts
-             SET hits = hits + ?2, stale_hits = stale_hits + ?3, misses = misses + ?4
-             WHERE category = ?1",
+             SET hits = hits + ?3, stale_hits = stale_hits + ?4, misses = misses + ?5
+             WHERE category = ?1 AND source = ?2",
         )?;
         // `?2` is a JSON object {key: read_at}: one statement for all the keys.
         let mut touched = tx.prepare_cached(
@@ -522,9 +640,10 @@ fn write_reads(
              FROM json_each(?2) AS read
              WHERE entries.category = ?1 AND entries.key = read.key",
         )?;
-        for (category, reads) in pending {
+        for ((source, category), reads) in pending {
             counts.execute(params![
                 category.as_str(),
+                source.as_str(),
                 to_sql_int(reads.hits),
                 to_sql_int(reads.stale_hits),
                 to_sql_int(reads.misses)

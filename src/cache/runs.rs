@@ -147,7 +147,15 @@ pub(crate) fn run_start(conn: &Connection, start: &RunStart) -> rusqlite::Result
 }
 
 pub(crate) fn run_finish(conn: &Connection, id: RunId, end: &RunEnd) -> rusqlite::Result<()> {
-    let errors = serde_json::to_string(&end.errors).expect("a list of strings serializes");
+    // Run history is the cache's copy of what went wrong: it passes the
+    // one scrubber, whoever built the messages.
+    let scrubbed: Vec<String> = end
+        .errors
+        .iter()
+        .map(|e| crate::scrub::scrub(e).into_owned())
+        .collect();
+    let errors = serde_json::to_string(&scrubbed).expect("a list of strings serializes");
+    let report_json = crate::scrub::scrub(&end.report_json);
     conn.prepare_cached(
         "UPDATE runs SET ended_at = ?2, result = ?3, requests = ?4, retries = ?5, throttled = ?6,
                          written = ?7, unchanged = ?8, removed = ?9, errors = ?10, report = ?11
@@ -164,7 +172,7 @@ pub(crate) fn run_finish(conn: &Connection, id: RunId, end: &RunEnd) -> rusqlite
         to_sql_int(end.unchanged),
         to_sql_int(end.removed),
         errors,
-        end.report_json
+        report_json.as_ref()
     ])?;
     Ok(())
 }

@@ -28,7 +28,7 @@ pub(crate) const APPLICATION_ID: i64 = 0x4A43_4143;
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The migrations, oldest first. Append only.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Schema 1.
 ///
@@ -266,6 +266,32 @@ CREATE TABLE listing_pages (
 ) WITHOUT ROWID;
 "#;
 
+/// Schema 5: reads counted per source (`library`, `serve`, `get`), so that
+/// a person exploring with `cache_status --get` does not move the hit rate
+/// that monitoring judges (library and `cache_serve` reads). The counts of
+/// earlier schemas did not say where they came from; they become `library`.
+const V5: &str = r#"
+CREATE TABLE read_counts_v5 (
+    category   TEXT    NOT NULL CHECK (category IN ('project', 'field', 'user', 'issue')),
+    source     TEXT    NOT NULL CHECK (source IN ('library', 'serve', 'get')),
+    hits       INTEGER NOT NULL DEFAULT 0,
+    stale_hits INTEGER NOT NULL DEFAULT 0,
+    misses     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (category, source)
+) WITHOUT ROWID;
+INSERT INTO read_counts_v5 (category, source)
+SELECT c.category, s.source
+FROM (SELECT 'project' AS category UNION ALL SELECT 'field' UNION ALL SELECT 'user'
+      UNION ALL SELECT 'issue') AS c,
+     (SELECT 'library' AS source UNION ALL SELECT 'serve' UNION ALL SELECT 'get') AS s;
+UPDATE read_counts_v5
+SET hits = r.hits, stale_hits = r.stale_hits, misses = r.misses
+FROM read_counts AS r
+WHERE r.category = read_counts_v5.category AND read_counts_v5.source = 'library';
+DROP TABLE read_counts;
+ALTER TABLE read_counts_v5 RENAME TO read_counts;
+"#;
+
 /// Sets the per-connection pragmas; call right after opening.
 ///
 /// `new_file`: the file is empty, so `auto_vacuum` can still be chosen. It
@@ -349,7 +375,7 @@ pub(crate) fn migrate_to(conn: &mut Connection, version: usize) {
 
 /// Returns the schema version of a file that is (or can become) a jira-cache
 /// database; refuses foreign and newer files.
-fn identify(conn: &Connection, path: &Path) -> Result<i64, CacheError> {
+pub(crate) fn identify(conn: &Connection, path: &Path) -> Result<i64, CacheError> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .at(path)?;
@@ -471,6 +497,42 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(projects, [("A".to_string(), 2)]);
+    }
+
+    #[test]
+    fn schema_4_read_counts_become_library_reads_in_schema_5() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, path) = fresh(&dir);
+        migrate_to(&mut conn, 4);
+        conn.execute_batch(
+            "UPDATE read_counts SET hits = 5, stale_hits = 2, misses = 1 WHERE category = 'issue'",
+        )
+        .unwrap();
+        migrate(&mut conn, &path).unwrap();
+        let rows: Vec<(String, String, i64, i64, i64)> = conn
+            .prepare(
+                "SELECT category, source, hits, stale_hits, misses FROM read_counts
+                 WHERE category IN ('issue', 'user') ORDER BY category, source",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |c: &str, s: &str, h, st, m| (c.to_string(), s.to_string(), h, st, m);
+        assert_eq!(
+            rows,
+            [
+                row("issue", "get", 0, 0, 0),
+                row("issue", "library", 5, 2, 1),
+                row("issue", "serve", 0, 0, 0),
+                row("user", "get", 0, 0, 0),
+                row("user", "library", 0, 0, 0),
+                row("user", "serve", 0, 0, 0),
+            ]
+        );
     }
 
     #[test]

@@ -673,6 +673,37 @@ async fn get_counts_hits_stale_hits_and_misses() {
 }
 
 #[tokio::test]
+async fn get_reads_are_counted_apart_from_the_hit_rate_sources() {
+    let (_dir, _path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    writer
+        .put_page(vec![entry(Category::Project, "PROJ", "{}", NOW)])
+        .await
+        .unwrap();
+    {
+        let mut reader = cache.reader().unwrap();
+        reader.get(Category::Project, "PROJ", NOW - 1).unwrap();
+        reader.set_read_source(ReadSource::Serve);
+        reader.get(Category::Project, "PROJ", NOW - 1).unwrap();
+        reader.set_read_source(ReadSource::Get);
+        reader.get(Category::Project, "NOPE", NOW).unwrap();
+        reader.get(Category::Project, "NOPE", NOW).unwrap();
+    }
+    let stats = cache.reader().unwrap().category_stats(NOW).unwrap();
+    let project = &stats[0];
+    // Library and serve count in the hit rate; --get's misses do not.
+    assert_eq!(
+        (project.hits, project.stale_hits, project.misses),
+        (2, 0, 0)
+    );
+    let of = |s: ReadSource| project.by_source[&s];
+    assert_eq!(of(ReadSource::Library).hits, 1);
+    assert_eq!(of(ReadSource::Serve).hits, 1);
+    assert_eq!(of(ReadSource::Get).misses, 2);
+    assert_eq!(of(ReadSource::Get).reads(), 2);
+}
+
+#[tokio::test]
 async fn read_counts_persist_across_two_separate_opens() {
     let (_dir, path, cache) = temp_cache();
     let writer = cache.writer().unwrap();
@@ -747,6 +778,10 @@ async fn category_stats_reports_fresh_expired_bytes_and_times() {
             hits: 0,
             stale_hits: 0,
             misses: 0,
+            by_source: ReadSource::ALL
+                .iter()
+                .map(|&s| (s, ReadCounts::default()))
+                .collect(),
         }
     );
     let issue = &stats[3];

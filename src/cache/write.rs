@@ -34,7 +34,9 @@ pub struct NewEntry {
     pub fetched_at: i64,
     /// When it stops being fresh, unix ms.
     pub expires_at: i64,
-    /// How long the fetch took, in ms (used to refresh a little early).
+    /// How long the fetch took, in ms: the δ of early refresh. 0 when the
+    /// writer did not time it (e.g. issues fetched by key with `--issue`):
+    /// such an entry is not refreshed early, only at its expiry.
     pub fetch_ms: i64,
     /// Issues: the project key.
     pub project: Option<String>,
@@ -602,6 +604,17 @@ pub(crate) fn remove(
         return Ok(from_sql_int(n));
     }
     let tx = immediate(conn)?;
+    // A watermark says "every change up to here is cached": once issues it
+    // covers are cleared, it would skip them on the next warm. Clearing
+    // issues of a project (every issue: every project) clears its watermark.
+    if category.is_none_or(|c| c == Category::Issue) {
+        tx.execute(
+            "DELETE FROM watermarks WHERE ?1 IS NULL OR project IN (
+                 SELECT DISTINCT COALESCE(project, substr(key, 1, instr(key, '-') - 1))
+                 FROM entries WHERE category = 'issue' AND key GLOB ?1)",
+            params![pattern],
+        )?;
+    }
     let mut totals = Totals::default();
     let n = totals.delete(&tx, WHERE, args)?;
     totals.apply(&tx)?;

@@ -12,8 +12,11 @@
 //! caller is answered only once that transaction has committed. A
 //! transaction's fixed cost (locking, the WAL frame of every page it
 //! touched, the commit) is then paid once for many pages (BENCHMARKS.md).
-//! Each write is still atomic and still durable before its caller hears "ok":
-//! if one of them fails, the batch is rolled back and its writes are run
+//! Each write is still atomic and committed before its caller hears "ok".
+//! Committed is not durable against a power loss: under WAL with
+//! `synchronous = NORMAL` a commit survives the process crashing, but the
+//! last commits before a power cut may be rolled back (never half of one).
+//! If one write of a batch fails, the batch is rolled back and its writes are run
 //! again one transaction each, so only the failing one fails. A batch of
 //! patient writes only (the ends of projects' issue listings, whose callers
 //! hold a [`Pending`] and go on) waits up to [`PATIENCE`] for company. When
@@ -262,7 +265,9 @@ impl CacheWriter {
 
     /// Deletes the entries of `category` (every category if `None`) whose key
     /// matches the GLOB `pattern` (every key if `None`), and returns how many;
-    /// with `dry_run`, only counts them (`cache_warm --clear`).
+    /// with `dry_run`, only counts them (`cache_warm --clear`). Removing
+    /// issues also removes the issue watermarks of their projects (every
+    /// watermark when every issue goes), so the next warm fetches them again.
     pub async fn remove(
         &self,
         category: Option<Category>,

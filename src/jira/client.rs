@@ -62,9 +62,13 @@ impl Auth {
         let raw = match self {
             Auth::None => return Ok(None),
             Auth::Basic { email, token } => {
+                crate::scrub::register_basic(email, token);
                 format!("Basic {}", b64(format!("{email}:{token}").as_bytes()))
             }
-            Auth::Bearer { token } => format!("Bearer {token}"),
+            Auth::Bearer { token } => {
+                crate::scrub::register(token);
+                format!("Bearer {token}")
+            }
         };
         let mut value = HeaderValue::from_str(&raw)
             .map_err(|_| JiraError::Setup("the token contains characters not allowed in an HTTP header; check it for stray newlines or spaces".into()))?;
@@ -92,9 +96,16 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Extra root certificate (PEM) for sites with a private CA.
     pub ca_file: Option<PathBuf>,
+    /// The largest success body read, in bytes (the profile's
+    /// `max_response`); error bodies are cut at [`MAX_ERROR_BODY`].
+    pub max_response: u64,
     /// The retry policy.
     pub retry: RetryPolicy,
 }
+
+/// How much of an error answer's body is read: enough for Jira's
+/// `errorMessages`, never a server's 500 MiB.
+pub const MAX_ERROR_BODY: u64 = 64 * 1024;
 
 /// Counters of one client's traffic, shared by its clones.
 #[derive(Debug, Default)]
@@ -125,7 +136,13 @@ struct Inner {
     permits: Semaphore,
     policy: RetryPolicy,
     timeout: Duration,
+    max_response: u64,
     counters: Counters,
+    /// Set once the site's throttling ended a request for good (a
+    /// `Retry-After` above the limit, or the retry budget spent on 429s):
+    /// the contract ends the whole run then, so every later request of
+    /// this client fails at once with the same error instead of asking again.
+    halted: std::sync::OnceLock<JiraError>,
 }
 
 /// A Jira REST client for one site and one run.
@@ -151,7 +168,8 @@ impl JiraClient {
             .user_agent(concat!("jira-cache/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(config.concurrency.max(1));
+            .pool_max_idle_per_host(config.concurrency.max(1))
+            .redirect(same_origin_redirects(&config.site));
         if let Some(ca) = &config.ca_file {
             let pem = std::fs::read(ca).map_err(|e| {
                 JiraError::Setup(format!(
@@ -199,7 +217,9 @@ impl JiraClient {
                 permits: Semaphore::new(config.concurrency.max(1)),
                 policy: config.retry,
                 timeout: config.timeout,
+                max_response: config.max_response,
                 counters: Counters::default(),
+                halted: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -262,13 +282,22 @@ impl JiraClient {
         let url = format!("{}{}", inner.site, path);
         let mut attempt: u32 = 0;
         loop {
+            if let Some(halt) = inner.halted.get() {
+                return Err(halt.clone());
+            }
             let result = self.attempt::<T>(&method, &url, path, query, body).await;
             let (outcome, error) = match result {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
             match inner.policy.decide(attempt, outcome) {
-                Decision::GiveUp => return Err(final_error(error, outcome, attempt + 1, path)),
+                Decision::GiveUp => {
+                    let error = final_error(error, outcome, attempt + 1, path);
+                    if error.is_throttled() {
+                        let _ = inner.halted.set(error.clone());
+                    }
+                    return Err(error);
+                }
                 Decision::RetryAfterGate(wait) => {
                     tracing::warn!(path, wait = ?wait, "throttled by the site; every worker pauses");
                     inner.gate.close_for(wait);
@@ -319,10 +348,15 @@ impl JiraClient {
         }
         inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(url, "request");
-        let response = req
-            .send()
-            .await
-            .map_err(|e| (Outcome::Transport, self.transport_error(&e, path)))?;
+        let response = req.send().await.map_err(|e| {
+            let error = self.transport_error(&e, path);
+            // A redirect off the site is refused the same way every time.
+            let outcome = match error {
+                JiraError::Redirect { .. } => Outcome::Status(300),
+                _ => Outcome::Transport,
+            };
+            (outcome, error)
+        })?;
         let status = response.status();
         if status.is_success() {
             let content_type = response
@@ -331,10 +365,19 @@ impl JiraClient {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| (Outcome::Transport, self.transport_error(&e, path)))?;
+            let bytes = match read_capped(response, inner.max_response).await {
+                Ok(Body::Whole(bytes)) => bytes,
+                Ok(Body::Cut(_)) => {
+                    return Err((
+                        Outcome::Status(200),
+                        JiraError::TooLarge {
+                            endpoint: path.to_string(),
+                            limit: inner.max_response,
+                        },
+                    ));
+                }
+                Err(e) => return Err((Outcome::Transport, self.transport_error(&e, path))),
+            };
             return decode(path, &content_type, &bytes);
         }
         let retry_after = response
@@ -344,10 +387,11 @@ impl JiraClient {
             .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
         let throttled = status == StatusCode::TOO_MANY_REQUESTS
             || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
-        // An error body is small; a failure to read it only loses the message.
-        let messages = match response.bytes().await {
-            Ok(b) => error_messages(&b),
-            Err(_) => Vec::new(),
+        // Only the head of an error body is read (a server may send any
+        // amount); a failure to read it only loses the message.
+        let messages = match read_capped(response, MAX_ERROR_BODY).await {
+            Ok(Body::Whole(b)) => error_messages(&b),
+            Ok(Body::Cut(_)) | Err(_) => Vec::new(),
         };
         tracing::debug!(status = status.as_u16(), ?messages, "error answer");
         if throttled {
@@ -376,7 +420,24 @@ impl JiraClient {
     }
 
     fn transport_error(&self, e: &reqwest::Error, path: &str) -> JiraError {
-        if e.is_timeout() {
+        if e.is_redirect() {
+            // The policy's own error names the target; the reqwest error's
+            // URL is the request that was redirected.
+            let mut source = std::error::Error::source(e);
+            let mut target = None;
+            while let Some(s) = source {
+                if let Some(off) = s.downcast_ref::<RedirectRefused>() {
+                    target = Some(off.0.clone());
+                    break;
+                }
+                source = s.source();
+            }
+            let target = target.unwrap_or_else(|| "(unknown)".into());
+            JiraError::Redirect {
+                endpoint: path.to_string(),
+                target,
+            }
+        } else if e.is_timeout() {
             JiraError::Timeout {
                 endpoint: path.to_string(),
                 timeout: self.inner.timeout,
@@ -393,6 +454,79 @@ impl JiraClient {
                 message: error_chain(e),
             }
         }
+    }
+}
+
+/// A body read up to a cap.
+enum Body {
+    /// The whole body, within the cap.
+    Whole(Vec<u8>),
+    /// The first `cap` bytes of a longer body; the rest was never read.
+    Cut(#[allow(dead_code)] Vec<u8>),
+}
+
+/// Reads a response body chunk by chunk, never holding more than `cap`
+/// bytes: a `Content-Length` above the cap is refused before reading, a
+/// body without one is cut as soon as it passes the cap.
+async fn read_capped(mut response: reqwest::Response, cap: u64) -> Result<Body, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Ok(Body::Cut(Vec::new()));
+    }
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap - out.len();
+        if chunk.len() > room {
+            out.extend_from_slice(&chunk[..room]);
+            return Ok(Body::Cut(out));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Body::Whole(out))
+}
+
+/// Follows a redirect only within the site's origin (scheme, host and
+/// port), at most 10 in a row: an answer from another origin would be
+/// cached as the site's own data, and the credentials would go with the
+/// request. Anything else stops with an error that names the target.
+fn same_origin_redirects(site: &url::Url) -> reqwest::redirect::Policy {
+    let origin = site.origin();
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let target = redacted(attempt.url().as_str());
+        if attempt.previous().len() >= 10 {
+            attempt.error(RedirectRefused(format!(
+                "{target} (more than 10 redirects)"
+            )))
+        } else if attempt.url().origin() == origin {
+            attempt.follow()
+        } else {
+            attempt.error(RedirectRefused(target))
+        }
+    })
+}
+
+/// Why the redirect policy refused to follow: the target it named.
+#[derive(Debug)]
+struct RedirectRefused(String);
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a redirect off the site, to {}", self.0)
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// A URL without its user info or query, fit for a message.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(unreadable URL)".into(),
     }
 }
 
@@ -492,7 +626,15 @@ fn error_messages(body: &[u8]) -> Vec<String> {
         }
     }
     out.extend(parsed.message);
+    // A server may echo what it got, `Authorization` header included: the
+    // messages go to output, logs and run history, so they are scrubbed here.
     out.iter_mut().for_each(|m| {
+        if let std::borrow::Cow::Owned(clean) = crate::scrub::scrub(m) {
+            *m = clean;
+        }
+        if let std::borrow::Cow::Owned(shown) = crate::scrub::for_terminal(m) {
+            *m = shown;
+        }
         if m.len() > 300 {
             let mut cut = 300;
             while !m.is_char_boundary(cut) {

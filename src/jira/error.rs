@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// An error from the Jira client.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum JiraError {
     /// 401: the credentials were refused. Never retried.
     #[error("{endpoint}: Jira refused the credentials (HTTP 401){}; check the token and, on Cloud, the email it belongs to", detail(.message))]
@@ -104,6 +104,18 @@ pub enum JiraError {
         /// The parser's message.
         message: String,
     },
+    /// A success body longer than the profile's `max_response`: read up to
+    /// the cap, then dropped. Not retried (the next answer would be as long).
+    #[error(
+        "{endpoint}: the answer is larger than max_response ({}); the site sent more than this profile accepts: raise `max_response` in the profile if that is expected, or check the profile's `url`",
+        crate::jira::error::bytes(*.limit)
+    )]
+    TooLarge {
+        /// The request path.
+        endpoint: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The server's paging misbehaved (a repeated token, no end in sight).
     #[error(
         "{endpoint}: paging stopped: {message}; what came is cached and nothing was removed: try again later, or tell the site's admin"
@@ -114,14 +126,66 @@ pub enum JiraError {
         /// What went wrong.
         message: String,
     },
+    /// A redirect to another origin than the site's (or too many).
+    #[error(
+        "{endpoint}: the site redirected to {target}, outside the profile's `url`; nothing from there is cached: set `url` to the address Jira really answers on"
+    )]
+    Redirect {
+        /// The request path.
+        endpoint: String,
+        /// Where the redirect pointed (without credentials or query).
+        target: String,
+    },
+    /// A page that breaks the shape the spec gives it (a negative `total`,
+    /// a `startAt` that is not a number): the site's answer, not our URL,
+    /// is at fault.
+    #[error(
+        "{endpoint}: the site sent an invalid page ({message}); what came is cached and nothing was removed: tell the site's admin"
+    )]
+    InvalidPage {
+        /// The request path.
+        endpoint: String,
+        /// What is invalid.
+        message: String,
+    },
     /// The client could not be built (e.g. an unreadable CA file).
     #[error("{0}")]
     Setup(String),
 }
 
+/// A byte count as a person reads it (`64 MiB`).
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Whether a request path is the account's own identity.
+fn is_myself(endpoint: &str) -> bool {
+    endpoint
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .ends_with("/myself")
+}
+
 fn detail(message: &Option<String>) -> String {
     match message {
-        Some(m) if !m.is_empty() => format!(": {m}"),
+        // The server's sentence ends with its own full stop; ours goes on
+        // after a `;` (not `operation.; check the token`).
+        Some(m) if !m.trim().is_empty() => format!(": {}", m.trim().trim_end_matches('.')),
         _ => String::new(),
     }
 }
@@ -144,17 +208,30 @@ fn detail_list(messages: &[String]) -> String {
     if messages.is_empty() {
         String::new()
     } else {
-        format!(": {}", messages.join("; "))
+        let trimmed: Vec<&str> = messages
+            .iter()
+            .map(|m| m.trim().trim_end_matches('.'))
+            .collect();
+        format!(": {}", trimmed.join("; "))
     }
 }
 
 impl JiraError {
-    /// Whether the error is about credentials or permissions (exit 3).
+    /// Whether the credentials were refused (exit 3): a 401, or a 403 on
+    /// the account's own identity (`/myself`). Any other 403 belongs to the
+    /// resource that answered it (see [`JiraError::is_forbidden`]).
     pub fn is_auth(&self) -> bool {
-        matches!(
-            self,
-            JiraError::Unauthorized { .. } | JiraError::Forbidden { .. }
-        )
+        match self {
+            JiraError::Unauthorized { .. } => true,
+            JiraError::Forbidden { endpoint, .. } => is_myself(endpoint),
+            _ => false,
+        }
+    }
+
+    /// Whether one resource was refused to this account (a 403 anywhere
+    /// but `/myself`): that part fails, the rest of the run goes on.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, JiraError::Forbidden { endpoint, .. } if !is_myself(endpoint))
     }
 
     /// Whether the client's own configuration is at fault (a CA file, a

@@ -1,8 +1,12 @@
 //! Field metadata for the fields stage: fields, issue types, priorities,
-//! statuses, resolutions. All unpaged bare arrays on both deployments.
+//! statuses, resolutions. Unpaged bare arrays, except Cloud's priorities
+//! and resolutions: their bare-array endpoints are deprecated in the v3
+//! spec, so they are read from the paginated `/priority/search` and
+//! `/resolution/search` (PageBeans), under the same cache keys.
 
 use super::client::JiraClient;
 use super::paging::{Listing, Pager, Style, by_id};
+use crate::Deployment;
 
 /// The metadata lists, in the order the fields stage fetches them, with the
 /// key prefix of their per-id entries and the name of their whole-list entry.
@@ -12,11 +16,13 @@ pub enum Metadata {
     Fields,
     /// `GET /issuetype`: `issuetype:<id>`, `list:issuetypes`.
     IssueTypes,
-    /// `GET /priority`: `priority:<id>`, `list:priorities`.
+    /// `GET /priority` (Cloud: `/priority/search`): `priority:<id>`,
+    /// `list:priorities`.
     Priorities,
     /// `GET /status`: `status:<id>`, `list:statuses`.
     Statuses,
-    /// `GET /resolution`: `resolution:<id>`, `list:resolutions`.
+    /// `GET /resolution` (Cloud: `/resolution/search`): `resolution:<id>`,
+    /// `list:resolutions`.
     Resolutions,
 }
 
@@ -30,7 +36,18 @@ impl Metadata {
         Metadata::Resolutions,
     ];
 
-    /// The REST path under the API base.
+    /// The REST path under the API base, and its list shape, on this
+    /// deployment.
+    pub fn endpoint(self, deployment: Deployment) -> (&'static str, Style) {
+        match (self, deployment) {
+            (Metadata::Priorities, Deployment::Cloud) => ("/priority/search", Style::PageBean),
+            (Metadata::Resolutions, Deployment::Cloud) => ("/resolution/search", Style::PageBean),
+            (other, _) => (other.path(), Style::Unpaged),
+        }
+    }
+
+    /// The unpaged REST path under the API base (Data Center's, and
+    /// Cloud's for every list but priorities and resolutions).
     pub fn path(self) -> &'static str {
         match self {
             Metadata::Fields => "/field",
@@ -67,9 +84,12 @@ impl Metadata {
 impl JiraClient {
     /// One metadata list.
     pub fn metadata(&self, which: Metadata) -> Pager {
+        let (path, style) = which.endpoint(self.deployment());
+        // 100 a page: the spec takes `maxResults` as a string, default 50.
+        let page_size = if style == Style::PageBean { 100 } else { 0 };
         Pager::new(
             self.clone(),
-            Listing::new(self.api(which.path()), Style::Unpaged, 0, by_id),
+            Listing::new(self.api(path), style, page_size, by_id),
         )
     }
 }

@@ -16,7 +16,10 @@ pub use client::{Auth, ClientConfig, JiraClient, RequestStats};
 pub use error::JiraError;
 pub use issues::{BULKFETCH_MAX, BulkAnswer, DC_SEARCH_PAGE, KEY_CENSUS_PAGE, SEARCH_JQL_PAGE};
 pub use metadata::Metadata;
-pub use paging::{End, Identity, Item, Listing, Pager, Style, by_id, by_key, by_user};
+pub use paging::{
+    End, Identity, Item, Listing, Pager, Style, WINDOW_LIMIT, by_id, by_key, by_user,
+};
+pub use projects::PROJECT_KEYS_PER_REQUEST;
 pub use retry::{Gate, RetryPolicy, parse_retry_after};
 pub use server::{Myself, ServerInfo};
 pub use users::DC_ASSIGNABLE_CAP;

@@ -1,6 +1,21 @@
 //! One paging primitive for every list shape Jira uses (`JIRA_API.md`,
-//! "Three shapes of list, three ways to stop"), with its stop rule and a hard
-//! ceiling on pages, so that a server that lies cannot keep a warm running.
+//! "Shapes of list, and how each ends"), with its stop rule and a request
+//! budget, so that a server that lies cannot keep a warm running.
+//!
+//! **Completeness is proved only by the server's own end marker.** A page
+//! that contradicts the listing (an empty page while `isLast` is false or
+//! `total` is not reached, a page that repeats items already read, a `total`
+//! smaller than what was received, a `startAt` other than the one asked) is
+//! never taken as the end: the listing is *broken*, [`Pager::next_page`]
+//! answers [`JiraError::Paging`], and what came before stays cached while
+//! nothing is removed. A page that brings nothing new is such a page.
+//!
+//! **Budget.** Every listing has a request budget: once a page tells
+//! `total`, the pages it can legitimately need (`total` over the size of the
+//! first page, plus a quarter and two pages of slack); with
+//! [`Listing::expect_items`] the same from the caller's estimate; always at
+//! most [`Listing::max_pages`]. Past it the listing is truncated and
+//! reported as a paging error.
 //!
 //! A [`Pager`] yields pages one at a time, in the server's order, each as a
 //! `Result`: the caller writes a page to the cache before asking for the
@@ -34,6 +49,10 @@ use super::error::JiraError;
 /// One item of a listing, as Jira sent it.
 pub type Item = Box<RawValue>;
 
+/// Cloud `/user/assignable/search` looks at the site's users only up to
+/// this one ("up to the thousandth user", the spec).
+pub const WINDOW_LIMIT: u64 = 1000;
+
 /// Reads the identity of an item (its key, id or accountId), used to spot
 /// pages that bring nothing new.
 pub type Identity = fn(&RawValue) -> Option<String>;
@@ -41,19 +60,28 @@ pub type Identity = fn(&RawValue) -> Option<String>;
 /// The list shapes, one stop rule each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
-    /// Cloud PageBean (`/project/search`): `startAt`, `maxResults`, `total`,
-    /// `isLast`, `values`. Ends on `isLast`, on `startAt` reaching `total`, on
-    /// an empty page or on a page that brings nothing new.
+    /// Cloud PageBean (`/project/search`, `/priority/search`, …): `startAt`,
+    /// `maxResults`, `total`, `isLast`, `values`. Complete on `isLast: true`
+    /// with every offset up to `total` read (without `isLast`: on reaching
+    /// `total`, or on an empty page when there is no `total` either).
     PageBean,
     /// A bare array paged by `startAt` (`/users/search`, DC `/user/search`):
     /// advances by the number received (pages may be short mid-listing);
-    /// ends on an empty page or a page that brings nothing new.
+    /// complete only on an empty page.
     OffsetArray,
+    /// Cloud `/user/assignable/search`: the server filters the window
+    /// `[startAt, startAt + maxResults)` of the site's users, up to
+    /// [`WINDOW_LIMIT`]: short and empty pages say nothing about the end.
+    /// `startAt` advances by `maxResults`; the listing ends once the window
+    /// passes the limit, and ends [`End::Complete`] (every window read).
+    /// Whether that covers every user depends on the site having at most
+    /// [`WINDOW_LIMIT`] users, which the caller must check.
+    Window,
     /// Cloud `/search/jql` (POST): `nextPageToken`, `isLast`, `issues`. Ends
     /// on `isLast` or a missing token; a token seen before is an error.
     Token,
-    /// Data Center `/search` (POST): `startAt`, `total`, `issues`. Ends at
-    /// `total` or on an empty page.
+    /// Data Center `/search` (POST): `startAt`, `total`, `issues`. Complete
+    /// at `total` (or on an empty page when there is no `total`).
     OffsetSearch,
     /// An unpaged bare array (`/field`, `/status`, DC `/project`): one GET.
     Unpaged,
@@ -76,8 +104,12 @@ pub struct Listing {
     pub limit: Option<usize>,
     /// The identity of an item.
     pub identity: Identity,
-    /// The most pages fetched before the listing is declared broken.
+    /// The most pages fetched before the listing is declared truncated,
+    /// whatever it announces.
     pub max_pages: usize,
+    /// How many items the caller expects (e.g. an approximate count): the
+    /// listing's budget is then the pages those need, with slack.
+    pub expected_items: Option<u64>,
     /// PageBean: how many of the next pages may be requested ahead of the
     /// caller once `total` is known; 0 fetches one page at a time.
     pub ahead: usize,
@@ -95,6 +127,7 @@ impl Listing {
             limit: None,
             identity,
             max_pages: 10_000,
+            expected_items: None,
             ahead: 0,
         }
     }
@@ -108,6 +141,12 @@ impl Listing {
     /// Sets a body field (POST styles).
     pub fn body_field(mut self, name: &str, value: serde_json::Value) -> Listing {
         self.body.insert(name.to_string(), value);
+        self
+    }
+
+    /// Sets the number of items the caller expects (the budget follows).
+    pub fn expect_items(mut self, items: Option<u64>) -> Listing {
+        self.expected_items = items;
         self
     }
 
@@ -148,6 +187,10 @@ pub struct Pager {
     /// PageBean: the offsets between pages fetched ahead (the size of the
     /// first page the server sent).
     stride: u64,
+    /// The largest `total` any page announced.
+    total: Option<u64>,
+    /// The size of the first non-empty page, which the budget divides by.
+    first_page: u64,
 }
 
 /// A PageBean page requested ahead of the caller, by its own task.
@@ -163,13 +206,17 @@ impl Drop for Pager {
     }
 }
 
+/// The numbers and flags of a page are read as any JSON value, so that a
+/// number the spec allows (`int64`, negative) never fails the whole answer
+/// as unreadable; [`Pager::int`] then says what is invalid.
 #[derive(Debug, Deserialize)]
 struct PageBean {
-    #[serde(rename = "startAt")]
-    start_at: Option<u64>,
-    total: Option<u64>,
-    #[serde(rename = "isLast")]
-    is_last: Option<bool>,
+    #[serde(rename = "startAt", default)]
+    start_at: serde_json::Value,
+    #[serde(default)]
+    total: serde_json::Value,
+    #[serde(rename = "isLast", default)]
+    is_last: serde_json::Value,
     #[serde(default)]
     values: Vec<Item>,
 }
@@ -178,15 +225,18 @@ struct PageBean {
 struct TokenPage {
     #[serde(default)]
     issues: Vec<Item>,
-    #[serde(rename = "isLast")]
-    is_last: Option<bool>,
+    #[serde(rename = "isLast", default)]
+    is_last: serde_json::Value,
     #[serde(rename = "nextPageToken")]
     next_page_token: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct SearchPage {
-    total: Option<u64>,
+    #[serde(rename = "startAt", default)]
+    start_at: serde_json::Value,
+    #[serde(default)]
+    total: serde_json::Value,
     #[serde(default)]
     issues: Vec<Item>,
 }
@@ -207,6 +257,8 @@ impl Pager {
             last_page_ms: 0,
             ahead: VecDeque::new(),
             stride: 0,
+            total: None,
+            first_page: 0,
         }
     }
 
@@ -264,12 +316,9 @@ impl Pager {
             if self.end.is_some() {
                 return Ok(None);
             }
-            if self.pages >= self.listing.max_pages {
+            if let Some(error) = self.over_budget() {
                 self.cancel_ahead();
-                return Err(self.paging_error(format!(
-                    "more than {} pages without an end; the server's paging looks broken",
-                    self.listing.max_pages
-                )));
+                return Err(error);
             }
             let page_size = self.page_size();
             let started = std::time::Instant::now();
@@ -285,6 +334,9 @@ impl Pager {
                 .max(1);
             self.pages += 1;
             let received = raw.len();
+            if self.first_page == 0 {
+                self.first_page = received as u64;
+            }
             let mut fresh: Vec<(Item, T)> = Vec::with_capacity(received);
             for item in raw {
                 let (id, extra) = read(&item);
@@ -296,12 +348,24 @@ impl Pager {
                     fresh.push((item, extra));
                 }
             }
-            if received > 0 && fresh.is_empty() {
-                if self.listing.style == Style::Token && !server_says_end {
-                    return Err(self.paging_error("a page brought only issues already seen".into()));
-                }
-                self.finish(End::Complete);
-                return Ok(None);
+            // A page of items already read proves nothing, least of all the
+            // end: a proxy that ignores `startAt` sends page 0 for ever.
+            if received > 0 && fresh.is_empty() && !server_says_end {
+                self.cancel_ahead();
+                return Err(self.paging_error(format!(
+                    "page {} repeated {received} items already read (the site or a proxy ignored startAt?)",
+                    self.pages
+                )));
+            }
+            if received > 0
+                && fresh.is_empty()
+                && server_says_end
+                && self.listing.style != Style::Token
+            {
+                self.cancel_ahead();
+                return Err(self.paging_error(format!(
+                    "the last page repeated {received} items already read"
+                )));
             }
             if server_says_end {
                 self.finish(End::Complete);
@@ -322,6 +386,96 @@ impl Pager {
             }
             return Ok(Some(fresh));
         }
+    }
+
+    /// The pages this listing may still fetch: what `total` (or the
+    /// caller's estimate) can legitimately need, with slack, and never more
+    /// than [`Listing::max_pages`]. `None` while within it, else the error
+    /// that truncates the listing.
+    fn over_budget(&self) -> Option<JiraError> {
+        let ceiling = self.listing.max_pages;
+        let announced = match self.listing.style {
+            Style::Window => Some(WINDOW_LIMIT),
+            _ => self.total.or(self.listing.expected_items),
+        };
+        let budget = match announced {
+            Some(items) => {
+                let per_page = match self.first_page {
+                    0 => self.listing.page_size.max(1) as u64,
+                    n => n.min(self.listing.page_size.max(1) as u64),
+                };
+                let needed = items.div_ceil(per_page).max(1);
+                let budget = needed.saturating_add(needed / 4).saturating_add(2);
+                usize::try_from(budget).unwrap_or(usize::MAX).min(ceiling)
+            }
+            None => ceiling,
+        };
+        (self.pages >= budget).then(|| {
+            let why = match announced {
+                Some(items) if budget < ceiling => {
+                    format!("{budget} pages, more than the {items} items announced can need")
+                }
+                _ => format!("{budget} pages without an end"),
+            };
+            self.paging_error(format!(
+                "the listing was truncated after {why}; the server's paging looks broken"
+            ))
+        })
+    }
+
+    /// A number of a page: absent or null is `None`; an integer the spec
+    /// allows but that makes no sense here (negative), or anything but an
+    /// integer, is an invalid page.
+    fn int(&self, name: &str, value: &serde_json::Value) -> Result<Option<u64>, JiraError> {
+        let invalid = |what: String| JiraError::InvalidPage {
+            endpoint: self.listing.path.clone(),
+            message: format!("{name} is {what}"),
+        };
+        match value {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(v), _) => Ok(Some(v)),
+                (None, Some(v)) => Err(invalid(format!("negative ({v})"))),
+                (None, None) => Err(invalid(format!("not a whole number ({n})"))),
+            },
+            other => Err(invalid(format!("not a number ({other})"))),
+        }
+    }
+
+    /// A flag of a page: absent or null is `None`, anything but a boolean
+    /// is an invalid page.
+    fn flag(&self, name: &str, value: &serde_json::Value) -> Result<Option<bool>, JiraError> {
+        match value {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::Bool(b) => Ok(Some(*b)),
+            other => Err(JiraError::InvalidPage {
+                endpoint: self.listing.path.clone(),
+                message: format!("{name} is not true or false ({other})"),
+            }),
+        }
+    }
+
+    /// Checks the `startAt` a page echoes against the one asked, and
+    /// records its `total`.
+    fn check_offsets(
+        &mut self,
+        asked: u64,
+        start_at: &serde_json::Value,
+        total: &serde_json::Value,
+    ) -> Result<Option<u64>, JiraError> {
+        let echoed = self.int("startAt", start_at)?;
+        let total = self.int("total", total)?;
+        if let Some(echoed) = echoed
+            && echoed != asked
+        {
+            return Err(self.paging_error(format!(
+                "asked for startAt={asked}, the site answered startAt={echoed}"
+            )));
+        }
+        if let Some(t) = total {
+            self.total = Some(self.total.map_or(t, |old| old.max(t)));
+        }
+        Ok(total)
     }
 
     /// Every remaining item; for listings known to be small.
@@ -432,9 +586,9 @@ impl Pager {
         }
     }
 
-    /// Fetches one page; answers the raw items, whether the server said
-    /// this is the end, and, for a page fetched ahead, how long its fetch
-    /// took.
+    /// Fetches one page; answers the raw items, whether the server's own
+    /// end marker says this is the end, and, for a page fetched ahead, how
+    /// long its fetch took. A page that contradicts the listing is an error.
     async fn fetch(
         &mut self,
         page_size: usize,
@@ -442,17 +596,49 @@ impl Pager {
         let path = self.listing.path.clone();
         match self.listing.style {
             Style::PageBean => {
+                let asked = self.start_at;
                 let (page, fetch_ms) = self.page_bean(page_size).await?;
+                let total = self.check_offsets(asked, &page.start_at, &page.total)?;
+                let is_last = self.flag("isLast", &page.is_last)?;
                 let received = page.values.len() as u64;
-                let start = page.start_at.unwrap_or(self.start_at);
-                self.start_at = start + received;
-                let end = received == 0
-                    || page.is_last == Some(true)
-                    || page.total.is_some_and(|t| self.start_at >= t);
+                self.start_at = asked + received;
+                let at = self.start_at;
+                if let Some(t) = total
+                    && at > t
+                {
+                    return Err(
+                        self.paging_error(format!("the site says total {t} but {at} items came"))
+                    );
+                }
+                let end = match is_last {
+                    Some(true) => match total {
+                        Some(t) if at < t => {
+                            return Err(
+                                self.paging_error(format!("isLast came at {at} of a total of {t}"))
+                            );
+                        }
+                        _ => true,
+                    },
+                    Some(false) if received == 0 => {
+                        return Err(self.paging_error(format!(
+                            "an empty page at startAt={asked} while isLast is false"
+                        )));
+                    }
+                    Some(false) => false,
+                    None => match total {
+                        Some(t) if received == 0 && at < t => {
+                            return Err(self.paging_error(format!(
+                                "an empty page at startAt={asked} before the total of {t}"
+                            )));
+                        }
+                        Some(t) => at >= t,
+                        None => received == 0,
+                    },
+                };
                 if end {
                     self.cancel_ahead();
                 } else {
-                    self.request_ahead(page_size, received, page.total);
+                    self.request_ahead(page_size, received, total);
                 }
                 Ok((page.values, end, fetch_ms))
             }
@@ -461,6 +647,13 @@ impl Pager {
                 let page: Vec<Item> = self.client.get(&path, &query).await?;
                 self.start_at += page.len() as u64;
                 let end = page.is_empty();
+                Ok((page, end, None))
+            }
+            Style::Window => {
+                let query = self.offset_query(self.start_at, page_size);
+                let page: Vec<Item> = self.client.get(&path, &query).await?;
+                self.start_at += page_size.max(1) as u64;
+                let end = self.start_at >= WINDOW_LIMIT;
                 Ok((page, end, None))
             }
             Style::Unpaged => {
@@ -477,7 +670,8 @@ impl Pager {
                     .client
                     .post(&path, &serde_json::Value::Object(body))
                     .await?;
-                let end = match (page.is_last, page.next_page_token) {
+                let is_last = self.flag("isLast", &page.is_last)?;
+                let end = match (is_last, page.next_page_token) {
                     (Some(true), _) | (_, None) => true,
                     (_, Some(token)) => {
                         if !self.seen_tokens.insert(token.clone()) {
@@ -492,15 +686,32 @@ impl Pager {
                 Ok((page.issues, end, None))
             }
             Style::OffsetSearch => {
+                let asked = self.start_at;
                 let mut body = self.listing.body.clone();
-                body.insert("startAt".into(), self.start_at.into());
+                body.insert("startAt".into(), asked.into());
                 body.insert("maxResults".into(), page_size.into());
                 let page: SearchPage = self
                     .client
                     .post(&path, &serde_json::Value::Object(body))
                     .await?;
-                self.start_at += page.issues.len() as u64;
-                let end = page.issues.is_empty() || page.total.is_some_and(|t| self.start_at >= t);
+                let total = self.check_offsets(asked, &page.start_at, &page.total)?;
+                let received = page.issues.len() as u64;
+                self.start_at = asked + received;
+                let at = self.start_at;
+                let end = match total {
+                    Some(t) if at > t => {
+                        return Err(self.paging_error(format!(
+                            "the site says total {t} but {at} issues came"
+                        )));
+                    }
+                    Some(t) if received == 0 && at < t => {
+                        return Err(self.paging_error(format!(
+                            "an empty page at startAt={asked} before the total of {t}"
+                        )));
+                    }
+                    Some(t) => at >= t,
+                    None => received == 0,
+                };
                 Ok((page.issues, end, None))
             }
         }

@@ -105,10 +105,12 @@ pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Opt
         return Some(Duration::from_secs(secs));
     }
     if let Ok(secs) = value.parse::<f64>()
-        && secs.is_finite()
         && secs >= 0.0
     {
-        return Some(Duration::from_secs_f64(secs));
+        // The server chooses the number: `1e20` or `1e300` does not fit a
+        // `Duration` (`from_secs_f64` would panic); it is "longer than we
+        // ever wait", which the policy turns into the throttling error.
+        return Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
     }
     let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let delta = when.with_timezone(&chrono::Utc) - now;
@@ -125,7 +127,13 @@ pub struct Gate {
 impl Gate {
     /// Closes the gate for `wait` from now (never shortens an existing closure).
     pub fn close_for(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        // `Instant + Duration` panics on overflow; a wait that long is "closed
+        // for as long as anyone will run", a year stands for it.
+        let now = Instant::now();
+        let until = now
+            .checked_add(wait)
+            .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+            .unwrap_or(now);
         let mut guard = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none_or(|t| t < until) {
             *guard = Some(until);
@@ -228,6 +236,21 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn a_retry_after_too_large_for_a_duration_is_the_longest_wait_not_a_panic() {
+        let now = chrono::Utc::now();
+        for v in ["1e20", "99999999999999999999", "1e300", "inf", "1e400"] {
+            assert_eq!(parse_retry_after(v, now), Some(Duration::MAX), "{v}");
+            assert_eq!(
+                policy().decide(0, Outcome::Throttled(parse_retry_after(v, now))),
+                Decision::GiveUp,
+                "{v}"
+            );
+        }
+        assert_eq!(parse_retry_after("NaN", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
     }
 
     #[tokio::test]

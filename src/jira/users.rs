@@ -2,7 +2,7 @@
 //! bare arrays), and a project's assignable users.
 
 use super::client::JiraClient;
-use super::paging::{Listing, Pager, Style, by_user};
+use super::paging::{Listing, Pager, Style, WINDOW_LIMIT, by_user};
 use crate::Deployment;
 
 /// The most users Data Center's `/user/assignable/search` returns (no paging).
@@ -25,14 +25,17 @@ impl JiraClient {
         Pager::new(self.clone(), listing)
     }
 
-    /// The users assignable to issues of `project`. Cloud pages by offset;
-    /// Data Center answers at most [`DC_ASSIGNABLE_CAP`] users in one page.
+    /// The users assignable to issues of `project`. Cloud filters windows
+    /// of the site's users ([`Style::Window`]): 1,000 users a window, so one
+    /// request covers all the endpoint can see (up to the thousandth user
+    /// of the site); Data Center answers at most [`DC_ASSIGNABLE_CAP`]
+    /// users in one page.
     pub fn assignable_users(&self, project: &str) -> Pager {
         let listing = match self.deployment() {
             Deployment::Cloud => Listing::new(
                 self.api("/user/assignable/search"),
-                Style::OffsetArray,
-                1000,
+                Style::Window,
+                WINDOW_LIMIT as usize,
                 by_user,
             )
             .query("project", project.to_string()),

@@ -207,6 +207,16 @@ pub enum ProfileError {
         reason: String,
     },
 
+    /// The profiles file can be written by other users, and it names a
+    /// `token_cmd`: running it would run whatever they put there.
+    #[error("{}: {reason}", path.display())]
+    UnsafeFile {
+        /// The profiles file.
+        path: PathBuf,
+        /// The mode found and the `chmod` that fixes it.
+        reason: String,
+    },
+
     /// The profiles file exists but cannot be read.
     #[error("cannot read {}: {source}; check the path and its permissions", path.display())]
     Io {

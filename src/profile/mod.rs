@@ -82,6 +82,8 @@ const DEFAULT_BURST: u32 = 10;
 const DEFAULT_CONCURRENCY: usize = 4;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_SIZE: u64 = 500 * 1024 * 1024;
+/// The default `max_response`: the largest answer body read from the site.
+pub const DEFAULT_MAX_RESPONSE: u64 = 64 * 1024 * 1024;
 const DEFAULT_SCHEDULE: &str = "0 6 * * *";
 const DEFAULT_MAX_STALE: Duration = Duration::from_secs(DAY);
 
@@ -262,6 +264,9 @@ pub struct Profile {
     pub issue_fields: Vec<String>,
     /// Size cap of the cache's entries, in bytes; default 500 MiB.
     pub max_size: u64,
+    /// The largest answer body read from the site, in bytes; default
+    /// 64 MiB. A longer body ends the request with an error naming it.
+    pub max_response: u64,
     /// Local-time window in which warming refuses to start; default none.
     pub quiet_hours: Option<QuietHours>,
     /// Cron schedule for `--print-cron` / `--print-systemd` (five fields,
@@ -274,8 +279,10 @@ pub struct Profile {
     pub ca_file: Option<PathBuf>,
     /// Accept `http://` for hosts that are not loopback; default false.
     pub allow_insecure_http: bool,
-    /// How long past its TTL an entry may still be served by a read-through
-    /// `--get`; default 1 day.
+    /// How long past its TTL an entry may still be served by the
+    /// read-through library ([`crate::read`]) when its refetch fails;
+    /// default 1 day. `cache_status --get` never fetches and does not apply
+    /// it: it prints any cached value, a stale one with exit 10.
     pub max_stale: Duration,
     /// Freshness per category.
     pub ttl: Ttls,
@@ -314,37 +321,64 @@ impl Profile {
     }
 
     /// Reads the token: runs `token_cmd` (`sh -c`, stdout trimmed, at most
-    /// [`TOKEN_COMMAND_TIMEOUT`]), or reads the `token_env` variable from the
-    /// environment snapshot. Errors name the command or the variable, never
-    /// a value.
-    pub fn resolve_token(&self) -> Result<Secret, ProfileError> {
+    /// [`TOKEN_COMMAND_TIMEOUT`], as a `tokio` child: no thread blocks on
+    /// it), or reads the `token_env` variable from the environment snapshot.
+    /// A profiles file other users can write is refused before `token_cmd`
+    /// runs. Errors name the command or the variable, never a value.
+    pub async fn resolve_token_async(&self) -> Result<Secret, ProfileError> {
         match &self.token {
             TokenSource::Command(command) => {
-                token::run_token_command(command, TOKEN_COMMAND_TIMEOUT).map_err(|reason| {
-                    ProfileError::TokenCommandFailed {
-                        profile: self.name.clone(),
-                        command: command.clone(),
-                        reason,
-                    }
-                })
-            }
-            TokenSource::Env(variable) => self
-                .env
-                .get(variable)
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(Secret::new)
-                .ok_or_else(|| ProfileError::TokenMissing {
+                let failed = |reason| ProfileError::TokenCommandFailed {
                     profile: self.name.clone(),
-                    variable: variable.clone(),
-                }),
+                    command: command.clone(),
+                    reason,
+                };
+                if let ProfileSource::File(path) = &self.source {
+                    token::check_file_is_ours(path).map_err(|reason| ProfileError::UnsafeFile {
+                        path: path.clone(),
+                        reason,
+                    })?;
+                }
+                token::run_token_command(command, TOKEN_COMMAND_TIMEOUT)
+                    .await
+                    .map_err(failed)
+            }
+            TokenSource::Env(variable) => {
+                let secret = self
+                    .env
+                    .get(variable)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(Secret::new)
+                    .ok_or_else(|| ProfileError::TokenMissing {
+                        profile: self.name.clone(),
+                        variable: variable.clone(),
+                    })?;
+                crate::scrub::register(secret.expose());
+                Ok(secret)
+            }
         }
+    }
+
+    /// [`Profile::resolve_token_async`] for callers outside a runtime (it
+    /// runs on a short-lived runtime of its own thread, so it is also safe
+    /// to call from inside one, though it then blocks that thread).
+    pub fn resolve_token(&self) -> Result<Secret, ProfileError> {
+        block_on_own_thread(self.resolve_token_async())
     }
 
     /// The credentials for `deployment`: Basic needs `email` (checked here,
     /// not at load, because the deployment may only be known after probing)
     /// and the token; Bearer needs the token.
     pub fn credentials(&self, deployment: Deployment) -> Result<Credentials, ProfileError> {
+        block_on_own_thread(self.credentials_async(deployment))
+    }
+
+    /// [`Profile::credentials`] without blocking: what async callers use.
+    pub async fn credentials_async(
+        &self,
+        deployment: Deployment,
+    ) -> Result<Credentials, ProfileError> {
         match self.auth_kind(deployment) {
             AuthKind::Basic => {
                 let email = self.email.clone().ok_or_else(|| {
@@ -372,14 +406,35 @@ impl Profile {
                         message,
                     }
                 })?;
-                Ok(Credentials::Basic {
-                    email,
-                    token: self.resolve_token()?,
-                })
+                let token = self.resolve_token_async().await?;
+                crate::scrub::register_basic(&email, token.expose());
+                Ok(Credentials::Basic { email, token })
             }
-            AuthKind::Bearer => Ok(Credentials::Bearer(self.resolve_token()?)),
+            AuthKind::Bearer => Ok(Credentials::Bearer(self.resolve_token_async().await?)),
         }
     }
+}
+
+/// Runs a future to completion on a current-thread runtime of a thread of
+/// its own: the sync face of the async token look-up.
+fn block_on_own_thread<T: Send>(
+    fut: impl std::future::Future<Output = Result<T, ProfileError>> + Send,
+) -> Result<T, ProfileError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| ProfileError::TokenCommandFailed {
+                    profile: String::new(),
+                    command: String::new(),
+                    reason: format!("could not start a runtime to run it ({e})"),
+                })?;
+            rt.block_on(fut)
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Where to look and which profile: the CLI flags, plus an environment

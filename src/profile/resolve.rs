@@ -273,6 +273,15 @@ impl Resolver<'_> {
                     size => Ok(size),
                 },
             )?;
+        let max_response = self.value(
+            "max_response",
+            raw.max_response,
+            super::DEFAULT_MAX_RESPONSE,
+            |v| match values::size_from_toml(&v)? {
+                0 => Err("a response cap of 0 would read nothing; give e.g. \"64MiB\"".to_owned()),
+                size => Ok(size),
+            },
+        )?;
         let quiet_hours = self.value("quiet_hours", raw.quiet_hours, None, |s| {
             s.parse().map(Some)
         })?;
@@ -383,6 +392,7 @@ impl Resolver<'_> {
             projects,
             issue_fields,
             max_size,
+            max_response,
             quiet_hours,
             schedule,
             cache_dir,

@@ -664,7 +664,11 @@ fn unreadable_values_are_named_with_key_and_position() {
         ("max_size = \"5x\"", "max_size", "500MiB"),
         ("max_size = 0", "max_size", "500MiB"),
         ("quiet_hours = \"9 to 5\"", "quiet_hours", "HH:MM-HH:MM"),
-        ("schedule = \"@daily\"", "schedule", "five fields"),
+        (
+            "schedule = \"0 25 * * *\"",
+            "schedule",
+            "not a valid cron schedule",
+        ),
         ("deployment = \"server\"", "deployment", "datacenter"),
         ("auth = \"token\"", "auth", "bearer"),
         ("email = \" \"", "email", "empty"),
@@ -701,6 +705,14 @@ fn unreadable_values_are_named_with_key_and_position() {
         let text = expect_invalid(with(line), key, needle);
         assert!(text.starts_with(&format!("{FILE}:3:")), "{line}: {text}");
         assert!(text.contains("profile `p`"), "{text}");
+    }
+}
+
+#[test]
+fn schedules_with_names_and_macros_load_as_cron_takes_them() {
+    for schedule in ["@daily", "30 7 * * MON-FRI", "0 6 1 JAN *"] {
+        let p = with(&format!("schedule = \"{schedule}\"")).unwrap();
+        assert_eq!(p.schedule, schedule);
     }
 }
 

@@ -6,10 +6,8 @@
 //! log line nor an error message can show it by accident.
 
 use std::fmt;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 /// How long `token_cmd` may run before it is killed. A password manager
 /// waiting for a passphrase must not hang a scheduled warm forever.
@@ -79,49 +77,42 @@ pub enum Credentials {
 }
 
 /// Runs `command` with `sh -c` and returns its stdout, trimmed, as the
-/// token. The error is a reason for [`super::ProfileError::TokenCommandFailed`]:
-/// it may quote the first line of stderr, never stdout.
-pub(crate) fn run_token_command(command: &str, timeout: Duration) -> Result<Secret, String> {
-    let mut child = Command::new("sh")
+/// token. It runs as a `tokio` child process: waiting never blocks a worker
+/// thread, and after `timeout` the command is killed. The error is a reason
+/// for [`super::ProfileError::TokenCommandFailed`]: the exit status and at
+/// most a short, scrubbed excerpt of stderr (see [`crate::scrub::excerpt`]),
+/// never stdout.
+pub(crate) async fn run_token_command(command: &str, timeout: Duration) -> Result<Secret, String> {
+    let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("could not be started with `sh -c` ({e})"))?;
-
-    // Read both pipes on their own threads so that a chatty command cannot
-    // block on a full pipe while we wait for it.
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("did not finish within {}s", timeout.as_secs()));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(format!("could not be waited for ({e})")),
+    // `wait_with_output` reads both pipes while it waits, so a chatty
+    // command cannot block on a full pipe; dropping it on timeout kills it.
+    let output = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => return Err(format!("could not be waited for ({e})")),
+        Err(_) => {
+            return Err(format!(
+                "did not finish within {}",
+                humantime::format_duration(timeout)
+            ));
         }
     };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
-
-    if !status.success() {
-        let stderr = String::from_utf8_lossy(&stderr);
-        let first_line = stderr.lines().map(str::trim).find(|l| !l.is_empty());
-        return Err(match first_line {
-            Some(line) => format!("failed ({status}; stderr: {})", shorten(line, 200)),
-            None => format!("failed ({status})"),
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(match crate::scrub::excerpt(&stderr, 80) {
+            Some(line) => format!("failed ({}; stderr begins: {line})", output.status),
+            None => format!("failed ({})", output.status),
         });
     }
-    let stdout =
-        String::from_utf8(stdout).map_err(|_| "printed something that is not UTF-8".to_owned())?;
+    let stdout = String::from_utf8(output.stdout)
+        .map_err(|_| "printed something that is not UTF-8".to_owned())?;
     let token = stdout.trim();
     if token.is_empty() {
         return Err("printed nothing on stdout".to_owned());
@@ -133,27 +124,34 @@ pub(crate) fn run_token_command(command: &str, timeout: Duration) -> Result<Secr
                 .to_owned(),
         );
     }
+    crate::scrub::register(token);
     Ok(Secret::new(token))
 }
 
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
+/// Refuses a profiles file that someone else could write: whoever can edit
+/// it can make `token_cmd` run anything with our rights (ssh refuses such a
+/// config for the same reason). Checked before `token_cmd` runs.
+pub(crate) fn check_file_is_ours(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        // Gone since it was read (or a profile built from text in tests):
+        // no file, nobody else's edits to fear.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "cannot check its mode ({e}), so token_cmd is not run; check the file"
+            ));
         }
-        buf
-    })
-}
-
-fn shorten(line: &str, max_chars: usize) -> String {
-    if line.chars().count() <= max_chars {
-        line.to_owned()
-    } else {
-        let mut short: String = line.chars().take(max_chars).collect();
-        short.push('…');
-        short
+    };
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "is writable by other users (mode {mode:04o}), so token_cmd is not run; run `chmod go-w {}`",
+            path.display()
+        ));
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -173,39 +171,67 @@ mod tests {
         assert!(!format!("{credentials:?}").contains("hunter2"));
     }
 
+    fn run(command: &str, timeout: Duration) -> Result<Secret, String> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(run_token_command(command, timeout))
+    }
+
     #[test]
     fn token_command_output_is_trimmed() {
-        let token = run_token_command("printf '  tok-123\\n\\n'", TOKEN_COMMAND_TIMEOUT).unwrap();
+        let token = run("printf '  tok-123\\n\\n'", TOKEN_COMMAND_TIMEOUT).unwrap();
         assert_eq!(token.expose(), "tok-123");
     }
 
     #[test]
-    fn failing_token_command_quotes_stderr_but_never_stdout() {
-        let reason = run_token_command(
-            "echo leaked-stdout; echo 'gpg: decryption failed' >&2; exit 2",
+    fn failing_token_command_quotes_a_short_scrubbed_stderr_but_never_stdout() {
+        let reason = run(
+            "echo leaked-stdout; echo 'gpg: decryption failed for tok-SECRET-0123456789abc' >&2; exit 2",
             TOKEN_COMMAND_TIMEOUT,
         )
         .unwrap_err();
         assert!(reason.contains("gpg: decryption failed"), "{reason}");
         assert!(reason.contains('2'), "{reason}");
         assert!(!reason.contains("leaked-stdout"), "{reason}");
+        assert!(!reason.contains("tok-SECRET"), "{reason}");
+        let long = run(
+            "printf 'x%.0s' $(seq 1 500) >&2; exit 1",
+            TOKEN_COMMAND_TIMEOUT,
+        )
+        .unwrap_err();
+        assert!(long.chars().count() < 200, "{long}");
     }
 
     #[test]
     fn token_command_with_empty_or_multi_line_output_is_refused_without_echo() {
-        let reason = run_token_command("true", TOKEN_COMMAND_TIMEOUT).unwrap_err();
+        let reason = run("true", TOKEN_COMMAND_TIMEOUT).unwrap_err();
         assert!(reason.contains("nothing"), "{reason}");
-        let reason =
-            run_token_command("printf 'secret-1\\nurl: x\\n'", TOKEN_COMMAND_TIMEOUT).unwrap_err();
+        let reason = run("printf 'secret-1\\nurl: x\\n'", TOKEN_COMMAND_TIMEOUT).unwrap_err();
         assert!(reason.contains("several lines"), "{reason}");
         assert!(!reason.contains("secret-1"), "{reason}");
     }
 
     #[test]
     fn token_command_that_hangs_is_killed_after_the_timeout() {
-        let started = Instant::now();
-        let reason = run_token_command("exec sleep 30", Duration::from_millis(200)).unwrap_err();
+        let reason = run("exec sleep 30", Duration::from_millis(200)).unwrap_err();
         assert!(reason.contains("did not finish"), "{reason}");
-        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_profiles_file_others_can_write_is_refused_with_the_chmod_to_run() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.toml");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let reason = check_file_is_ours(&path).unwrap_err();
+        assert!(
+            reason.contains(&format!("chmod go-w {}", path.display())),
+            "{reason}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        check_file_is_ours(&path).unwrap();
     }
 }

@@ -194,21 +194,10 @@ pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Checks that a cron schedule has the five fields minute, hour,
-/// day-of-month, month, day-of-week, made of the usual characters.
+/// Checks that a cron schedule is one cron accepts (see
+/// [`crate::schedule`]): five fields in range, names, `@daily`-style macros.
 pub(crate) fn validate_schedule(s: &str) -> Result<(), String> {
-    let fields: Vec<&str> = s.split_whitespace().collect();
-    let plausible = fields.iter().all(|f| {
-        f.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '/' | ',' | '-' | '?'))
-    });
-    if fields.len() == 5 && plausible {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{s}` is not a cron schedule; give five fields (minute hour day-of-month month day-of-week), e.g. \"0 6 * * *\""
-        ))
-    }
+    s.parse::<crate::schedule::CronSchedule>().map(|_| ())
 }
 
 /// Checks a Jira project key: `[A-Z][A-Z0-9_]+`.
@@ -373,10 +362,11 @@ mod tests {
     }
 
     #[test]
-    fn schedules_need_five_cron_fields() {
-        assert!(validate_schedule("0 6 * * *").is_ok());
-        assert!(validate_schedule("*/15 8-18 * * MON-FRI").is_ok());
-        for bad in ["", "0 6 * *", "0 6 * * * *", "@daily", "0 6 * * ;rm"] {
+    fn schedules_are_what_cron_accepts() {
+        for good in ["0 6 * * *", "*/15 8-18 * * MON-FRI", "@daily"] {
+            assert!(validate_schedule(good).is_ok(), "{good}");
+        }
+        for bad in ["", "0 6 * *", "0 6 * * * *", "0 25 * * *", "0 6 * * ;rm"] {
             assert!(validate_schedule(bad).is_err(), "{bad}");
         }
     }

@@ -2,7 +2,8 @@
 //! key share one piece of work (one upstream fetch) and all get its result,
 //! errors included.
 //!
-//! The first caller for a key (the leader) runs the work on its own task; the
+//! The first caller for a key (the leader) runs the work inside its own
+//! future (no task is spawned: dropping the leader's future drops the work); the
 //! others (followers) wait for the result on a `watch` channel. The key is
 //! forgotten as soon as the work ends, so a later call starts afresh. If the
 //! leader is cancelled (its future dropped) before it finishes, its followers

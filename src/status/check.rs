@@ -10,7 +10,9 @@
 //! - **Share of expired entries** of `project`, `field` and `user`. Issues
 //!   are left out: with a 5-minute TTL most of them are always expired
 //!   between two warms, so they would always warn.
-//! - **Hit rate** over every category, once there have been reads: a cache
+//! - **Hit rate** over every category, once there have been reads by
+//!   programs (the library and `cache_serve`; `cache_status --get` reads are
+//!   counted apart and left out, so exploring by hand cannot warn): a cache
 //!   nobody reads yet has no rate to judge. Below the threshold is a
 //!   WARNING (there is no critical threshold).
 //! - **The last run**: one that failed, was partial, interrupted or
@@ -85,6 +87,21 @@ impl CheckOutcome {
     /// loading the profile or reading the cache, or bad flags.
     pub fn unknown(detail: &str) -> CheckOutcome {
         CheckOutcome::new(CheckLevel::Unknown, detail.to_string(), Vec::new())
+    }
+
+    /// A CRITICAL outcome for a cache file that failed `PRAGMA quick_check`.
+    pub fn corrupt(profile: &str, problems: &str) -> CheckOutcome {
+        let mut problems = problems.to_string();
+        if problems.chars().count() > 200 {
+            problems = problems.chars().take(200).collect::<String>() + "…";
+        }
+        CheckOutcome::new(
+            CheckLevel::Critical,
+            format!(
+                "{profile}: the cache file is corrupt ({problems}); run `cache_warm --reset --all --profile {profile}`"
+            ),
+            Vec::new(),
+        )
     }
 
     fn new(level: CheckLevel, summary: String, perfdata: Vec<String>) -> CheckOutcome {
@@ -313,6 +330,7 @@ mod tests {
         CategoryStatus {
             category,
             ttl_seconds: 86_400,
+            ttl_old_seconds: None,
             entries,
             fresh: entries - expired,
             expired,
@@ -324,6 +342,7 @@ mod tests {
             stale_hits: 0,
             misses: 0,
             hit_rate: None,
+            reads_by_source: Default::default(),
         }
     }
 
@@ -367,6 +386,7 @@ mod tests {
             ],
             projects: Vec::new(),
             runs: vec![run("ok", NOW - HOUR_MS - 60_000)],
+            partial_lists: Vec::new(),
         }
     }
 

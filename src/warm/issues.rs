@@ -390,6 +390,8 @@ struct Fetched {
     error: Option<WarmError>,
     /// Issues returned that no asked key accounts for: not cached.
     unrequested: usize,
+    /// Keys the site sent that are not Jira issue keys: not cached.
+    refused: Vec<String>,
     /// Issues stored.
     items: u64,
     written: u64,
@@ -405,6 +407,7 @@ impl Fetched {
             self.error = other.error;
         }
         self.unrequested += other.unrequested;
+        self.refused.extend(other.refused);
         self.items += other.items;
         self.written += other.written;
         self.unchanged += other.unchanged;
@@ -542,6 +545,7 @@ async fn fetch_batch(ctx: &WarmContext, batch: Vec<String>) -> Fetched {
     out.unrequested =
         extras.saturating_sub(out.found.iter().filter(|(asked, got)| asked != got).count());
     super::stamp_fetch_ms(&mut entries, fetch_ms.max(1));
+    out.refused = super::refuse_bad_keys(ctx, super::Stage::Issues, &mut entries);
     out.items = entries.len() as u64;
     if !entries.is_empty() {
         match ctx.writer.put_page(entries).await {
@@ -686,6 +690,7 @@ async fn by_keys(
             fetched.unrequested
         ));
     }
+    report.notes.extend(fetched.refused.iter().cloned());
     let found = asked
         .iter()
         .filter(|k| fetched.found.contains_key(*k))
@@ -945,6 +950,7 @@ async fn pass(
             fetched.unrequested
         ));
     }
+    report.notes.extend(fetched.refused.iter().cloned());
     // 5. The second look at what the census did not list, then the removals
     //    and watermarks, one queued write per project.
     let proved = census.complete && census.changes_complete;
@@ -1061,7 +1067,8 @@ async fn pass(
         if removed > 0 {
             line.push_str(&format!(", removed {removed} gone from Jira"));
         }
-        ctx.progress.line(super::Stage::Issues, &line);
+        ctx.progress
+            .project_line(super::Stage::Issues, &line, complete);
         ctx.progress.unit_done(super::Stage::Issues);
         if complete {
             report.parts_ok += 1;

@@ -7,14 +7,18 @@
 //!   fails part-way keeps what it wrote and what was cached before.
 //! - Entries are only removed by reconciliation, after a listing that ended
 //!   by the server's own end signal, untruncated and without error.
-//! - Once a stage fails because the credentials were refused or the site
-//!   cannot be reached, the later stages are skipped: they would fail too.
+//! - Once a stage fails because the credentials were refused, the site
+//!   cannot be reached, the site's throttling ended the run (a `Retry-After`
+//!   above the limit, or the retry budget spent) or the cache file failed
+//!   (disk full, corrupt, unwritable), the later stages are skipped: they
+//!   would fail too.
 
 mod fields;
 mod issues;
 mod progress;
 mod projects;
 mod report;
+mod session;
 mod users;
 
 use std::collections::HashSet;
@@ -31,7 +35,11 @@ use crate::jira::{JiraClient, JiraError};
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
 pub use progress::{NoProgress, Progress};
 pub use report::{ErrorKind, RunReport, RunResult, StageError, StageReport, StageStatus};
-pub use users::DC_USER_SEARCH_CAP;
+pub use session::{
+    Interrupt, SessionError, WarmOutcome, WarmRequest, WarmSession, exit_code, format_bytes,
+    until_signal,
+};
+pub use users::{DC_USER_SEARCH_CAP, META_PARTIAL_ASSIGNABLE};
 
 /// A warm stage, in priority order.
 #[derive(
@@ -180,11 +188,12 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
             }
         }
         let report = run_stage(stage, plan, scope.as_deref().unwrap_or(&[]), ctx).await;
-        if let Some(e) = report
-            .errors
-            .iter()
-            .find(|e| matches!(e.kind, ErrorKind::Auth | ErrorKind::Unreachable))
-        {
+        if let Some(e) = report.errors.iter().find(|e| {
+            matches!(
+                e.kind,
+                ErrorKind::Auth | ErrorKind::Unreachable | ErrorKind::Throttled | ErrorKind::Cache
+            )
+        }) {
             stop = Some(format!("the {stage} stage failed ({})", e.kind.describe()));
         }
         finish(report);
@@ -235,9 +244,30 @@ async fn run_stage(
     if let Err(e) = result {
         report.errors.push(e.into());
     }
+    one_cache_error(&mut report);
     report.finish(start.elapsed(), before, ctx.client.stats());
     tracing::info!(stage = stage.as_str(), status = ?report.status, items = report.items, "stage ends");
     report
+}
+
+/// Keeps only the first cache-file error of a stage: a full disk or a
+/// corrupt file fails every project the same way, and one line says it
+/// (the run stops after this stage; what was written stays).
+fn one_cache_error(report: &mut StageReport) {
+    let mut seen = 0usize;
+    report.errors.retain(|e| {
+        if e.kind != ErrorKind::Cache {
+            return true;
+        }
+        seen += 1;
+        seen == 1
+    });
+    if seen > 1 {
+        report.notes.push(format!(
+            "{} more parts of the stage failed on the same cache file error",
+            seen - 1
+        ));
+    }
 }
 
 /// Why a stage (or part of one) failed.
@@ -352,6 +382,34 @@ pub(crate) async fn write_page(
     write_page_of(ctx, None, entries, report).await
 }
 
+/// Drops the entries whose key a server could not have meant (see
+/// [`Category::key_problem`]: `""`, `ALPHA-\n4`, `../ALPHA-2`, an RTL
+/// override…) before they are stored, and reports each: a warning in the
+/// log, a line of progress, and the returned notes for the stage's report.
+/// Keys are shown escaped, never raw.
+pub(crate) fn refuse_bad_keys(
+    ctx: &WarmContext,
+    stage: Stage,
+    entries: &mut Vec<NewEntry>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    entries.retain(|e| match e.category.key_problem(&e.key) {
+        None => true,
+        Some(problem) => {
+            let shown = crate::scrub::for_terminal(&e.key);
+            let note = format!(
+                "refused {} key \"{shown}\" from the site ({problem}); it was not cached",
+                e.category
+            );
+            tracing::warn!("{note}");
+            ctx.progress.line(stage, &note);
+            notes.push(note);
+            false
+        }
+    });
+    notes
+}
+
 /// A run of the complete listing `name` of `category` that starts now: its
 /// entries will carry its times (see [`Listing`]).
 pub(crate) fn listing(category: Category, name: &str, ttl: Duration) -> Listing {
@@ -369,9 +427,11 @@ pub(crate) fn listing(category: Category, name: &str, ttl: Duration) -> Listing 
 pub(crate) async fn write_page_of(
     ctx: &WarmContext,
     listing: Option<(&Listing, u32)>,
-    entries: Vec<NewEntry>,
+    mut entries: Vec<NewEntry>,
     report: &mut StageReport,
 ) -> Result<(), WarmError> {
+    let refused = refuse_bad_keys(ctx, report.stage, &mut entries);
+    report.notes.extend(refused);
     if entries.is_empty() {
         return Ok(());
     }

@@ -16,6 +16,11 @@ pub trait Progress: Send + Sync {
     fn unit_done(&self, _stage: Stage) {}
     /// A line worth showing now, e.g. `Warmed 100 issues for PROJ`.
     fn line(&self, _stage: Stage, _text: &str) {}
+    /// The line of one unit (a project of the issues stage) as it ends,
+    /// `ok` unless it failed: a caller may show only the failures.
+    fn project_line(&self, stage: Stage, text: &str, _ok: bool) {
+        self.line(stage, text);
+    }
     /// The stage ended (or was skipped), with what it did.
     fn stage_finished(&self, _report: &StageReport) {}
 }

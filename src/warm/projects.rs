@@ -25,8 +25,9 @@ pub(super) async fn warm(
     let wanted: HashSet<&str> = scope.iter().map(String::as_str).collect();
     // Once the first page tells `total`, the next pages are requested
     // together (the client's permits still cap the requests in flight) and
-    // taken in order, each written as it comes.
-    let mut pager = ctx.client.projects(scope).fetch_ahead(ctx.concurrency);
+    // taken in order, each written as it comes. A scope of more keys than
+    // one request takes is asked in chunks, one after the other.
+    let pagers = ctx.client.project_chunks(scope);
     // Over every project, the listing is complete and its entries carry its
     // times; restricted to some keys, each entry keeps its own.
     let listing = wanted
@@ -35,31 +36,57 @@ pub(super) async fn warm(
     let mut keep = HashSet::new();
     let mut all: Vec<Item> = Vec::new();
     let mut pages = 0;
-    while let Some(page) = pager.next_page().await? {
-        let now = now_ms();
-        let mut entries = Vec::with_capacity(page.len());
-        for item in page {
-            let Some(key) = by_key(&item) else { continue };
-            // Data Center's /project has no key filter: keep only the scope.
-            if !wanted.is_empty() && !wanted.contains(key.as_str()) {
-                continue;
+    let mut complete = true;
+    for pager in pagers {
+        let mut pager = pager.fetch_ahead(ctx.concurrency);
+        loop {
+            let page = match pager.next_page().await {
+                Ok(Some(page)) => page,
+                Ok(None) => break,
+                // A listing that broke after some pages: what came is cached
+                // (the stage is partial), nothing is removed.
+                Err(e) if !keep.is_empty() => {
+                    report.errors.push(WarmError::from(e).into());
+                    complete = false;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let now = now_ms();
+            let mut entries = Vec::with_capacity(page.len());
+            for item in page {
+                let Some(key) = by_key(&item) else { continue };
+                // Data Center's /project has no key filter: keep only the scope.
+                if !wanted.is_empty() && !wanted.contains(key.as_str()) {
+                    continue;
+                }
+                entries.push(entry(
+                    Category::Project,
+                    key.clone(),
+                    &item,
+                    ctx.ttl.project,
+                    now,
+                ));
+                keep.insert(key);
+                if wanted.is_empty() {
+                    all.push(item);
+                }
             }
-            entries.push(entry(
-                Category::Project,
-                key.clone(),
-                &item,
-                ctx.ttl.project,
-                now,
-            ));
-            keep.insert(key);
-            if wanted.is_empty() {
-                all.push(item);
-            }
+            report.items += entries.len() as u64;
+            super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
+            write_page_of(ctx, listing.as_ref().map(|l| (l, pages)), entries, report).await?;
+            pages += 1;
         }
-        report.items += entries.len() as u64;
-        super::stamp_fetch_ms(&mut entries, pager.last_page_ms());
-        write_page_of(ctx, listing.as_ref().map(|l| (l, pages)), entries, report).await?;
-        pages += 1;
+        complete &= pager.is_complete();
+        tracing::debug!(pages = pager.pages(), "projects listed");
+    }
+    if !complete {
+        // Only the projects listed are proved current; nothing is removed.
+        if let Some(listing) = listing {
+            ctx.writer.leave_listing(listing, keep).await?;
+        }
+        report.parts_ok += 1;
+        return Ok(());
     }
     if !wanted.is_empty() {
         let missing: Vec<&str> = scope
@@ -74,13 +101,6 @@ pub(super) async fn warm(
             ));
         }
     } else if let Some(listing) = listing {
-        if !pager.is_complete() {
-            // Only the projects listed are proved current; nothing is removed.
-            ctx.writer.leave_listing(listing, keep).await?;
-            tracing::debug!(pages = pager.pages(), "projects listed, not all");
-            report.parts_ok += 1;
-            return Ok(());
-        }
         let list = json_array(all.iter().map(|i| i.as_ref()));
         let value = serde_json::value::RawValue::from_string(list).map_err(|e| {
             WarmError::Jira(crate::jira::JiraError::Decode {
@@ -105,7 +125,6 @@ pub(super) async fn warm(
         let removal = (KeyScope::All, HashSet::new());
         finish_listing(ctx, listing, keep, Some(removal), report).await?;
     }
-    tracing::debug!(pages = pager.pages(), "projects listed");
     report.parts_ok += 1;
     Ok(())
 }

@@ -27,8 +27,11 @@ pub enum StageStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorKind {
-    /// Credentials refused or missing permission.
+    /// Credentials refused (a 401, or a 403 on the account's identity).
     Auth,
+    /// One resource refused to this account (a 403): that part failed,
+    /// the rest of the run goes on.
+    Forbidden,
     /// The site could not be reached.
     Unreachable,
     /// The site kept throttling.
@@ -44,6 +47,7 @@ impl ErrorKind {
     pub fn describe(self) -> &'static str {
         match self {
             ErrorKind::Auth => "credentials refused",
+            ErrorKind::Forbidden => "permission denied",
             ErrorKind::Unreachable => "site unreachable",
             ErrorKind::Throttled => "site throttling",
             ErrorKind::Cache => "cache file error",
@@ -77,6 +81,8 @@ impl From<WarmError> for StageError {
 fn jira_kind(e: &JiraError) -> ErrorKind {
     if e.is_auth() {
         ErrorKind::Auth
+    } else if e.is_forbidden() {
+        ErrorKind::Forbidden
     } else if e.is_unreachable() {
         ErrorKind::Unreachable
     } else if e.is_throttled() {

@@ -3,27 +3,51 @@
 //!
 //! Data Center caps `/user/search` (Jira 10: 100 users whatever `startAt`
 //! asks, JRASERVER-78520). A listing that hits the cap is split by
-//! username prefix (`a`, `b`, … then `aa`, `ab`, … where a prefix still hits
-//! it), Atlassian's own workaround, so that every user is still found. A
-//! listing that stays truncated is cached, reported, and never used to
-//! remove anything.
+//! username prefix (`a`, `b`, … then `aa`, `ab`, … as deep as a prefix
+//! still hits it: systematic names such as `user0001` need many levels),
+//! Atlassian's own workaround, so that every user is still found. Splitting
+//! is bounded by a request budget, not by a depth. A cached user the
+//! listing did not return is removed only if every prefix that could find
+//! them (their name, display name and email) was listed completely; a
+//! prefix left capped when the budget ran out is reported and proves
+//! nothing.
+//!
+//! Cloud's `/user/assignable/search` only looks at the first 1,000 users
+//! of the site: on a bigger site (or when the user listing could not
+//! count them) each assignable list is *partial*: cached, marked so (the
+//! `partial_assignable` meta entry, shown by `cache_status`), reported, and
+//! never reconciled.
 
 use std::collections::{HashSet, VecDeque};
 
 use futures::StreamExt;
 
 use super::{
-    StageReport, WarmContext, WarmError, entry, finish_listing, json_array, now_ms, write_page_of,
+    ErrorKind, StageError, StageReport, WarmContext, WarmError, entry, finish_listing, json_array,
+    now_ms, write_page_of,
 };
 use crate::cache::{KeyScope, Listing};
-use crate::jira::{DC_ASSIGNABLE_CAP, Item, Pager, by_user};
+use crate::jira::{DC_ASSIGNABLE_CAP, Item, Pager, WINDOW_LIMIT, by_user};
 use crate::{Category, Deployment};
 
 /// The result cap of Data Center's `/user/search` on Jira 10.
 pub const DC_USER_SEARCH_CAP: usize = 100;
 
-/// How deep prefixes go before a listing is declared truncated.
-const MAX_PREFIX_LEN: usize = 3;
+/// The fewest prefix listings splitting may send: enough for a site of a
+/// few thousand users with systematic names (each capped prefix costs one
+/// listing per character of the alphabet).
+const DC_SPLIT_MIN_BUDGET: usize = 1_000;
+
+/// Prefix listings allowed per user found: splitting that keeps finding
+/// users may go on, one that finds nothing new soon stops.
+const DC_SPLIT_PER_USER: usize = 2;
+
+/// The most prefix listings splitting ever sends.
+const DC_SPLIT_MAX_BUDGET: usize = 50_000;
+
+/// The meta entry listing the projects whose assignable list is partial
+/// (comma-separated keys; empty when none).
+pub const META_PARTIAL_ASSIGNABLE: &str = "partial_assignable";
 
 /// The first characters of user names, for splitting a capped listing.
 const PREFIX_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789._-@";
@@ -51,7 +75,12 @@ pub(super) async fn warm(
             Deployment::Cloud => {
                 let mut pager = ctx.client.users("");
                 store_pages(ctx, &listing, &mut pager, &mut keep, report).await?;
-                Ok::<(bool, bool), WarmError>((pager.is_complete(), false))
+                let coverage = if pager.is_complete() {
+                    Coverage::Everything
+                } else {
+                    Coverage::Nothing
+                };
+                Ok::<Coverage, WarmError>(coverage)
             }
             Deployment::DataCenter => dc_users(ctx, &listing, &mut keep, report).await,
         }
@@ -60,23 +89,42 @@ pub(super) async fn warm(
     // In key order, not of arrival: the same site then gives the same
     // page, which a re-warm recognises as a whole.
     results.sort_by(|a, b| a.0.cmp(&b.0));
-    let (complete, split) = listed?;
+    let coverage = listed?;
     report.parts_ok += 1;
-    if complete {
-        // Users no prefix could find are kept, but were not listed: they
-        // keep the times they had rather than this run's.
-        let unreachable = match split {
-            true => unreachable_names(ctx, &keep)?,
-            false => HashSet::new(),
-        };
-        let removal = (KeyScope::NotGlob("assignable:*".into()), unreachable);
-        finish_listing(ctx, listing, keep, Some(removal), report).await?;
-    } else {
-        // Only the users it returned are proved current; nothing is removed.
-        ctx.writer.leave_listing(listing, keep).await?;
-        report.notes.push(
-            "the user listing was truncated by the site: cached what came, removed nothing".into(),
-        );
+    // Cloud's assignable windows see the site's users up to the thousandth:
+    // complete only on a site the user listing proved to be smaller.
+    let site_users = keep.len();
+    let assignable_partial = ctx.client.deployment() == Deployment::Cloud
+        && (coverage != Coverage::Everything || site_users as u64 > WINDOW_LIMIT);
+    match &coverage {
+        Coverage::Everything => {
+            let removal = (KeyScope::NotGlob("assignable:*".into()), HashSet::new());
+            finish_listing(ctx, listing, keep, Some(removal), report).await?;
+        }
+        Coverage::Prefixes(complete) => {
+            // Users no complete prefix listing could have found are kept:
+            // nothing proves them gone.
+            let unproved = unproved_gone(ctx, &keep, complete)?;
+            let mut kept = keep.clone();
+            kept.extend(unproved);
+            ctx.writer.leave_listing(listing, keep).await?;
+            report.removed += ctx
+                .writer
+                .remove_missing(
+                    Category::User,
+                    KeyScope::NotGlob("assignable:*".into()),
+                    kept,
+                )
+                .await?;
+        }
+        Coverage::Nothing => {
+            // Only the users it returned are proved current; nothing is removed.
+            ctx.writer.leave_listing(listing, keep).await?;
+            report.notes.push(
+                "the user listing was truncated by the site: cached what came, removed nothing"
+                    .into(),
+            );
+        }
     }
 
     // The assignable lists of the projects in scope: a listing too, which
@@ -87,9 +135,13 @@ pub(super) async fn warm(
     let mut failed = false;
     let now = now_ms();
     let mut entries = Vec::new();
+    let mut partial = Vec::new();
     for (project, result) in results {
         match result {
             Ok((items, _)) => {
+                if assignable_partial {
+                    partial.push(project.clone());
+                }
                 if ctx.client.deployment() == Deployment::DataCenter
                     && items.len() >= DC_ASSIGNABLE_CAP
                 {
@@ -114,8 +166,23 @@ pub(super) async fn warm(
         super::say(ctx, report, line);
     }
     write_page_of(ctx, Some((&assignable, 0)), entries, report).await?;
-    if failed {
-        // Only the lists fetched are proved current.
+    if !partial.is_empty() {
+        report.notes.push(format!(
+            "the assignable users of {} projects are partial: Jira Cloud's /user/assignable/search only looks at the first {WINDOW_LIMIT} users of the site{}",
+            partial.len(),
+            if coverage == Coverage::Everything {
+                format!(", and this one has {site_users}")
+            } else {
+                ", and the user listing could not count them".to_string()
+            }
+        ));
+    }
+    ctx.writer
+        .set_meta(META_PARTIAL_ASSIGNABLE.into(), partial.join(","))
+        .await?;
+    if failed || !partial.is_empty() {
+        // Only the lists fetched are proved current, and a partial list
+        // proves nothing.
         ctx.writer.leave_listing(assignable, listed).await?;
     } else {
         finish_listing(ctx, assignable, listed, None, report).await?;
@@ -183,20 +250,35 @@ async fn store(
     write_page_of(ctx, Some(listing), entries, report).await
 }
 
-/// Lists Data Center users, splitting capped listings by prefix. Answers
-/// whether every user was found (no listing stayed capped).
+/// What a user listing proves about the users it did not return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Coverage {
+    /// It was complete: every user it did not return is gone.
+    Everything,
+    /// Data Center, split: these prefixes (lower case; `.` for everyone)
+    /// were listed completely; a user is gone only if every one of their
+    /// names falls under one of them.
+    Prefixes(Vec<String>),
+    /// It was truncated: it proves nothing gone.
+    Nothing,
+}
+
+/// Lists Data Center users, splitting capped listings by prefix within a
+/// request budget. Answers which prefixes were listed completely.
 async fn dc_users(
     ctx: &WarmContext,
     listing: &Listing,
     keep: &mut HashSet<String>,
     report: &mut StageReport,
-) -> Result<(bool, bool), WarmError> {
-    let mut complete = true;
-    let mut asked: HashSet<String> = HashSet::new();
+) -> Result<Coverage, WarmError> {
+    let mut asked: HashSet<String> = HashSet::from([".".to_string()]);
+    let mut complete_prefixes: Vec<String> = Vec::new();
+    // Capped prefixes left unsplit because the budget ran out.
+    let mut left_capped: Vec<String> = Vec::new();
     // The users of the capped root listing, and those the prefixes found:
     // a name starting with a character outside the alphabet (`Ü…`) would be
-    // missed by every prefix, so the split only counts as complete if it
-    // found everyone the root listing showed.
+    // missed by every prefix; if the prefixes miss users the root listing
+    // showed, the split cannot be trusted to prove anyone gone.
     let mut root: HashSet<String> = HashSet::new();
     let mut by_prefix: HashSet<String> = HashSet::new();
     let mut queue: VecDeque<String> = VecDeque::from([".".to_string()]);
@@ -234,10 +316,20 @@ async fn dc_users(
             }
             store(ctx, (listing, page), &items, fetch_ms, keep, report).await?;
             if !looks_capped(items.len()) {
+                complete_prefixes.push(prefix);
                 continue;
             }
-            if prefix.len() >= MAX_PREFIX_LEN {
-                complete = false;
+            // `.` alone means "everyone" to Data Center, so it is never a child.
+            let base = if prefix == "." { "" } else { prefix.as_str() };
+            let children: Vec<String> = PREFIX_ALPHABET
+                .chars()
+                .map(|c| format!("{base}{c}"))
+                .filter(|p| p != "." && !asked.contains(p))
+                .collect();
+            let budget =
+                (keep.len() * DC_SPLIT_PER_USER).clamp(DC_SPLIT_MIN_BUDGET, DC_SPLIT_MAX_BUDGET);
+            if asked.len() + children.len() > budget {
+                left_capped.push(prefix);
                 continue;
             }
             tracing::debug!(
@@ -245,33 +337,45 @@ async fn dc_users(
                 found = items.len(),
                 "user listing hit the cap; splitting it"
             );
-            // `.` alone means "everyone" to Data Center, so it is never a child.
-            let base = if prefix == "." { "" } else { prefix.as_str() };
-            let children = PREFIX_ALPHABET
-                .chars()
-                .map(|c| format!("{base}{c}"))
-                .filter(|p| p != ".");
-            queue.extend(children.filter(|p| asked.insert(p.clone())));
+            asked.extend(children.iter().cloned());
+            queue.extend(children);
         }
     }
-    if !asked.is_empty() && !root.is_subset(&by_prefix) {
+    if !left_capped.is_empty() {
+        left_capped.sort();
+        let shown: Vec<&str> = left_capped.iter().take(5).map(String::as_str).collect();
+        report.errors.push(StageError {
+            kind: ErrorKind::Other,
+            message: format!(
+                "the user listing is truncated: {} name prefixes ({}{}) still hit the site's cap of {DC_USER_SEARCH_CAP} after {} listings, the request budget; their users were cached as far as listed, none of them removed",
+                left_capped.len(),
+                shown.join(", "),
+                if left_capped.len() > shown.len() { ", …" } else { "" },
+                asked.len()
+            ),
+        });
+    }
+    if asked.len() > 1 && !root.is_subset(&by_prefix) {
         let missed = root.difference(&by_prefix).count();
         report.notes.push(format!(
-            "{missed} users of the capped listing were not found by any name prefix (names starting with other characters?)"
+            "{missed} users of the capped listing were not found by any name prefix (names starting with other characters?): no user is removed"
         ));
-        complete = false;
+        return Ok(Coverage::Nothing);
     }
-    Ok((complete, !asked.is_empty()))
+    if complete_prefixes.iter().any(|p| p == ".") {
+        return Ok(Coverage::Everything);
+    }
+    Ok(Coverage::Prefixes(complete_prefixes))
 }
 
-/// After a split listing, a cached user it did not return is only proved
-/// gone if some prefix could have found them: a user whose name, display
-/// name and email all start outside the alphabet (`Ülrich`) is kept until
-/// its TTL instead. Answers those users' keys. Only the few cached users
-/// missing from the listing are read.
-fn unreachable_names(
+/// The cached users the listing did not return that are not proved gone:
+/// some name of theirs (name, display name, email; lower case) falls under
+/// no completely listed prefix, or they have no name at all. Only the few
+/// cached users missing from the listing are read.
+fn unproved_gone(
     ctx: &WarmContext,
     keep: &HashSet<String>,
+    complete: &[String],
 ) -> Result<HashSet<String>, WarmError> {
     #[derive(serde::Deserialize)]
     struct Names {
@@ -281,10 +385,11 @@ fn unreachable_names(
         #[serde(rename = "emailAddress")]
         email: Option<String>,
     }
-    let reachable = |s: &Option<String>| {
-        s.as_deref()
-            .and_then(|s| s.chars().next())
-            .is_some_and(|c| PREFIX_ALPHABET.contains(c.to_ascii_lowercase()))
+    let covered = |s: &str| {
+        let s = s.to_lowercase();
+        complete
+            .iter()
+            .any(|p| p == "." || s.starts_with(p.as_str()))
     };
     let reader = crate::cache::Cache::open_read_only(&ctx.cache_path)?;
     let missing: Vec<String> = reader
@@ -292,20 +397,25 @@ fn unreachable_names(
         .into_iter()
         .filter(|k| !k.starts_with("assignable:") && !keep.contains(k))
         .collect();
-    let mut unreachable = HashSet::new();
+    let mut unproved = HashSet::new();
     for key in missing {
         let Some(entry) = reader.peek(Category::User, &key)? else {
             continue;
         };
-        let names: Option<Names> = serde_json::from_str(&entry.value).ok();
-        let findable = names.is_some_and(|n| {
-            reachable(&n.name) || reachable(&n.display_name) || reachable(&n.email)
-        });
-        if !findable {
-            unreachable.insert(key);
+        let names: Vec<String> = serde_json::from_str::<Names>(&entry.value)
+            .map(|n| {
+                [n.name, n.display_name, n.email]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let names: Vec<&String> = names.iter().filter(|n| !n.trim().is_empty()).collect();
+        if names.is_empty() || !names.iter().all(|n| covered(n)) {
+            unproved.insert(key);
         }
     }
-    Ok(unreachable)
+    Ok(unproved)
 }
 
 /// A listing whose size is a positive multiple of the cap was probably cut

@@ -102,8 +102,15 @@ fn bare(app: &App, list: impl FnOnce(&Site) -> &Vec<Value>) -> ApiResult {
     app.site.view(|s| ok_serialized(list(s)))
 }
 
+/// The most `keys` (and `id`s) one `/project/search` request may name.
+pub(crate) const MAX_PROJECT_KEYS: usize = 50;
+
 /// Cloud `GET /project/search`: a PageBean, sorted by key unless `orderBy`
 /// says otherwise, narrowed by `keys`, `id` and `query`.
+///
+/// `keys` and `id` are exploded array parameters (`keys=A&keys=B`, at most
+/// [`MAX_PROJECT_KEYS`] each, as the spec says): `keys=A,B` is the one key
+/// `"A,B"`, which matches no project.
 pub(super) async fn project_search(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
@@ -114,8 +121,18 @@ pub(super) async fn project_search(
     let max_results = params
         .number("maxResults", 50)?
         .min(app.cap(PageCap::PageBean));
-    let keys = params.list("keys");
-    let ids = params.list("id");
+    let (keys, ids) = if lies.unrequested {
+        (Vec::new(), Vec::new())
+    } else {
+        (params.all("keys"), params.all("id"))
+    };
+    for (name, n) in [("keys", keys.len()), ("id", ids.len())] {
+        if n > MAX_PROJECT_KEYS {
+            return Err(ApiError::bad_request(format!(
+                "Up to {MAX_PROJECT_KEYS} project {name} can be provided; this request has {n}."
+            )));
+        }
+    }
     let text = params.get("query").map(str::to_lowercase);
     let order = params.get("orderBy").unwrap_or("key");
     let (field, descending) = match order.strip_prefix('-') {
@@ -134,8 +151,7 @@ pub(super) async fn project_search(
                 let key = str_field(p, "key").unwrap_or_default();
                 let name = str_field(p, "name").unwrap_or_default();
                 (keys.is_empty() || keys.iter().any(|k| k.eq_ignore_ascii_case(key)))
-                    && (ids.is_empty()
-                        || ids.iter().any(|i| Some(i.as_str()) == str_field(p, "id")))
+                    && (ids.is_empty() || ids.iter().any(|i| Some(*i) == str_field(p, "id")))
                     && text.as_ref().is_none_or(|t| {
                         key.to_lowercase().contains(t) || name.to_lowercase().contains(t)
                     })
@@ -157,47 +173,83 @@ pub(super) async fn project_search(
     ok(&page_bean(&values, start_at, max_results, &lies, &url))
 }
 
+/// Priorities say `isDefault`, resolutions `default`.
+fn is_default(v: &Value) -> bool {
+    [v.get("isDefault"), v.get("default")].contains(&Some(&Value::Bool(true)))
+}
+
 fn id_number(v: &Value) -> u64 {
     str_field(v, "id").and_then(|i| i.parse().ok()).unwrap_or(0)
 }
 
-/// Cloud `GET /priority/search`: a PageBean, narrowed by `id`.
+/// Cloud `GET /priority/search`: a PageBean, narrowed by `id` (repeated),
+/// `priorityName` (contained, any case) and `onlyDefault`. `projectId` is
+/// accepted and narrows nothing: every priority of the fake belongs to the
+/// one default scheme that every project uses.
 pub(super) async fn priority_search(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
     Extension(lies): Extension<PagingLies>,
 ) -> ApiResult {
-    searched_list(&app, query, &lies, "priority/search", |s| &s.priorities)
+    let params = Params::parse(query.as_deref())?;
+    let name = params.get("priorityName").map(str::to_lowercase);
+    searched_list(
+        &app,
+        &params,
+        &lies,
+        "priority/search",
+        |s| &s.priorities,
+        |p| {
+            name.as_deref()
+                .is_none_or(|n| str_field(p, "name").is_some_and(|v| v.to_lowercase().contains(n)))
+        },
+    )
 }
 
-/// Cloud `GET /resolution/search`: a PageBean, narrowed by `id`.
+/// Cloud `GET /resolution/search`: a PageBean, narrowed by `id` (repeated)
+/// and `onlyDefault`.
 pub(super) async fn resolution_search(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
     Extension(lies): Extension<PagingLies>,
 ) -> ApiResult {
-    searched_list(&app, query, &lies, "resolution/search", |s| &s.resolutions)
+    let params = Params::parse(query.as_deref())?;
+    searched_list(
+        &app,
+        &params,
+        &lies,
+        "resolution/search",
+        |s| &s.resolutions,
+        |_| true,
+    )
 }
 
+/// A PageBean over a metadata list. `startAt` and `maxResults` are
+/// declared as strings in the spec (of digits, read as numbers here).
 fn searched_list(
     app: &App,
-    query: Option<String>,
+    params: &Params,
     lies: &PagingLies,
     path: &str,
     list: impl FnOnce(&Site) -> &Vec<Value>,
+    keep: impl Fn(&Value) -> bool,
 ) -> ApiResult {
-    let params = Params::parse(query.as_deref())?;
     let start_at = params.number("startAt", 0)?;
     let max_results = params
         .number("maxResults", 50)?
         .min(app.cap(PageCap::PageBean));
-    let ids = params.list("id");
+    let ids = if lies.unrequested {
+        Vec::new()
+    } else {
+        params.all("id")
+    };
+    let only_default = params.flag("onlyDefault", false)?;
     let values: Vec<Value> = app.site.view(|s| {
         list(s)
             .iter()
-            .filter(|v| {
-                ids.is_empty() || ids.iter().any(|i| Some(i.as_str()) == str_field(v, "id"))
-            })
+            .filter(|v| ids.is_empty() || ids.iter().any(|i| Some(*i) == str_field(v, "id")))
+            .filter(|v| !only_default || is_default(v))
+            .filter(|v| keep(v))
             .cloned()
             .collect()
     });

@@ -5,7 +5,7 @@
 
 mod issues;
 mod lists;
-mod paging;
+pub(crate) mod paging;
 mod users;
 
 use std::sync::Arc;
@@ -44,6 +44,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             &format!("{v}/user/assignable/search"),
             get(users::assignable),
         )
+        .route(&format!("{v}/user"), get(users::user))
         .route(&format!("{v}/issue/{{key}}"), get(issues::issue));
     r = match app.flavor {
         Flavor::Cloud => r

@@ -31,8 +31,21 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Every value of a parameter, repeated (`keys=A&keys=B`) or
-    /// comma-separated (`keys=A,B`), trimmed, empty ones dropped.
+    /// Every value of a repeated parameter (`keys=A&keys=B`), as given: an
+    /// OpenAPI array query parameter with the default `form` style and
+    /// `explode: true`, where `keys=A,B` is the one value `"A,B"`.
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Every value of a parameter, repeated (`fields=a&fields=b`) or
+    /// comma-separated (`fields=a,b`), trimmed, empty ones dropped: for the
+    /// parameters Jira documents as comma-separated lists (`fields`,
+    /// `expand`), never for exploded arrays (see [`Params::all`]).
     pub(crate) fn list(&self, name: &str) -> Vec<String> {
         self.pairs
             .iter()
@@ -143,13 +156,15 @@ pub(crate) fn json_body(bytes: &[u8]) -> Result<Value, ApiError> {
 
 /// The items of a page of an offset listing of `len` items, as the lies
 /// bend it: `ShortPage` cuts it, `OversizePage` doubles it, `NeverLast`
-/// wraps an offset past the end back into the listing.
+/// wraps an offset past the end back into the listing, `RepeatPage`
+/// starts at 0 whatever was asked, `EmptyPage` empties it.
 pub(crate) fn window(
     len: usize,
     start_at: usize,
     max_results: usize,
     lies: &PagingLies,
 ) -> Range<usize> {
+    let start_at = if lies.repeat_page { 0 } else { start_at };
     let start = if lies.never_last && len > 0 && start_at >= len {
         start_at % len
     } else {
@@ -161,6 +176,9 @@ pub(crate) fn window(
     }
     if lies.oversize {
         take = take.saturating_mul(2).max(take.saturating_add(1));
+    }
+    if lies.empty_page {
+        return start..start;
     }
     start..len.min(start.saturating_add(take))
 }
@@ -175,7 +193,8 @@ pub(crate) fn page_bean(
     self_url: &str,
 ) -> Value {
     let range = window(items.len(), start_at, max_results, lies);
-    let is_last = !lies.never_last && range.end >= items.len();
+    let start_at = if lies.repeat_page { 0 } else { start_at };
+    let is_last = !lies.never_last && !lies.empty_page && range.end >= items.len();
     let mut page = json!({
         "self": format!("{self_url}?startAt={start_at}&maxResults={max_results}"),
         "maxResults": max_results,
@@ -203,6 +222,7 @@ mod tests {
         assert_eq!(p.list("keys"), ["A", "B", "C"]);
         assert_eq!(p.get("x"), Some("1"));
         assert!(p.list("nope").is_empty());
+        assert_eq!(p.all("keys"), ["A", "B,C", ""]);
     }
 
     #[test]
@@ -237,6 +257,16 @@ mod tests {
             ..PagingLies::default()
         };
         assert_eq!(window(10, 0, 4, &oversize), 0..8);
+        let empty = PagingLies {
+            empty_page: true,
+            ..PagingLies::default()
+        };
+        assert_eq!(window(10, 4, 4, &empty), 4..4);
+        let repeat = PagingLies {
+            repeat_page: true,
+            ..PagingLies::default()
+        };
+        assert_eq!(window(10, 8, 4, &repeat), 0..4);
     }
 
     #[test]

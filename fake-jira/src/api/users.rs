@@ -1,13 +1,15 @@
-//! User listings, the offset-paged bare arrays: Cloud `/users/search` and
-//! both flavors' `/user/assignable/search`, and Data Center's capped
-//! `/user/search` (at most 100 users per query on Jira 10, whatever
-//! `startAt` says, so clients must split the listing by name prefix).
+//! Users: the offset-paged bare arrays (Cloud `/users/search`, Data
+//! Center's capped `/user/search`: at most 100 users per query on Jira 10,
+//! whatever `startAt` says, so clients must split the listing by name
+//! prefix), both flavors' `/user/assignable/search` (a window filter on
+//! Cloud), and `/user` for one user.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{RawQuery, State};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::paging::{Params, window};
 use super::{ApiError, ApiResult, ok_serialized};
@@ -77,8 +79,14 @@ pub(super) async fn dc_users(
 
 /// `GET /user/assignable/search?project=KEY` (or `issueKey=`): the active
 /// users assignable in a project, narrowed by `query` (Cloud) or
-/// `username` (Data Center). Cloud pages with `startAt`; Data Center takes
-/// no `startAt` and at most [`PageCap::DcAssignable`] users.
+/// `username` (Data Center).
+///
+/// Cloud is a window filter (`JIRA_API.md`): the server takes the site's
+/// users in `[startAt, startAt + maxResults)`, never past the thousandth
+/// ([`PageCap::CloudAssignableReach`]), and returns those of them that are
+/// assignable. A short or empty page says nothing about the end; past the
+/// reach every page is empty whoever is assignable there. Data Center
+/// takes no `startAt` and answers at most [`PageCap::DcAssignable`] users.
 pub(super) async fn assignable(
     State(app): State<Arc<App>>,
     RawQuery(query): RawQuery,
@@ -105,8 +113,10 @@ pub(super) async fn assignable(
         .map(str::trim)
         .filter(|f| !f.is_empty())
         .map(str::to_lowercase);
+    let keep = |u: &Value| is_active(u) && filter.as_deref().is_none_or(|f| starts_with(u, f));
     let project = params.get("project");
     let issue = params.get("issueKey").or_else(|| params.get("issueId"));
+    let reach = app.cap(PageCap::CloudAssignableReach);
     app.site.read(|s, index| {
         let key = match (project, issue) {
             (Some(p), _) => project_key(s, index, p).ok_or_else(|| {
@@ -127,14 +137,93 @@ pub(super) async fn assignable(
                 ));
             }
         };
-        let users: Vec<&Value> = index
-            .assignable(s, &key)
-            .filter(|u| is_active(u))
-            .filter(|u| filter.as_deref().is_none_or(|f| starts_with(u, f)))
-            .collect();
-        let range = window(users.len(), start_at, max_results, &lies);
-        ok_serialized(&users[range])
+        match app.flavor {
+            Flavor::Cloud => {
+                let assignable: HashSet<usize> =
+                    index.assignable_positions(&key).iter().copied().collect();
+                let range = window(s.users.len().min(reach), start_at, max_results, &lies);
+                let users: Vec<&Value> = range
+                    .filter(|pos| assignable.contains(pos))
+                    .map(|pos| &s.users[pos])
+                    .filter(|u| keep(u))
+                    .collect();
+                ok_serialized(&users)
+            }
+            Flavor::DataCenter => {
+                let users: Vec<&Value> = index.assignable(s, &key).filter(|u| keep(u)).collect();
+                let range = window(users.len(), start_at, max_results, &lies);
+                ok_serialized(&users[range])
+            }
+        }
     })
+}
+
+/// `GET /user`: one user, with the members the spec's `User` (Cloud) and
+/// `UserBean` (Data Center) shapes carry. Cloud finds them by `accountId`
+/// (required); Data Center by `key` or `username` (one is required). 404
+/// when there is no such user.
+pub(super) async fn user(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> ApiResult {
+    let params = Params::parse(query.as_deref())?;
+    let (field, wanted) = match app.flavor {
+        Flavor::Cloud => (
+            "accountId",
+            params.get("accountId").ok_or_else(|| {
+                ApiError::bad_request("The query parameter 'accountId' is required.")
+            })?,
+        ),
+        Flavor::DataCenter => match (params.get("key"), params.get("username")) {
+            (Some(key), _) => ("key", key),
+            (None, Some(name)) => ("name", name),
+            (None, None) => {
+                return Err(ApiError::bad_request(
+                    "Either the 'username' or the 'key' query parameter must be provided.",
+                ));
+            }
+        },
+    };
+    let found = app.site.view(|s| {
+        s.users
+            .iter()
+            .find(|u| {
+                str_field(u, field).is_some_and(|v| match app.flavor {
+                    Flavor::Cloud => v == wanted,
+                    // Data Center user names and keys are case-insensitive.
+                    Flavor::DataCenter => v.eq_ignore_ascii_case(wanted),
+                })
+            })
+            .cloned()
+    });
+    let Some(mut user) = found else {
+        return Err(ApiError::not_found(match app.flavor {
+            Flavor::Cloud => format!(
+                "Specified user does not exist or you do not have required permissions: {wanted}"
+            ),
+            Flavor::DataCenter => format!("The user named '{wanted}' does not exist"),
+        }));
+    };
+    let self_url = match app.flavor {
+        Flavor::Cloud => format!("{}/user?accountId={wanted}", app.api_url()),
+        Flavor::DataCenter => format!(
+            "{}/user?username={}",
+            app.api_url(),
+            str_field(&user, "name").unwrap_or(wanted)
+        ),
+    };
+    if let Some(object) = user.as_object_mut() {
+        object.entry("self").or_insert(Value::String(self_url));
+        for member in ["groups", "applicationRoles"] {
+            object
+                .entry(member)
+                .or_insert_with(|| json!({"size": 0, "items": []}));
+        }
+        object
+            .entry("expand")
+            .or_insert(Value::String("groups,applicationRoles".into()));
+        if app.flavor == Flavor::DataCenter {
+            object.entry("deleted").or_insert(Value::Bool(false));
+        }
+    }
+    ok_serialized(&user)
 }
 
 /// A project's key from its key (any case) or id.

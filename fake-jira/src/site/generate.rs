@@ -61,6 +61,48 @@ impl Default for SiteSize {
     }
 }
 
+/// How [`Site::generated_with`] names its users.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum UserNames {
+    /// `first.last<n>` with made-up words, spread evenly over two-letter
+    /// prefixes (the default).
+    #[default]
+    Words,
+    /// Systematic names, as sites that use employee ids have: `prefix`
+    /// then the user's number zero-padded to `digits` (`user0001`, ...;
+    /// `e000123`, ...). Display names and email addresses are the name
+    /// too, so a Data Center client splitting a capped `/user/search` by
+    /// prefix must go as deep as the digits, not stop at 3 characters.
+    Numbered {
+        /// What every name starts with, e.g. `user` or `e`.
+        prefix: String,
+        /// The width of the zero-padded number.
+        digits: usize,
+    },
+}
+
+/// What a [`Site::generated_with`] site looks like beyond its size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerateOptions {
+    /// How users are named. Default [`UserNames::Words`].
+    pub user_names: UserNames,
+    /// How many active users are assignable in each project. Default 25.
+    /// Each project's list starts at a different place in the user list, so
+    /// on a site with more than 1,000 users some projects have assignable
+    /// users past the thousandth (which Cloud's `/user/assignable/search`
+    /// never reaches).
+    pub assignable_per_project: usize,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            user_names: UserNames::Words,
+            assignable_per_project: 25,
+        }
+    }
+}
+
 /// SplitMix64: small, fast, and the same stream forever.
 pub(super) struct Rng(u64);
 
@@ -218,7 +260,7 @@ pub(super) fn small(flavor: Flavor) -> Site {
     site
 }
 
-pub(super) fn generated(flavor: Flavor, size: SiteSize) -> Site {
+pub(super) fn generated(flavor: Flavor, size: SiteSize, options: &GenerateOptions) -> Site {
     let mut rng = Rng::new(0x6a69_7261_2d63_6163);
     let mut site = empty(flavor);
     standard_metadata(&mut site);
@@ -227,7 +269,13 @@ pub(super) fn generated(flavor: Flavor, size: SiteSize) -> Site {
         site.users.clear();
     }
     for i in 1..size.users {
-        site.users.push(generated_user(flavor, i, &mut rng));
+        site.users.push(match &options.user_names {
+            UserNames::Words => generated_user(flavor, i, &mut rng),
+            UserNames::Numbered { prefix, digits } => {
+                let name = format!("{prefix}{i:0digits$}", digits = *digits);
+                user(flavor, i, &name, &name, !i.is_multiple_of(23), true)
+            }
+        });
     }
     let active: Vec<String> = site
         .users
@@ -250,7 +298,7 @@ pub(super) fn generated(flavor: Flavor, size: SiteSize) -> Site {
         );
         site.projects
             .push(project(flavor, 10000 + p as u64, &key, &name));
-        let take = active.len().min(25);
+        let take = active.len().min(options.assignable_per_project);
         let start = if active.is_empty() {
             0
         } else {
@@ -944,7 +992,14 @@ fn resolutions(flavor: Flavor) -> Vec<Value> {
         ],
     };
     list.iter()
-        .map(|(id, name)| json!({"id": id, "name": name, "description": format!("{name}.")}))
+        .enumerate()
+        .map(|(i, (id, name))| {
+            let mut r = json!({"id": id, "name": name, "description": format!("{name}.")});
+            if flavor == Flavor::Cloud {
+                r["default"] = json!(i == 0);
+            }
+            r
+        })
         .collect()
 }
 
@@ -1028,8 +1083,8 @@ mod tests {
             }
             s
         };
-        let a = strip(generated(Flavor::Cloud, size));
-        let b = strip(generated(Flavor::Cloud, size));
+        let a = strip(generated(Flavor::Cloud, size, &GenerateOptions::default()));
+        let b = strip(generated(Flavor::Cloud, size, &GenerateOptions::default()));
         assert_eq!(a, b);
         assert_eq!(a.projects.len(), 4);
         assert_eq!(a.fields.len(), 30);
@@ -1044,7 +1099,7 @@ mod tests {
             ..SiteSize::default()
         };
         for flavor in [Flavor::Cloud, Flavor::DataCenter] {
-            let site = generated(flavor, size);
+            let site = generated(flavor, size, &GenerateOptions::default());
             for issue in &site.issues {
                 let len = issue.to_string().len() as i64;
                 assert!((len - 3_000).abs() < 400, "{flavor}: {len} bytes");
@@ -1054,7 +1109,11 @@ mod tests {
 
     #[test]
     fn odd_numbered_generated_issues_are_recent_and_even_ones_older() {
-        let site = generated(Flavor::DataCenter, SiteSize::default());
+        let site = generated(
+            Flavor::DataCenter,
+            SiteSize::default(),
+            &GenerateOptions::default(),
+        );
         let now = Utc::now();
         for issue in &site.issues {
             let key = issue_key(issue).expect("key");
@@ -1084,10 +1143,44 @@ mod tests {
                     users: 2_000,
                     ..SiteSize::default()
                 },
+                &GenerateOptions::default(),
             );
             let ids: std::collections::HashSet<&str> =
                 site.users.iter().filter_map(Site::user_id).collect();
             assert_eq!(ids.len(), 2_000);
         }
+    }
+
+    #[test]
+    fn numbered_users_share_their_prefix_and_assignable_lists_take_the_asked_size() {
+        let options = GenerateOptions {
+            user_names: UserNames::Numbered {
+                prefix: "e".into(),
+                digits: 6,
+            },
+            assignable_per_project: 7,
+        };
+        let size = SiteSize {
+            users: 1_500,
+            ..SiteSize::default()
+        };
+        let site = generated(Flavor::DataCenter, size, &options);
+        assert_eq!(site.users[1]["name"], "e000001");
+        assert_eq!(site.users[1_499]["displayName"], "e001499");
+        assert_eq!(site.users[12]["emailAddress"], "e000012@example.com");
+        assert!(site.assignable.values().all(|ids| ids.len() == 7));
+        let positions: std::collections::HashMap<&str, usize> = site
+            .users
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| Site::user_id(u).map(|id| (id, i)))
+            .collect();
+        let past_1000 = site
+            .assignable
+            .values()
+            .flatten()
+            .filter(|id| positions[id.as_str()] >= 1_000)
+            .count();
+        assert!(past_1000 > 0, "some assignable users lie past the 1000th");
     }
 }

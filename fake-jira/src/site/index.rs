@@ -177,6 +177,14 @@ impl IssueIndex {
             .map(|&pos| &site.users[pos])
     }
 
+    /// The positions in [`Site::users`] of a project's assignable users
+    /// (its exact key in [`Site::assignable`]), in the list's order.
+    pub(crate) fn assignable_positions(&self, project_key: &str) -> &[usize] {
+        self.assignable
+            .get(project_key)
+            .map_or(&[][..], Vec::as_slice)
+    }
+
     /// [`Site::project`] (by key, any case) without the scan.
     pub(crate) fn project_by_key<'s>(&self, site: &'s Site, key: &str) -> Option<&'s Value> {
         self.projects_by_key

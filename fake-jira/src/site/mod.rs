@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::flavor::Flavor;
 use crate::timestamp::{format_jira_time, parse_jira_time};
 
-pub use generate::SiteSize;
+pub use generate::{GenerateOptions, SiteSize, UserNames};
 pub use handle::SiteHandle;
 pub(crate) use index::{IndexedIssue, IssueIndex};
 
@@ -91,7 +91,13 @@ impl Site {
     /// size gives the same projects, users, fields and issues, with times
     /// relative to now.
     pub fn generated(flavor: Flavor, size: SiteSize) -> Site {
-        generate::generated(flavor, size)
+        generate::generated(flavor, size, &GenerateOptions::default())
+    }
+
+    /// [`Site::generated`] with options beyond the size: systematic user
+    /// names, the length of each project's assignable list.
+    pub fn generated_with(flavor: Flavor, size: SiteSize, options: &GenerateOptions) -> Site {
+        generate::generated(flavor, size, options)
     }
 
     /// The captured fixtures under `dir` (the `shared/jira/fixtures`

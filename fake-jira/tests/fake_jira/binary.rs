@@ -119,3 +119,52 @@ fn the_binary_explains_a_fixture_directory_it_cannot_read() {
     );
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn the_binary_prints_spec_violations_and_still_answers() {
+    if !fake_jira::default_openapi_dir().is_dir() {
+        eprintln!("skipped: the OpenAPI documents are absent");
+        return;
+    }
+    let (mut running, line) = spawn(&["--port", "0", "--flavor", "datacenter"]);
+    let url = line.trim().rsplit(' ').next().expect("a url").to_owned();
+    let answer = http_get(&url, "/rest/api/2/field?bogus=1", "Bearer dc-token-456");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let pid = running.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = running.0.wait().expect("the binary exits");
+    assert!(status.success(), "{status:?}");
+    let mut stderr = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("reads");
+    assert!(
+        stderr.contains(
+            "spec violation: GET /rest/api/2/field?bogus=1: query parameter `bogus` is not declared"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 request(s) broke the OpenAPI document"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_binary_refuses_an_openapi_directory_without_the_documents() {
+    let output = Command::new(env!("CARGO_BIN_EXE_fake-jira"))
+        .args(["--port", "0", "--openapi", "/nonexistent/openapi"])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/openapi"), "{stderr}");
+}

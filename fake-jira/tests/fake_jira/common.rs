@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use fake_jira::{FakeJira, Flavor};
+use fake_jira::{FakeJira, Flavor, Violation};
 use reqwest::{Client, RequestBuilder};
 use serde_json::Value;
 
@@ -81,6 +81,24 @@ pub fn fixtures_dir() -> Option<PathBuf> {
         eprintln!("skipped: the fixtures are not at {}", dir.display());
         None
     }
+}
+
+/// Takes the spec violations of requests a test sent on purpose, checking
+/// there were `n` of them and that each names one of `fragments` (when the
+/// OpenAPI documents are absent, validation is off and there are none).
+pub fn expect_violations(jira: &FakeJira, n: usize, fragments: &[&str]) -> Vec<Violation> {
+    let violations = jira.take_violations();
+    if !jira.validates() {
+        return violations;
+    }
+    assert_eq!(violations.len(), n, "{violations:#?}");
+    for v in &violations {
+        assert!(
+            fragments.iter().any(|f| v.to_string().contains(f)),
+            "unexpected violation: {v}"
+        );
+    }
+    violations
 }
 
 /// A fake of the flavor with default settings.

@@ -3,7 +3,7 @@
 use fake_jira::{FakeJira, Flavor, PageCap, Site, SiteSize};
 use serde_json::Value;
 
-use crate::common::{get, keys, messages, start};
+use crate::common::{expect_violations, get, keys, messages, start};
 
 fn with_projects(flavor: Flavor, projects: usize) -> FakeJira {
     let size = SiteSize {
@@ -57,6 +57,7 @@ async fn project_search_caps_max_results_at_100_and_defaults_to_50() {
     let (_, page) = get(&jira, "/rest/api/3/project/search").await;
     assert_eq!(page["maxResults"], 50);
     assert_eq!(page["values"].as_array().map(Vec::len), Some(50));
+    expect_violations(&jira, 1, &["above the maximum 100"]);
 }
 
 #[tokio::test]
@@ -70,15 +71,35 @@ async fn the_page_bean_cap_is_configurable() {
 }
 
 #[tokio::test]
-async fn project_search_narrows_by_keys_repeated_or_comma_separated() {
+async fn project_search_narrows_by_repeated_keys_and_never_splits_on_commas() {
     let jira = start(Flavor::Cloud);
     let (_, page) = get(&jira, "/rest/api/3/project/search?keys=FOR&keys=alpha").await;
     assert_eq!(keys(&page["values"]), ["ALPHA", "FOR"]);
-    let (_, page) = get(&jira, "/rest/api/3/project/search?keys=BETA,FOR").await;
-    assert_eq!(keys(&page["values"]), ["BETA", "FOR"]);
-    assert_eq!(page["total"], 2);
+    // An exploded array parameter: `keys=BETA,FOR` is the one key "BETA,FOR".
+    let (status, page) = get(&jira, "/rest/api/3/project/search?keys=BETA,FOR").await;
+    assert_eq!(status, 200);
+    assert!(keys(&page["values"]).is_empty(), "{page}");
+    assert_eq!(page["total"], 0);
+    let (_, page) = get(&jira, "/rest/api/3/project/search?keys=BETA%2CFOR").await;
+    assert!(keys(&page["values"]).is_empty(), "{page}");
     let (_, page) = get(&jira, "/rest/api/3/project/search?orderBy=-key").await;
     assert_eq!(keys(&page["values"]), ["FOR", "BETA", "ALPHA"]);
+}
+
+#[tokio::test]
+async fn project_search_takes_at_most_50_keys() {
+    let jira = start(Flavor::Cloud);
+    let many = |n: usize| {
+        (0..n)
+            .map(|i| format!("keys=K{i}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let (status, _) = get(&jira, &format!("/rest/api/3/project/search?{}", many(50))).await;
+    assert_eq!(status, 200);
+    let (status, body) = get(&jira, &format!("/rest/api/3/project/search?{}", many(51))).await;
+    assert_eq!(status, 400);
+    assert!(messages(&body).contains("50"), "{body}");
 }
 
 #[tokio::test]
@@ -145,6 +166,51 @@ async fn cloud_priority_and_resolution_search_are_page_beans() {
     }
     let (_, one) = get(&jira, "/rest/api/3/priority/search?id=3").await;
     assert_eq!(one["values"][0]["name"], "Medium");
+    let (_, two) = get(&jira, "/rest/api/3/priority/search?id=1&id=3").await;
+    assert_eq!(two["total"], 2);
+    let (_, none) = get(&jira, "/rest/api/3/priority/search?id=1,3").await;
+    assert_eq!(none["total"], 0, "ids are repeated, never comma-joined");
+    let (_, named) = get(&jira, "/rest/api/3/priority/search?priorityName=high").await;
+    let names: Vec<&str> = named["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Highest", "High"]);
+    for path in ["priority/search", "resolution/search"] {
+        let (_, default) = get(&jira, &format!("/rest/api/3/{path}?onlyDefault=true")).await;
+        assert_eq!(default["total"], 1, "{path}: {default}");
+    }
+}
+
+#[tokio::test]
+async fn user_finds_one_user_by_account_id_on_cloud_and_key_or_name_on_dc() {
+    let cloud = start(Flavor::Cloud);
+    let site = cloud.site().snapshot();
+    let alice = &site.users[1];
+    let id = alice["accountId"].as_str().expect("an accountId");
+    let (status, user) = get(&cloud, &format!("/rest/api/3/user?accountId={id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(user["displayName"], alice["displayName"]);
+    assert!(user["self"].as_str().is_some_and(|s| s.contains(id)));
+    assert_eq!(user["groups"]["size"], 0);
+    assert_eq!(user["applicationRoles"]["items"], serde_json::json!([]));
+    let (status, _) = get(&cloud, "/rest/api/3/user?accountId=nobody").await;
+    assert_eq!(status, 404);
+    let (status, _) = get(&cloud, "/rest/api/3/user").await;
+    assert_eq!(status, 400);
+    cloud.take_violations();
+
+    let dc = start(Flavor::DataCenter);
+    let (_, by_name) = get(&dc, "/rest/api/2/user?username=ALICE").await;
+    assert_eq!(by_name["name"], "alice");
+    assert_eq!(by_name["deleted"], false);
+    let key = by_name["key"].as_str().expect("a key");
+    let (_, by_key) = get(&dc, &format!("/rest/api/2/user?key={key}")).await;
+    assert_eq!(by_key, by_name);
+    let (status, _) = get(&dc, "/rest/api/2/user?username=nobody").await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
@@ -172,4 +238,6 @@ async fn malformed_paging_parameters_are_400s() {
         assert_eq!(status, 400, "{query}");
         assert!(!messages(&body).is_empty(), "{query}");
     }
+    // `startAt=-1` is a spec-valid integer that Jira refuses itself.
+    expect_violations(&jira, 3, &["`maxResults`", "`startAt`", "`orderBy`"]);
 }

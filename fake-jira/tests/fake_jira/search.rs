@@ -291,6 +291,7 @@ async fn malformed_jql_and_bodies_are_400s_with_jiras_messages() {
     .await
     .expect("an answer");
     assert_eq!(response.status(), 400);
+    crate::common::expect_violations(&jira, 2, &["want integer", "not JSON"]);
 }
 
 #[tokio::test]

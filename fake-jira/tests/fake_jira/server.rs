@@ -197,6 +197,7 @@ async fn every_request_is_recorded_in_order_with_its_status() {
     assert_eq!(jira.count_path("/rest/api/3/"), 5);
     jira.reset_requests();
     assert_eq!(jira.request_count(), 0);
+    crate::common::expect_violations(&jira, 1, &["/rest/api/3/nothing-here"]);
 }
 
 #[tokio::test]
@@ -226,6 +227,7 @@ async fn cloud_answers_server_info_on_v2_and_v3_and_data_center_on_v2_only() {
             .as_str()
             .is_some_and(|m| m.contains("/rest/api/3/serverInfo"))
     );
+    crate::common::expect_violations(&dc, 1, &["no path of the spec matches /api/3/serverInfo"]);
 }
 
 #[tokio::test]
@@ -238,6 +240,7 @@ async fn data_center_has_no_cloud_only_endpoints() {
     ] {
         assert_eq!(get(&dc, path).await.0, 404, "{path}");
     }
+    crate::common::expect_violations(&dc, 2, &["no path of the spec matches"]);
 }
 
 #[tokio::test]

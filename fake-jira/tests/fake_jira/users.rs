@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use fake_jira::{FakeJira, Flavor, PageCap, Site, SiteSize};
+use fake_jira::{FakeJira, Flavor, GenerateOptions, PageCap, Site, SiteSize, UserNames};
 use serde_json::Value;
 
 use crate::common::{get, messages, start};
@@ -158,6 +158,7 @@ async fn dc_user_search_leaves_out_inactive_users_unless_asked() {
     )
     .await;
     assert_eq!(status, 400);
+    crate::common::expect_violations(&jira, 1, &["`includeInactive`"]);
 }
 
 #[tokio::test]
@@ -236,4 +237,112 @@ async fn dc_assignable_search_takes_at_most_100_and_no_start_at() {
     )
     .await;
     assert_eq!(again, page);
+    crate::common::expect_violations(&jira, 1, &["`startAt` is not declared"]);
+}
+
+/// A Cloud site of `users` users where project `AAA` has exactly the
+/// users at these positions (active ones) assignable.
+fn cloud_assignable_at(users: usize, positions: &[usize]) -> FakeJira {
+    let flavor = Flavor::Cloud;
+    let mut site = Site::generated(
+        flavor,
+        SiteSize {
+            users,
+            projects: 1,
+            issues_per_project: 1,
+            ..SiteSize::default()
+        },
+    );
+    for &p in positions {
+        site.users[p]["active"] = Value::Bool(true);
+    }
+    let ids = positions
+        .iter()
+        .map(|&p| Site::user_id(&site.users[p]).expect("an id").to_owned())
+        .collect();
+    site.assignable.insert("AAA".into(), ids);
+    FakeJira::builder(flavor).site(site).start()
+}
+
+async fn assignable_page(jira: &FakeJira, start_at: usize, max_results: usize) -> Vec<String> {
+    let (status, page) = get(
+        jira,
+        &format!(
+            "/rest/api/3/user/assignable/search?project=AAA&startAt={start_at}&maxResults={max_results}"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    ids(&page, "accountId")
+}
+
+#[tokio::test]
+async fn cloud_assignable_search_filters_a_window_of_the_sites_users() {
+    let jira = cloud_assignable_at(1_200, &[3, 40, 41, 250, 999, 1_000, 1_150]);
+    let site = jira.site().snapshot();
+    let id = |p: usize| Site::user_id(&site.users[p]).expect("an id").to_owned();
+    // The window [0, 50) holds three of them: a short page mid-listing.
+    assert_eq!(assignable_page(&jira, 0, 50).await, [id(3), id(40), id(41)]);
+    // [50, 100) holds none: an empty page that is not the end.
+    assert!(assignable_page(&jira, 50, 50).await.is_empty());
+    assert_eq!(assignable_page(&jira, 200, 100).await, [id(250)]);
+    // Advancing by the count received (3) re-reads an overlapping window.
+    assert_eq!(assignable_page(&jira, 3, 50).await, [id(3), id(40), id(41)]);
+    // Up to the thousandth user only: 999 is reached, 1000 and 1150 never.
+    assert_eq!(assignable_page(&jira, 950, 100).await, [id(999)]);
+    assert!(assignable_page(&jira, 1_000, 100).await.is_empty());
+    assert!(assignable_page(&jira, 1_100, 100).await.is_empty());
+}
+
+#[tokio::test]
+async fn cloud_assignable_reach_is_configurable_for_small_sites() {
+    let flavor = Flavor::Cloud;
+    let jira = FakeJira::builder(flavor)
+        .page_cap(PageCap::CloudAssignableReach, 2)
+        .start();
+    let (_, alpha) = get(&jira, "/rest/api/3/user/assignable/search?project=ALPHA").await;
+    // ALPHA's assignable users are the first three of the site: only the
+    // first two are within reach.
+    assert_eq!(alpha.as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn systematic_user_names_need_prefixes_deeper_than_three_characters() {
+    let flavor = Flavor::DataCenter;
+    let options = GenerateOptions {
+        user_names: UserNames::Numbered {
+            prefix: "user".into(),
+            digits: 4,
+        },
+        ..GenerateOptions::default()
+    };
+    let site = Site::generated_with(
+        flavor,
+        SiteSize {
+            users: 2_000,
+            projects: 1,
+            issues_per_project: 1,
+            ..SiteSize::default()
+        },
+        &options,
+    );
+    let jira = FakeJira::builder(flavor).site(site).start();
+    let count = |users: &Value| users.as_array().map_or(0, Vec::len);
+    for capped in ["u", "use", "user", "user0", "user01"] {
+        let (_, found) = get(
+            &jira,
+            &format!(
+                "/rest/api/2/user/search?username={capped}&maxResults=1000&includeInactive=true"
+            ),
+        )
+        .await;
+        assert_eq!(count(&found), 100, "{capped} hits the cap");
+    }
+    let (_, found) = get(
+        &jira,
+        "/rest/api/2/user/search?username=user012&maxResults=1000&includeInactive=true",
+    )
+    .await;
+    assert_eq!(count(&found), 10, "user0120 to user0129");
+    assert_eq!(found[0]["name"], "user0120");
 }

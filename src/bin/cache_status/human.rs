@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use jira_cache::status::{CheckLevel, StatusReport, parse_rfc3339};
+use jira_cache::status::{CheckLevel, CheckOutcome, StatusReport, parse_rfc3339};
 
 use crate::common;
 
@@ -79,10 +79,12 @@ fn toned(text: impl Into<String>, tone: Tone) -> Cell {
 }
 
 /// An aligned table: columns two spaces apart, those in `right`
-/// right-aligned, no trailing spaces.
+/// right-aligned, no trailing spaces. Columns in `optional` are dropped, in
+/// that order, while the table is wider than the width it is rendered at.
 struct Table {
     header: Vec<&'static str>,
     right: Vec<usize>,
+    optional: Vec<usize>,
     rows: Vec<Vec<Cell>>,
 }
 
@@ -91,23 +93,47 @@ impl Table {
         Table {
             header,
             right,
+            optional: Vec::new(),
             rows: Vec::new(),
         }
     }
 
-    fn render(&self, out: &mut String, colour: bool) {
+    /// The width of each column.
+    fn widths(&self) -> Vec<usize> {
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
             for (w, cell) in widths.iter_mut().zip(row) {
                 *w = (*w).max(cell.text.chars().count());
             }
         }
+        widths
+    }
+
+    /// Whether the whole table fits in `width` columns.
+    fn fits(&self, width: usize) -> bool {
+        let widths = self.widths();
+        widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1) <= width
+    }
+
+    fn render(&self, out: &mut String, colour: bool, width: usize) {
+        let widths = self.widths();
+        let mut shown: Vec<usize> = (0..widths.len()).collect();
+        let total = |shown: &[usize]| {
+            shown.iter().map(|&i| widths[i]).sum::<usize>() + 2 * shown.len().saturating_sub(1)
+        };
+        for &drop in &self.optional {
+            if total(&shown) <= width {
+                break;
+            }
+            shown.retain(|&i| i != drop);
+        }
         let header: Vec<Cell> = self.header.iter().map(|&h| Cell::from(h)).collect();
         for row in std::iter::once(&header).chain(&self.rows) {
-            let last = row.len().saturating_sub(1);
+            let last = shown.last().copied().unwrap_or(0);
             let parts: Vec<String> = row
                 .iter()
                 .enumerate()
+                .filter(|(i, _)| shown.contains(i))
                 .map(|(i, cell)| {
                     let w = widths[i];
                     let padded = if self.right.contains(&i) {
@@ -127,42 +153,57 @@ impl Table {
     }
 }
 
-/// The whole report of one profile.
-pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
+/// How the report is laid out.
+pub struct Layout {
+    /// Colour the result and health words.
+    pub colour: bool,
+    /// The columns to fit in.
+    pub width: usize,
+    /// How many runs `--runs` asked for (0: no run history).
+    pub runs_asked: usize,
+}
+
+/// The whole report of one profile, starting with `verdict`, the
+/// `--check` judgement.
+pub fn report(r: &StatusReport, verdict: &CheckOutcome, now: i64, layout: &Layout) -> String {
+    let (colour, width) = (layout.colour, layout.width);
     let mut out = String::new();
+    // The judgement in words: the --check summary without its profile
+    // prefix (the next line names the profile) or its performance data.
+    let details = verdict
+        .summary
+        .strip_prefix(&format!("{}: ", r.profile))
+        .unwrap_or(&verdict.summary);
+    let level = Tone::of_level(verdict.level).paint(verdict.level.as_str(), colour);
+    wrap(&mut out, &format!("{level}: {details}"), width, 2);
     let deployment = r
         .deployment
         .as_deref()
         .unwrap_or("deployment not yet probed");
-    let _ = writeln!(out, "Profile  {} ({}, {deployment})", r.profile, r.site);
+    wrap(
+        &mut out,
+        &format!("Profile  {} ({}, {deployment})", r.profile, r.site),
+        width,
+        9,
+    );
     if !r.exists {
-        let _ = writeln!(
-            out,
-            "Cache    {} (no cache yet: run `cache_warm --all --profile {}`)",
-            r.cache_path, r.profile
-        );
+        // The verdict above says how to make one.
+        let _ = writeln!(out, "Cache    {} (not created yet)", r.cache_path);
         return out;
     }
-    let size = if r.total_bytes > r.max_size {
+    let _ = writeln!(out, "Cache    {}", r.cache_path);
+    let cap = if r.total_bytes > r.max_size {
         Tone::Bad.paint(
-            &format!(
-                "{} of entries, over its cap of {}",
-                common::bytes(r.total_bytes),
-                common::bytes(r.max_size)
-            ),
+            &format!("over its cap of {}", common::bytes(r.max_size)),
             colour,
         )
     } else {
-        format!(
-            "{} of entries, cap {}",
-            common::bytes(r.total_bytes),
-            common::bytes(r.max_size)
-        )
+        format!("cap {}", common::bytes(r.max_size))
     };
     let _ = writeln!(
         out,
-        "Cache    {} ({size}; file {})",
-        r.cache_path,
+        "Size     {} of entries ({cap}; file {})",
+        common::bytes(r.total_bytes),
         common::bytes(r.file_bytes)
     );
     let warmed = match r.last_success.as_deref() {
@@ -170,46 +211,17 @@ pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
         None => Tone::Warn.paint("no successful warm recorded yet", colour),
     };
     let _ = writeln!(out, "Warmed   {warmed}");
+    if !r.partial_lists.is_empty() {
+        let line = format!(
+            "{} cached lists are partial (the site cannot give them in full): {}",
+            r.partial_lists.len(),
+            r.partial_lists.join(", ")
+        );
+        let _ = writeln!(out, "Partial  {}", Tone::Warn.paint(&line, colour));
+    }
 
     out.push('\n');
-    let mut categories = Table::new(
-        vec![
-            "CATEGORY",
-            "ENTRIES",
-            "FRESH",
-            "EXPIRED",
-            "SIZE",
-            "TTL",
-            "OLDEST FETCH",
-            "NEWEST FETCH",
-            "NEXT EXPIRY",
-            "HIT RATE",
-        ],
-        vec![1, 2, 3, 4, 5, 9],
-    );
-    for c in &r.categories {
-        let reads = c.reads();
-        let hit_rate = match c.hit_rate {
-            Some(rate) if reads > 0 => {
-                format!("{:.0}% ({}/{reads})", rate * 100.0, c.hits + c.stale_hits)
-            }
-            _ => "-".to_string(),
-        };
-        categories.rows.push(vec![
-            c.category.to_string().into(),
-            c.entries.to_string().into(),
-            c.fresh.to_string().into(),
-            c.expired.to_string().into(),
-            common::bytes(c.bytes).into(),
-            common::duration(Duration::from_secs(c.ttl_seconds)).into(),
-            local(c.oldest_fetch.as_deref()).into(),
-            local(c.newest_fetch.as_deref()).into(),
-            local(c.next_expiry.as_deref()).into(),
-            hit_rate.into(),
-        ]);
-    }
-    categories.render(&mut out, colour);
-
+    categories(&mut out, r, layout);
     if !r.projects.is_empty() {
         out.push('\n');
         let mut projects = Table::new(
@@ -224,7 +236,7 @@ pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
                 local(p.issues_warmed.as_deref()).into(),
             ]);
         }
-        projects.render(&mut out, colour);
+        projects.render(&mut out, colour, width);
         if r.projects.len() > PROJECTS_SHOWN {
             let _ = writeln!(
                 out,
@@ -233,11 +245,94 @@ pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
             );
         }
     }
+    if layout.runs_asked > 0 {
+        out.push('\n');
+        runs(&mut out, r, layout);
+    }
+    out
+}
 
-    out.push('\n');
+/// The categories: one table if it fits, else the figures and the times
+/// as two.
+fn categories(out: &mut String, r: &StatusReport, layout: &Layout) {
+    let mut figures = Table::new(
+        vec![
+            "CATEGORY", "ENTRIES", "FRESH", "EXPIRED", "SIZE", "TTL", "HIT RATE",
+        ],
+        vec![1, 2, 3, 4, 5, 6],
+    );
+    let mut times = Table::new(
+        vec!["CATEGORY", "OLDEST FETCH", "NEWEST FETCH", "NEXT EXPIRY"],
+        vec![],
+    );
+    for c in &r.categories {
+        let reads = c.reads();
+        let hit_rate = match c.hit_rate {
+            Some(rate) if reads > 0 => {
+                format!("{:.0}% ({}/{reads})", rate * 100.0, c.hits + c.stale_hits)
+            }
+            _ => "-".to_string(),
+        };
+        let ttl = common::duration(Duration::from_secs(c.ttl_seconds));
+        // Issues have two TTLs: recently updated ones, and the rest.
+        let ttl = match c.ttl_old_seconds {
+            Some(old) => format!("{ttl} / {}", common::duration(Duration::from_secs(old))),
+            None => ttl,
+        };
+        figures.rows.push(vec![
+            c.category.to_string().into(),
+            c.entries.to_string().into(),
+            c.fresh.to_string().into(),
+            c.expired.to_string().into(),
+            common::bytes(c.bytes).into(),
+            ttl.into(),
+            hit_rate.into(),
+        ]);
+        times.rows.push(vec![
+            c.category.to_string().into(),
+            local(c.oldest_fetch.as_deref()).into(),
+            local(c.newest_fetch.as_deref()).into(),
+            local(c.next_expiry.as_deref()).into(),
+        ]);
+    }
+    // Side by side when the terminal is wide enough.
+    let mut wide = Table::new(
+        [figures.header.clone(), times.header[1..].to_vec()].concat(),
+        vec![1, 2, 3, 4, 5, 6],
+    );
+    wide.rows = figures
+        .rows
+        .iter()
+        .zip(&times.rows)
+        .map(|(f, t)| {
+            f.iter()
+                .chain(&t[1..])
+                .map(|c| toned(c.text.clone(), c.tone))
+                .collect()
+        })
+        .collect();
+    if wide.fits(layout.width) {
+        wide.render(out, layout.colour, layout.width);
+    } else {
+        figures.render(out, layout.colour, layout.width);
+        out.push('\n');
+        times.render(out, layout.colour, layout.width);
+    }
+    if r.exists && r.categories.iter().any(|c| c.ttl_old_seconds.is_some()) {
+        let _ = writeln!(
+            out,
+            "Issue TTL: issue_recent (updated in the last 7 days) / issue_old."
+        );
+    }
+}
+
+/// The run history, to the second; the columns people need least are
+/// dropped first on a narrow terminal.
+fn runs(out: &mut String, r: &StatusReport, layout: &Layout) {
+    let colour = layout.colour;
     if r.runs.is_empty() {
         let _ = writeln!(out, "No warm runs recorded yet.");
-        return out;
+        return;
     }
     let mut runs = Table::new(
         vec![
@@ -254,6 +349,8 @@ pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
         ],
         vec![1, 4, 5, 6, 7, 8, 9],
     );
+    // UNCHANGED, RETRIES, STAGES: in the errors below and in --json.
+    runs.optional = vec![8, 5, 2];
     for run in &r.runs {
         // A run that never recorded its end has no counts to show.
         let count = |n: u64| -> Cell {
@@ -263,7 +360,7 @@ pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
             }
         };
         runs.rows.push(vec![
-            local(Some(&run.started)).into(),
+            local_seconds(&run.started).into(),
             run.seconds
                 .map(|s| common::duration(Duration::from_secs_f64(s.max(0.0))))
                 .unwrap_or_else(|| "-".into())
@@ -278,19 +375,44 @@ pub fn report(r: &StatusReport, now: i64, colour: bool) -> String {
             count(run.removed),
         ]);
     }
-    runs.render(&mut out, colour);
+    runs.render(out, colour, layout.width);
     for run in r.runs.iter().filter(|run| !run.errors.is_empty()) {
-        let _ = writeln!(
-            out,
-            "\nErrors of the run of {} ({}):",
-            local(Some(&run.started)),
-            Tone::of_result(&run.result).paint(&run.result, colour)
+        out.push('\n');
+        let heading = format!(
+            "Errors of the run of {} ({}; stages {}):",
+            local_seconds(&run.started),
+            Tone::of_result(&run.result).paint(&run.result, colour),
+            run.stages
         );
+        wrap(out, &heading, layout.width, 2);
         for e in &run.errors {
-            let _ = writeln!(out, "  {e}");
+            wrap(out, &format!("  {e}"), layout.width, 4);
         }
     }
-    out
+}
+
+/// Appends `text` as lines of at most `width` columns, broken at spaces;
+/// lines after the first are indented by `indent`. A word longer than a
+/// line stays whole.
+fn wrap(out: &mut String, text: &str, width: usize, indent: usize) {
+    let body = text.trim_start_matches(' ');
+    let mut line = text[..text.len() - body.len()].to_string();
+    let mut len = line.len();
+    let lead = len;
+    for word in body.split(' ') {
+        let wlen = word.chars().count();
+        if len > indent.max(lead) && len + 1 + wlen > width {
+            let _ = writeln!(out, "{}", line.trim_end());
+            line = " ".repeat(indent);
+            len = indent;
+        } else if len > lead {
+            line.push(' ');
+            len += 1;
+        }
+        line.push_str(word);
+        len += wlen;
+    }
+    let _ = writeln!(out, "{}", line.trim_end());
 }
 
 /// One line of `--all-profiles`.
@@ -306,7 +428,7 @@ pub struct ProfileRow<'a> {
 }
 
 /// `--all-profiles`: one line per profile.
-pub fn profiles(rows: &[ProfileRow<'_>], now: i64, colour: bool) -> String {
+pub fn profiles(rows: &[ProfileRow<'_>], now: i64, colour: bool, width: usize) -> String {
     let mut table = Table::new(
         vec![
             "PROFILE",
@@ -354,8 +476,19 @@ pub fn profiles(rows: &[ProfileRow<'_>], now: i64, colour: bool) -> String {
         table.rows.push(cells);
     }
     let mut out = String::new();
-    table.render(&mut out, colour);
+    table.render(&mut out, colour, width);
     out
+}
+
+/// An RFC 3339 time shown in local time, to the second.
+fn local_seconds(t: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| "-".into())
 }
 
 /// An RFC 3339 time shown in local time, to the minute; `-` for none.
@@ -391,13 +524,13 @@ mod tests {
             toned("failed", Tone::Bad),
         ]);
         let mut plain = String::new();
-        t.render(&mut plain, false);
+        t.render(&mut plain, false, 80);
         assert_eq!(
             plain,
             "NAME     N  RESULT\na       10  ok\nbbbbbb   2  failed\n"
         );
         let mut coloured = String::new();
-        t.render(&mut coloured, true);
+        t.render(&mut coloured, true, 80);
         assert!(
             coloured.contains("a       10  \x1b[32mok\x1b[0m\n"),
             "{coloured:?}"

@@ -85,7 +85,17 @@ struct Cli {
     /// With --check: WARNING when the hit rate is below this (e.g. 50%).
     #[arg(long, value_name = "PERCENT", requires = "check", value_parser = parse_percent)]
     warn_hit_rate: Option<f64>,
+    /// With --check: also read every page of the cache file (SQLite's
+    /// quick_check, linear in its size) and report CRITICAL on corruption.
+    #[arg(long, requires = "check")]
+    quick_check: bool,
+    /// Print the figures in Prometheus' text format (`jira_cache_…` metrics,
+    /// labelled by profile), for node_exporter's textfile collector.
+    #[arg(long, conflicts_with_all = ["json", "check", "all_profiles", "get", "keys"])]
+    prometheus: bool,
     /// Print the cached JSON value of one entry; exit 0 fresh, 10 stale, 11 miss.
+    /// Its reads are counted apart (`reads_by_source.get` in --json) and
+    /// never in the hit rate --check judges.
     #[arg(long, num_args = 2, value_names = ["CATEGORY", "KEY"], conflicts_with_all = ["keys", "json", "all_profiles"])]
     get: Option<Vec<String>>,
     /// List the keys of a category (project, field, user, issue), sorted.
@@ -121,6 +131,7 @@ fn exit_codes_help() -> String {
 }
 
 fn main() -> ExitCode {
+    common::quiet_on_closed_stdout();
     let checking = std::env::args_os().any(|a| a == "--check");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -186,14 +197,24 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         return Ok(exit::OK);
     }
-    let report = report_for(&profile, now, cli.runs)?;
+    // Enough runs for the verdict to find the last one that has ended.
+    let mut report = report_for(&profile, now, cli.runs.max(RUNS_FOR_CHECK))?;
+    let verdict = status::check(&report, &profile.check, now);
+    if cli.prometheus {
+        // The last run's figures, whatever --runs says.
+        print!("{}", status::prometheus(&report, now));
+        return Ok(exit::OK);
+    }
+    report.runs.truncate(cli.runs);
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!(
-            "{}",
-            human::report(&report, now, common::colour_on_stdout())
-        );
+        let layout = human::Layout {
+            colour: common::colour_on_stdout(),
+            width: common::stdout_width(),
+            runs_asked: cli.runs,
+        };
+        print!("{}", human::report(&report, &verdict, now, &layout));
     }
     Ok(exit::OK)
 }
@@ -206,8 +227,10 @@ fn get_entry(profile: &Profile, category: &str, key: &str, now: i64) -> anyhow::
         Err(CacheError::Missing { .. }) => return Ok(GET_MISS),
         Err(e) => return Err(e.into()),
     };
+    // Counted apart from programs' reads: a person exploring with --get
+    // must not move the hit rate --check judges.
+    reader.set_read_source(jira_cache::cache::ReadSource::Get);
     let found = reader.get(category, key, now)?;
-    // Scripts read through --get, so it counts as a read.
     let _ = reader.flush_read_counts();
     Ok(match found {
         None => GET_MISS,
@@ -226,6 +249,20 @@ fn run_check(cli: &Cli) -> anyhow::Result<CheckOutcome> {
     let now = now_ms()?;
     let profile = profile::load(&load_options(cli, cli.profile.clone()))?;
     let thresholds = thresholds(&profile.check, cli)?;
+    if cli.quick_check {
+        match Cache::open_read_only(profile.cache_path()) {
+            Ok(reader) => {
+                if let Some(problems) = reader.quick_check()? {
+                    return Ok(CheckOutcome::corrupt(&profile.name, &problems));
+                }
+            }
+            Err(CacheError::Missing { .. }) => {}
+            Err(CacheError::Corrupt { detail, .. }) => {
+                return Ok(CheckOutcome::corrupt(&profile.name, &detail));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let report = report_for(&profile, now, cli.runs.max(RUNS_FOR_CHECK))?;
     Ok(status::check(&report, &thresholds, now))
 }
@@ -347,7 +384,12 @@ fn all_profiles(cli: &Cli, now: i64) -> anyhow::Result<u8> {
             .collect();
         print!(
             "{}",
-            human::profiles(&rows, now, common::colour_on_stdout())
+            human::profiles(
+                &rows,
+                now,
+                common::colour_on_stdout(),
+                common::stdout_width()
+            )
         );
     }
     Ok(code)

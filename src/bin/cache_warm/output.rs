@@ -26,31 +26,48 @@ pub enum Mode {
     Json,
 }
 
-/// Live output: per-project lines as they finish, and bars on a terminal.
+/// The tracing target of the lines `--log-file` keeps for every run (the
+/// summary, and a failed run's causes); never shown on stderr, where the
+/// same lines are printed as output.
+pub const SUMMARY_TARGET: &str = "jira_cache_summary";
+
+/// Live output: one line per stage, per-project lines with `-v`, and bars
+/// on a terminal.
 pub struct LiveOutput {
     mode: Mode,
+    verbose: u8,
     multi: Option<MultiProgress>,
     bars: Mutex<Vec<(Stage, ProgressBar)>>,
-    finished: Mutex<Vec<StageReport>>,
+    /// A stage's own lines, shown after its summary line.
+    held: Mutex<Vec<(Stage, String)>>,
 }
 
 impl LiveOutput {
     /// Bars only when stderr is a terminal and the output is for people.
-    pub fn new(mode: Mode) -> LiveOutput {
+    pub fn new(mode: Mode, verbose: u8) -> LiveOutput {
         let bars_wanted = mode == Mode::Human && std::io::stderr().is_terminal();
         let multi =
             bars_wanted.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         LiveOutput {
             mode,
+            verbose,
             multi,
             bars: Mutex::new(Vec::new()),
-            finished: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
         }
     }
 
-    /// The reports of the stages that have ended so far.
-    pub fn finished_stages(&self) -> Vec<StageReport> {
-        self.finished.lock().map(|f| f.clone()).unwrap_or_default()
+    /// Clears every bar, so that none stays on screen after the run (or
+    /// after Ctrl-C).
+    pub fn clear_bars(&self) {
+        if let Ok(bars) = self.bars.lock() {
+            for (_, bar) in bars.iter() {
+                bar.finish_and_clear();
+            }
+        }
+        if let Some(multi) = &self.multi {
+            let _ = multi.clear();
+        }
     }
 
     /// Prints a line above the bars, if any.
@@ -120,14 +137,38 @@ impl Progress for LiveOutput {
     }
 
     fn line(&self, stage: Stage, text: &str) {
-        if self.mode == Mode::Human {
-            self.print(stage, text);
+        // Shown under the stage's own line when it ends: the users stage's
+        // assignable-users line comes after `Warmed N users`.
+        if self.mode == Mode::Human
+            && let Ok(mut held) = self.held.lock()
+        {
+            held.push((stage, text.to_string()));
+        }
+    }
+
+    fn project_line(&self, stage: Stage, text: &str, ok: bool) {
+        // One line per stage by default: a project's line only with -v
+        // (failures are summed up, one line per cause, at the end).
+        let _ = ok;
+        if self.mode == Mode::Human && self.verbose > 0 {
+            self.print(stage, &format!("  {text}"));
         }
     }
 
     fn stage_finished(&self, report: &StageReport) {
         if self.mode == Mode::Human {
             self.print(report.stage, &report.summary());
+            let held: Vec<String> = match self.held.lock() {
+                Ok(mut held) => {
+                    let (mine, others) = held.drain(..).partition(|(s, _)| *s == report.stage);
+                    *held = others;
+                    mine.into_iter().map(|(_, t)| t).collect()
+                }
+                Err(_) => Vec::new(),
+            };
+            for line in held {
+                self.print(report.stage, &format!("  {line}"));
+            }
             for note in report
                 .notes
                 .iter()
@@ -135,15 +176,10 @@ impl Progress for LiveOutput {
             {
                 self.print(report.stage, &format!("  note: {note}"));
             }
-            for e in &report.errors {
-                eprintln!("cache_warm: {}: {}", report.stage, e.message);
-            }
         }
+        tracing::info!(target: SUMMARY_TARGET, "{}", report.summary());
         if let Some(bar) = self.bar(report.stage) {
             bar.finish_and_clear();
-        }
-        if let Ok(mut finished) = self.finished.lock() {
-            finished.push(report.clone());
         }
     }
 }
@@ -163,8 +199,92 @@ struct JsonReport<'a> {
 /// The version of `cache_warm --json`'s shape.
 pub const JSON_SCHEMA_VERSION: u32 = 1;
 
-/// Prints the end of a run.
-pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode) {
+/// The run's errors, one line per cause: a cause that several projects (or
+/// stages) share is said once, with how many and which.
+pub fn error_lines(report: &RunReport) -> Vec<String> {
+    // (cause, where it happened), in the order first seen.
+    let mut causes: Vec<(String, Vec<String>)> = Vec::new();
+    for stage in &report.stages {
+        for e in &stage.errors {
+            // The issues stage names the project first: `PROJ: cause`.
+            let (place, cause) = match e.message.split_once(": ") {
+                Some((key, cause)) if crate::cli::project_key(key).is_ok() => {
+                    (format!("{} {key}", stage.stage), cause.to_string())
+                }
+                _ => (stage.stage.to_string(), e.message.clone()),
+            };
+            match causes.iter_mut().find(|(c, _)| *c == cause) {
+                Some((_, places)) => places.push(place),
+                None => causes.push((cause, vec![place])),
+            }
+        }
+    }
+    causes
+        .into_iter()
+        .map(|(cause, places)| match places.as_slice() {
+            [one] => format!("{one}: {cause}"),
+            many => {
+                const NAMED: usize = 3;
+                let mut named = many[..NAMED.min(many.len())].join(", ");
+                if many.len() > NAMED {
+                    named.push_str(&format!(" and {} more", many.len() - NAMED));
+                }
+                format!("{cause} ({} times: {named})", many.len())
+            }
+        })
+        .collect()
+}
+
+/// How a run that did not succeed ended, in a few words: `partial: 1 of 4
+/// stages failed (users)`, `interrupted after 1 of 2 stages; not run:
+/// issues`.
+pub fn outcome_line(report: &RunReport, requested: &[Stage]) -> String {
+    let failed: Vec<&str> = report
+        .stages
+        .iter()
+        .filter(|s| matches!(s.status, StageStatus::Failed | StageStatus::Partial))
+        .map(|s| s.stage.as_str())
+        .collect();
+    let cut: Vec<&str> = requested
+        .iter()
+        .filter(|r| !report.stages.iter().any(|s| s.stage == **r))
+        .map(|s| s.as_str())
+        .collect();
+    let mut line = report.result.as_str().to_string();
+    if !failed.is_empty() {
+        line.push_str(&format!(
+            ": {} of {} stages failed ({})",
+            failed.len(),
+            requested.len(),
+            failed.join(", ")
+        ));
+    }
+    if !cut.is_empty() {
+        line.push_str(&format!("; not run: {}", cut.join(", ")));
+    }
+    line
+}
+
+/// Prints the end of a run (`requested`: the stages asked for), and logs
+/// its summary for `--log-file`.
+pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode, requested: &[Stage]) {
+    let errors = error_lines(report);
+    let done = done_line(report, profile);
+    if report.result != RunResult::Ok {
+        tracing::warn!(
+            target: SUMMARY_TARGET,
+            "profile `{}`: {}",
+            profile.name,
+            outcome_line(report, requested)
+        );
+    }
+    if let Some(stopped) = &report.stopped {
+        tracing::warn!(target: SUMMARY_TARGET, "{}", stopped.message);
+    }
+    for e in &errors {
+        tracing::error!(target: SUMMARY_TARGET, "{e}");
+    }
+    tracing::info!(target: SUMMARY_TARGET, "{done}");
     match mode {
         Mode::Json => {
             let json = JsonReport {
@@ -183,46 +303,54 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode) {
         Mode::Quiet => {
             if report.result != RunResult::Ok {
                 eprintln!(
-                    "cache_warm: profile `{}`: {} ({} of {} stages did not succeed)",
+                    "cache_warm: profile `{}`: {}",
                     profile.name,
-                    report.result.as_str(),
-                    report
-                        .stages
-                        .iter()
-                        .filter(|s| s.status != StageStatus::Ok)
-                        .count(),
-                    report.stages.len()
+                    outcome_line(report, requested)
                 );
-                for e in report.errors() {
-                    eprintln!("cache_warm: {}", e.message);
+                for e in &errors {
+                    eprintln!("cache_warm: {e}");
                 }
             }
         }
         Mode::Human => {
-            // Each stage's lines and summary were printed as it ended.
+            // Each stage's line was printed as it ended.
+            for e in &errors {
+                eprintln!("cache_warm: {e}");
+            }
             if let Some(stopped) = &report.stopped {
                 eprintln!("cache_warm: {}", stopped.message);
+            }
+            if report.stopped.is_some() || report.result != RunResult::Ok {
+                let outcome = outcome_line(report, requested);
+                if outcome.contains("not run") {
+                    eprintln!("cache_warm: {outcome}");
+                }
             }
             for note in &report.notes {
                 println!("note: {note}");
             }
-            let count = |n: u64, one: &str, many: &str| match n {
-                1 => format!("1 {one}"),
-                n => format!("{n} {many}"),
-            };
-            println!(
-                "{} in {}: {}, {}; cache {}",
-                match report.result {
-                    RunResult::Ok => "Done",
-                    RunResult::Partial => "Done with errors",
-                    RunResult::Interrupted => "Interrupted",
-                    _ => "Failed",
-                },
-                common::duration(Duration::from_secs_f64(report.seconds)),
-                count(report.requests.requests, "request", "requests"),
-                count(report.requests.retries, "retry", "retries"),
-                profile.cache_path().display()
-            );
+            println!("{done}");
         }
     }
+}
+
+/// `Done in 1.2 s: 20 requests, 0 retries; cache PATH`.
+fn done_line(report: &RunReport, profile: &Profile) -> String {
+    let count = |n: u64, one: &str, many: &str| match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    };
+    format!(
+        "{} in {}: {}, {}; cache {}",
+        match report.result {
+            RunResult::Ok => "Done",
+            RunResult::Partial => "Done with errors",
+            RunResult::Interrupted => "Interrupted",
+            _ => "Failed",
+        },
+        common::duration(Duration::from_secs_f64(report.seconds)),
+        count(report.requests.requests, "request", "requests"),
+        count(report.requests.retries, "retry", "retries"),
+        profile.cache_path().display()
+    )
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Local, NaiveTime};
 use jira_cache::profile::{Profile, TokenSource};
+use jira_cache::schedule::CronSchedule;
 
 /// The time the quiet-hours guard reads: now, or `JIRA_CACHE_NOW`
 /// (RFC 3339) when set, so that tests can stand at any hour.
@@ -32,6 +33,25 @@ fn binary() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("cache_warm"))
 }
 
+/// A warning when `binary` sits in a Cargo build directory
+/// (`target/debug`, `target/release`, …): `cargo build` replaces it and
+/// `cargo clean` deletes it, so a schedule must not point there.
+fn build_directory_warning(binary: &Path) -> Option<String> {
+    let parent = binary.parent()?;
+    let profile_dir = parent.file_name()?.to_str()?;
+    let in_target = parent
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "target");
+    (in_target && matches!(profile_dir, "debug" | "release")).then(|| {
+        format!(
+            "warning: {} is in a Cargo build directory, which `cargo build` replaces and `cargo clean` deletes; \
+             install it (`cargo install --path . --locked`) and print this again with the installed cache_warm",
+            binary.display()
+        )
+    })
+}
+
 /// The file a scheduled job reads the token from, when it comes from `token_env`.
 fn env_file(profile: &Profile) -> PathBuf {
     let dir = match &profile.source {
@@ -40,6 +60,17 @@ fn env_file(profile: &Profile) -> PathBuf {
     };
     dir.unwrap_or_else(|| profile.cache_dir.clone())
         .join(format!("{}.env", profile.name))
+}
+
+/// The one env-file format both recipes read, stated once: systemd's
+/// `EnvironmentFile=` takes `NAME=value` lines, and cron's shell reads the
+/// same file with `set -a` (export everything it sets).
+fn env_file_note(profile: &Profile, var: &str) -> String {
+    format!(
+        "# {file} holds one line `{var}=<token>` (no `export`, no quotes; chmod 600).\n\
+         # Cron and systemd both read it as is. Better: set token_cmd in the profile (e.g. token_cmd = \"pass show jira\").\n",
+        file = env_file(profile).display()
+    )
 }
 
 fn quote(s: &str) -> String {
@@ -52,8 +83,8 @@ fn quote(s: &str) -> String {
     }
 }
 
-fn command_line(profile: &Profile) -> String {
-    let mut args = vec![quote(&binary().display().to_string()), "--all".into()];
+fn command_line(profile: &Profile, binary: &Path) -> String {
+    let mut args = vec![quote(&binary.display().to_string()), "--all".into()];
     if let jira_cache::profile::ProfileSource::File(path) = &profile.source {
         args.push("--config".into());
         args.push(quote(&path.display().to_string()));
@@ -62,10 +93,24 @@ fn command_line(profile: &Profile) -> String {
     args.join(" ")
 }
 
+/// What `--print-cron` and `--print-systemd` print: the text for stdout and
+/// a warning for stderr, if any.
+pub struct Recipe {
+    /// The crontab line or the units, with their comments.
+    pub text: String,
+    /// Something to fix before installing it.
+    pub warning: Option<String>,
+}
+
 /// The crontab line (and, for a `token_env` token, the file it sources).
-pub fn cron(profile: &Profile) -> String {
-    let command = command_line(profile);
-    match &profile.token {
+pub fn cron(profile: &Profile) -> Recipe {
+    cron_for(profile, &binary())
+}
+
+fn cron_for(profile: &Profile, binary: &Path) -> Recipe {
+    // In a crontab an unescaped `%` ends the command.
+    let command = command_line(profile, binary).replace('%', "\\%");
+    let text = match &profile.token {
         TokenSource::Command(_) => format!(
             "# jira-cache: warm profile `{}` on its schedule; the token comes from token_cmd\n{} {command}\n",
             profile.name, profile.schedule
@@ -74,42 +119,63 @@ pub fn cron(profile: &Profile) -> String {
             let file = env_file(profile);
             format!(
                 "# jira-cache: warm profile `{name}` on its schedule.\n\
-                 # Cron has none of your environment: {file} must hold `export {var}=...`\n\
-                 # (chmod 600). Better: set token_cmd in the profile (e.g. token_cmd = \"pass show jira\").\n\
-                 {schedule} . {qfile} && {command}\n",
+                 # Cron has none of your environment:\n\
+                 {note}\
+                 {schedule} set -a && . {qfile} && set +a && {command}\n",
                 name = profile.name,
-                file = file.display(),
-                qfile = quote(&file.display().to_string()),
+                note = env_file_note(profile, var),
+                qfile = quote(&file.display().to_string()).replace('%', "\\%"),
                 schedule = profile.schedule,
             )
         }
+    };
+    Recipe {
+        text,
+        warning: build_directory_warning(binary),
     }
 }
 
-/// A systemd service and timer pair for the profile.
-pub fn systemd(profile: &Profile) -> String {
+/// A systemd service and timer pair for the profile, or why its schedule
+/// cannot be one.
+pub fn systemd(profile: &Profile) -> Result<Recipe, String> {
+    systemd_for(profile, &binary())
+}
+
+fn systemd_for(profile: &Profile, binary: &Path) -> Result<Recipe, String> {
+    let schedule: CronSchedule = profile.schedule.parse().map_err(|e| {
+        format!(
+            "profile `{}`: cannot convert its schedule to a systemd timer: {e}",
+            profile.name
+        )
+    })?;
     let unit = format!("jira-cache-warm-{}", profile.name);
-    let calendar = cron_to_on_calendar(&profile.schedule);
     let env_line = match &profile.token {
         TokenSource::Env(var) => format!(
-            "# {file} holds {var}=... (no `export`; chmod 600), or set token_cmd in the profile and drop this line.\n\
-             EnvironmentFile={file}\n",
-            file = env_file(profile).display()
+            "{}EnvironmentFile={}\n",
+            env_file_note(profile, var),
+            env_file(profile).display()
         ),
         TokenSource::Command(_) => String::new(),
     };
-    let calendar_line = match calendar {
-        Some(c) => format!("OnCalendar={c}\n"),
-        None => format!(
-            "# The schedule `{}` has no direct OnCalendar form; write one by hand:\nOnCalendar=*-*-* 06:00:00\n",
-            profile.schedule
-        ),
+    let calendar = schedule.on_calendar();
+    let calendar_note = if calendar.len() > 1 {
+        format!(
+            "# `{schedule}` names both a day of the month and a day of the week: cron runs on either,\n\
+             # so the timer has one OnCalendar per day rule.\n"
+        )
+    } else {
+        String::new()
     };
-    format!(
+    let calendar_lines: String = calendar
+        .iter()
+        .map(|c| format!("OnCalendar={c}\n"))
+        .collect();
+    // systemd expands `%` specifiers in ExecStart.
+    let command = command_line(profile, binary).replace('%', "%%");
+    let text = format!(
         "# ~/.config/systemd/user/{unit}.service\n\
          [Unit]\n\
          Description=Warm the Jira cache of profile {name}\n\
-         After=network-online.target\n\
          \n\
          [Service]\n\
          Type=oneshot\n\
@@ -118,105 +184,116 @@ pub fn systemd(profile: &Profile) -> String {
          \n\
          # ~/.config/systemd/user/{unit}.timer\n\
          [Unit]\n\
-         Description=Warm the Jira cache of profile {name} on schedule\n\
+         Description=Warm the Jira cache of profile {name} on schedule ({schedule})\n\
          \n\
          [Timer]\n\
-         {calendar_line}\
+         {calendar_note}\
+         {calendar_lines}\
          Persistent=true\n\
          RandomizedDelaySec=120\n\
          \n\
          [Install]\n\
          WantedBy=timers.target\n\
          \n\
-         # Then: systemctl --user daemon-reload && systemctl --user enable --now {unit}.timer\n",
+         # Then: systemctl --user daemon-reload && systemctl --user enable --now {unit}.timer\n\
+         # User timers fire only while you are logged in, unless lingering is on: loginctl enable-linger \"$USER\"\n",
         name = profile.name,
-        command = command_line(profile),
-    )
-}
-
-/// Converts a five-field cron schedule to a systemd `OnCalendar` value, for
-/// numbers, `*`, lists, ranges and `*/step`; `None` for anything else.
-pub fn cron_to_on_calendar(schedule: &str) -> Option<String> {
-    let fields: Vec<&str> = schedule.split_whitespace().collect();
-    let [minute, hour, dom, month, dow] = fields.as_slice() else {
-        return None;
-    };
-    let minute = calendar_field(minute, 0, 59)?;
-    let hour = calendar_field(hour, 0, 23)?;
-    let dom = calendar_field(dom, 1, 31)?;
-    let month = calendar_field(month, 1, 12)?;
-    let days = if *dow == "*" {
-        String::new()
-    } else {
-        format!("{} ", weekdays(dow)?)
-    };
-    Some(format!("{days}*-{month}-{dom} {hour}:{minute}:00"))
-}
-
-fn calendar_field(field: &str, min: u32, max: u32) -> Option<String> {
-    if field == "*" {
-        return Some("*".into());
-    }
-    if let Some(step) = field.strip_prefix("*/") {
-        let step: u32 = step.parse().ok().filter(|s| *s > 0)?;
-        return Some(format!("{min:02}/{step}"));
-    }
-    let mut parts = Vec::new();
-    for part in field.split(',') {
-        let piece = match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                if a > b || a < min || b > max {
-                    return None;
-                }
-                format!("{a:02}..{b:02}")
-            }
-            None => {
-                let n: u32 = part.parse().ok()?;
-                if n < min || n > max {
-                    return None;
-                }
-                format!("{n:02}")
-            }
-        };
-        parts.push(piece);
-    }
-    Some(parts.join(","))
-}
-
-fn weekdays(field: &str) -> Option<String> {
-    const NAMES: [&str; 8] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    let name = |s: &str| s.parse::<usize>().ok().and_then(|n| NAMES.get(n).copied());
-    let mut parts = Vec::new();
-    for part in field.split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => parts.push(format!("{}..{}", name(a)?, name(b)?)),
-            None => parts.push(name(part)?.to_string()),
-        }
-    }
-    Some(parts.join(","))
+    );
+    Ok(Recipe {
+        text,
+        warning: build_directory_warning(binary),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn profile(schedule: &str) -> Profile {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("profiles.toml");
+        let text = format!(
+            "[profiles.prod]\nurl = \"https://example.atlassian.net\"\nemail = \"a@b.c\"\nschedule = \"{schedule}\"\ncache_dir = \"/var/cache/jc\"\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let options = jira_cache::profile::LoadOptions::from_process_env(Some(path), None);
+        jira_cache::profile::load(&options).unwrap()
+    }
+
     #[test]
-    fn cron_schedules_become_on_calendar_values() {
+    fn systemd_units_fire_on_either_day_as_cron_does() {
+        let p = profile("0 6 1 * MON");
+        let units = systemd_for(&p, Path::new("/usr/bin/cache_warm"))
+            .unwrap()
+            .text;
+        let calendars: Vec<&str> = units
+            .lines()
+            .filter(|l| l.starts_with("OnCalendar="))
+            .collect();
         assert_eq!(
-            cron_to_on_calendar("0 6 * * *").as_deref(),
-            Some("*-*-* 06:00:00")
+            calendars,
+            [
+                "OnCalendar=*-*-01 06:00:00",
+                "OnCalendar=Mon *-*-* 06:00:00"
+            ]
         );
-        assert_eq!(
-            cron_to_on_calendar("30 7 * * 1-5").as_deref(),
-            Some("Mon..Fri *-*-* 07:30:00")
+    }
+
+    #[test]
+    fn systemd_units_need_linger_and_no_network_target() {
+        let units = systemd_for(&profile("@daily"), Path::new("/usr/bin/cache_warm"))
+            .unwrap()
+            .text;
+        assert!(units.contains("loginctl enable-linger"), "{units}");
+        assert!(!units.contains("network-online.target"), "{units}");
+        assert!(units.contains("OnCalendar=*-*-* 00:00:00\n"), "{units}");
+        assert!(units.contains("EnvironmentFile="), "{units}");
+        assert!(
+            units.contains("`JIRA_API_TOKEN=<token>` (no `export`"),
+            "{units}"
         );
-        assert_eq!(
-            cron_to_on_calendar("*/15 5,6 1 1,7 0").as_deref(),
-            Some("Sun *-01,07-01 05,06:00/15:00")
+    }
+
+    #[test]
+    fn a_schedule_that_cannot_convert_is_refused_not_replaced() {
+        let mut p = profile("0 6 * * *");
+        p.schedule = "0 6 L * *".into();
+        let err = systemd_for(&p, Path::new("/usr/bin/cache_warm"))
+            .err()
+            .unwrap();
+        assert!(err.contains("cannot convert"), "{err}");
+    }
+
+    #[test]
+    fn cron_and_systemd_read_the_same_env_file_format() {
+        let p = profile("0 6 * * *");
+        let bin = Path::new("/usr/bin/cache_warm");
+        let cron = cron_for(&p, bin).text;
+        let units = systemd_for(&p, bin).unwrap().text;
+        let note = env_file_note(&p, "JIRA_API_TOKEN");
+        assert!(
+            cron.contains(&note) && units.contains(&note),
+            "{cron}\n{units}"
         );
-        assert_eq!(cron_to_on_calendar("0 6 L * *"), None);
-        assert_eq!(cron_to_on_calendar("0 25 * * *"), None);
+        // `set -a` exports the plain NAME=value lines to cache_warm.
+        assert!(cron.contains("0 6 * * * set -a && . "), "{cron}");
+    }
+
+    #[test]
+    fn a_binary_in_a_build_directory_is_warned_about() {
+        let p = profile("0 6 * * *");
+        let debug = cron_for(&p, Path::new("/home/me/jira-cache/target/debug/cache_warm"));
+        assert!(
+            debug
+                .warning
+                .as_deref()
+                .unwrap()
+                .contains("build directory"),
+            "{:?}",
+            debug.warning
+        );
+        let installed = cron_for(&p, Path::new("/home/me/.cargo/bin/cache_warm"));
+        assert_eq!(installed.warning, None);
     }
 
     #[test]

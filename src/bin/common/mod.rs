@@ -63,25 +63,31 @@ pub fn init_logging(
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
+    // By default the binaries print their own one-line messages and no
+    // tracing lines; -v and up show them.
     let level = |verbose: u8| match verbose {
-        0 => "warn",
+        0 => "off",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
-    let filter = |level: &str| match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.is_empty() => EnvFilter::new(spec),
-        _ if level == "trace" => EnvFilter::new("trace"),
-        _ => EnvFilter::new(format!(
-            "warn,jira_cache={level},cache_warm={level},cache_status={level}"
-        )),
+    // `jira_cache_summary` carries each run's summary for the log file only:
+    // on stderr the same lines are the binary's own output.
+    let filter = |level: &str, summary: &str| {
+        let base = match std::env::var("RUST_LOG") {
+            Ok(spec) if !spec.is_empty() => spec,
+            _ if level == "trace" => "trace".to_string(),
+            _ if level == "off" => "off".to_string(),
+            _ => format!("warn,jira_cache={level},cache_warm={level},cache_status={level}"),
+        };
+        EnvFilter::new(format!("{base},jira_cache_summary={summary}"))
     };
-    let stderr_level = if quiet { "error" } else { level(verbose) };
+    let stderr_level = if quiet { "off" } else { level(verbose) };
     let stderr_layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| jira_cache::scrub::ScrubWriter(std::io::stderr()))
         .with_ansi(colour_on_stderr())
         .with_target(false)
-        .with_filter(filter(stderr_level));
+        .with_filter(filter(stderr_level, "off"));
     let file_layer = match log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -94,12 +100,13 @@ pub fn init_logging(
                         path.display()
                     )
                 })?;
+            let file = std::sync::Arc::new(file);
             Some(
                 tracing_subscriber::fmt::layer()
-                    .with_writer(std::sync::Mutex::new(file))
+                    .with_writer(move || jira_cache::scrub::ScrubWriter(SharedFile(file.clone())))
                     .with_ansi(false)
                     .with_target(false)
-                    .with_filter(filter(level(verbose.max(1)))),
+                    .with_filter(filter(level(verbose.max(1)), "info")),
             )
         }
         None => None,
@@ -109,6 +116,30 @@ pub fn init_logging(
         .with(file_layer)
         .try_init();
     Ok(())
+}
+
+/// The log file, shared by every event's writer.
+struct SharedFile(std::sync::Arc<std::fs::File>);
+
+impl std::io::Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
+
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores:
+/// a reader that closes the pipe (`cache_status --keys user | head -1`)
+/// ends the program quietly, as it ends `ls`, instead of a panic on
+/// "failed printing to stdout: Broken pipe".
+pub fn quiet_on_closed_stdout() {
+    // SAFETY: called first thing in `main`, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Colour only on a terminal, never with `NO_COLOR`.
@@ -121,6 +152,22 @@ pub fn colour_on_stderr() -> bool {
 pub fn colour_on_stdout() -> bool {
     use std::io::IsTerminal;
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// The columns human output fits in: `$COLUMNS` when set, else the
+/// terminal's width, else 80 (piped output, cron mail).
+pub fn stdout_width() -> usize {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c >= 40)
+    {
+        return columns;
+    }
+    match terminal_size::terminal_size() {
+        Some((terminal_size::Width(w), _)) if w >= 40 => usize::from(w),
+        _ => 80,
+    }
 }
 
 /// The retry policy; `JIRA_CACHE_RETRY_BASE` (e.g. `50ms`) shortens the
@@ -137,24 +184,14 @@ pub fn retry_policy() -> RetryPolicy {
 }
 
 /// An error and its causes on one line, as `{err:#}` prints it.
+/// Scrubbed of every secret (the last stop before stderr).
 pub fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}")
+    jira_cache::scrub::scrub(&format!("{err:#}")).into_owned()
 }
 
 /// Human-readable byte count: `1.2 MiB`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    jira_cache::warm::format_bytes(n)
 }
 
 /// A duration as people read it: `0.8 s`, `5 min`, `2 h 5 min`, `1 d`, `1 d 12 h`.

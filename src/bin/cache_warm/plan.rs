@@ -1,0 +1,101 @@
+//! `--dry-run`'s plan: what a warm would send, from the profile and what
+//! the cache knows, without sending or writing anything.
+
+use jira_cache::Deployment;
+use jira_cache::cache::Cache;
+use jira_cache::profile::Profile;
+use jira_cache::site;
+use jira_cache::warm::Stage;
+
+use crate::cli::Cli;
+use crate::common;
+
+/// `--dry-run`: the plan, from the profile and what the cache knows; no
+/// request is sent and nothing is written.
+pub fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Result<()> {
+    let reader = match Cache::open_read_only(profile.cache_path()) {
+        Ok(r) => Some(r),
+        Err(jira_cache::cache::CacheError::Missing { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    // Items cached in a category, not counting its list entries
+    // (`list:projects`, `assignable:<KEY>`). Keys themselves may hold a colon
+    // (Cloud account ids do), so the list entries are counted apart.
+    let cached = |c: jira_cache::Category| -> anyhow::Result<usize> {
+        let Some(r) = &reader else { return Ok(0) };
+        let lists = match c {
+            jira_cache::Category::User => r.count_keys(c, Some("assignable:*"))?,
+            _ => r.count_keys(c, Some("list:*"))?,
+        };
+        Ok((r.count_keys(c, None)? - lists) as usize)
+    };
+    let projects: Vec<String> = if !cli.project.is_empty() {
+        cli.project.clone()
+    } else if !profile.projects.is_empty() {
+        profile.projects.clone()
+    } else {
+        Vec::new()
+    };
+    let scope_size = if projects.is_empty() {
+        cached(jira_cache::Category::Project)?
+    } else {
+        projects.len()
+    };
+    let deployment = profile.deployment.or(match &reader {
+        Some(r) => site::remembered_deployment(r, profile)?,
+        None => None,
+    });
+    println!(
+        "Plan for profile `{}` ({}), {}:",
+        profile.name,
+        profile.url,
+        match deployment {
+            Some(d) => d.to_string(),
+            None => "deployment to be probed (1 request)".into(),
+        }
+    );
+    if projects.is_empty() {
+        println!("  scope: all projects ({scope_size} cached)");
+    } else {
+        println!("  scope: {}", projects.join(", "));
+    }
+    let mut total = 0;
+    for stage in stages {
+        let (estimate, how) = match stage {
+            Stage::Projects => match deployment {
+                Some(Deployment::DataCenter) => (1, "one /project listing".to_string()),
+                _ => (
+                    (scope_size.max(1)).div_ceil(100),
+                    "/project/search at 100 a page".to_string(),
+                ),
+            },
+            Stage::Fields => (
+                5,
+                "fields, issue types, priorities, statuses, resolutions".to_string(),
+            ),
+            Stage::Users => {
+                let users = cached(jira_cache::Category::User)?;
+                (
+                    users.div_ceil(1000) + 1 + scope_size,
+                    format!("users ({users} cached) and assignable users of {scope_size} projects"),
+                )
+            }
+            Stage::Issues => {
+                let per = (cli.max_issues as usize).div_ceil(100).max(1);
+                (
+                    scope_size * (per + 1),
+                    format!(
+                        "up to {} issues per project, updated in the last {}, plus a key census",
+                        cli.max_issues,
+                        common::duration(cli.since)
+                    ),
+                )
+            }
+        };
+        total += estimate;
+        let unit = if estimate == 1 { "request" } else { "requests" };
+        println!("  {:<9} ~{estimate} {unit}: {how}", stage.as_str());
+    }
+    println!("  total     ~{total} requests; nothing was sent and nothing written (dry run)");
+    Ok(())
+}

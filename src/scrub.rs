@@ -1,0 +1,282 @@
+//! The one scrubber every message passes before it reaches output, logs,
+//! run history or the cache, and the one escaper of text shown to a person.
+//!
+//! Guarantees:
+//! - [`scrub`] removes every secret [`register`]ed in this process (the
+//!   token, and the Basic header's base64 of `email:token`), and the value
+//!   of any `Authorization` header or `Basic`/`Bearer` credential a server
+//!   echoes back, whoever registered what.
+//! - [`excerpt`] makes a short, scrubbed, one-line quote of text nobody
+//!   vetted (a failing `token_cmd`'s stderr): long opaque words, which is
+//!   what tokens look like, are hidden even when no secret is registered.
+//! - [`for_terminal`] escapes control characters (ESC, newlines, bidi
+//!   overrides) in a string shown to a person, so a server cannot move the
+//!   cursor, fake lines or reverse text on the user's terminal.
+
+use std::borrow::Cow;
+use std::sync::RwLock;
+
+/// What a removed secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Remembers a secret of this process: every later [`scrub`] removes it.
+/// Secrets shorter than 4 characters are not registered (they would
+/// redact ordinary words); such a token is no secret anyway.
+pub fn register(secret: &str) {
+    let secret = secret.trim();
+    if secret.chars().count() < 4 {
+        return;
+    }
+    let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if !all.iter().any(|s| s == secret) {
+        all.push(secret.to_string());
+        // Longest first, so a secret containing another is removed whole.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Registers a Basic credential: the token, and the base64 of
+/// `email:token` that travels in the header.
+pub fn register_basic(email: &str, token: &str) {
+    use base64::Engine as _;
+    register(token);
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let b64 = engine.encode(format!("{email}:{token}"));
+    register(&b64);
+    register(b64.trim_end_matches('='));
+}
+
+/// `text` without any registered secret and without the value of any
+/// `Authorization` header or `Basic …` / `Bearer …` credential in it.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    {
+        let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+        for secret in secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+            }
+        }
+    }
+    match redact_credentials(&out) {
+        Some(cleaned) => Cow::Owned(cleaned),
+        None => out,
+    }
+}
+
+/// Redacts what follows `authorization:` (or `authorization=`, or a JSON
+/// `"authorization": "…"`), and the word after `basic ` / `bearer `, all
+/// ASCII case-insensitive. `None` when there is nothing to redact.
+fn redact_credentials(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    // (start, end) byte ranges to replace; ASCII lowering keeps offsets.
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let bytes = text.as_bytes();
+    let value_end = |from: usize| {
+        let mut end = from;
+        while end < bytes.len()
+            && !matches!(
+                bytes[end],
+                b'\r' | b'\n' | b'"' | b'\'' | b',' | b';' | b'}' | b']' | b'<' | b'&'
+            )
+        {
+            end += 1;
+        }
+        // Trailing spaces stay outside the cut.
+        while end > from && bytes[end - 1] == b' ' {
+            end -= 1;
+        }
+        end
+    };
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find("authorization") {
+        let mut i = from + pos + "authorization".len();
+        let mut separated = false;
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'"' | b'\'' | b':' | b'=' | b'\t') {
+            separated |= matches!(bytes[i], b':' | b'=');
+            i += 1;
+        }
+        if separated {
+            let end = value_end(i);
+            if end > i {
+                cuts.push((i, end));
+            }
+        }
+        from = i.max(from + pos + 1);
+    }
+    for scheme in ["basic ", "bearer "] {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(scheme) {
+            let start = from + pos + scheme.len();
+            let mut end = start;
+            while end < bytes.len()
+                && (bytes[end].is_ascii_alphanumeric()
+                    || matches!(bytes[end], b'+' | b'/' | b'=' | b'-' | b'_' | b'.' | b'~'))
+            {
+                end += 1;
+            }
+            // A credential is long; "basic auth" in a sentence is not one.
+            if end - start >= 12 {
+                cuts.push((start, end));
+            }
+            from = start;
+        }
+    }
+    if cuts.is_empty() {
+        return None;
+    }
+    cuts.sort();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in cuts {
+        if end <= at {
+            continue;
+        }
+        let start = start.max(at);
+        out.push_str(&text[at..start]);
+        out.push_str(REDACTED);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    Some(out)
+}
+
+/// A short quote of untrusted text for an error message: its first
+/// non-empty line, scrubbed, with words that look like secrets (16 or more
+/// characters mixing letters and digits) hidden, control characters
+/// escaped, and at most `max_chars` characters.
+pub fn excerpt(text: &str, max_chars: usize) -> Option<String> {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = scrub(line);
+    let words: Vec<Cow<'_, str>> = line
+        .split(' ')
+        .map(|w| {
+            let opaque = w.chars().count() >= 16
+                && w.chars().any(|c| c.is_ascii_digit())
+                && w.chars().any(|c| c.is_alphabetic());
+            if opaque {
+                Cow::Borrowed("[hidden]")
+            } else {
+                Cow::Borrowed(w)
+            }
+        })
+        .collect();
+    let joined = words.join(" ");
+    let shown = for_terminal(&joined);
+    if shown.chars().count() <= max_chars {
+        Some(shown.into_owned())
+    } else {
+        let mut short: String = shown.chars().take(max_chars).collect();
+        short.push('…');
+        Some(short)
+    }
+}
+
+/// `s` with every control character (C0, DEL, C1) and every bidirectional
+/// override or isolate escaped as `\u{…}` (`\n`, `\t`, `\r` as themselves
+/// escaped), for a string from a server or a file shown to a person.
+pub fn for_terminal(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// An [`std::io::Write`] that scrubs what passes through it: the log
+/// writers of the binaries. `tracing`'s formatter writes each event in one
+/// call, so a secret is never split across two writes.
+pub struct ScrubWriter<W>(pub W);
+
+impl<W: std::io::Write> std::io::Write for ScrubWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_secrets_and_their_basic_form_are_removed() {
+        use base64::Engine as _;
+        register_basic("me@example.com", "scrub-test-token-XYZ");
+        let b64 =
+            base64::engine::general_purpose::STANDARD.encode("me@example.com:scrub-test-token-XYZ");
+        let text = format!("token scrub-test-token-XYZ and header {b64} end");
+        let clean = scrub(&text);
+        assert!(!clean.contains("scrub-test-token-XYZ"), "{clean}");
+        assert!(!clean.contains(&b64), "{clean}");
+        assert!(clean.contains("end"));
+    }
+
+    #[test]
+    fn authorization_values_are_removed_even_when_unregistered() {
+        for text in [
+            "you sent Authorization: Basic Zm9vOmJhcmJhemJhcWJvbw== which we refuse",
+            "{\"headers\":{\"authorization\":\"Bearer abc.def.ghi-unregistered\"}}",
+            "authorization=opaque-value-123",
+        ] {
+            let clean = scrub(text);
+            for leaked in [
+                "Zm9vOmJhcmJhemJhcWJvbw",
+                "abc.def.ghi-unregistered",
+                "opaque-value-123",
+            ] {
+                assert!(!clean.contains(leaked), "{clean}");
+            }
+            assert!(clean.contains(REDACTED), "{clean}");
+        }
+        assert_eq!(
+            scrub("basic auth on cloud needs an email"),
+            "basic auth on cloud needs an email"
+        );
+    }
+
+    #[test]
+    fn an_excerpt_is_one_short_line_with_opaque_words_hidden() {
+        let e = excerpt(
+            "\n  gpg: failed for tok-ABCDEFGH-0123456789 \x1b[31m\nsecond line",
+            60,
+        )
+        .unwrap();
+        assert!(!e.contains("tok-ABCDEFGH"), "{e}");
+        assert!(!e.contains('\x1b'), "{e}");
+        assert!(e.starts_with("gpg: failed for [hidden]"), "{e}");
+        assert!(!e.contains("second"));
+        assert_eq!(excerpt(" \n ", 10), None);
+        assert!(excerpt(&"word ".repeat(100), 20).unwrap().ends_with('…'));
+    }
+
+    #[test]
+    fn control_characters_and_bidi_overrides_are_escaped_for_a_terminal() {
+        assert_eq!(for_terminal("PROJ"), "PROJ");
+        assert_eq!(for_terminal("A\x1b[2JB"), "A\\u{1b}[2JB");
+        assert_eq!(for_terminal("ALPHA-\n4"), "ALPHA-\\n4");
+        assert_eq!(for_terminal("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(for_terminal("Ünïcødé ok"), "Ünïcødé ok");
+    }
+}
