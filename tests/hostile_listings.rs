@@ -31,6 +31,7 @@ fn client_for(url: &str, deployment: Deployment) -> JiraClient {
         concurrency: 4,
         timeout: Duration::from_secs(10),
         ca_file: None,
+        max_response: jira_cache::profile::DEFAULT_MAX_RESPONSE,
         retry: RetryPolicy {
             max_retries: 0,
             ..RetryPolicy::default()
