@@ -885,7 +885,7 @@ async fn pass(
     }
     for (project, mut keys) in dc_order {
         // Newest first; no `updated` last; ties by key, stable.
-        keys.sort_by(|a, b| b.1.cmp(&a.1));
+        keys.sort_by_key(|k| std::cmp::Reverse(k.1));
         census.order.entry(project).or_default().extend(keys);
     }
     // A failed census fails the chunk's projects, but what the changes
