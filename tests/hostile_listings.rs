@@ -87,7 +87,10 @@ fn a_proxy_that_ignores_start_at_removes_nothing_and_exits_4() {
     assert_eq!(entries(&sb.status_json(), "project"), 301);
 
     lying.store(true, Ordering::SeqCst);
-    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 4);
+    let out = run_code(
+        &mut sb.warm(&["--projects", "--full", "--profile", "test"]),
+        4,
+    );
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert!(
         all.contains("repeated"),

@@ -173,7 +173,8 @@ fn the_per_project_cap_keeps_the_newest_issues_of_each_project_from_the_census()
             .page_cap(PageCap::DcSearch, 7)
             .start();
         let sb = sandbox(&fake, flavor);
-        let out = run_ok(&mut sb.warm(&["--issues", "--max-issues", "5", "--profile", "test"]));
+        let out =
+            run_ok(&mut sb.warm(&["--issues", "-v", "--max-issues", "5", "--profile", "test"]));
         assert_eq!(issue_keys(&sb), newest, "{flavor:?}: {}", text(&out));
         assert_eq!(
             stdout(&out).matches("Warmed 5 issues for").count(),
@@ -203,7 +204,7 @@ fn a_bulk_fetch_that_returns_fewer_issues_than_asked_caches_what_came() {
         fake.site().after_search_pages(2, move |s| {
             assert!(s.remove_issue(&key));
         });
-        let out = run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+        let out = run_ok(&mut sb.warm(&["--issues", "-v", "--profile", "test"]));
         assert!(
             stdout(&out).contains("Warmed 39 issues for")
                 && stdout(&out).contains("1 issue listed but gone when fetched"),

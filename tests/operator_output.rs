@@ -123,9 +123,12 @@ fn the_log_file_keeps_each_run_summary_and_a_failed_run_cause() {
     assert!(first.contains("Done in"), "{first}");
 
     fake.faults().add(Fault::new("", FaultKind::HtmlLogin));
+    // `--full`: every listing is still fresh, and only a fetch meets the
+    // login page.
     run_code(
         &mut sb.warm(&[
             "--all",
+            "--full",
             "--quiet",
             "--log-file",
             &log_arg,

@@ -236,12 +236,15 @@ fn a_total_that_lies_and_pages_larger_than_asked_still_end() {
         "/rest/api/3/project/search",
         FaultKind::LyingTotal(100_000),
     ));
-    let out = run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    // `isLast` before `total`: the listing contradicts itself, so it is
+    // broken, not complete (JIRA_API.md): partial, and nothing removed.
+    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 4);
     assert!(
-        stdout(&out).contains("Warmed 120 projects"),
+        stderr(&out).contains("isLast came at 120 of a total of 100000"),
         "{}",
         text(&out)
     );
+    assert_eq!(sb.status_json()["runs"][0]["removed"], 0);
     // 3 pages, plus the pages fetched ahead on the word of the lying total
     // (at most `concurrency`, 4 by default), which are dropped unread.
     let searches = fake.count_path("/rest/api/3/project/search");

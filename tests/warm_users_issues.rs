@@ -96,7 +96,7 @@ fn cloud_issues_come_from_a_key_census_over_several_token_pages_then_bulkfetch_w
         Flavor::Cloud,
         "deployment = \"cloud\"\nissue_fields = [\"summary\", \"status\"]",
     );
-    let out = run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+    let out = run_ok(&mut sb.warm(&["--issues", "-v", "--profile", "test"]));
     let in_window = in_window_by_project(&fake, 30);
     for (p, n) in &in_window {
         assert!(
@@ -150,7 +150,7 @@ fn data_center_issues_come_from_search_with_offsets() {
         .start();
     let mut sb = Sandbox::new();
     sb.profile_for(&fake, Flavor::DataCenter, "deployment = \"datacenter\"");
-    let out = run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+    let out = run_ok(&mut sb.warm(&["--issues", "-v", "--profile", "test"]));
     assert!(
         stdout(&out).contains("Warmed 25 issues for"),
         "{}",
@@ -165,7 +165,7 @@ fn since_and_max_issues_bound_the_window_and_the_count() {
     let fake = FakeJira::builder(Flavor::Cloud).site(site).start();
     let mut sb = Sandbox::new();
     sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
-    let out = run_ok(&mut sb.warm(&["--issues", "--max-issues", "5", "--profile", "test"]));
+    let out = run_ok(&mut sb.warm(&["--issues", "-v", "--max-issues", "5", "--profile", "test"]));
     assert!(
         stdout(&out).contains("Warmed 5 issues for"),
         "{}",
@@ -177,7 +177,15 @@ fn since_and_max_issues_bound_the_window_and_the_count() {
         text(&out)
     );
 
-    let out = run_ok(&mut sb.warm(&["--issues", "--since", "2h", "--full", "--profile", "test"]));
+    let out = run_ok(&mut sb.warm(&[
+        "--issues",
+        "-v",
+        "--since",
+        "2h",
+        "--full",
+        "--profile",
+        "test",
+    ]));
     let body = fake
         .requests()
         .iter()
@@ -245,7 +253,7 @@ fn a_project_key_that_is_a_jql_reserved_word_is_quoted() {
         Flavor::Cloud,
         "deployment = \"cloud\"\nprojects = [\"FOR\"]",
     );
-    let out = run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+    let out = run_ok(&mut sb.warm(&["--issues", "-v", "--profile", "test"]));
     assert!(stdout(&out).contains("for FOR"), "{}", text(&out));
     let body = fake
         .requests()
@@ -264,7 +272,7 @@ fn a_second_warm_after_one_issue_changed_asks_only_for_what_changed_and_rewrites
     let fake = FakeJira::builder(Flavor::Cloud).site(site).start();
     let mut sb = Sandbox::new();
     sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
-    run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+    run_ok(&mut sb.warm(&["--issues", "-v", "--profile", "test"]));
     // Issue i was updated i + 3 hours ago: no issue lies within the
     // watermark's safety margin.
     let key = fake.site().with(|s| {
@@ -275,10 +283,10 @@ fn a_second_warm_after_one_issue_changed_asks_only_for_what_changed_and_rewrites
         }
         s.issues[5]["key"].as_str().unwrap().to_string()
     });
-    run_ok(&mut sb.warm(&["--issues", "--full", "--profile", "test"]));
+    run_ok(&mut sb.warm(&["--issues", "-v", "--full", "--profile", "test"]));
     assert!(fake.site().touch_issue(&key));
     let before = fake.requests().len();
-    let out = run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+    let out = run_ok(&mut sb.warm(&["--issues", "-v", "--profile", "test"]));
     // Only the changed issue: the watermark is when the last pass started,
     // and no other issue changed within its margin.
     assert!(

@@ -197,7 +197,8 @@ fn refuse_symlink(path: &Path) -> Result<(), CacheError> {
 
 /// Warns about a cache directory other users can write, or that belongs to
 /// someone else: they could swap the cache file under us. Returns the
-/// warning (also logged), or `None` when the directory is private enough.
+/// warning (logged at debug; the binaries print it), or `None` when the
+/// directory is private enough.
 pub fn directory_warning(dir: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt as _;
     let meta = std::fs::metadata(dir).ok()?;
@@ -219,7 +220,7 @@ pub fn directory_warning(dir: &Path) -> Option<String> {
     } else {
         return None;
     };
-    tracing::warn!("{warning}");
+    tracing::debug!("{warning}");
     Some(warning)
 }
 

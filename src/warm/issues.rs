@@ -1081,13 +1081,23 @@ async fn pass(
         } else if chunk_failed {
             // Its error is reported once for the chunk.
         } else {
-            let why = if let Some(e) = pp
+            let failed_with = pp
                 .asked
                 .iter()
                 .any(|k| fetched.failed.contains(k))
                 .then_some(fetched.error.as_ref())
-                .flatten()
-            {
+                .flatten();
+            // A cache-file error (a full disk) is the storage's, not the
+            // site's: it keeps its kind, so the run stops with exit 7.
+            if let Some(e @ WarmError::Cache(_)) = failed_with {
+                report.errors.push(StageError {
+                    kind: ErrorKind::Cache,
+                    message: format!("{p}: {e}"),
+                });
+                lines.insert(p, line);
+                continue;
+            }
+            let why = if let Some(e) = failed_with {
                 format!("some issues could not be fetched ({e})")
             } else if !problems.is_empty() {
                 problems.clone()

@@ -120,8 +120,8 @@ pub enum WarmOutcome {
     },
     /// The run ran and is recorded.
     Ran {
-        /// What it did.
-        report: RunReport,
+        /// What it did (boxed: a report is far larger than the other variant).
+        report: Box<RunReport>,
         /// The contract's exit code for it.
         exit_code: u8,
     },
@@ -307,7 +307,7 @@ impl WarmSession {
             )
             .await?;
         Ok(WarmOutcome::Ran {
-            report,
+            report: Box::new(report),
             exit_code: code,
         })
     }

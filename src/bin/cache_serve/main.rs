@@ -32,7 +32,17 @@ use cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(code) = common::print_completions_or_man::<Cli>(cli.completions, cli.man) {
+    let exit_status = common::exit_status_rows(
+        &[exit::PARTIAL, exit::LOCKED, exit::QUIET_HOURS],
+        &[(
+            exit::OK,
+            "stopped by SIGINT or SIGTERM after the requests under way finished",
+        )],
+        &[],
+    );
+    if let Some(code) =
+        common::print_completions_or_man::<Cli>(cli.completions, cli.man, &exit_status)
+    {
         return code;
     }
     // The access log is the point of a server's stderr: info by default.

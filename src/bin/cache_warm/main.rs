@@ -136,6 +136,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         profile.check_offline()?;
     }
     let session = WarmSession::open(&profile, cli.wait, cli.reset).await?;
+    // The library only returns this warning; the binary says it, once.
+    if let Some(warning) = jira_cache::cache::directory_warning(&profile.cache_dir) {
+        eprintln!("cache_warm: warning: {warning}");
+    }
     if cli.reset {
         println!("Recreated {}", profile.cache_path().display());
     }

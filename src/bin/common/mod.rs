@@ -196,7 +196,9 @@ pub fn init_logging(
             Ok(spec) if !spec.is_empty() => spec,
             _ if level == "trace" => "trace".to_string(),
             _ if level == "off" => "off".to_string(),
-            _ => format!("warn,jira_cache={level},cache_warm={level},cache_status={level},cache_serve={level}"),
+            _ => format!(
+                "warn,jira_cache={level},cache_warm={level},cache_status={level},cache_serve={level}"
+            ),
         };
         EnvFilter::new(format!("{base},jira_cache_summary={summary}"))
     };
