@@ -62,14 +62,16 @@ fn the_python_jira_package_reads_through_cache_serve_and_from_the_cache_alone() 
     let fake = FakeJira::builder(Flavor::DataCenter).start();
     let mut sandbox = Sandbox::new();
     sandbox.profile_for(&fake, Flavor::DataCenter, "deployment = \"datacenter\"\n");
-    let mut child = sandbox
-        .std_command(env!("CARGO_BIN_EXE_cache_serve"))
-        .args(["--profile", "test", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("cache_serve starts");
+    let mut child = KillOnDrop(
+        sandbox
+            .std_command(env!("CARGO_BIN_EXE_cache_serve"))
+            .args(["--profile", "test", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cache_serve starts"),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let url = line
@@ -93,6 +95,16 @@ fn the_python_jira_package_reads_through_cache_serve_and_from_the_cache_alone() 
     for part in ["projects", "fields", "issue"] {
         assert_eq!(offline[part], online[part], "{part} from the cache");
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
+}
+
+/// Stops the server however the test ends: a failed assertion must not
+/// leave it running, holding the test's output pipe open.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

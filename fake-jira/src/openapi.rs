@@ -543,7 +543,9 @@ fn check_scalar(kind: &Kind, value: &str) -> Result<(), String> {
             .filter(|n| n.is_finite())
             .map(|_| ())
             .ok_or_else(|| "not a number".to_owned()),
-        Kind::Boolean => match value {
+        // Jira reads query booleans as Java's `Boolean.parseBoolean` does,
+        // case-insensitively: the Python `jira` package sends `True`.
+        Kind::Boolean => match value.to_ascii_lowercase().as_str() {
             "true" | "false" => Ok(()),
             _ => Err("not a boolean (true or false)".into()),
         },
