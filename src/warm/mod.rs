@@ -244,24 +244,8 @@ async fn run_stage(
     ctx.progress.stage_started(stage, units);
     let skip = match fresh_listings(stage, plan, scope, ctx) {
         Ok(verdicts) => {
-            // One line for the stage, whatever the count (`--dry-run` gives
-            // each listing's reason).
-            let names: Vec<&str> = verdicts
-                .iter()
-                .filter(|v| v.skip)
-                .map(|v| v.listing.as_str())
-                .collect();
-            if !names.is_empty() {
-                let shown = match names.len() {
-                    n if n <= 3 => names.join(", "),
-                    n => format!("{}, … ({n} in all)", names[..3].join(", ")),
-                };
-                say(
-                    ctx,
-                    &mut report,
-                    format!("Skipped still-fresh listings: {shown}"),
-                );
-            }
+            // The stage's own line counts them ("N fresh listings not
+            // fetched"); the report keeps their names, `--dry-run` the reasons.
             let skip = freshness::skipped(&verdicts);
             report.skipped = verdicts.into_iter().filter(|v| v.skip).collect();
             skip
