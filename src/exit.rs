@@ -38,7 +38,9 @@ pub fn code_for(error: &(dyn std::error::Error + 'static)) -> u8 {
             return CONFIG;
         }
         if let Some(c) = e.downcast_ref::<CacheError>() {
-            return if c.is_cache_file_error() {
+            return if c.is_configuration_error() {
+                CONFIG
+            } else if c.is_cache_file_error() {
                 CACHE_FILE
             } else {
                 FAILED

@@ -229,7 +229,7 @@ pub fn empty(profile: &Profile, now_ms: i64) -> StatusReport {
         profile: profile.name.clone(),
         site: profile.url.to_string(),
         deployment: profile.deployment.map(|d| d.as_str().to_string()),
-        cache_path: profile.cache_path().display().to_string(),
+        cache_path: profile.cache_display(),
         exists: false,
         total_bytes: 0,
         max_size: profile.max_size,

@@ -126,6 +126,42 @@ pub enum CacheError {
     },
 
     /// The writer thread is gone (it panicked, or the writer was shut down).
+    /// The PostgreSQL server refused us: wrong password, no such
+    /// database or user, no privilege (a configuration error, exit 3).
+    #[error("{}: the database refused the connection ({detail}); {next}", path.display())]
+    DatabaseRefused {
+        /// Where the cache is (`postgres://…`, never with the password).
+        path: PathBuf,
+        /// What the server said.
+        detail: String,
+        /// The next step.
+        next: &'static str,
+    },
+
+    /// The PostgreSQL server could not be reached, or went away mid-way.
+    #[error(
+        "{}: cannot reach the database ({detail}); check that the server runs and `cache_url` (host, port), then run the command again",
+        path.display()
+    )]
+    DatabaseUnreachable {
+        /// Where the cache is.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+
+    /// Any other PostgreSQL error.
+    #[error(
+        "{}: database error: {detail}; if it persists, run `cache_warm --reset` to recreate this profile's cache",
+        path.display()
+    )]
+    Database {
+        /// Where the cache is.
+        path: PathBuf,
+        /// What the server said.
+        detail: String,
+    },
+
     #[error(
         "{}: the cache writer has stopped (shut down, or it crashed); this is a bug if you did not stop it, please report it",
         path.display()
@@ -141,7 +177,16 @@ impl CacheError {
     /// everything but [`CacheError::Missing`], which `cache_status` reports as
     /// "no cache yet" instead.
     pub fn is_cache_file_error(&self) -> bool {
-        !matches!(self, CacheError::Missing { .. })
+        !matches!(
+            self,
+            CacheError::Missing { .. } | CacheError::DatabaseRefused { .. }
+        )
+    }
+
+    /// Whether the error is one of configuration or credentials (exit 3):
+    /// the database refused the profile's user, password or database name.
+    pub fn is_configuration_error(&self) -> bool {
+        matches!(self, CacheError::DatabaseRefused { .. })
     }
 
     /// The file or directory the error is about.
@@ -157,7 +202,10 @@ impl CacheError {
             | CacheError::Busy { path }
             | CacheError::Io { path, .. }
             | CacheError::Sqlite { path, .. }
-            | CacheError::WriterStopped { path } => path,
+            | CacheError::WriterStopped { path }
+            | CacheError::DatabaseRefused { path, .. }
+            | CacheError::DatabaseUnreachable { path, .. }
+            | CacheError::Database { path, .. } => path,
         }
     }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::error::{CacheError, SqliteResultExt};
+use super::pg::{self, PgResultExt};
 use super::{Cache, open_connection};
 use crate::Category;
 
@@ -34,16 +35,28 @@ const LEASE_BUSY_TIMEOUT: Duration = Duration::from_millis(1000);
 #[derive(Debug)]
 pub struct Leases {
     conn: Connection,
+    /// For a PostgreSQL store: its connection (then `conn` is an empty
+    /// in-memory database that nothing reads).
+    pg: Option<pg::Actor>,
     path: PathBuf,
 }
 
 impl Cache {
     /// Opens the lease table on a connection of its own.
     pub fn leases(&self) -> Result<Leases, CacheError> {
+        if let Some(target) = self.postgres() {
+            let actor = pg::Actor::start(target, "jira-cache-leases")?;
+            return Ok(Leases {
+                conn: Connection::open_in_memory().at(&self.path)?,
+                pg: Some(actor),
+                path: self.path.clone(),
+            });
+        }
         let conn = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.busy_timeout(LEASE_BUSY_TIMEOUT).at(&self.path)?;
         Ok(Leases {
             conn,
+            pg: None,
             path: self.path.clone(),
         })
     }
@@ -70,6 +83,12 @@ impl Leases {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<bool, CacheError> {
+        if let Some(actor) = &self.pg {
+            let (key, holder) = (key.to_string(), holder.to_string());
+            return actor.call(move |c, scope, at| {
+                pg::lease_try_acquire(c, scope, category, &key, &holder, now_ms, ttl_ms).at_pg(at)
+            });
+        }
         let taken = self
             .conn
             .prepare_cached(
@@ -103,6 +122,12 @@ impl Leases {
         key: &str,
         holder: &str,
     ) -> Result<(), CacheError> {
+        if let Some(actor) = &self.pg {
+            let (key, holder) = (key.to_string(), holder.to_string());
+            return actor.call(move |c, scope, at| {
+                pg::lease_release(c, scope, category, &key, &holder).at_pg(at)
+            });
+        }
         let released = self
             .conn
             .prepare_cached("DELETE FROM leases WHERE category = ?1 AND key = ?2 AND holder = ?3")
@@ -123,6 +148,12 @@ impl Leases {
         key: &str,
         now_ms: i64,
     ) -> Result<Option<String>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let key = key.to_string();
+            return actor.call(move |c, scope, at| {
+                pg::lease_holder(c, scope, category, &key, now_ms).at_pg(at)
+            });
+        }
         self.conn
             .prepare_cached(
                 "SELECT holder FROM leases WHERE category = ?1 AND key = ?2 AND expires_at > ?3",

@@ -31,6 +31,7 @@
 
 mod error;
 pub mod leases;
+mod pg;
 mod reader;
 mod runs;
 mod schema;
@@ -45,6 +46,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::CacheError;
+pub use pg::{PgTarget, PgWarmLock};
 
 /// The `meta` key that records where a moved issue went: Jira answers
 /// `old_key` with the issue under its new key, and the cache keeps the
@@ -64,11 +66,111 @@ use error::SqliteResultExt;
 /// The newest schema version this binary understands.
 pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
 
-/// A migrated cache file. Cheap to clone; open a [`CacheWriter`] or
+/// Where a cache lives: the SQLite file of one machine (the default), or a
+/// PostgreSQL database that several share (`cache_url`).
+#[derive(Debug, Clone)]
+pub enum CacheLocation {
+    /// `<cache_dir>/<profile>.sqlite3`.
+    File(PathBuf),
+    /// A scope of a PostgreSQL schema.
+    Postgres(PgTarget),
+}
+
+impl CacheLocation {
+    /// The file, or the database for messages (`postgres://user@host:port/db
+    /// (schema s)`, never with its password), as a path.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            CacheLocation::File(p) => p.clone(),
+            CacheLocation::Postgres(t) => t.display_path(),
+        }
+    }
+
+    /// The PostgreSQL target, if the cache lives in a database.
+    pub fn postgres(&self) -> Option<&PgTarget> {
+        match self {
+            CacheLocation::Postgres(t) => Some(t),
+            CacheLocation::File(_) => None,
+        }
+    }
+}
+
+impl From<PathBuf> for CacheLocation {
+    fn from(p: PathBuf) -> Self {
+        CacheLocation::File(p)
+    }
+}
+
+impl From<&PathBuf> for CacheLocation {
+    fn from(p: &PathBuf) -> Self {
+        CacheLocation::File(p.clone())
+    }
+}
+
+impl From<&Path> for CacheLocation {
+    fn from(p: &Path) -> Self {
+        CacheLocation::File(p.to_path_buf())
+    }
+}
+
+impl From<&CacheLocation> for CacheLocation {
+    fn from(l: &CacheLocation) -> Self {
+        l.clone()
+    }
+}
+
+/// The password `~/.pgpass` holds for `target`'s host, port, database and
+/// user (libpq's format: `host:port:db:user:password`, `*` matching
+/// anything, `\:` and `\\` escaped), or `None`. Like libpq, a file that
+/// others can read is ignored.
+pub fn pgpass_lookup(path: &Path, target: &PgTarget) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.mode() & 0o077 != 0 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let (host, port, db, user) = target.pgpass_fields();
+    for line in text.lines() {
+        if line.trim_start().starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        field.push(n);
+                    }
+                }
+                ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+                c => field.push(c),
+            }
+        }
+        fields.push(field);
+        if fields.len() != 5 {
+            continue;
+        }
+        let matches = |pattern: &str, value: &str| pattern == "*" || pattern == value;
+        if matches(&fields[0], &host)
+            && matches(&fields[1], &port)
+            && matches(&fields[2], &db)
+            && matches(&fields[3], &user)
+        {
+            return Some(fields[4].clone());
+        }
+    }
+    None
+}
+
+/// A migrated cache. Cheap to clone; open a [`CacheWriter`] or
 /// [`CacheReader`] from it.
 #[derive(Debug, Clone)]
 pub struct Cache {
     path: PathBuf,
+    postgres: Option<PgTarget>,
 }
 
 impl Cache {
@@ -85,8 +187,12 @@ impl Cache {
     /// [`CacheError::Corrupt`], [`CacheError::NewerSchema`],
     /// [`CacheError::Unwritable`], [`CacheError::DiskFull`] or
     /// [`CacheError::Io`].
-    pub fn open(path: impl AsRef<Path>) -> Result<Cache, CacheError> {
-        let path = path.as_ref();
+    pub fn open(location: impl Into<CacheLocation>) -> Result<Cache, CacheError> {
+        let path = match location.into() {
+            CacheLocation::File(path) => path,
+            CacheLocation::Postgres(target) => return Cache::open_postgres(target),
+        };
+        let path = path.as_path();
         create_private_file(path)?;
         let mut conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         if conn.is_readonly("main").at(path)? {
@@ -98,13 +204,51 @@ impl Cache {
         schema::migrate(&mut conn, path)?;
         Ok(Cache {
             path: path.to_path_buf(),
+            postgres: None,
         })
+    }
+
+    /// Connects to the database, creates its schema if missing and applies
+    /// the pending migrations (on a thread of its own: the blocking client
+    /// must not run on an async runtime's thread).
+    fn open_postgres(target: PgTarget) -> Result<Cache, CacheError> {
+        let migrator = pg::Actor::start(&target, "jira-cache-migrate")?;
+        let t = target.clone();
+        migrator.call(move |client, _, _| pg::migrate(client, &t))?;
+        Ok(Cache {
+            path: target.display_path(),
+            postgres: Some(target),
+        })
+    }
+
+    /// The PostgreSQL target, if this cache lives in a database.
+    pub fn postgres(&self) -> Option<&PgTarget> {
+        self.postgres.as_ref()
+    }
+
+    /// Where this cache lives.
+    pub fn location(&self) -> CacheLocation {
+        match &self.postgres {
+            Some(t) => CacheLocation::Postgres(t.clone()),
+            None => CacheLocation::File(self.path.clone()),
+        }
     }
 
     /// Deletes the cache file at `path` (with its `-wal` and `-shm`) and
     /// creates a fresh one: `cache_warm --reset`.
-    pub fn reset(path: impl AsRef<Path>) -> Result<Cache, CacheError> {
-        let path = path.as_ref();
+    pub fn reset(location: impl Into<CacheLocation>) -> Result<Cache, CacheError> {
+        let path = match location.into() {
+            CacheLocation::File(path) => path,
+            CacheLocation::Postgres(target) => {
+                // The profile's scope only: other profiles sharing the
+                // database keep theirs.
+                let cache = Cache::open_postgres(target.clone())?;
+                let actor = pg::Actor::start(&target, "jira-cache-reset")?;
+                actor.call(pg::reset_scope)?;
+                return Ok(cache);
+            }
+        };
+        let path = path.as_path();
         refuse_symlink(path)?;
         // The companions go first: removing the main file first would leave,
         // if we stopped right there, a `-wal` that SQLite replays into the
@@ -130,8 +274,12 @@ impl Cache {
     /// An older schema is migrated if the file is writable (a newer one is
     /// refused). The only writes a reader makes are its batched read counters
     /// ([`CacheReader::flush_read_counts`]).
-    pub fn open_read_only(path: impl AsRef<Path>) -> Result<CacheReader, CacheError> {
-        let path = path.as_ref();
+    pub fn open_read_only(location: impl Into<CacheLocation>) -> Result<CacheReader, CacheError> {
+        let path = match location.into() {
+            CacheLocation::File(path) => path,
+            CacheLocation::Postgres(target) => return CacheReader::open_postgres(&target),
+        };
+        let path = path.as_path();
         if !path.exists() {
             return Err(CacheError::Missing {
                 path: path.to_path_buf(),
@@ -156,19 +304,26 @@ impl Cache {
         Ok(CacheReader::new(conn, path.to_path_buf()))
     }
 
-    /// The cache file.
+    /// The cache file (for PostgreSQL, the database as
+    /// [`CacheLocation::path`] shows it).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Starts the writer thread with its own connection.
     pub fn writer(&self) -> Result<CacheWriter, CacheError> {
+        if let Some(target) = &self.postgres {
+            return CacheWriter::start_postgres(target);
+        }
         let conn = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         CacheWriter::start(conn, self.path.clone())
     }
 
     /// Opens a reader with its own connection.
     pub fn reader(&self) -> Result<CacheReader, CacheError> {
+        if let Some(target) = &self.postgres {
+            return CacheReader::open_postgres(target);
+        }
         let conn = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         Ok(CacheReader::new(conn, self.path.clone()))
     }

@@ -14,6 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::error::{CacheError, SqliteResultExt};
+use super::pg::{self, PgResultExt, PgTarget};
 use super::runs::{self, RunRecord};
 use super::schema::BUSY_TIMEOUT;
 use super::{from_sql_int, size_on_disk, to_sql_int, write};
@@ -178,6 +179,9 @@ struct PendingReads {
 #[derive(Debug)]
 pub struct CacheReader {
     conn: Connection,
+    /// For a PostgreSQL store: its connection (then `conn` is an empty
+    /// in-memory database that nothing reads).
+    pg: Option<pg::Actor>,
     path: PathBuf,
     pending: BTreeMap<(ReadSource, Category), PendingReads>,
     unflushed: u64,
@@ -188,11 +192,42 @@ impl CacheReader {
     pub(crate) fn new(conn: Connection, path: PathBuf) -> CacheReader {
         CacheReader {
             conn,
+            pg: None,
             path,
             pending: BTreeMap::new(),
             unflushed: 0,
             source: ReadSource::Library,
         }
+    }
+
+    /// A reader of the PostgreSQL store, on a connection of its own.
+    pub(crate) fn open_postgres(target: &PgTarget) -> Result<CacheReader, CacheError> {
+        let actor = pg::Actor::start(target, "jira-cache-reader")?;
+        let version = actor.call(|client, _, at| pg::schema_version(client, at))?;
+        if version == 0 {
+            return Err(CacheError::Missing {
+                path: target.display_path(),
+            });
+        }
+        if version > pg::PG_SCHEMA_VERSION {
+            return Err(CacheError::NewerSchema {
+                path: target.display_path(),
+                found: version,
+                supported: pg::PG_SCHEMA_VERSION,
+            });
+        }
+        let conn = Connection::open_in_memory().at(&target.display_path())?;
+        let mut reader = CacheReader::new(conn, target.display_path());
+        reader.pg = Some(actor);
+        Ok(reader)
+    }
+
+    /// The counts not yet flushed, in the PostgreSQL module's shape.
+    fn pending_counts(&self) -> pg::PendingCounts {
+        self.pending
+            .iter()
+            .map(|(k, p)| (*k, (p.hits, p.stale_hits, p.misses, p.keys.clone())))
+            .collect()
     }
 
     /// Counts this reader's next reads as `source`'s (the default is
@@ -248,6 +283,10 @@ impl CacheReader {
     /// Reads an entry without counting the read (for the warmer's own
     /// look-ups).
     pub fn peek(&self, category: Category, key: &str) -> Result<Option<CachedEntry>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let key = key.to_string();
+            return actor.call(move |c, scope, at| pg::peek(c, scope, category, &key).at_pg(at));
+        }
         self.conn
             .prepare_cached(
                 // A listing's member carries the listing's times (schema 4).
@@ -282,6 +321,13 @@ impl CacheReader {
         if self.pending.is_empty() {
             return Ok(true);
         }
+        if let Some(actor) = &self.pg {
+            let pending = self.pending_counts();
+            actor.call(move |c, scope, at| pg::write_reads(c, scope, &pending).at_pg(at))?;
+            self.pending.clear();
+            self.unflushed = 0;
+            return Ok(true);
+        }
         self.conn.busy_timeout(FLUSH_BUSY_TIMEOUT).at(&self.path)?;
         let written = write_reads(&mut self.conn, &self.pending).at(&self.path);
         self.conn.busy_timeout(BUSY_TIMEOUT).at(&self.path)?;
@@ -299,6 +345,12 @@ impl CacheReader {
     /// How many keys of `category` there are, optionally only those
     /// matching the SQLite GLOB `pattern` (case-sensitive); counted in SQL.
     pub fn count_keys(&self, category: Category, pattern: Option<&str>) -> Result<u64, CacheError> {
+        if let Some(actor) = &self.pg {
+            let pattern = pattern.map(str::to_string);
+            return actor.call(move |c, scope, at| {
+                pg::count_keys(c, scope, category, pattern.as_deref()).at_pg(at)
+            });
+        }
         self.conn
             .prepare_cached(
                 "SELECT COUNT(*) FROM entries WHERE category = ?1 AND (?2 IS NULL OR key GLOB ?2)",
@@ -319,6 +371,12 @@ impl CacheReader {
         category: Category,
         pattern: Option<&str>,
     ) -> Result<Vec<String>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let pattern = pattern.map(str::to_string);
+            return actor.call(move |c, scope, at| {
+                pg::keys(c, scope, category, pattern.as_deref()).at_pg(at)
+            });
+        }
         self.conn
             .prepare_cached(
                 "SELECT key FROM entries WHERE category = ?1 AND (?2 IS NULL OR key GLOB ?2)
@@ -340,6 +398,12 @@ impl CacheReader {
         category: Category,
         scope: &write::KeyScope,
     ) -> Result<Option<(u64, Option<i64>)>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let key_scope = scope.clone();
+            return actor.call(move |c, scope, at| {
+                pg::scope_expiry(c, scope, category, &key_scope).at_pg(at)
+            });
+        }
         let (filter, pattern) = match scope {
             write::KeyScope::All => ("1", None),
             write::KeyScope::Glob(g) => ("e.key GLOB ?2", Some(g.as_str())),
@@ -367,6 +431,10 @@ impl CacheReader {
 
     /// A value from `meta`.
     pub fn meta(&self, key: &str) -> Result<Option<String>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let key = key.to_string();
+            return actor.call(move |c, scope, at| pg::meta(c, scope, &key).at_pg(at));
+        }
         self.conn
             .prepare_cached("SELECT value FROM meta WHERE key = ?1")
             .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
@@ -379,6 +447,11 @@ impl CacheReader {
     /// page of garbage in the middle of the file is otherwise found only
     /// when some read happens to touch it.
     pub fn quick_check(&self) -> Result<Option<String>, CacheError> {
+        // PostgreSQL checks its own pages (checksums, `amcheck`): nothing
+        // for a client to scan.
+        if self.pg.is_some() {
+            return Ok(None);
+        }
         let problems: Vec<String> = match self
             .conn
             .prepare("PRAGMA quick_check(5)")
@@ -403,6 +476,9 @@ impl CacheReader {
 
     /// Every project's issue watermark, by project key.
     pub fn watermarks(&self) -> Result<Vec<Watermark>, CacheError> {
+        if let Some(actor) = &self.pg {
+            return actor.call(move |c, scope, at| pg::watermarks(c, scope, None).at_pg(at));
+        }
         self.conn
             .prepare_cached(
                 "SELECT project, newest_updated_ms, warmed_at FROM watermarks ORDER BY project",
@@ -413,6 +489,15 @@ impl CacheReader {
 
     /// One project's issue watermark.
     pub fn watermark(&self, project: &str) -> Result<Option<Watermark>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let project = project.to_string();
+            return actor.call(move |c, scope, at| {
+                Ok(pg::watermarks(c, scope, Some(&project))
+                    .at_pg(at)?
+                    .into_iter()
+                    .next())
+            });
+        }
         self.conn
             .prepare_cached(
                 "SELECT project, newest_updated_ms, warmed_at FROM watermarks WHERE project = ?1",
@@ -428,6 +513,10 @@ impl CacheReader {
         &self,
         keys: impl IntoIterator<Item = &'k str>,
     ) -> Result<HashMap<String, Option<i64>>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
+            return actor.call(move |c, scope, at| pg::issue_versions(c, scope, &keys).at_pg(at));
+        }
         let mut stmt = self
             .conn
             .prepare_cached("SELECT updated_at FROM entries WHERE category = 'issue' AND key = ?1")
@@ -453,6 +542,12 @@ impl CacheReader {
         project: &str,
         updated_since_ms: i64,
     ) -> Result<Vec<String>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let project = project.to_string();
+            return actor.call(move |c, scope, at| {
+                pg::issue_keys_in_window(c, scope, &project, updated_since_ms).at_pg(at)
+            });
+        }
         self.conn
             .prepare_cached(
                 "SELECT key FROM entries
@@ -474,6 +569,9 @@ impl CacheReader {
     /// How many issues are cached per project, by project key (from
     /// totals the writer keeps: no scan).
     pub fn issue_counts_by_project(&self) -> Result<Vec<(String, u64)>, CacheError> {
+        if let Some(actor) = &self.pg {
+            return actor.call(move |c, scope, at| pg::issue_counts_by_project(c, scope).at_pg(at));
+        }
         self.conn
             .prepare_cached(
                 "SELECT project, issues FROM project_issue_totals
@@ -491,6 +589,12 @@ impl CacheReader {
     /// an index seek or an index range count, so this stays fast on a
     /// million entries.
     pub fn category_stats(&self, now_ms: i64) -> Result<Vec<CategoryStats>, CacheError> {
+        if let Some(actor) = &self.pg {
+            let pending = self.pending_counts();
+            return actor.call(move |c, scope, at| {
+                pg::category_stats(c, scope, now_ms, &pending).at_pg(at)
+            });
+        }
         let path = &self.path;
         let tx = self.conn.unchecked_transaction().at(path)?;
         let mut stats = Vec::with_capacity(Category::ALL.len());
@@ -613,6 +717,9 @@ impl CacheReader {
 
     /// The newest `limit` warm runs, newest first.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>, CacheError> {
+        if let Some(actor) = &self.pg {
+            return actor.call(move |c, scope, at| pg::runs(c, scope, limit).at_pg(at));
+        }
         runs::runs(&self.conn, limit).at(&self.path)
     }
 
@@ -621,16 +728,25 @@ impl CacheReader {
     /// [`RunResult::Ok`](super::RunResult::Ok), however many other runs
     /// came since.
     pub fn last_ended_at(&self, result: super::RunResult) -> Result<Option<i64>, CacheError> {
+        if let Some(actor) = &self.pg {
+            return actor.call(move |c, scope, at| pg::last_ended_at(c, scope, result).at_pg(at));
+        }
         runs::last_ended_at(&self.conn, result).at(&self.path)
     }
 
     /// Total bytes of keys and values stored (the figure `max_size` caps).
     pub fn total_bytes(&self) -> Result<u64, CacheError> {
+        if let Some(actor) = &self.pg {
+            return actor.call(move |c, scope, at| pg::total_bytes(c, scope).at_pg(at));
+        }
         write::total_bytes(&self.conn).at(&self.path)
     }
 
     /// Bytes the cache file and its write-ahead log take on disk.
     pub fn file_size(&self) -> Result<u64, CacheError> {
+        if let Some(actor) = &self.pg {
+            return actor.call(move |c, scope, at| pg::stored_bytes(c, scope).at_pg(at));
+        }
         size_on_disk(&self.path)
     }
 }

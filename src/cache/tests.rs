@@ -987,6 +987,9 @@ async fn queued_writes_share_a_transaction_and_a_failing_one_fails_alone() {
                 .batched(1, move |tx, _| {
                     runs.fetch_add(1, Ordering::SeqCst);
                     // Writes something, then fails: the write must not survive.
+                    let super::writer::Tx::Lite(tx) = tx else {
+                        unreachable!("a SQLite cache")
+                    };
                     write::set_meta(tx, "half", "written").unwrap();
                     Err::<(), _>(CacheError::DiskFull { path: path.clone() })
                 })

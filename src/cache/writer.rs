@@ -34,6 +34,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{CacheError, SqliteResultExt};
+use super::pg::{self, PgResultExt, PgTarget};
 use super::runs::{self, RunEnd, RunId, RunStart};
 use super::write::{self, EvictionOutcome, KeyScope, Listing, NewEntry, PruneOutcome, PutOutcome};
 use crate::Category;
@@ -59,7 +60,26 @@ const PATIENCE: Duration = Duration::from_millis(100);
 const PATIENCE_STEP: Duration = Duration::from_millis(5);
 
 /// An operation that runs alone, opening its own transaction(s).
-type Job = Box<dyn FnOnce(&mut Connection, &Path) + Send>;
+type Job = Box<dyn FnOnce(&mut Conn, &Path) + Send>;
+
+/// The writer thread's connection: the SQLite file's, or a PostgreSQL
+/// client with the profile's scope.
+pub(crate) enum Conn {
+    Lite(Connection),
+    Pg {
+        client: postgres::Client,
+        scope: String,
+    },
+}
+
+/// An open write transaction of either store.
+pub(crate) enum Tx<'a> {
+    Lite(&'a Connection),
+    Pg {
+        tx: postgres::Transaction<'a>,
+        scope: &'a str,
+    },
+}
 
 enum Message {
     Job(Job),
@@ -79,7 +99,7 @@ trait Batched: Send {
     /// Runs inside the open transaction `tx` and keeps its result. It may
     /// run again, in a fresh transaction, if the batch it was part of was
     /// rolled back.
-    fn run(&mut self, tx: &Connection, path: &Path) -> Result<(), CacheError>;
+    fn run(&mut self, tx: &mut Tx<'_>, path: &Path) -> Result<(), CacheError>;
 
     /// Answers the caller: its result if `committed` is `Ok`, else that error.
     fn answer(self: Box<Self>, committed: Result<(), CacheError>);
@@ -97,7 +117,7 @@ struct Write<T, F> {
 impl<T, F> Batched for Write<T, F>
 where
     T: Send,
-    F: FnMut(&Connection, &Path) -> Result<T, CacheError> + Send,
+    F: FnMut(&mut Tx<'_>, &Path) -> Result<T, CacheError> + Send,
 {
     fn weight(&self) -> usize {
         self.weight
@@ -107,7 +127,7 @@ where
         self.patient
     }
 
-    fn run(&mut self, tx: &Connection, path: &Path) -> Result<(), CacheError> {
+    fn run(&mut self, tx: &mut Tx<'_>, path: &Path) -> Result<(), CacheError> {
         self.result = None;
         self.result = Some((self.op)(tx, path)?);
         Ok(())
@@ -169,11 +189,45 @@ impl CacheWriter {
         let thread_path = path.clone();
         std::thread::Builder::new()
             .name("jira-cache-writer".to_string())
-            .spawn(move || run(conn, thread_path, rx))
+            .spawn(move || run(Conn::Lite(conn), thread_path, rx))
             .map_err(|e| CacheError::Io {
                 path: path.clone(),
                 source: e,
             })?;
+        Ok(CacheWriter {
+            tx,
+            path: Arc::new(path),
+        })
+    }
+
+    /// Starts the thread with a connection to the PostgreSQL store (made
+    /// on the thread itself: the blocking client must not run on an async
+    /// runtime's thread). Answers once connected.
+    pub(crate) fn start_postgres(target: &PgTarget) -> Result<CacheWriter, CacheError> {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let path = target.display_path();
+        let (ready, connected) = std::sync::mpsc::channel();
+        let thread_target = target.clone();
+        let thread_path = path.clone();
+        std::thread::Builder::new()
+            .name("jira-cache-writer".to_string())
+            .spawn(move || match thread_target.connect() {
+                Ok(client) => {
+                    let _ = ready.send(Ok(()));
+                    let scope = thread_target.scope().to_string();
+                    run(Conn::Pg { client, scope }, thread_path, rx);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                }
+            })
+            .map_err(|e| CacheError::Io {
+                path: path.clone(),
+                source: e,
+            })?;
+        connected
+            .recv()
+            .map_err(|_| CacheError::WriterStopped { path: path.clone() })??;
         Ok(CacheWriter {
             tx,
             path: Arc::new(path),
@@ -185,8 +239,9 @@ impl CacheWriter {
     /// hash) only has its times refreshed; its stored value is not rewritten.
     pub async fn put_page(&self, entries: Vec<NewEntry>) -> Result<PutOutcome, CacheError> {
         let weight = entries.len();
-        self.batched(weight, move |tx, path| {
-            write::put_page(tx, &entries, None).at(path)
+        self.batched(weight, move |tx, path| match tx {
+            Tx::Lite(tx) => write::put_page(tx, &entries, None).at(path),
+            Tx::Pg { tx, scope } => pg::put_page(tx, scope, &entries, None).at_pg(path),
         })
         .await
     }
@@ -207,8 +262,9 @@ impl CacheWriter {
         entries: Vec<NewEntry>,
     ) -> Result<PutOutcome, CacheError> {
         let weight = entries.len();
-        self.batched(weight, move |tx, path| {
-            write::put_page(tx, &entries, Some((&listing, page))).at(path)
+        self.batched(weight, move |tx, path| match tx {
+            Tx::Lite(tx) => write::put_page(tx, &entries, Some((&listing, page))).at(path),
+            Tx::Pg { tx, scope } => pg::put_page(tx, scope, &entries, Some(&listing)).at_pg(path),
         })
         .await
     }
@@ -226,7 +282,12 @@ impl CacheWriter {
     ) -> Result<u64, CacheError> {
         self.batched(1, move |tx, path| {
             let removal = removal.as_ref().map(|(scope, keep)| (scope, keep));
-            write::finish_listing(tx, &listing, &listed, removal).at(path)
+            match tx {
+                Tx::Lite(tx) => write::finish_listing(tx, &listing, &listed, removal).at(path),
+                Tx::Pg { tx, scope } => {
+                    pg::finish_listing(tx, scope, &listing, &listed, removal).at_pg(path)
+                }
+            }
         })
         .await
     }
@@ -240,8 +301,9 @@ impl CacheWriter {
         listing: Listing,
         keys: HashSet<String>,
     ) -> Result<u64, CacheError> {
-        self.batched(keys.len().max(1), move |tx, path| {
-            write::leave_listing(tx, &listing, &keys).at(path)
+        self.batched(keys.len().max(1), move |tx, path| match tx {
+            Tx::Lite(tx) => write::leave_listing(tx, &listing, &keys).at(path),
+            Tx::Pg { tx, scope } => pg::leave_listing(tx, scope, &listing, &keys).at_pg(path),
         })
         .await
     }
@@ -257,8 +319,11 @@ impl CacheWriter {
         scope: KeyScope,
         keep: HashSet<String>,
     ) -> Result<u64, CacheError> {
-        self.batched(1, move |tx, path| {
-            write::remove_missing(tx, category, &scope, &keep).at(path)
+        self.batched(1, move |tx, path| match tx {
+            Tx::Lite(tx) => write::remove_missing(tx, category, &scope, &keep).at(path),
+            Tx::Pg { tx, scope: s } => {
+                pg::remove_missing(tx, s, category, &scope, &keep).at_pg(path)
+            }
         })
         .await
     }
@@ -274,16 +339,20 @@ impl CacheWriter {
         pattern: Option<String>,
         dry_run: bool,
     ) -> Result<u64, CacheError> {
-        self.call(move |conn, path| {
-            write::remove(conn, category, pattern.as_deref(), dry_run).at(path)
+        self.call(move |conn, path| match conn {
+            Conn::Lite(conn) => write::remove(conn, category, pattern.as_deref(), dry_run).at(path),
+            Conn::Pg { client, scope } => {
+                pg::remove(client, scope, category, pattern.as_deref(), dry_run).at_pg(path)
+            }
         })
         .await
     }
 
     /// Sets a value in `meta` (e.g. the probed deployment, the site URL).
     pub async fn set_meta(&self, key: String, value: String) -> Result<(), CacheError> {
-        self.batched(1, move |tx, path| {
-            write::set_meta(tx, &key, &value).at(path)
+        self.batched(1, move |tx, path| match tx {
+            Tx::Lite(tx) => write::set_meta(tx, &key, &value).at(path),
+            Tx::Pg { tx, scope } => pg::set_meta(tx, scope, &key, &value).at_pg(path),
         })
         .await
     }
@@ -295,8 +364,13 @@ impl CacheWriter {
         newest_updated_ms: i64,
         warmed_at: i64,
     ) -> Result<(), CacheError> {
-        self.batched(1, move |tx, path| {
-            write::set_watermark(tx, &project, newest_updated_ms, warmed_at).at(path)
+        self.batched(1, move |tx, path| match tx {
+            Tx::Lite(tx) => {
+                write::set_watermark(tx, &project, newest_updated_ms, warmed_at).at(path)
+            }
+            Tx::Pg { tx, scope } => {
+                pg::set_watermark(tx, scope, &project, newest_updated_ms, warmed_at).at_pg(path)
+            }
         })
         .await
     }
@@ -320,18 +394,33 @@ impl CacheWriter {
         newest_updated_ms: Option<i64>,
         warmed_at: i64,
     ) -> Result<Pending<(PutOutcome, u64)>, CacheError> {
-        self.hand_over(last_page.len().max(1), true, move |tx, path| {
-            let put = write::put_page(tx, &last_page, None).at(path)?;
-            let removed = match &removal {
-                Some((scope, keep)) => {
-                    write::remove_missing(tx, Category::Issue, scope, keep).at(path)?
+        self.hand_over(last_page.len().max(1), true, move |tx, path| match tx {
+            Tx::Lite(tx) => {
+                let put = write::put_page(tx, &last_page, None).at(path)?;
+                let removed = match &removal {
+                    Some((scope, keep)) => {
+                        write::remove_missing(tx, Category::Issue, scope, keep).at(path)?
+                    }
+                    None => 0,
+                };
+                if let Some(newest) = newest_updated_ms {
+                    write::set_watermark(tx, &project, newest, warmed_at).at(path)?;
                 }
-                None => 0,
-            };
-            if let Some(newest) = newest_updated_ms {
-                write::set_watermark(tx, &project, newest, warmed_at).at(path)?;
+                Ok((put, removed))
             }
-            Ok((put, removed))
+            Tx::Pg { tx, scope: s } => {
+                let put = pg::put_page(tx, s, &last_page, None).at_pg(path)?;
+                let removed = match &removal {
+                    Some((scope, keep)) => {
+                        pg::remove_missing(tx, s, Category::Issue, scope, keep).at_pg(path)?
+                    }
+                    None => 0,
+                };
+                if let Some(newest) = newest_updated_ms {
+                    pg::set_watermark(tx, s, &project, newest, warmed_at).at_pg(path)?;
+                }
+                Ok((put, removed))
+            }
         })
         .await
     }
@@ -344,14 +433,20 @@ impl CacheWriter {
 
     /// Records the start of a run (result `running`).
     pub async fn run_start(&self, start: RunStart) -> Result<RunId, CacheError> {
-        self.call(move |conn, path| runs::run_start(conn, &start).at(path))
-            .await
+        self.call(move |conn, path| match conn {
+            Conn::Lite(conn) => runs::run_start(conn, &start).at(path),
+            Conn::Pg { client, scope } => pg::run_start(client, scope, &start).at_pg(path),
+        })
+        .await
     }
 
     /// Records the end of a run.
     pub async fn run_finish(&self, id: RunId, end: RunEnd) -> Result<(), CacheError> {
-        self.call(move |conn, path| runs::run_finish(conn, id, &end).at(path))
-            .await
+        self.call(move |conn, path| match conn {
+            Conn::Lite(conn) => runs::run_finish(conn, id, &end).at(path),
+            Conn::Pg { client, scope } => pg::run_finish(client, scope, id, &end).at_pg(path),
+        })
+        .await
     }
 
     /// Brings the total entry bytes under `max_bytes`: expired entries first
@@ -362,16 +457,24 @@ impl CacheWriter {
         max_bytes: u64,
         now_ms: i64,
     ) -> Result<EvictionOutcome, CacheError> {
-        self.call(move |conn, path| write::enforce_max_size(conn, max_bytes, now_ms).at(path))
-            .await
+        self.call(move |conn, path| match conn {
+            Conn::Lite(conn) => write::enforce_max_size(conn, max_bytes, now_ms).at(path),
+            Conn::Pg { client, scope } => {
+                pg::enforce_max_size(client, scope, max_bytes, now_ms).at_pg(path)
+            }
+        })
+        .await
     }
 
     /// Deletes the entries that expired at or before `expired_before_ms`
     /// (pass `now - grace` to keep stale entries for a while) and shrinks the
     /// file (incremental vacuum, truncating WAL checkpoint).
     pub async fn prune(&self, expired_before_ms: i64) -> Result<PruneOutcome, CacheError> {
-        self.call(move |conn, path| write::prune(conn, path, expired_before_ms))
-            .await
+        self.call(move |conn, path| match conn {
+            Conn::Lite(conn) => write::prune(conn, path, expired_before_ms),
+            Conn::Pg { client, scope } => pg::prune(client, scope, expired_before_ms).at_pg(path),
+        })
+        .await
     }
 
     /// Finishes the queued messages (of every clone), closes the connection
@@ -393,7 +496,7 @@ impl CacheWriter {
     pub(super) async fn batched<T, F>(&self, weight: usize, op: F) -> Result<T, CacheError>
     where
         T: Send + 'static,
-        F: FnMut(&Connection, &Path) -> Result<T, CacheError> + Send + 'static,
+        F: FnMut(&mut Tx<'_>, &Path) -> Result<T, CacheError> + Send + 'static,
     {
         self.hand_over(weight, false, op).await?.outcome().await
     }
@@ -407,7 +510,7 @@ impl CacheWriter {
     ) -> Result<Pending<T>, CacheError>
     where
         T: Send + 'static,
-        F: FnMut(&Connection, &Path) -> Result<T, CacheError> + Send + 'static,
+        F: FnMut(&mut Tx<'_>, &Path) -> Result<T, CacheError> + Send + 'static,
     {
         let (reply, done) = oneshot::channel();
         let write = Write {
@@ -432,7 +535,7 @@ impl CacheWriter {
     async fn call<T, F>(&self, op: F) -> Result<T, CacheError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection, &Path) -> Result<T, CacheError> + Send + 'static,
+        F: FnOnce(&mut Conn, &Path) -> Result<T, CacheError> + Send + 'static,
     {
         let (reply, done) = oneshot::channel();
         let job: Job = Box::new(move |conn, path| {
@@ -454,11 +557,13 @@ impl CacheWriter {
 }
 
 /// The writer thread's loop.
-fn run(mut conn: Connection, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
+fn run(mut conn: Conn, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
     // Checkpoint the WAL every 64 MiB rather than every 4 MiB: at the
     // default, checkpoints took a fifth of the writer's time during a warm
     // (BENCHMARKS.md). The WAL is truncated once when the writer closes.
-    if let Err(e) = conn.execute_batch("PRAGMA wal_autocheckpoint = 16384") {
+    if let Conn::Lite(conn) = &conn
+        && let Err(e) = conn.execute_batch("PRAGMA wal_autocheckpoint = 16384")
+    {
         tracing::debug!(error = %e, "could not widen the WAL checkpoint interval");
     }
     let mut waiting = Vec::new();
@@ -520,13 +625,17 @@ fn run(mut conn: Connection, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
             }
         }
     }
-    // Give the WAL back to the file (readers never wait for this: a busy
-    // checkpoint just does less), and let SQLite refresh its statistics
-    // where they are stale, as recommended before closing.
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize");
-    let closed = conn
-        .close()
-        .map_err(|(_, e)| CacheError::from_sqlite(&path, e));
+    let closed = match conn {
+        Conn::Lite(conn) => {
+            // Give the WAL back to the file (readers never wait for this: a
+            // busy checkpoint just does less), and let SQLite refresh its
+            // statistics where they are stale, as recommended before closing.
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize");
+            conn.close()
+                .map_err(|(_, e)| CacheError::from_sqlite(&path, e))
+        }
+        Conn::Pg { client, .. } => client.close().at_pg(&path),
+    };
     if let Err(e) = &closed {
         tracing::warn!(error = %e, "closing the cache writer's connection failed");
     }
@@ -541,14 +650,14 @@ fn run(mut conn: Connection, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
 enum Together {
     Committed,
     /// Opening or committing the transaction failed: the same for every write.
-    Failed(rusqlite::Error),
+    Failed(CacheError),
     /// One write failed; the transaction was rolled back.
     WriteFailed,
 }
 
 /// Runs a batch of writes in one transaction and answers each; if one
 /// write fails, runs each again in its own transaction so only that one fails.
-fn run_batch(conn: &mut Connection, path: &Path, mut batch: Vec<Box<dyn Batched>>) {
+fn run_batch(conn: &mut Conn, path: &Path, mut batch: Vec<Box<dyn Batched>>) {
     if batch.len() > 1 {
         match together(conn, path, &mut batch) {
             Together::Committed => {
@@ -559,7 +668,7 @@ fn run_batch(conn: &mut Connection, path: &Path, mut batch: Vec<Box<dyn Batched>
             }
             Together::Failed(e) => {
                 for write in batch {
-                    write.answer(Err(CacheError::from_sqlite(path, replicate(&e))));
+                    write.answer(Err(replicate(path, &e)));
                 }
                 return;
             }
@@ -577,27 +686,65 @@ fn run_batch(conn: &mut Connection, path: &Path, mut batch: Vec<Box<dyn Batched>
     }
 }
 
-fn together(conn: &mut Connection, path: &Path, batch: &mut [Box<dyn Batched>]) -> Together {
-    let tx = match WriteTx::begin(conn) {
-        Ok(tx) => tx,
-        Err(e) => return Together::Failed(e),
-    };
-    for write in batch.iter_mut() {
-        if write.run(tx.conn, path).is_err() {
-            // Dropping `tx` rolls the batch back.
-            return Together::WriteFailed;
+fn together(conn: &mut Conn, path: &Path, batch: &mut [Box<dyn Batched>]) -> Together {
+    match conn {
+        Conn::Lite(conn) => {
+            let tx = match WriteTx::begin(conn) {
+                Ok(tx) => tx,
+                Err(e) => return Together::Failed(CacheError::from_sqlite(path, e)),
+            };
+            let mut open = Tx::Lite(tx.conn);
+            for write in batch.iter_mut() {
+                if write.run(&mut open, path).is_err() {
+                    // Dropping `tx` rolls the batch back.
+                    return Together::WriteFailed;
+                }
+            }
+            match tx.commit() {
+                Ok(()) => Together::Committed,
+                Err(e) => Together::Failed(CacheError::from_sqlite(path, e)),
+            }
         }
-    }
-    match tx.commit() {
-        Ok(()) => Together::Committed,
-        Err(e) => Together::Failed(e),
+        Conn::Pg { client, scope } => {
+            let tx = match client.transaction() {
+                Ok(tx) => tx,
+                Err(e) => return Together::Failed(pg::from_pg(path, e)),
+            };
+            let mut open = Tx::Pg { tx, scope };
+            for write in batch.iter_mut() {
+                if write.run(&mut open, path).is_err() {
+                    // Dropping the transaction rolls the batch back.
+                    return Together::WriteFailed;
+                }
+            }
+            let Tx::Pg { tx, .. } = open else {
+                unreachable!("opened as a PostgreSQL transaction")
+            };
+            match tx.commit() {
+                Ok(()) => Together::Committed,
+                Err(e) => Together::Failed(pg::from_pg(path, e)),
+            }
+        }
     }
 }
 
-fn alone(conn: &mut Connection, path: &Path, write: &mut dyn Batched) -> Result<(), CacheError> {
-    let tx = WriteTx::begin(conn).at(path)?;
-    write.run(tx.conn, path)?;
-    tx.commit().at(path)
+fn alone(conn: &mut Conn, path: &Path, write: &mut dyn Batched) -> Result<(), CacheError> {
+    match conn {
+        Conn::Lite(conn) => {
+            let tx = WriteTx::begin(conn).at(path)?;
+            write.run(&mut Tx::Lite(tx.conn), path)?;
+            tx.commit().at(path)
+        }
+        Conn::Pg { client, scope } => {
+            let tx = client.transaction().at_pg(path)?;
+            let mut open = Tx::Pg { tx, scope };
+            write.run(&mut open, path)?;
+            let Tx::Pg { tx, .. } = open else {
+                unreachable!("opened as a PostgreSQL transaction")
+            };
+            tx.commit().at_pg(path)
+        }
+    }
 }
 
 /// A write transaction whose `BEGIN IMMEDIATE`, `COMMIT` and `ROLLBACK` are
@@ -637,16 +784,49 @@ impl Drop for WriteTx<'_> {
     }
 }
 
-/// The same SQLite error again, for the next caller of a failed batch
-/// (`rusqlite::Error` is not `Clone`).
-fn replicate(e: &rusqlite::Error) -> rusqlite::Error {
+/// The same error again, for the next caller of a failed batch (the
+/// errors of SQLite and PostgreSQL are not `Clone`).
+fn replicate(path: &Path, e: &CacheError) -> CacheError {
+    let path = path.to_path_buf();
     match e {
-        rusqlite::Error::SqliteFailure(code, message) => {
-            rusqlite::Error::SqliteFailure(*code, message.clone())
-        }
-        other => rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
+        CacheError::Sqlite { source, .. } => CacheError::from_sqlite(
+            &path,
+            match source {
+                rusqlite::Error::SqliteFailure(code, message) => {
+                    rusqlite::Error::SqliteFailure(*code, message.clone())
+                }
+                other => rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                    Some(other.to_string()),
+                ),
+            },
         ),
+        CacheError::Corrupt { detail, .. } => CacheError::Corrupt {
+            path,
+            detail: detail.clone(),
+        },
+        CacheError::DiskFull { .. } => CacheError::DiskFull { path },
+        CacheError::Storage { detail, .. } => CacheError::Storage {
+            path,
+            detail: detail.clone(),
+        },
+        CacheError::Unwritable { detail, .. } => CacheError::Unwritable {
+            path,
+            detail: detail.clone(),
+        },
+        CacheError::Busy { .. } => CacheError::Busy { path },
+        CacheError::DatabaseRefused { detail, next, .. } => CacheError::DatabaseRefused {
+            path,
+            detail: detail.clone(),
+            next,
+        },
+        CacheError::DatabaseUnreachable { detail, .. } => CacheError::DatabaseUnreachable {
+            path,
+            detail: detail.clone(),
+        },
+        other => CacheError::Database {
+            path,
+            detail: other.to_string(),
+        },
     }
 }

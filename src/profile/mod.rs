@@ -75,6 +75,9 @@ pub const RECENT_ISSUE_WINDOW: Duration = Duration::from_secs(7 * DAY);
 /// `cache_serve`'s address when neither `--listen` nor `serve_listen` says.
 pub const DEFAULT_SERVE_LISTEN: &str = "127.0.0.1:8765";
 
+/// The PostgreSQL schema of the cache's tables when `cache_schema` is not set.
+pub const DEFAULT_CACHE_SCHEMA: &str = "jira_cache";
+
 /// The name of the one profile the environment makes.
 pub const ENV_PROFILE_NAME: &str = "default";
 
@@ -278,6 +281,15 @@ pub struct Profile {
     /// The directory of the cache and lock files (absolute when loaded from
     /// a file); default the platform cache dir, `~/.cache/jira-cache`.
     pub cache_dir: PathBuf,
+    /// The PostgreSQL store (`cache_url`, or `$JIRA_CACHE_URL`), without a
+    /// password; `None`: the SQLite file in `cache_dir`.
+    pub cache_url: Option<String>,
+    /// Where the database password comes from (`cache_password_cmd`, else
+    /// `cache_password_env`); `None`: `PGPASSWORD`, then `~/.pgpass`.
+    pub cache_password: Option<TokenSource>,
+    /// The PostgreSQL schema (namespace) of the tables; default
+    /// [`DEFAULT_CACHE_SCHEMA`].
+    pub cache_schema: String,
     /// Extra CA certificate(s), PEM; checked readable at load time.
     pub ca_file: Option<PathBuf>,
     /// Accept `http://` for hosts that are not loopback; default false.
@@ -306,6 +318,69 @@ impl Profile {
     /// The cache file: `<cache_dir>/<name>.sqlite3`.
     pub fn cache_path(&self) -> PathBuf {
         self.cache_dir.join(format!("{}.sqlite3", self.name))
+    }
+
+    /// Where the cache lives: the SQLite file ([`Profile::cache_path`]), or
+    /// with `cache_url` the PostgreSQL database, whose password this reads
+    /// (`cache_password_cmd`/`_env`, else `PGPASSWORD`, else `~/.pgpass`).
+    /// The profile's rows are scoped by its name and site URL.
+    pub fn cache_location(&self) -> Result<crate::cache::CacheLocation, ProfileError> {
+        let Some(url) = &self.cache_url else {
+            return Ok(crate::cache::CacheLocation::File(self.cache_path()));
+        };
+        let invalid = |key: &str, message: String| ProfileError::Invalid {
+            origin: self.source.clone(),
+            location: None,
+            profile: self.name.clone(),
+            key: key.to_owned(),
+            message,
+        };
+        let password = match &self.cache_password {
+            Some(TokenSource::Env(variable)) => Some(
+                self.env
+                    .get_nonempty(variable)
+                    .map(|v| v.trim().to_owned())
+                    .ok_or_else(|| {
+                        invalid(
+                            "cache_password_env",
+                            format!("environment variable {variable} is not set or empty; export it, or use cache_password_cmd"),
+                        )
+                    })?,
+            ),
+            Some(source) => Some(
+                block_on_own_thread(self.read_token(source))?
+                    .expose()
+                    .to_owned(),
+            ),
+            None => self.env.get_nonempty("PGPASSWORD").map(str::to_owned),
+        };
+        let scope = format!("{} {}", self.name, self.url);
+        let invalid = |reason: String| invalid("cache_url", reason);
+        let mut target =
+            crate::cache::PgTarget::new(url, password.clone(), &self.cache_schema, &scope)
+                .map_err(invalid)?;
+        if password.is_none()
+            && let Some(home) = self.env.home_dir()
+            && let Some(found) = crate::cache::pgpass_lookup(&home.join(".pgpass"), &target)
+        {
+            target = crate::cache::PgTarget::new(url, Some(found), &self.cache_schema, &scope)
+                .map_err(invalid)?;
+        }
+        if let Some(p) = &password {
+            crate::scrub::register(p);
+        }
+        Ok(crate::cache::CacheLocation::Postgres(target))
+    }
+
+    /// Where the cache is, for people: the SQLite file's path, or the
+    /// database (`postgres://user@host:port/db (schema s)`, no password).
+    pub fn cache_display(&self) -> String {
+        match &self.cache_url {
+            Some(url) => crate::cache::PgTarget::new(url, None, &self.cache_schema, "")
+                .map(|t| t.display().to_owned())
+                .unwrap_or_else(|_| "the PostgreSQL database of `cache_url`".to_owned()),
+            None => self.cache_path().display().to_string(),
+        }
     }
 
     /// The lock file: `<cache_dir>/<name>.lock`.

@@ -341,6 +341,46 @@ impl Resolver<'_> {
             (None, None) => None,
         };
 
+        // `$JIRA_CACHE_URL` overrides the file's `cache_url`.
+        let cache_url = match self.env.get_nonempty("JIRA_CACHE_URL") {
+            Some(url) => Some(
+                validate_cache_url(url)
+                    .map_err(|reason| self.invalid("JIRA_CACHE_URL", None, reason))?,
+            ),
+            None => self.value("cache_url", raw.cache_url, None, |s| {
+                validate_cache_url(&s).map(Some)
+            })?,
+        };
+        let cache_password_env =
+            self.value("cache_password_env", raw.cache_password_env, None, |s| {
+                validate_variable_name(&s).map(|()| Some(s))
+            })?;
+        let cache_password_cmd =
+            self.value("cache_password_cmd", raw.cache_password_cmd, None, |s| {
+                if s.trim().is_empty() {
+                    Err(
+                        "empty; give a command that prints the password, or remove the key"
+                            .to_owned(),
+                    )
+                } else {
+                    Ok(Some(s))
+                }
+            })?;
+        let cache_password = match (cache_password_cmd, cache_password_env) {
+            (Some(command), _) => Some(TokenSource::Command(command)),
+            (None, Some(variable)) => Some(TokenSource::Env(variable)),
+            (None, None) => None,
+        };
+        let cache_schema = self.value(
+            "cache_schema",
+            raw.cache_schema,
+            DEFAULT_CACHE_SCHEMA.to_owned(),
+            |s| {
+                crate::cache::PgTarget::new("postgres://check@localhost/check", None, &s, "")
+                    .map(|_| s)
+            },
+        )?;
+
         let defaults = Ttls::default();
         let ttl = Ttls {
             project: self.duration("ttl.project", raw.ttl.project, defaults.project)?,
@@ -418,6 +458,9 @@ impl Resolver<'_> {
             quiet_hours,
             schedule,
             cache_dir,
+            cache_url,
+            cache_password,
+            cache_schema,
             ca_file,
             allow_insecure_http,
             max_stale,
@@ -502,4 +545,19 @@ fn check_readable_file(path: &Path) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::other("not a regular file"))
     }
+}
+
+/// A `cache_url` must be a `postgres://` (or `postgresql://`) URL without a
+/// password: the password comes from `cache_password_env`/`_cmd`,
+/// `PGPASSWORD` or `~/.pgpass`, never from the file. The value is never
+/// repeated in the message (it may hold a password).
+fn validate_cache_url(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if !(s.starts_with("postgres://") || s.starts_with("postgresql://")) {
+        return Err(
+            "not a PostgreSQL URL (value not shown); write it like \"postgres://user@host/db\""
+                .to_owned(),
+        );
+    }
+    crate::cache::PgTarget::new(s, None, DEFAULT_CACHE_SCHEMA, "").map(|_| s.to_owned())
 }

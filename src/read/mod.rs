@@ -310,7 +310,10 @@ impl ReadThrough {
             profile: Box::new(profile.clone()),
             client: tokio::sync::OnceCell::new(),
         };
-        Self::build(profile.cache_path(), upstream, options)
+        let location = profile
+            .cache_location()
+            .map_err(|e| ReadError::Connect(Arc::new(crate::site::ConnectError::Profile(e))))?;
+        Self::build(location, upstream, options)
     }
 
     /// Opens the cache file at `cache_path`, fetching with `client` (a
@@ -334,7 +337,7 @@ impl ReadThrough {
     }
 
     fn build(
-        cache_path: impl AsRef<Path>,
+        cache_path: impl Into<crate::cache::CacheLocation>,
         upstream: Upstream,
         options: ReadOptions,
     ) -> Result<ReadThrough, ReadError> {

@@ -121,7 +121,7 @@ impl Server {
         retry: crate::jira::RetryPolicy,
     ) -> Result<Server, ServeError> {
         let read = ReadThrough::open(profile)?;
-        let remembered = match crate::cache::Cache::open_read_only(profile.cache_path()) {
+        let remembered = match crate::cache::Cache::open_read_only(profile.cache_location()?) {
             Ok(reader) => site::remembered_deployment(&reader, profile).ok().flatten(),
             Err(_) => None,
         };

@@ -23,7 +23,6 @@ mod session;
 mod users;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -137,7 +136,7 @@ pub struct WarmContext {
     /// Entry lifetimes.
     pub ttl: Ttls,
     /// The cache file (stages open their own readers).
-    pub cache_path: PathBuf,
+    pub cache_path: crate::cache::CacheLocation,
     /// The issue fields to cache (the profile's `issue_fields`).
     pub issue_fields: Vec<String>,
     /// How many per-project listings run at once.

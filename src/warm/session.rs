@@ -20,7 +20,7 @@ use super::{
     ErrorKind, IssueOptions, Progress, RunReport, RunResult, Stage, StageReport, WarmContext,
     WarmPlan,
 };
-use crate::cache::{Cache, CacheError, CacheWriter, RunEnd, RunStart};
+use crate::cache::{Cache, CacheError, CacheLocation, CacheWriter, RunEnd, RunStart};
 use crate::exit;
 use crate::jira::RetryPolicy;
 use crate::lock::{LockError, WarmLock};
@@ -133,7 +133,53 @@ pub struct WarmSession {
     cache: Cache,
     writer: CacheWriter,
     // Last: released after the writer is gone.
-    _lock: WarmLock,
+    _lock: SessionLock,
+}
+
+/// The profile's warm lock: a file lock beside the SQLite file, or an
+/// advisory lock in the PostgreSQL database (which holds across machines).
+#[derive(Debug)]
+#[expect(dead_code, reason = "held for its Drop, which releases the lock")]
+enum SessionLock {
+    File(WarmLock),
+    Database(crate::cache::PgWarmLock),
+}
+
+impl SessionLock {
+    async fn acquire(
+        profile: &Profile,
+        location: &CacheLocation,
+        wait: Option<Option<Duration>>,
+    ) -> Result<SessionLock, SessionError> {
+        let Some(target) = location.postgres() else {
+            return Ok(SessionLock::File(match wait {
+                Some(limit) => WarmLock::acquire_waiting(&profile.lock_path(), limit).await?,
+                None => WarmLock::acquire(&profile.lock_path())?,
+            }));
+        };
+        let start = std::time::Instant::now();
+        loop {
+            let t = target.clone();
+            let attempt =
+                tokio::task::spawn_blocking(move || crate::cache::PgWarmLock::acquire(&t))
+                    .await
+                    .map_err(|_| CacheError::WriterStopped {
+                        path: target.display_path(),
+                    })??;
+            match (attempt, wait) {
+                (Ok(lock), _) => return Ok(SessionLock::Database(lock)),
+                (Err(holder), None) => return Err(LockError::Held { holder }.into()),
+                (Err(holder), Some(Some(limit))) if start.elapsed() >= limit => {
+                    return Err(LockError::WaitTimedOut {
+                        waited: limit,
+                        holder,
+                    }
+                    .into());
+                }
+                (Err(_), Some(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
 }
 
 impl WarmSession {
@@ -145,14 +191,12 @@ impl WarmSession {
         wait: Option<Option<Duration>>,
         reset: bool,
     ) -> Result<WarmSession, SessionError> {
-        let lock = match wait {
-            Some(limit) => WarmLock::acquire_waiting(&profile.lock_path(), limit).await?,
-            None => WarmLock::acquire(&profile.lock_path())?,
-        };
+        let location = profile.cache_location()?;
+        let lock = SessionLock::acquire(profile, &location, wait).await?;
         let cache = if reset {
-            Cache::reset(profile.cache_path())?
+            Cache::reset(&location)?
         } else {
-            Cache::open(profile.cache_path())?
+            Cache::open(&location)?
         };
         let writer = cache.writer()?;
         Ok(WarmSession {
@@ -245,7 +289,7 @@ impl WarmSession {
             client: connection.client.clone(),
             writer: writer.clone(),
             ttl: profile.ttl,
-            cache_path: profile.cache_path(),
+            cache_path: self.cache.location(),
             issue_fields: profile.issue_fields.clone(),
             concurrency: profile.concurrency,
             progress: recorder.clone(),

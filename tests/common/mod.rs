@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+pub mod pg;
 pub mod scripted;
 
 use assert_cmd::Command;

@@ -200,7 +200,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         return get_entry(&profile, &get[0], &get[1], now);
     }
     if let Some(category) = cli.keys {
-        let reader = match Cache::open_read_only(profile.cache_path()) {
+        let reader = match Cache::open_read_only(profile.cache_location()?) {
             Ok(r) => r,
             Err(CacheError::Missing { .. }) => return Ok(exit::OK),
             Err(e) => return Err(e.into()),
@@ -235,7 +235,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
 /// `--get CATEGORY KEY`.
 fn get_entry(profile: &Profile, category: &str, key: &str, now: i64) -> anyhow::Result<u8> {
     let category: Category = category.parse().map_err(|e| UsageError(format!("{e}")))?;
-    let mut reader = match Cache::open_read_only(profile.cache_path()) {
+    let mut reader = match Cache::open_read_only(profile.cache_location()?) {
         Ok(r) => r,
         Err(CacheError::Missing { .. }) => return Ok(GET_MISS),
         Err(e) => return Err(e.into()),
@@ -263,7 +263,7 @@ fn run_check(cli: &Cli) -> anyhow::Result<CheckOutcome> {
     let profile = profile::load(&load_options(cli, cli.profile.clone()))?;
     let thresholds = thresholds(&profile.check, cli)?;
     if cli.quick_check {
-        match Cache::open_read_only(profile.cache_path()) {
+        match Cache::open_read_only(profile.cache_location()?) {
             Ok(reader) => {
                 if let Some(problems) = reader.quick_check()? {
                     return Ok(CheckOutcome::corrupt(&profile.name, &problems));
@@ -309,7 +309,7 @@ fn thresholds(from_profile: &CheckThresholds, cli: &Cli) -> Result<CheckThreshol
 
 /// The report of one profile; a profile never warmed has an empty one.
 fn report_for(profile: &Profile, now: i64, runs: usize) -> anyhow::Result<StatusReport> {
-    Ok(match Cache::open_read_only(profile.cache_path()) {
+    Ok(match Cache::open_read_only(profile.cache_location()?) {
         Ok(reader) => status::gather(profile, &reader, now, runs)?,
         Err(CacheError::Missing { .. }) => status::empty(profile, now),
         Err(e) => return Err(e.into()),

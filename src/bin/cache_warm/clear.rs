@@ -41,7 +41,7 @@ pub fn count_matching(
     categories: &[jira_cache::Category],
     pattern: Option<&str>,
 ) -> anyhow::Result<u64> {
-    let reader = match Cache::open_read_only(profile.cache_path()) {
+    let reader = match Cache::open_read_only(profile.cache_location()?) {
         Ok(r) => r,
         Err(jira_cache::cache::CacheError::Missing { .. }) => return Ok(0),
         Err(e) => return Err(e.into()),

@@ -141,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         eprintln!("cache_warm: warning: {warning}");
     }
     if cli.reset {
-        println!("Recreated {}", profile.cache_path().display());
+        println!("Recreated {}", profile.cache_display());
     }
     let writer = session.writer();
     if let Some(categories) = &cli.clear {
@@ -176,7 +176,7 @@ async fn warm_stages(
     let requested = stages.clone();
     // The cache's word on the last runs, for the fresh-listing rule; none
     // yet on a first warm.
-    let reader = jira_cache::cache::Cache::open_read_only(profile.cache_path()).ok();
+    let reader = jira_cache::cache::Cache::open_read_only(profile.cache_location()?).ok();
     let request = WarmRequest {
         stages,
         only_stale: cli.only_stale,

@@ -317,7 +317,7 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode, requested
                 schema_version: JSON_SCHEMA_VERSION,
                 profile: &profile.name,
                 site: profile.url.as_str(),
-                cache_path: profile.cache_path().display().to_string(),
+                cache_path: profile.cache_display(),
                 report,
                 errors: report.errors().map(|e| e.message.as_str()).collect(),
             };
@@ -380,6 +380,6 @@ fn done_line(report: &RunReport, profile: &Profile) -> String {
         common::duration(Duration::from_secs_f64(report.seconds)),
         count(report.requests.requests, "request", "requests"),
         count(report.requests.retries, "retry", "retries"),
-        profile.cache_path().display()
+        profile.cache_display()
     )
 }

@@ -14,7 +14,7 @@ use crate::schedule;
 /// `--dry-run`: the plan, from the profile and what the cache knows; no
 /// request is sent and nothing is written.
 pub fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Result<()> {
-    let reader = match Cache::open_read_only(profile.cache_path()) {
+    let reader = match Cache::open_read_only(profile.cache_location()?) {
         Ok(r) => Some(r),
         Err(jira_cache::cache::CacheError::Missing { .. }) => None,
         Err(e) => return Err(e.into()),

@@ -1,0 +1,1726 @@
+//! The PostgreSQL store: the same cache as the SQLite file, in a database
+//! that several machines share (`cache_url` in the profile).
+//!
+//! - **Scopes.** Every row carries a `scope` (the profile's name and its
+//!   site's URL), so several profiles and sites share one database without
+//!   seeing each other's entries.
+//! - **Schema.** All tables live in one PostgreSQL schema (namespace),
+//!   `jira_cache` unless the profile's `cache_schema` says otherwise.
+//!   Migrations are an append-only list, recorded in `schema_version`; all
+//!   pending ones run in ONE transaction, under an advisory lock so that two
+//!   processes never migrate at once. A database migrated by a newer
+//!   jira-cache is refused ([`CacheError::NewerSchema`]).
+//! - **Threads.** The `postgres` client blocks, and must not run on an
+//!   async runtime's thread: the writer thread owns one connection, and each
+//!   reader or lease table owns a connection on a thread of its own
+//!   ([`Actor`]), which its methods call and wait for, as they wait for
+//!   SQLite today.
+//! - **Times** are unix milliseconds (`bigint`), as in the SQLite file; a
+//!   listing's members carry their listing's times (the same schema 4 rules).
+//! - **Faults.** Every statement runs under `statement_timeout`; a write is
+//!   one transaction, so a server that restarts mid-warm loses nothing that
+//!   was committed and keeps nothing half-written.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, GenericClient, NoTls};
+
+use super::error::CacheError;
+use super::reader::{CachedEntry, CategoryStats, ReadCounts, ReadSource, Watermark};
+use super::runs::{RunEnd, RunId, RunRecord, RunResult, RunStart};
+use super::write::{
+    EvictionOutcome, KeyScope, Listing, NewEntry, PruneOutcome, PutOutcome, value_hash,
+};
+use crate::Category;
+
+/// How long one statement may run before the server cancels it.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a PostgreSQL-backed cache lives: the server, the schema and the
+/// scope of one profile.
+#[derive(Clone)]
+pub struct PgTarget {
+    config: postgres::Config,
+    schema: String,
+    scope: String,
+    display: String,
+}
+
+impl std::fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        f.debug_struct("PgTarget")
+            .field("display", &self.display)
+            .field("schema", &self.schema)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl PgTarget {
+    /// A target from a `postgres://` URL (without a password: the profile
+    /// loader refuses one), the password from wherever the profile says,
+    /// the schema name and the scope.
+    ///
+    /// Fails with a one-line message when the URL cannot be read, or the
+    /// schema name is not a plain identifier.
+    pub fn new(
+        url: &str,
+        password: Option<String>,
+        schema: &str,
+        scope: &str,
+    ) -> Result<PgTarget, String> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| format!("`cache_url` is not a PostgreSQL URL ({e})"))?;
+        if config.get_password().is_some() {
+            return Err(
+                "`cache_url` holds a password; remove it and use `cache_password_env`, `cache_password_cmd`, PGPASSWORD or ~/.pgpass".to_string(),
+            );
+        }
+        if !valid_schema_name(schema) {
+            return Err(format!(
+                "`cache_schema` `{schema}` is not a plain name (letters, digits and `_`, not starting with a digit, at most 63)"
+            ));
+        }
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(
+                "`cache_url` asks for `sslmode=require`, and this jira-cache speaks PostgreSQL without TLS only; use a Unix socket or a loopback/tunnelled address with `sslmode=disable`".to_string(),
+            );
+        }
+        if let Some(password) = password {
+            config.password(password);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("jira-cache");
+        let display = display_of(&config, schema);
+        Ok(PgTarget {
+            config,
+            schema: schema.to_string(),
+            scope: scope.to_string(),
+            display,
+        })
+    }
+
+    /// Where the cache is, for messages: `postgres://user@host:port/db
+    /// (schema s)`, never with the password.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// The scope of the profile's rows.
+    pub fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    /// The display as a path, for the error type's `path` fields.
+    pub(crate) fn display_path(&self) -> PathBuf {
+        PathBuf::from(&self.display)
+    }
+
+    /// Host, port, database and user as `~/.pgpass` matches them.
+    pub(crate) fn pgpass_fields(&self) -> (String, String, String, String) {
+        let host = match self.config.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            // libpq matches a socket directory as `localhost`.
+            Some(postgres::config::Host::Unix(_)) | None => "localhost".to_string(),
+        };
+        let port = self
+            .config
+            .get_ports()
+            .first()
+            .copied()
+            .unwrap_or(5432)
+            .to_string();
+        let user = self.config.get_user().unwrap_or_default().to_string();
+        let db = self
+            .config
+            .get_dbname()
+            .map(str::to_string)
+            .unwrap_or_else(|| user.clone());
+        (host, port, db, user)
+    }
+
+    /// Connects, sets the session's schema and statement timeout. Must run
+    /// on a thread that is not an async runtime's.
+    pub(crate) fn connect(&self) -> Result<Client, CacheError> {
+        let mut client = self.config.connect(NoTls).map_err(|e| self.error(e))?;
+        let setup = format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}; SET search_path TO \"{}\"",
+            STATEMENT_TIMEOUT.as_millis(),
+            STATEMENT_TIMEOUT.as_millis(),
+            self.schema
+        );
+        client.batch_execute(&setup).map_err(|e| self.error(e))?;
+        Ok(client)
+    }
+
+    /// The cache error for a PostgreSQL error.
+    pub(crate) fn error(&self, e: postgres::Error) -> CacheError {
+        from_pg(&self.display_path(), e)
+    }
+}
+
+/// `user@host:port/db (schema s)` for messages.
+fn display_of(config: &postgres::Config, schema: &str) -> String {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    let db = config.get_dbname().unwrap_or(user);
+    let at = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    format!("postgres://{at}{host}:{port}/{db} (schema {schema})")
+}
+
+fn valid_schema_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The cache error for a PostgreSQL error at `target`.
+pub(crate) fn from_pg(target: &Path, e: postgres::Error) -> CacheError {
+    let target = target.to_path_buf();
+    let detail = one_line(&e);
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            return CacheError::DatabaseRefused {
+                path: target,
+                detail,
+                next: "check the user in `cache_url` and its password (`cache_password_env`, `cache_password_cmd`, PGPASSWORD or ~/.pgpass)",
+            };
+        }
+        if *code == SqlState::INVALID_CATALOG_NAME {
+            return CacheError::DatabaseRefused {
+                path: target,
+                detail,
+                next: "create the database (`createdb`) or fix its name in `cache_url`",
+            };
+        }
+        if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            return CacheError::DatabaseRefused {
+                path: target,
+                detail,
+                next: "grant the user CREATE on the database (or on `cache_schema`) and use of its tables",
+            };
+        }
+        if *code == SqlState::DISK_FULL {
+            return CacheError::Storage {
+                path: target,
+                detail,
+            };
+        }
+        if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE {
+            return CacheError::DatabaseUnreachable {
+                path: target,
+                detail: format!("{detail} (statement timeout)"),
+            };
+        }
+        return CacheError::Database {
+            path: target,
+            detail,
+        };
+    }
+    // No answer from the server: refused, unreachable, closed mid-way,
+    // timed out.
+    CacheError::DatabaseUnreachable {
+        path: target,
+        detail,
+    }
+}
+
+/// An error and its causes on one line, without control characters.
+fn one_line(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    crate::scrub::for_terminal(&crate::scrub::scrub(&text)).into_owned()
+}
+
+/// A `Result` with a PostgreSQL error, mapped at `target`.
+pub(crate) trait PgResultExt<T> {
+    fn at_pg(self, target: &Path) -> Result<T, CacheError>;
+}
+
+impl<T> PgResultExt<T> for Result<T, postgres::Error> {
+    fn at_pg(self, target: &Path) -> Result<T, CacheError> {
+        self.map_err(|e| from_pg(target, e))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A connection on a thread of its own.
+
+type Call = Box<dyn FnOnce(&mut Client) + Send>;
+
+/// A connection owned by a thread of its own, so that callers on an async
+/// runtime's threads may use it (the blocking `postgres` client must not
+/// run there). Each call is run to its end before the next.
+pub(crate) struct Actor {
+    calls: mpsc::Sender<Call>,
+    target: PathBuf,
+    scope: String,
+}
+
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actor")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl Actor {
+    /// Connects on a new thread; answers once connected (or not).
+    pub(crate) fn start(target: &PgTarget, name: &str) -> Result<Actor, CacheError> {
+        let (calls, queue) = mpsc::channel::<Call>();
+        let (ready, connected) = mpsc::channel();
+        let thread_target = target.clone();
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                let mut client = match thread_target.connect() {
+                    Ok(c) => {
+                        let _ = ready.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(call) = queue.recv() {
+                    call(&mut client);
+                }
+            })
+            .map_err(|e| CacheError::Io {
+                path: target.display_path(),
+                source: e,
+            })?;
+        connected.recv().map_err(|_| CacheError::WriterStopped {
+            path: target.display_path(),
+        })??;
+        Ok(Actor {
+            calls,
+            target: target.display_path(),
+            scope: target.scope.clone(),
+        })
+    }
+
+    /// Runs `f` on the connection's thread and waits for its answer.
+    pub(crate) fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client, &str, &Path) -> Result<R, CacheError> + Send + 'static,
+    ) -> Result<R, CacheError> {
+        let (reply, answer) = mpsc::channel();
+        let scope = self.scope.clone();
+        let target = self.target.clone();
+        let call: Call = Box::new(move |client| {
+            let _ = reply.send(f(client, &scope, &target));
+        });
+        let stopped = || CacheError::WriterStopped {
+            path: self.target.clone(),
+        };
+        self.calls.send(call).map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Schema.
+
+/// The migrations, oldest first. Append only; each takes the schema from
+/// version n - 1 to n.
+const MIGRATIONS: &[&str] = &[PG_V1];
+
+/// The schema version this binary writes and understands.
+pub(crate) const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Schema 1: the SQLite schema 5, with a `scope` on every row, values in the
+/// entry's row (PostgreSQL keeps large values out of line and does not
+/// rewrite an unchanged one), and totals counted by queries.
+const PG_V1: &str = r#"
+CREATE TABLE listings (
+    id         bigserial PRIMARY KEY,
+    scope      text   NOT NULL,
+    category   text   NOT NULL CHECK (category IN ('project', 'field', 'user', 'issue')),
+    name       text   NOT NULL,
+    fetched_at bigint NOT NULL,
+    expires_at bigint NOT NULL,
+    UNIQUE (scope, category, name)
+);
+
+CREATE TABLE entries (
+    scope        text   NOT NULL,
+    category     text   NOT NULL CHECK (category IN ('project', 'field', 'user', 'issue')),
+    key          text   NOT NULL,
+    value        text   NOT NULL,
+    hash         bigint NOT NULL,
+    size         bigint NOT NULL,
+    fetched_at   bigint,
+    expires_at   bigint,
+    fetch_ms     bigint NOT NULL DEFAULT 0,
+    project      text,
+    updated_at   bigint,
+    last_read_at bigint,
+    listing      bigint REFERENCES listings (id),
+    PRIMARY KEY (scope, category, key),
+    CHECK ((listing IS NULL) = (fetched_at IS NOT NULL)),
+    CHECK ((listing IS NULL) = (expires_at IS NOT NULL))
+);
+CREATE INDEX entries_by_expiry ON entries (scope, category, expires_at);
+CREATE INDEX entries_by_fetch ON entries (scope, category, fetched_at);
+CREATE INDEX entries_by_issue_update ON entries (scope, project, updated_at) WHERE project IS NOT NULL;
+CREATE INDEX entries_by_listing ON entries (listing) WHERE listing IS NOT NULL;
+
+CREATE TABLE read_counts (
+    scope      text   NOT NULL,
+    category   text   NOT NULL,
+    source     text   NOT NULL,
+    hits       bigint NOT NULL DEFAULT 0,
+    stale_hits bigint NOT NULL DEFAULT 0,
+    misses     bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (scope, category, source)
+);
+
+CREATE TABLE meta (
+    scope text NOT NULL,
+    key   text NOT NULL,
+    value text NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+
+CREATE TABLE watermarks (
+    scope             text   NOT NULL,
+    project           text   NOT NULL,
+    newest_updated_ms bigint NOT NULL,
+    warmed_at         bigint NOT NULL,
+    PRIMARY KEY (scope, project)
+);
+
+CREATE TABLE runs (
+    id         bigserial PRIMARY KEY,
+    scope      text   NOT NULL,
+    started_at bigint NOT NULL,
+    ended_at   bigint,
+    pid        bigint NOT NULL,
+    host       text   NOT NULL DEFAULT '',
+    stages     text   NOT NULL,
+    result     text   NOT NULL,
+    requests   bigint,
+    retries    bigint,
+    throttled  bigint,
+    written    bigint,
+    unchanged  bigint,
+    removed    bigint,
+    errors     text,
+    report     text
+);
+CREATE INDEX runs_by_scope ON runs (scope, id);
+
+CREATE TABLE leases (
+    scope      text   NOT NULL,
+    category   text   NOT NULL,
+    key        text   NOT NULL,
+    holder     text   NOT NULL,
+    expires_at bigint NOT NULL,
+    PRIMARY KEY (scope, category, key)
+);
+
+-- Who holds the warm lock of a scope (the lock itself is an advisory lock,
+-- released by the server when its connection ends).
+CREATE TABLE warm_locks (
+    scope      text   PRIMARY KEY,
+    host       text   NOT NULL,
+    pid        bigint NOT NULL,
+    started_at bigint NOT NULL
+);
+"#;
+
+/// The advisory lock key that serialises migrations of one schema.
+fn migration_lock_key(schema: &str) -> i64 {
+    xxhash_rust::xxh3::xxh3_64(format!("jira-cache migrate {schema}").as_bytes()) as i64
+}
+
+/// The advisory lock key of a scope's warm lock.
+pub(crate) fn warm_lock_key(schema: &str, scope: &str) -> i64 {
+    xxhash_rust::xxh3::xxh3_64(format!("jira-cache warm {schema} {scope}").as_bytes()) as i64
+}
+
+/// Creates the schema if missing and applies the pending migrations, all in
+/// one transaction; refuses a schema newer than this binary's.
+pub(crate) fn migrate(client: &mut Client, target: &PgTarget) -> Result<(), CacheError> {
+    let at = target.display_path();
+    let mut tx = client.transaction().at_pg(&at)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[&migration_lock_key(&target.schema)],
+    )
+    .at_pg(&at)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS \"{0}\";
+         CREATE TABLE IF NOT EXISTS \"{0}\".schema_version (
+             version    bigint NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );",
+        target.schema
+    ))
+    .at_pg(&at)?;
+    let found: i64 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .at_pg(&at)?
+        .get(0);
+    if found > PG_SCHEMA_VERSION {
+        return Err(CacheError::NewerSchema {
+            path: at,
+            found,
+            supported: PG_SCHEMA_VERSION,
+        });
+    }
+    if found == PG_SCHEMA_VERSION {
+        return tx.commit().at_pg(&at);
+    }
+    for migration in &MIGRATIONS[usize::try_from(found).unwrap_or(0)..] {
+        tx.batch_execute(migration).at_pg(&at)?;
+    }
+    tx.execute(
+        "INSERT INTO schema_version (version) VALUES ($1)",
+        &[&PG_SCHEMA_VERSION],
+    )
+    .at_pg(&at)?;
+    tx.commit().at_pg(&at)
+}
+
+/// The schema version recorded in the database (0: none yet).
+pub(crate) fn schema_version(client: &mut Client, target: &Path) -> Result<i64, CacheError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+        .at_pg(target)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .at_pg(target)?
+        .get(0))
+}
+
+/// Deletes every row of the scope (`cache_warm --reset`); other scopes
+/// sharing the database keep theirs.
+pub(crate) fn reset_scope(client: &mut Client, scope: &str, at: &Path) -> Result<(), CacheError> {
+    let mut tx = client.transaction().at_pg(at)?;
+    for table in [
+        "entries",
+        "listings",
+        "read_counts",
+        "meta",
+        "watermarks",
+        "runs",
+        "leases",
+    ] {
+        tx.execute(&format!("DELETE FROM {table} WHERE scope = $1"), &[&scope])
+            .at_pg(at)?;
+    }
+    tx.commit().at_pg(at)
+}
+
+// ---------------------------------------------------------------------------
+// Keys: SQLite GLOB patterns, as the contract states them, as regular
+// expressions.
+
+/// A SQLite GLOB pattern (`*`, `?`, `[...]`, `[^...]`, case-sensitive) as
+/// an anchored POSIX regular expression for `~`.
+pub(crate) fn glob_to_regex(glob: &str) -> String {
+    let mut out = String::from("^");
+    let mut chars = glob.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            '[' => {
+                // A class up to its closing `]` (a `]` right after `[` or
+                // `[^` is a member); an unclosed `[` is a literal.
+                let rest: String = chars.clone().collect();
+                let mut class = String::new();
+                let mut body = rest.chars().peekable();
+                let mut taken = 0;
+                if body.peek() == Some(&'^') {
+                    class.push('^');
+                    body.next();
+                    taken += 1;
+                }
+                if body.peek() == Some(&']') {
+                    class.push_str("\\]");
+                    body.next();
+                    taken += 1;
+                }
+                let mut closed = false;
+                for b in body {
+                    taken += 1;
+                    if b == ']' {
+                        closed = true;
+                        break;
+                    }
+                    if b == '\\' {
+                        class.push_str("\\\\");
+                    } else {
+                        class.push(b);
+                    }
+                }
+                if closed {
+                    out.push('[');
+                    out.push_str(&class);
+                    out.push(']');
+                    for _ in 0..taken {
+                        chars.next();
+                    }
+                } else {
+                    out.push_str("\\[");
+                }
+            }
+            c if "\\.^$|()+{}]".contains(c) => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('$');
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Writes. Each runs inside a transaction the writer opened.
+
+fn size_of(key: &str, value: &str) -> i64 {
+    i64::try_from(key.len() + value.len()).unwrap_or(i64::MAX)
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn uncount(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The id of `listing`'s row, creating it with this run's times if it is
+/// new, and giving it this run's times if it has no members.
+fn open_listing(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    listing: &Listing,
+) -> Result<i64, postgres::Error> {
+    let row = tx.query_one(
+        "INSERT INTO listings (scope, category, name, fetched_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (scope, category, name) DO UPDATE
+         SET fetched_at = CASE WHEN EXISTS (SELECT 1 FROM entries e WHERE e.listing = listings.id)
+                               THEN listings.fetched_at ELSE excluded.fetched_at END,
+             expires_at = CASE WHEN EXISTS (SELECT 1 FROM entries e WHERE e.listing = listings.id)
+                               THEN listings.expires_at ELSE excluded.expires_at END
+         RETURNING id",
+        &[
+            &scope,
+            &listing.category.as_str(),
+            &listing.name,
+            &listing.fetched_at,
+            &listing.expires_at,
+        ],
+    )?;
+    Ok(row.get(0))
+}
+
+/// Stores a page of entries (see `write::put_page`), in multi-row
+/// statements: one look-up of the page's existing rows, then one upsert of
+/// the changed ones and one update of the unchanged ones' times.
+pub(crate) fn put_page(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    entries: &[NewEntry],
+    listing: Option<&Listing>,
+) -> Result<PutOutcome, postgres::Error> {
+    let mut outcome = PutOutcome::default();
+    if entries.is_empty() {
+        return Ok(outcome);
+    }
+    let listing = match listing {
+        Some(l) => Some((l.category, open_listing(tx, scope, l)?)),
+        None => None,
+    };
+    // The page may hold the same key twice; the last one wins, as one
+    // statement per entry would have it.
+    let mut last: HashMap<(Category, &str), usize> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        last.insert((e.category, e.key.as_str()), i);
+    }
+    let categories: Vec<&str> = entries.iter().map(|e| e.category.as_str()).collect();
+    let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+    let mut existing: HashMap<(String, String), (i64, i64, Option<i64>)> = HashMap::new();
+    for row in tx.query(
+        "SELECT e.category, e.key, e.hash, e.size, e.listing
+         FROM entries e JOIN unnest($2::text[], $3::text[]) AS k(category, key)
+           ON e.category = k.category AND e.key = k.key
+         WHERE e.scope = $1",
+        &[&scope, &categories, &keys],
+    )? {
+        existing.insert(
+            (row.get(0), row.get(1)),
+            (row.get(2), row.get(3), row.get(4)),
+        );
+    }
+    let mut w_cat = Vec::new();
+    let mut w_key = Vec::new();
+    let mut w_value = Vec::new();
+    let mut w_hash = Vec::new();
+    let mut w_size = Vec::new();
+    let mut w_fetched = Vec::new();
+    let mut w_expires = Vec::new();
+    let mut w_fetch_ms = Vec::new();
+    let mut w_project = Vec::new();
+    let mut w_updated = Vec::new();
+    let mut w_listing = Vec::new();
+    let mut t_cat = Vec::new();
+    let mut t_key = Vec::new();
+    let mut t_fetched = Vec::new();
+    let mut t_expires = Vec::new();
+    let mut t_fetch_ms = Vec::new();
+    let mut t_listing = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if last.get(&(e.category, e.key.as_str())) != Some(&i) {
+            continue;
+        }
+        let hash = value_hash(&e.value);
+        let size = size_of(&e.key, &e.value);
+        let member = listing.and_then(|(category, id)| (category == e.category).then_some(id));
+        let (fetched_at, expires_at) = match member {
+            Some(_) => (None, None),
+            None => (Some(e.fetched_at), Some(e.expires_at)),
+        };
+        match existing.get(&(e.category.as_str().to_string(), e.key.clone())) {
+            Some(&(old_hash, old_size, old_listing))
+                if old_hash == hash
+                    && old_size == size
+                    && member.is_some()
+                    && old_listing == member =>
+            {
+                outcome.unchanged += 1;
+            }
+            Some(&(old_hash, old_size, _)) if old_hash == hash && old_size == size => {
+                t_cat.push(e.category.as_str());
+                t_key.push(e.key.as_str());
+                t_fetched.push(fetched_at);
+                t_expires.push(expires_at);
+                t_fetch_ms.push(e.fetch_ms);
+                t_listing.push(member);
+                outcome.unchanged += 1;
+            }
+            _ => {
+                w_cat.push(e.category.as_str());
+                w_key.push(e.key.as_str());
+                w_value.push(e.value.as_str());
+                w_hash.push(hash);
+                w_size.push(size);
+                w_fetched.push(fetched_at);
+                w_expires.push(expires_at);
+                w_fetch_ms.push(e.fetch_ms);
+                w_project.push(e.project.as_deref());
+                w_updated.push(e.updated_at);
+                w_listing.push(member);
+                outcome.written += 1;
+            }
+        }
+    }
+    if !t_key.is_empty() {
+        tx.execute(
+            "UPDATE entries e
+             SET fetched_at = t.fetched_at, expires_at = t.expires_at, fetch_ms = t.fetch_ms,
+                 listing = t.listing
+             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+                         $7::bigint[])
+                  AS t(category, key, fetched_at, expires_at, fetch_ms, listing)
+             WHERE e.scope = $1 AND e.category = t.category AND e.key = t.key",
+            &[
+                &scope,
+                &t_cat,
+                &t_key,
+                &t_fetched,
+                &t_expires,
+                &t_fetch_ms,
+                &t_listing,
+            ],
+        )?;
+    }
+    if !w_key.is_empty() {
+        tx.execute(
+            "INSERT INTO entries (scope, category, key, value, hash, size, fetched_at, expires_at,
+                                  fetch_ms, project, updated_at, listing)
+             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[],
+                                      $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+                                      $10::text[], $11::bigint[], $12::bigint[])
+             ON CONFLICT (scope, category, key) DO UPDATE
+             SET value = excluded.value, hash = excluded.hash, size = excluded.size,
+                 fetched_at = excluded.fetched_at, expires_at = excluded.expires_at,
+                 fetch_ms = excluded.fetch_ms, project = excluded.project,
+                 updated_at = excluded.updated_at, listing = excluded.listing",
+            &[
+                &scope,
+                &w_cat,
+                &w_key,
+                &w_value,
+                &w_hash,
+                &w_size,
+                &w_fetched,
+                &w_expires,
+                &w_fetch_ms,
+                &w_project,
+                &w_updated,
+                &w_listing,
+            ],
+        )?;
+    }
+    Ok(outcome)
+}
+
+/// Ends a complete run of `listing` (see `write::finish_listing`).
+pub(crate) fn finish_listing(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    listing: &Listing,
+    listed: &HashSet<String>,
+    removal: Option<(&KeyScope, &HashSet<String>)>,
+) -> Result<u64, postgres::Error> {
+    let id = open_listing(tx, scope, listing)?;
+    let removed = match removal {
+        Some((key_scope, also_keep)) => {
+            let keep: HashSet<&str> = listed
+                .iter()
+                .chain(also_keep.iter())
+                .map(String::as_str)
+                .collect();
+            remove_unless(tx, scope, listing.category, key_scope, &keep)?
+        }
+        None => 0,
+    };
+    let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+    // Members the run did not return leave with the listing's times.
+    tx.execute(
+        "UPDATE entries e SET fetched_at = l.fetched_at, expires_at = l.expires_at, listing = NULL
+         FROM listings l
+         WHERE l.id = $1 AND e.listing = l.id AND NOT (e.key = ANY($2::text[]))",
+        &[&id, &listed],
+    )?;
+    tx.execute(
+        "UPDATE listings SET fetched_at = $2, expires_at = $3 WHERE id = $1",
+        &[&id, &listing.fetched_at, &listing.expires_at],
+    )?;
+    Ok(removed)
+}
+
+/// Ends a run of `listing` that did not list everything it covers (see
+/// `write::leave_listing`).
+pub(crate) fn leave_listing(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    listing: &Listing,
+    keys: &HashSet<String>,
+) -> Result<u64, postgres::Error> {
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    tx.execute(
+        "UPDATE entries e SET fetched_at = $4, expires_at = $5, listing = NULL
+         FROM listings l
+         WHERE l.scope = $1 AND l.category = $2 AND l.name = $3 AND e.listing = l.id
+           AND e.key = ANY($6::text[])",
+        &[
+            &scope,
+            &listing.category.as_str(),
+            &listing.name,
+            &listing.fetched_at,
+            &listing.expires_at,
+            &keys,
+        ],
+    )
+}
+
+/// Deletes the entries of `category` inside `key_scope` whose key is not in
+/// `keep`.
+pub(crate) fn remove_missing(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    key_scope: &KeyScope,
+    keep: &HashSet<String>,
+) -> Result<u64, postgres::Error> {
+    let keep: HashSet<&str> = keep.iter().map(String::as_str).collect();
+    remove_unless(tx, scope, category, key_scope, &keep)
+}
+
+fn remove_unless(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    key_scope: &KeyScope,
+    keep: &HashSet<&str>,
+) -> Result<u64, postgres::Error> {
+    let keep: Vec<&str> = keep.iter().copied().collect();
+    let category = category.as_str();
+    match key_scope {
+        KeyScope::All => tx.execute(
+            "DELETE FROM entries WHERE scope = $1 AND category = $2 AND NOT (key = ANY($3::text[]))",
+            &[&scope, &category, &keep],
+        ),
+        KeyScope::Glob(g) => tx.execute(
+            "DELETE FROM entries WHERE scope = $1 AND category = $2 AND key ~ $4
+               AND NOT (key = ANY($3::text[]))",
+            &[&scope, &category, &keep, &glob_to_regex(g)],
+        ),
+        KeyScope::NotGlob(g) => tx.execute(
+            "DELETE FROM entries WHERE scope = $1 AND category = $2 AND key !~ $4
+               AND NOT (key = ANY($3::text[]))",
+            &[&scope, &category, &keep, &glob_to_regex(g)],
+        ),
+        KeyScope::IssueWindow {
+            project,
+            updated_since_ms,
+        } => tx.execute(
+            "DELETE FROM entries WHERE scope = $1 AND category = $2 AND project = $4
+               AND updated_at >= $5 AND NOT (key = ANY($3::text[]))",
+            &[&scope, &category, &keep, project, updated_since_ms],
+        ),
+    }
+}
+
+/// Deletes (or with `dry_run` counts) entries by category and GLOB pattern;
+/// clearing issues clears the watermarks of their projects.
+pub(crate) fn remove(
+    client: &mut Client,
+    scope: &str,
+    category: Option<Category>,
+    pattern: Option<&str>,
+    dry_run: bool,
+) -> Result<u64, postgres::Error> {
+    let category = category.map(Category::as_str);
+    let regex = pattern.map(glob_to_regex);
+    const WHERE: &str = "WHERE scope = $1 AND ($2::text IS NULL OR category = $2)
+                         AND ($3::text IS NULL OR key ~ $3)";
+    if dry_run {
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM entries {WHERE}"),
+                &[&scope, &category, &regex],
+            )?
+            .get(0);
+        return Ok(uncount(n));
+    }
+    let mut tx = client.transaction()?;
+    if category.is_none_or(|c| c == "issue") {
+        tx.execute(
+            "DELETE FROM watermarks WHERE scope = $1 AND ($2::text IS NULL OR project IN (
+                 SELECT DISTINCT coalesce(project, split_part(key, '-', 1))
+                 FROM entries WHERE scope = $1 AND category = 'issue' AND key ~ $2))",
+            &[&scope, &regex],
+        )?;
+    }
+    let n = tx.execute(
+        &format!("DELETE FROM entries {WHERE}"),
+        &[&scope, &category, &regex],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
+pub(crate) fn set_meta(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), postgres::Error> {
+    tx.execute(
+        "INSERT INTO meta (scope, key, value) VALUES ($1, $2, $3)
+         ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value",
+        &[&scope, &key, &value],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn set_watermark(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    project: &str,
+    newest_updated_ms: i64,
+    warmed_at: i64,
+) -> Result<(), postgres::Error> {
+    tx.execute(
+        "INSERT INTO watermarks (scope, project, newest_updated_ms, warmed_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (scope, project) DO UPDATE
+         SET newest_updated_ms = excluded.newest_updated_ms, warmed_at = excluded.warmed_at",
+        &[&scope, &project, &newest_updated_ms, &warmed_at],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn total_bytes(
+    client: &mut impl GenericClient,
+    scope: &str,
+) -> Result<u64, postgres::Error> {
+    let n: i64 = client
+        .query_one(
+            "SELECT coalesce(sum(size), 0)::bigint FROM entries WHERE scope = $1",
+            &[&scope],
+        )?
+        .get(0);
+    Ok(uncount(n))
+}
+
+/// Brings the scope's entry bytes under `max_bytes` (see
+/// `write::enforce_max_size`).
+pub(crate) fn enforce_max_size(
+    client: &mut Client,
+    scope: &str,
+    max_bytes: u64,
+    now_ms: i64,
+) -> Result<EvictionOutcome, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let bytes_before = total_bytes(&mut tx, scope)?;
+    let mut outcome = EvictionOutcome {
+        bytes_before,
+        bytes_after: bytes_before,
+        ..EvictionOutcome::default()
+    };
+    if bytes_before <= max_bytes {
+        return Ok(outcome);
+    }
+    let mut excess = count(bytes_before - max_bytes);
+    let expired = victims(
+        &mut tx,
+        "SELECT e.category, e.key, e.size FROM entries e LEFT JOIN listings l ON l.id = e.listing
+         WHERE e.scope = $1 AND coalesce(e.expires_at, l.expires_at) <= $2
+         ORDER BY coalesce(e.expires_at, l.expires_at), e.key",
+        &[&scope, &now_ms],
+        &mut excess,
+    )?;
+    delete_keys(&mut tx, scope, &expired)?;
+    outcome.removed_expired = expired.len() as u64;
+    if excess > 0 {
+        let lru = victims(
+            &mut tx,
+            "SELECT e.category, e.key, e.size FROM entries e LEFT JOIN listings l ON l.id = e.listing
+             WHERE e.scope = $1 AND $2::bigint IS NOT NULL
+             ORDER BY e.last_read_at NULLS FIRST, coalesce(e.fetched_at, l.fetched_at), e.key",
+            &[&scope, &now_ms],
+            &mut excess,
+        )?;
+        delete_keys(&mut tx, scope, &lru)?;
+        outcome.removed_lru = lru.len() as u64;
+    }
+    outcome.bytes_after = total_bytes(&mut tx, scope)?;
+    tx.commit()?;
+    Ok(outcome)
+}
+
+fn victims(
+    tx: &mut impl GenericClient,
+    sql: &str,
+    args: &[&(dyn postgres::types::ToSql + Sync)],
+    excess: &mut i64,
+) -> Result<Vec<(String, String)>, postgres::Error> {
+    let mut out = Vec::new();
+    for row in tx.query(sql, args)? {
+        if *excess <= 0 {
+            break;
+        }
+        out.push((row.get(0), row.get(1)));
+        *excess -= row.get::<_, i64>(2);
+    }
+    Ok(out)
+}
+
+fn delete_keys(
+    tx: &mut impl GenericClient,
+    scope: &str,
+    keys: &[(String, String)],
+) -> Result<(), postgres::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let categories: Vec<&str> = keys.iter().map(|(c, _)| c.as_str()).collect();
+    let names: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
+    tx.execute(
+        "DELETE FROM entries e USING unnest($2::text[], $3::text[]) AS k(category, key)
+         WHERE e.scope = $1 AND e.category = k.category AND e.key = k.key",
+        &[&scope, &categories, &names],
+    )?;
+    Ok(())
+}
+
+/// Deletes the entries that expired at or before `expired_before_ms`.
+pub(crate) fn prune(
+    client: &mut Client,
+    scope: &str,
+    expired_before_ms: i64,
+) -> Result<PruneOutcome, postgres::Error> {
+    let mut tx = client.transaction()?;
+    let removed = tx.execute(
+        "DELETE FROM entries e WHERE e.scope = $1 AND (e.expires_at <= $2
+            OR e.listing IN (SELECT id FROM listings WHERE scope = $1 AND expires_at <= $2))",
+        &[&scope, &expired_before_ms],
+    )?;
+    tx.commit()?;
+    // The server gives space back to the file system by its own vacuum.
+    Ok(PruneOutcome {
+        removed,
+        bytes_freed_from_file: 0,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Runs.
+
+pub(crate) fn run_start(
+    client: &mut impl GenericClient,
+    scope: &str,
+    start: &RunStart,
+) -> Result<RunId, postgres::Error> {
+    let host = crate::lock::host_name();
+    let row = client.query_one(
+        "INSERT INTO runs (scope, started_at, pid, host, stages, result)
+         VALUES ($1, $2, $3, $4, $5, 'running') RETURNING id",
+        &[
+            &scope,
+            &start.started_at,
+            &i64::from(start.pid),
+            &host,
+            &start.stages.join(","),
+        ],
+    )?;
+    Ok(RunId(row.get(0)))
+}
+
+pub(crate) fn run_finish(
+    client: &mut impl GenericClient,
+    scope: &str,
+    id: RunId,
+    end: &RunEnd,
+) -> Result<(), postgres::Error> {
+    let scrubbed: Vec<String> = end
+        .errors
+        .iter()
+        .map(|e| crate::scrub::scrub(e).into_owned())
+        .collect();
+    let errors = serde_json::to_string(&scrubbed).unwrap_or_else(|_| "[]".to_string());
+    let report = crate::scrub::scrub(&end.report_json).into_owned();
+    client.execute(
+        "UPDATE runs SET ended_at = $3, result = $4, requests = $5, retries = $6, throttled = $7,
+                         written = $8, unchanged = $9, removed = $10, errors = $11, report = $12
+         WHERE scope = $1 AND id = $2",
+        &[
+            &scope,
+            &id.0,
+            &end.ended_at,
+            &end.result.as_str(),
+            &count(end.requests),
+            &count(end.retries),
+            &count(end.throttled),
+            &count(end.written),
+            &count(end.unchanged),
+            &count(end.removed),
+            &errors,
+            &report,
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn runs(
+    client: &mut impl GenericClient,
+    scope: &str,
+    limit: usize,
+) -> Result<Vec<RunRecord>, postgres::Error> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = client.query(
+        "SELECT id, started_at, ended_at, pid, stages, result, requests, retries, throttled,
+                written, unchanged, removed, errors, report
+         FROM runs WHERE scope = $1 ORDER BY id DESC LIMIT $2",
+        &[&scope, &limit],
+    )?;
+    let counted = |v: Option<i64>| v.map(uncount);
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let stages: String = row.get(4);
+            let result: String = row.get(5);
+            let errors: Option<String> = row.get(12);
+            RunRecord {
+                id: RunId(row.get(0)),
+                started_at: row.get(1),
+                ended_at: row.get(2),
+                pid: u32::try_from(row.get::<_, i64>(3)).unwrap_or(0),
+                stages: stages
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                // Only this module writes `result`; an unknown one (a newer
+                // jira-cache's) reads as failed rather than failing the read.
+                result: result.parse().unwrap_or(RunResult::Failed),
+                requests: counted(row.get(6)),
+                retries: counted(row.get(7)),
+                throttled: counted(row.get(8)),
+                written: counted(row.get(9)),
+                unchanged: counted(row.get(10)),
+                removed: counted(row.get(11)),
+                errors: errors
+                    .and_then(|json| serde_json::from_str(&json).ok())
+                    .unwrap_or_default(),
+                report_json: row.get(13),
+            }
+        })
+        .collect())
+}
+
+pub(crate) fn last_ended_at(
+    client: &mut impl GenericClient,
+    scope: &str,
+    result: RunResult,
+) -> Result<Option<i64>, postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT ended_at FROM runs WHERE scope = $1 AND result = $2 AND ended_at IS NOT NULL
+             ORDER BY id DESC LIMIT 1",
+            &[&scope, &result.as_str()],
+        )?
+        .map(|r| r.get(0)))
+}
+
+// ---------------------------------------------------------------------------
+// Reads.
+
+pub(crate) fn peek(
+    client: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    key: &str,
+) -> Result<Option<CachedEntry>, postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT e.value, coalesce(e.fetched_at, l.fetched_at, 0),
+                    coalesce(e.expires_at, l.expires_at, 0), e.fetch_ms, e.size, e.updated_at
+             FROM entries e LEFT JOIN listings l ON l.id = e.listing
+             WHERE e.scope = $1 AND e.category = $2 AND e.key = $3",
+            &[&scope, &category.as_str(), &key],
+        )?
+        .map(|row| CachedEntry {
+            value: row.get(0),
+            fetched_at: row.get(1),
+            expires_at: row.get(2),
+            fetch_ms: row.get(3),
+            size: uncount(row.get(4)),
+            updated_at: row.get(5),
+        }))
+}
+
+/// The reads one reader counted, per source and category.
+pub(crate) type PendingCounts =
+    BTreeMap<(ReadSource, Category), (u64, u64, u64, HashMap<String, i64>)>;
+
+pub(crate) fn write_reads(
+    client: &mut Client,
+    scope: &str,
+    pending: &PendingCounts,
+) -> Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    for ((source, category), (hits, stale_hits, misses, keys)) in pending {
+        tx.execute(
+            "INSERT INTO read_counts (scope, category, source, hits, stale_hits, misses)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (scope, category, source) DO UPDATE
+             SET hits = read_counts.hits + excluded.hits,
+                 stale_hits = read_counts.stale_hits + excluded.stale_hits,
+                 misses = read_counts.misses + excluded.misses",
+            &[
+                &scope,
+                &category.as_str(),
+                &source.as_str(),
+                &count(*hits),
+                &count(*stale_hits),
+                &count(*misses),
+            ],
+        )?;
+        if !keys.is_empty() {
+            let names: Vec<&str> = keys.keys().map(String::as_str).collect();
+            let at: Vec<i64> = keys.values().copied().collect();
+            tx.execute(
+                "UPDATE entries e SET last_read_at = greatest(coalesce(e.last_read_at, 0), r.at)
+                 FROM unnest($3::text[], $4::bigint[]) AS r(key, at)
+                 WHERE e.scope = $1 AND e.category = $2 AND e.key = r.key",
+                &[&scope, &category.as_str(), &names, &at],
+            )?;
+        }
+    }
+    tx.commit()
+}
+
+pub(crate) fn count_keys(
+    client: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    pattern: Option<&str>,
+) -> Result<u64, postgres::Error> {
+    let regex = pattern.map(glob_to_regex);
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM entries WHERE scope = $1 AND category = $2
+               AND ($3::text IS NULL OR key ~ $3)",
+            &[&scope, &category.as_str(), &regex],
+        )?
+        .get(0);
+    Ok(uncount(n))
+}
+
+pub(crate) fn keys(
+    client: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    pattern: Option<&str>,
+) -> Result<Vec<String>, postgres::Error> {
+    let regex = pattern.map(glob_to_regex);
+    Ok(client
+        .query(
+            "SELECT key FROM entries WHERE scope = $1 AND category = $2
+               AND ($3::text IS NULL OR key ~ $3) ORDER BY key COLLATE \"C\"",
+            &[&scope, &category.as_str(), &regex],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+pub(crate) fn scope_expiry(
+    client: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    key_scope: &KeyScope,
+) -> Result<Option<(u64, Option<i64>)>, postgres::Error> {
+    let (negate, regex) = match key_scope {
+        KeyScope::All => (false, None),
+        KeyScope::Glob(g) => (false, Some(glob_to_regex(g))),
+        KeyScope::NotGlob(g) => (true, Some(glob_to_regex(g))),
+        KeyScope::IssueWindow { .. } => return Ok(None),
+    };
+    let row = client.query_one(
+        "SELECT count(*), min(coalesce(e.expires_at, l.expires_at, 0))
+         FROM entries e LEFT JOIN listings l ON l.id = e.listing
+         WHERE e.scope = $1 AND e.category = $2
+           AND ($3::text IS NULL OR ((e.key ~ $3) <> $4))",
+        &[&scope, &category.as_str(), &regex, &negate],
+    )?;
+    Ok(Some((uncount(row.get(0)), row.get(1))))
+}
+
+pub(crate) fn meta(
+    client: &mut impl GenericClient,
+    scope: &str,
+    key: &str,
+) -> Result<Option<String>, postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT value FROM meta WHERE scope = $1 AND key = $2",
+            &[&scope, &key],
+        )?
+        .map(|r| r.get(0)))
+}
+
+pub(crate) fn watermarks(
+    client: &mut impl GenericClient,
+    scope: &str,
+    project: Option<&str>,
+) -> Result<Vec<Watermark>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT project, newest_updated_ms, warmed_at FROM watermarks
+             WHERE scope = $1 AND ($2::text IS NULL OR project = $2) ORDER BY project",
+            &[&scope, &project],
+        )?
+        .iter()
+        .map(|r| Watermark {
+            project: r.get(0),
+            newest_updated_ms: r.get(1),
+            warmed_at: r.get(2),
+        })
+        .collect())
+}
+
+pub(crate) fn issue_versions(
+    client: &mut impl GenericClient,
+    scope: &str,
+    keys: &[String],
+) -> Result<HashMap<String, Option<i64>>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT key, updated_at FROM entries
+             WHERE scope = $1 AND category = 'issue' AND key = ANY($2::text[])",
+            &[&scope, &keys],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+pub(crate) fn issue_keys_in_window(
+    client: &mut impl GenericClient,
+    scope: &str,
+    project: &str,
+    updated_since_ms: i64,
+) -> Result<Vec<String>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT key FROM entries
+             WHERE scope = $1 AND category = 'issue' AND project = $2 AND updated_at >= $3",
+            &[&scope, &project, &updated_since_ms],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+pub(crate) fn issue_counts_by_project(
+    client: &mut impl GenericClient,
+    scope: &str,
+) -> Result<Vec<(String, u64)>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT project, count(*) FROM entries
+             WHERE scope = $1 AND category = 'issue' AND project IS NOT NULL
+             GROUP BY project ORDER BY project COLLATE \"C\"",
+            &[&scope],
+        )?
+        .iter()
+        .map(|r| (r.get(0), uncount(r.get(1))))
+        .collect())
+}
+
+/// The figures of every category (see `CacheReader::category_stats`), in
+/// one snapshot (a repeatable-read transaction).
+pub(crate) fn category_stats(
+    client: &mut Client,
+    scope: &str,
+    now_ms: i64,
+    pending: &PendingCounts,
+) -> Result<Vec<CategoryStats>, postgres::Error> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let mut stats = Vec::with_capacity(Category::ALL.len());
+    let figures = tx.query(
+        "SELECT e.category, count(*), coalesce(sum(e.size), 0)::bigint,
+                count(*) FILTER (WHERE coalesce(e.expires_at, l.expires_at) <= $2),
+                min(coalesce(e.fetched_at, l.fetched_at)), max(coalesce(e.fetched_at, l.fetched_at)),
+                min(coalesce(e.expires_at, l.expires_at))
+                    FILTER (WHERE coalesce(e.expires_at, l.expires_at) > $2)
+         FROM entries e LEFT JOIN listings l ON l.id = e.listing
+         WHERE e.scope = $1 GROUP BY e.category",
+        &[&scope, &now_ms],
+    )?;
+    let reads = tx.query(
+        "SELECT category, source, hits, stale_hits, misses FROM read_counts WHERE scope = $1",
+        &[&scope],
+    )?;
+    tx.commit()?;
+    for category in Category::ALL {
+        let name = category.as_str();
+        let row = figures.iter().find(|r| r.get::<_, &str>(0) == name);
+        let (entries, bytes, expired, oldest_fetch, newest_fetch, next_expiry) = match row {
+            Some(r) => (
+                uncount(r.get(1)),
+                uncount(r.get(2)),
+                uncount(r.get(3)),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            ),
+            None => (0, 0, 0, None, None, None),
+        };
+        let mut by_source: BTreeMap<ReadSource, ReadCounts> = ReadSource::ALL
+            .iter()
+            .map(|&s| (s, ReadCounts::default()))
+            .collect();
+        for r in reads.iter().filter(|r| r.get::<_, &str>(0) == name) {
+            let source: &str = r.get(1);
+            let Some(source) = ReadSource::ALL.into_iter().find(|s| s.as_str() == source) else {
+                continue;
+            };
+            let c = by_source.entry(source).or_default();
+            c.hits += uncount(r.get(2));
+            c.stale_hits += uncount(r.get(3));
+            c.misses += uncount(r.get(4));
+        }
+        for ((source, c), (hits, stale_hits, misses, _)) in pending {
+            if *c != category {
+                continue;
+            }
+            let counts = by_source.entry(*source).or_default();
+            counts.hits += hits;
+            counts.stale_hits += stale_hits;
+            counts.misses += misses;
+        }
+        let counted = by_source
+            .iter()
+            .filter(|(s, _)| s.counts_in_hit_rate())
+            .fold(ReadCounts::default(), |sum, (_, c)| ReadCounts {
+                hits: sum.hits + c.hits,
+                stale_hits: sum.stale_hits + c.stale_hits,
+                misses: sum.misses + c.misses,
+            });
+        stats.push(CategoryStats {
+            category,
+            entries,
+            fresh: entries.saturating_sub(expired),
+            expired,
+            bytes,
+            oldest_fetch,
+            newest_fetch,
+            next_expiry,
+            hits: counted.hits,
+            stale_hits: counted.stale_hits,
+            misses: counted.misses,
+            by_source,
+        });
+    }
+    Ok(stats)
+}
+
+/// The bytes the scope's rows take in the database (values, with their
+/// out-of-line storage), for the "on disk" figure.
+pub(crate) fn stored_bytes(
+    client: &mut impl GenericClient,
+    scope: &str,
+) -> Result<u64, postgres::Error> {
+    let n: i64 = client
+        .query_one(
+            "SELECT coalesce(sum(pg_column_size(e.*)), 0)::bigint FROM entries e WHERE e.scope = $1",
+            &[&scope],
+        )?
+        .get(0);
+    Ok(uncount(n))
+}
+
+// ---------------------------------------------------------------------------
+// Leases.
+
+pub(crate) fn lease_try_acquire(
+    client: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    key: &str,
+    holder: &str,
+    now_ms: i64,
+    ttl_ms: i64,
+) -> Result<bool, postgres::Error> {
+    let n = client.execute(
+        "INSERT INTO leases (scope, category, key, holder, expires_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (scope, category, key) DO UPDATE
+         SET holder = excluded.holder, expires_at = excluded.expires_at
+         WHERE leases.expires_at <= $6 OR leases.holder = excluded.holder",
+        &[
+            &scope,
+            &category.as_str(),
+            &key,
+            &holder,
+            &now_ms.saturating_add(ttl_ms),
+            &now_ms,
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+pub(crate) fn lease_release(
+    client: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    key: &str,
+    holder: &str,
+) -> Result<(), postgres::Error> {
+    client.execute(
+        "DELETE FROM leases WHERE scope = $1 AND category = $2 AND key = $3 AND holder = $4",
+        &[&scope, &category.as_str(), &key, &holder],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn lease_holder(
+    client: &mut impl GenericClient,
+    scope: &str,
+    category: Category,
+    key: &str,
+    now_ms: i64,
+) -> Result<Option<String>, postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT holder FROM leases
+             WHERE scope = $1 AND category = $2 AND key = $3 AND expires_at > $4",
+            &[&scope, &category.as_str(), &key, &now_ms],
+        )?
+        .map(|r| r.get(0)))
+}
+
+// ---------------------------------------------------------------------------
+// The warm lock of a PostgreSQL-backed profile.
+
+/// The warm lock of a profile whose cache lives in PostgreSQL: a
+/// session-level advisory lock, held by a connection of its own. The server
+/// releases it when that connection ends, however the holder ends (a
+/// `kill -9` included). A row of `warm_locks` names the holder's host, pid
+/// and start time for the next warm that finds it taken.
+#[derive(Debug)]
+pub struct PgWarmLock {
+    actor: Actor,
+    key: i64,
+}
+
+impl PgWarmLock {
+    /// Takes the lock now. `Ok(Err(holder))` when another warm holds it,
+    /// with who that is ("pid 123 on host-a since 2026-11-28 06:00:00").
+    pub fn acquire(target: &PgTarget) -> Result<Result<PgWarmLock, String>, CacheError> {
+        let actor = Actor::start(target, "jira-cache-lock")?;
+        let key = warm_lock_key(&target.schema, &target.scope);
+        let pid = i64::from(std::process::id());
+        let host = crate::lock::host_name();
+        let now = chrono::Utc::now().timestamp_millis();
+        let taken = actor.call(move |client, scope, at| {
+            let taken: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .at_pg(at)?
+                .get(0);
+            if taken {
+                client
+                    .execute(
+                        "INSERT INTO warm_locks (scope, host, pid, started_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (scope) DO UPDATE
+                         SET host = excluded.host, pid = excluded.pid, started_at = excluded.started_at",
+                        &[&scope, &host, &pid, &now],
+                    )
+                    .at_pg(at)?;
+                return Ok(None);
+            }
+            let holder = client
+                .query_opt(
+                    "SELECT host, pid, started_at FROM warm_locks WHERE scope = $1",
+                    &[&scope],
+                )
+                .at_pg(at)?
+                .map(|row| {
+                    let host: String = row.get(0);
+                    let pid: i64 = row.get(1);
+                    let since = chrono::DateTime::from_timestamp_millis(row.get(2))
+                        .map(|t| {
+                            t.with_timezone(&chrono::Local)
+                                .format("%Y-%m-%d %H:%M:%S %z")
+                                .to_string()
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "pid {pid} on {} since {since}",
+                        crate::scrub::for_terminal(&host)
+                    )
+                })
+                .unwrap_or_else(|| "a warm on another connection".to_string());
+            Ok(Some(holder))
+        })?;
+        Ok(match taken {
+            None => Ok(PgWarmLock { actor, key }),
+            Some(holder) => Err(holder),
+        })
+    }
+}
+
+impl Drop for PgWarmLock {
+    fn drop(&mut self) {
+        let key = self.key;
+        // Best effort: closing the connection (the actor's thread ends when
+        // it is dropped) releases the lock anyway.
+        let _ = self.actor.call(move |client, scope, at| {
+            client
+                .execute(
+                    "DELETE FROM warm_locks WHERE scope = $1 AND pid = $2",
+                    &[&scope, &i64::from(std::process::id())],
+                )
+                .at_pg(at)?;
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .at_pg(at)?;
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_become_anchored_regular_expressions() {
+        assert_eq!(glob_to_regex("list:*"), "^list:.*$");
+        assert_eq!(glob_to_regex("assignable:*"), "^assignable:.*$");
+        assert_eq!(glob_to_regex("A?-1"), "^A.-1$");
+        assert_eq!(glob_to_regex("a.b"), "^a\\.b$");
+        assert_eq!(glob_to_regex("[AB]-*"), "^[AB]-.*$");
+        assert_eq!(glob_to_regex("[^AB]*"), "^[^AB].*$");
+        assert_eq!(glob_to_regex("x[y"), "^x\\[y$");
+        assert_eq!(glob_to_regex("(a)+"), "^\\(a\\)\\+$");
+    }
+
+    #[test]
+    fn a_url_with_a_password_is_refused() {
+        let e = PgTarget::new("postgres://u:secret@h/db", None, "jira_cache", "s").unwrap_err();
+        assert!(e.contains("password"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(PgTarget::new("postgres://u@h/db", None, "jira_cache", "s").is_ok());
+        for bad in ["", "a\"b", "1abc", "a-b", "a;drop"] {
+            assert!(
+                PgTarget::new("postgres://u@h/db", None, bad, "s").is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_display_never_holds_the_password() {
+        let t = PgTarget::new("postgres://u@h:5433/db", Some("hunter2".into()), "jc", "s").unwrap();
+        assert_eq!(t.display(), "postgres://u@h:5433/db (schema jc)");
+        assert!(!format!("{t:?}").contains("hunter2"));
+    }
+}
