@@ -1,0 +1,565 @@
+//! The cache's contract, written once and run against both stores: the
+//! SQLite file and PostgreSQL (issue 18). Each test runs on a fresh SQLite
+//! file and on a fresh PostgreSQL schema of a throwaway server
+//! (`common::pg`); without the server binaries the PostgreSQL half skips
+//! with a message (under `CI=true` it fails instead).
+
+mod common;
+
+use std::collections::HashSet;
+
+use jira_cache::Category;
+use jira_cache::cache::{
+    Cache, CacheError, CacheLocation, Freshness, KeyScope, Listing, NewEntry, PgTarget, ReadSource,
+    RunEnd, RunResult, RunStart,
+};
+
+const NOW: i64 = 1_700_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+/// A fresh cache of each kind: (name, location, what keeps it alive).
+fn stores() -> Vec<(&'static str, CacheLocation, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = vec![(
+        "sqlite",
+        CacheLocation::File(dir.path().join("c.sqlite3")),
+        Some(dir),
+    )];
+    if let Some(server) = common::pg::shared() {
+        out.push(("postgres", pg_location(server, &fresh_schema(), "p https://a.example/"), None));
+    }
+    out
+}
+
+fn fresh_schema() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("contract_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+fn pg_location(server: &common::pg::PgServer, schema: &str, scope: &str) -> CacheLocation {
+    CacheLocation::Postgres(
+        PgTarget::new(
+            &server.url("postgres"),
+            Some(common::pg::PASSWORD.to_string()),
+            schema,
+            scope,
+        )
+        .unwrap(),
+    )
+}
+
+fn entry(category: Category, key: &str, value: &str, expires_at: i64) -> NewEntry {
+    NewEntry {
+        category,
+        key: key.to_string(),
+        value: value.to_string(),
+        fetched_at: NOW - HOUR,
+        expires_at,
+        fetch_ms: 12,
+        project: None,
+        updated_at: None,
+    }
+}
+
+fn issue(key: &str, updated_at: i64) -> NewEntry {
+    NewEntry {
+        project: Some(key.split('-').next().unwrap().to_string()),
+        updated_at: Some(updated_at),
+        ..entry(
+            Category::Issue,
+            key,
+            &format!(r#"{{"key":"{key}"}}"#),
+            NOW + HOUR,
+        )
+    }
+}
+
+fn set(keys: &[&str]) -> HashSet<String> {
+    keys.iter().map(|k| k.to_string()).collect()
+}
+
+fn keys(cache: &Cache, category: Category) -> Vec<String> {
+    cache.reader().unwrap().keys(category, None).unwrap()
+}
+
+fn listing(name: &str, at: i64) -> Listing {
+    Listing {
+        category: Category::User,
+        name: name.to_string(),
+        fetched_at: at,
+        expires_at: at + 24 * HOUR,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_round_trip_and_unchanged_values_are_not_rewritten() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        let first = writer
+            .put_page(vec![
+                entry(Category::Project, "ALPHA", r#"{"key":"ALPHA","ü":"✓"}"#, NOW + HOUR),
+                entry(Category::Field, "summary", r#"{"id":"summary"}"#, NOW - 1),
+            ])
+            .await
+            .unwrap();
+        assert_eq!((first.written, first.unchanged), (2, 0), "{name}");
+        let again = writer
+            .put_page(vec![
+                entry(Category::Project, "ALPHA", r#"{"key":"ALPHA","ü":"✓"}"#, NOW + 2 * HOUR),
+                entry(Category::Field, "summary", r#"{"id":"summary","v":2}"#, NOW + HOUR),
+            ])
+            .await
+            .unwrap();
+        assert_eq!((again.written, again.unchanged), (1, 1), "{name}");
+        let mut reader = cache.reader().unwrap();
+        let alpha = reader.get(Category::Project, "ALPHA", NOW).unwrap().unwrap();
+        assert_eq!(alpha.value, r#"{"key":"ALPHA","ü":"✓"}"#, "{name}: byte for byte");
+        assert_eq!(alpha.expires_at, NOW + 2 * HOUR, "{name}: times refreshed");
+        assert_eq!(alpha.freshness(NOW), Freshness::Fresh);
+        let summary = reader.peek(Category::Field, "summary").unwrap().unwrap();
+        assert_eq!(summary.value, r#"{"id":"summary","v":2}"#, "{name}");
+        assert!(reader.get(Category::User, "nobody", NOW).unwrap().is_none());
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_listing_removes_only_what_it_proved_gone_inside_its_scope() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        writer
+            .put_listing_page(
+                listing("users", NOW - HOUR),
+                0,
+                vec![
+                    entry(Category::User, "u1", "{}", 0),
+                    entry(Category::User, "u2", "{}", 0),
+                    entry(Category::User, "u3", "{}", 0),
+                ],
+            )
+            .await
+            .unwrap();
+        // An assignable list lives beside the users, outside their scope.
+        writer
+            .put_page(vec![entry(Category::User, "assignable:A", "[]", NOW + HOUR)])
+            .await
+            .unwrap();
+        writer
+            .finish_listing(
+                listing("users", NOW - HOUR),
+                set(&["u1", "u2", "u3"]),
+                Some((KeyScope::NotGlob("assignable:*".into()), HashSet::new())),
+            )
+            .await
+            .unwrap();
+        // The next complete run lists u1 and u3 only.
+        writer
+            .put_listing_page(
+                listing("users", NOW),
+                0,
+                vec![
+                    entry(Category::User, "u1", "{}", 0),
+                    entry(Category::User, "u3", r#"{"changed":true}"#, 0),
+                ],
+            )
+            .await
+            .unwrap();
+        let removed = writer
+            .finish_listing(
+                listing("users", NOW),
+                set(&["u1", "u3"]),
+                Some((KeyScope::NotGlob("assignable:*".into()), HashSet::new())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(removed, 1, "{name}");
+        assert_eq!(
+            keys(&cache, Category::User),
+            vec!["assignable:A", "u1", "u3"],
+            "{name}: only u2 went, the assignable list stayed"
+        );
+        let u1 = cache.reader().unwrap().peek(Category::User, "u1").unwrap().unwrap();
+        assert_eq!(
+            (u1.fetched_at, u1.expires_at),
+            (NOW, NOW + 24 * HOUR),
+            "{name}: a member carries its listing's times"
+        );
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_could_not_list_everything_moves_only_the_times_it_proved() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        writer
+            .put_listing_page(
+                listing("users", NOW - 2 * HOUR),
+                0,
+                vec![entry(Category::User, "u1", "{}", 0), entry(Category::User, "u2", "{}", 0)],
+            )
+            .await
+            .unwrap();
+        writer
+            .finish_listing(listing("users", NOW - 2 * HOUR), set(&["u1", "u2"]), None)
+            .await
+            .unwrap();
+        writer
+            .put_listing_page(listing("users", NOW), 0, vec![entry(Category::User, "u1", "{}", 0)])
+            .await
+            .unwrap();
+        let left = writer
+            .leave_listing(listing("users", NOW), set(&["u1"]))
+            .await
+            .unwrap();
+        assert_eq!(left, 1, "{name}");
+        let reader = cache.reader().unwrap();
+        let u1 = reader.peek(Category::User, "u1").unwrap().unwrap();
+        let u2 = reader.peek(Category::User, "u2").unwrap().unwrap();
+        assert_eq!(u1.fetched_at, NOW, "{name}: proved current");
+        assert_eq!(u2.fetched_at, NOW - 2 * HOUR, "{name}: kept its older times");
+        assert_eq!(keys(&cache, Category::User).len(), 2, "{name}: nothing removed");
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issue_census_reconciles_its_window_only_and_watermarks_follow_clears() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        writer
+            .put_page(vec![
+                issue("A-1", NOW - HOUR),
+                issue("A-2", NOW - HOUR),
+                issue("A-3", NOW - 40 * 24 * HOUR),
+                issue("B-1", NOW - HOUR),
+            ])
+            .await
+            .unwrap();
+        let pending = writer
+            .finish_issue_listing(
+                "A".to_string(),
+                vec![],
+                Some((
+                    KeyScope::IssueWindow {
+                        project: "A".into(),
+                        updated_since_ms: NOW - 30 * 24 * HOUR,
+                    },
+                    set(&["A-1"]),
+                )),
+                Some(NOW - HOUR),
+                NOW,
+            )
+            .await
+            .unwrap();
+        writer.flush().await.unwrap();
+        let (_, removed) = pending.outcome().await.unwrap();
+        assert_eq!(removed, 1, "{name}: A-2 only");
+        assert_eq!(
+            keys(&cache, Category::Issue),
+            vec!["A-1", "A-3", "B-1"],
+            "{name}: the aged-out A-3 and the other project stay"
+        );
+        let reader = cache.reader().unwrap();
+        assert_eq!(reader.watermark("A").unwrap().unwrap().newest_updated_ms, NOW - HOUR);
+        assert_eq!(
+            reader.issue_keys_in_window("A", NOW - 30 * 24 * HOUR).unwrap(),
+            vec!["A-1"]
+        );
+        let versions = reader.issue_versions(["A-1", "A-9"]).unwrap();
+        assert_eq!(versions.len(), 1, "{name}");
+        assert_eq!(
+            reader.issue_counts_by_project().unwrap(),
+            vec![("A".to_string(), 2), ("B".to_string(), 1)],
+            "{name}"
+        );
+        // A dry run counts; a clear of A's issues also clears A's watermark.
+        assert_eq!(
+            writer.remove(Some(Category::Issue), Some("A-*".into()), true).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            writer.remove(Some(Category::Issue), Some("A-*".into()), false).await.unwrap(),
+            2
+        );
+        assert!(cache.reader().unwrap().watermark("A").unwrap().is_none(), "{name}");
+        assert_eq!(keys(&cache, Category::Issue), vec!["B-1"], "{name}");
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn globs_select_the_same_keys_on_both_stores() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        writer
+            .put_page(
+                ["list:fields", "status:1", "status:10", "summary", "a.b", "axb", "[x]"]
+                    .iter()
+                    .map(|k| entry(Category::Field, k, "{}", NOW + HOUR))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let reader = cache.reader().unwrap();
+        let found = |p: &str| reader.keys(Category::Field, Some(p)).unwrap();
+        assert_eq!(found("status:?"), vec!["status:1"], "{name}");
+        assert_eq!(found("status:*"), vec!["status:1", "status:10"], "{name}");
+        assert_eq!(found("a.b"), vec!["a.b"], "{name}: `.` is literal");
+        assert_eq!(found("[l]ist:*"), vec!["list:fields"], "{name}");
+        assert_eq!(reader.count_keys(Category::Field, Some("*")).unwrap(), 7, "{name}");
+        assert_eq!(reader.count_keys(Category::Field, Some("S*")).unwrap(), 0, "{name}: case");
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_recorded_and_scrubbed() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        let id = writer
+            .run_start(RunStart {
+                started_at: NOW,
+                pid: 4242,
+                stages: vec!["projects".into(), "fields".into()],
+            })
+            .await
+            .unwrap();
+        let running = cache.reader().unwrap().runs(5).unwrap();
+        assert_eq!(running[0].result, RunResult::Running, "{name}");
+        jira_cache::scrub::register("s3cr3t-t0ken-for-contract");
+        writer
+            .run_finish(
+                id,
+                RunEnd {
+                    ended_at: NOW + 1000,
+                    result: RunResult::Ok,
+                    requests: 7,
+                    retries: 1,
+                    throttled: 0,
+                    written: 3,
+                    unchanged: 4,
+                    removed: 0,
+                    errors: vec!["server said s3cr3t-t0ken-for-contract".into()],
+                    report_json: r#"{"ok":true}"#.into(),
+                },
+            )
+            .await
+            .unwrap();
+        let reader = cache.reader().unwrap();
+        let runs = reader.runs(5).unwrap();
+        assert_eq!(runs.len(), 1, "{name}");
+        assert_eq!(runs[0].requests, Some(7));
+        assert_eq!(runs[0].stages, vec!["projects", "fields"]);
+        assert!(
+            !runs[0].errors[0].contains("s3cr3t"),
+            "{name}: {:?}",
+            runs[0].errors
+        );
+        assert_eq!(reader.last_ended_at(RunResult::Ok).unwrap(), Some(NOW + 1000));
+        assert_eq!(reader.last_ended_at(RunResult::Failed).unwrap(), None);
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hit_counts_are_kept_per_source_and_reach_the_figures() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        writer
+            .put_page(vec![
+                entry(Category::Project, "A", "{}", NOW + HOUR),
+                entry(Category::Project, "B", "{}", NOW - 1),
+            ])
+            .await
+            .unwrap();
+        {
+            let mut reader = cache.reader().unwrap();
+            reader.get(Category::Project, "A", NOW).unwrap();
+            reader.get(Category::Project, "B", NOW).unwrap();
+            reader.get(Category::Project, "C", NOW).unwrap();
+            reader.set_read_source(ReadSource::Get);
+            reader.get(Category::Project, "A", NOW).unwrap();
+            assert!(reader.flush_read_counts().unwrap());
+        }
+        let stats = cache.reader().unwrap().category_stats(NOW).unwrap();
+        let project = stats.iter().find(|s| s.category == Category::Project).unwrap();
+        assert_eq!((project.entries, project.fresh, project.expired), (2, 1, 1), "{name}");
+        assert_eq!(
+            (project.hits, project.stale_hits, project.misses),
+            (1, 1, 1),
+            "{name}: `--get` reads are not in the hit rate"
+        );
+        assert_eq!(project.by_source[&ReadSource::Get].hits, 1, "{name}");
+        assert_eq!(project.bytes, 2 * 3, "{name}: key + value bytes");
+        assert_eq!(project.next_expiry, Some(NOW + HOUR), "{name}");
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_exclusive_until_released_or_expired() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let mut a = cache.leases().unwrap();
+        let mut b = cache.leases().unwrap();
+        assert!(a.try_acquire(Category::Issue, "A-1", "a", NOW, 1000).unwrap(), "{name}");
+        assert!(!b.try_acquire(Category::Issue, "A-1", "b", NOW, 1000).unwrap(), "{name}");
+        assert_eq!(b.holder(Category::Issue, "A-1", NOW).unwrap().as_deref(), Some("a"));
+        // Expired: free to take.
+        assert!(b.try_acquire(Category::Issue, "A-1", "b", NOW + 1000, 1000).unwrap(), "{name}");
+        b.release(Category::Issue, "A-1", "b").unwrap();
+        assert!(a.holder(Category::Issue, "A-1", NOW + 1000).unwrap().is_none(), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eviction_takes_expired_entries_first_then_the_least_recently_read() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        let big = "x".repeat(1000);
+        writer
+            .put_page(vec![
+                entry(Category::Issue, "A-1", &big, NOW - 10),
+                entry(Category::Issue, "A-2", &big, NOW + HOUR),
+                entry(Category::Issue, "A-3", &big, NOW + HOUR),
+            ])
+            .await
+            .unwrap();
+        {
+            let mut reader = cache.reader().unwrap();
+            reader.get(Category::Issue, "A-2", NOW).unwrap();
+            reader.flush_read_counts().unwrap();
+        }
+        let out = writer.enforce_max_size(1100, NOW).await.unwrap();
+        assert_eq!((out.removed_expired, out.removed_lru), (1, 1), "{name}");
+        assert_eq!(keys(&cache, Category::Issue), vec!["A-2"], "{name}: the one read stays");
+        writer
+            .put_page(vec![entry(Category::Issue, "A-4", "{}", NOW - 5)])
+            .await
+            .unwrap();
+        let pruned = writer.prune(NOW).await.unwrap();
+        assert_eq!(pruned.removed, 1, "{name}");
+        assert_eq!(keys(&cache, Category::Issue), vec!["A-2"], "{name}");
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_values_and_reset() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        writer.set_meta("deployment".into(), "cloud".into()).await.unwrap();
+        writer.set_meta("deployment".into(), "datacenter".into()).await.unwrap();
+        writer
+            .put_page(vec![entry(Category::Project, "A", "{}", NOW + HOUR)])
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.reader().unwrap().meta("deployment").unwrap().as_deref(),
+            Some("datacenter"),
+            "{name}"
+        );
+        writer.shutdown().await.unwrap();
+        let cache = Cache::reset(&location).unwrap();
+        let reader = cache.reader().unwrap();
+        assert!(reader.meta("deployment").unwrap().is_none(), "{name}");
+        assert!(reader.keys(Category::Project, None).unwrap().is_empty(), "{name}");
+    }
+}
+
+/// PostgreSQL only: what the SQLite file gets from being one file per
+/// profile, the database must get from scopes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_sharing_one_database_never_see_each_others_entries() {
+    let Some(server) = common::pg::shared() else {
+        return;
+    };
+    let schema = fresh_schema();
+    let a = Cache::open(pg_location(server, &schema, "a https://a.example/")).unwrap();
+    let b = Cache::open(pg_location(server, &schema, "b https://b.example/")).unwrap();
+    let (wa, wb) = (a.writer().unwrap(), b.writer().unwrap());
+    wa.put_page(vec![entry(Category::Project, "A", "{}", NOW + HOUR)]).await.unwrap();
+    wb.put_page(vec![entry(Category::Project, "B", "{}", NOW + HOUR)]).await.unwrap();
+    wb.set_meta("k".into(), "b".into()).await.unwrap();
+    assert_eq!(keys(&a, Category::Project), vec!["A"]);
+    assert_eq!(keys(&b, Category::Project), vec!["B"]);
+    assert!(a.reader().unwrap().meta("k").unwrap().is_none());
+    // A complete listing of one profile removes nothing of the other.
+    wa.remove_missing(Category::Project, KeyScope::All, HashSet::new())
+        .await
+        .unwrap();
+    assert_eq!(keys(&b, Category::Project), vec!["B"]);
+    wa.shutdown().await.unwrap();
+    // A reset of one profile leaves the other's entries.
+    drop(Cache::reset(a.location()).unwrap());
+    assert_eq!(keys(&b, Category::Project), vec!["B"]);
+    wb.shutdown().await.unwrap();
+}
+
+/// PostgreSQL only: a schema migrated by a newer jira-cache is refused
+/// (exit 7), and a reader of a database never warmed says so.
+#[test]
+fn a_newer_schema_is_refused_and_an_empty_database_is_missing() {
+    let Some(server) = common::pg::shared() else {
+        return;
+    };
+    let schema = fresh_schema();
+    let location = pg_location(server, &schema, "p x");
+    match Cache::open_read_only(&location) {
+        Err(CacheError::Missing { .. }) => {}
+        other => panic!("expected Missing, got {other:?}"),
+    }
+    drop(Cache::open(&location).unwrap());
+    server
+        .client("postgres")
+        .batch_execute(&format!("INSERT INTO {schema}.schema_version (version) VALUES (99)"))
+        .unwrap();
+    let e = Cache::open(&location).unwrap_err();
+    assert!(matches!(e, CacheError::NewerSchema { found: 99, .. }), "{e}");
+    assert_eq!(jira_cache::exit::code_for(&e), 7);
+    assert!(!e.to_string().contains(common::pg::PASSWORD));
+}
+
+/// PostgreSQL only: a wrong password and a missing database are
+/// configuration errors (exit 3); an unreachable server is a cache error
+/// (exit 7). Each is one line that names the next step, without the
+/// password.
+#[test]
+fn connection_failures_name_their_cause_and_next_step() {
+    let Some(server) = common::pg::shared() else {
+        return;
+    };
+    let target = |url: &str, password: &str| {
+        CacheLocation::Postgres(PgTarget::new(url, Some(password.into()), "jira_cache", "s").unwrap())
+    };
+    let wrong = Cache::open(target(&server.url("postgres"), "not-the-password")).unwrap_err();
+    assert_eq!(jira_cache::exit::code_for(&wrong), 3, "{wrong}");
+    assert!(wrong.to_string().contains("password"), "{wrong}");
+    assert!(!wrong.to_string().contains("not-the-password"), "{wrong}");
+    let missing = Cache::open(target(&server.url("no_such_db"), common::pg::PASSWORD)).unwrap_err();
+    assert_eq!(jira_cache::exit::code_for(&missing), 3, "{missing}");
+    assert!(missing.to_string().contains("createdb"), "{missing}");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let gone = Cache::open(target(
+        &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        common::pg::PASSWORD,
+    ))
+    .unwrap_err();
+    assert_eq!(jira_cache::exit::code_for(&gone), 7, "{gone}");
+    assert!(gone.to_string().contains("cannot reach the database"), "{gone}");
+    for e in [&wrong, &missing, &gone] {
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
+    }
+}
