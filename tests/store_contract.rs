@@ -26,7 +26,11 @@ fn stores() -> Vec<(&'static str, CacheLocation, Option<tempfile::TempDir>)> {
         Some(dir),
     )];
     if let Some(server) = common::pg::shared() {
-        out.push(("postgres", pg_location(server, &fresh_schema(), "p https://a.example/"), None));
+        out.push((
+            "postgres",
+            pg_location(server, &fresh_schema(), "p https://a.example/"),
+            None,
+        ));
     }
     out
 }
@@ -34,7 +38,11 @@ fn stores() -> Vec<(&'static str, CacheLocation, Option<tempfile::TempDir>)> {
 fn fresh_schema() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("contract_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "contract_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 fn pg_location(server: &common::pg::PgServer, schema: &str, scope: &str) -> CacheLocation {
@@ -99,7 +107,12 @@ async fn values_round_trip_and_unchanged_values_are_not_rewritten() {
         let writer = cache.writer().unwrap();
         let first = writer
             .put_page(vec![
-                entry(Category::Project, "ALPHA", r#"{"key":"ALPHA","ü":"✓"}"#, NOW + HOUR),
+                entry(
+                    Category::Project,
+                    "ALPHA",
+                    r#"{"key":"ALPHA","ü":"✓"}"#,
+                    NOW + HOUR,
+                ),
                 entry(Category::Field, "summary", r#"{"id":"summary"}"#, NOW - 1),
             ])
             .await
@@ -107,15 +120,31 @@ async fn values_round_trip_and_unchanged_values_are_not_rewritten() {
         assert_eq!((first.written, first.unchanged), (2, 0), "{name}");
         let again = writer
             .put_page(vec![
-                entry(Category::Project, "ALPHA", r#"{"key":"ALPHA","ü":"✓"}"#, NOW + 2 * HOUR),
-                entry(Category::Field, "summary", r#"{"id":"summary","v":2}"#, NOW + HOUR),
+                entry(
+                    Category::Project,
+                    "ALPHA",
+                    r#"{"key":"ALPHA","ü":"✓"}"#,
+                    NOW + 2 * HOUR,
+                ),
+                entry(
+                    Category::Field,
+                    "summary",
+                    r#"{"id":"summary","v":2}"#,
+                    NOW + HOUR,
+                ),
             ])
             .await
             .unwrap();
         assert_eq!((again.written, again.unchanged), (1, 1), "{name}");
         let mut reader = cache.reader().unwrap();
-        let alpha = reader.get(Category::Project, "ALPHA", NOW).unwrap().unwrap();
-        assert_eq!(alpha.value, r#"{"key":"ALPHA","ü":"✓"}"#, "{name}: byte for byte");
+        let alpha = reader
+            .get(Category::Project, "ALPHA", NOW)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            alpha.value, r#"{"key":"ALPHA","ü":"✓"}"#,
+            "{name}: byte for byte"
+        );
         assert_eq!(alpha.expires_at, NOW + 2 * HOUR, "{name}: times refreshed");
         assert_eq!(alpha.freshness(NOW), Freshness::Fresh);
         let summary = reader.peek(Category::Field, "summary").unwrap().unwrap();
@@ -144,7 +173,12 @@ async fn a_complete_listing_removes_only_what_it_proved_gone_inside_its_scope() 
             .unwrap();
         // An assignable list lives beside the users, outside their scope.
         writer
-            .put_page(vec![entry(Category::User, "assignable:A", "[]", NOW + HOUR)])
+            .put_page(vec![entry(
+                Category::User,
+                "assignable:A",
+                "[]",
+                NOW + HOUR,
+            )])
             .await
             .unwrap();
         writer
@@ -181,7 +215,12 @@ async fn a_complete_listing_removes_only_what_it_proved_gone_inside_its_scope() 
             vec!["assignable:A", "u1", "u3"],
             "{name}: only u2 went, the assignable list stayed"
         );
-        let u1 = cache.reader().unwrap().peek(Category::User, "u1").unwrap().unwrap();
+        let u1 = cache
+            .reader()
+            .unwrap()
+            .peek(Category::User, "u1")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (u1.fetched_at, u1.expires_at),
             (NOW, NOW + 24 * HOUR),
@@ -200,7 +239,10 @@ async fn a_run_that_could_not_list_everything_moves_only_the_times_it_proved() {
             .put_listing_page(
                 listing("users", NOW - 2 * HOUR),
                 0,
-                vec![entry(Category::User, "u1", "{}", 0), entry(Category::User, "u2", "{}", 0)],
+                vec![
+                    entry(Category::User, "u1", "{}", 0),
+                    entry(Category::User, "u2", "{}", 0),
+                ],
             )
             .await
             .unwrap();
@@ -209,7 +251,11 @@ async fn a_run_that_could_not_list_everything_moves_only_the_times_it_proved() {
             .await
             .unwrap();
         writer
-            .put_listing_page(listing("users", NOW), 0, vec![entry(Category::User, "u1", "{}", 0)])
+            .put_listing_page(
+                listing("users", NOW),
+                0,
+                vec![entry(Category::User, "u1", "{}", 0)],
+            )
             .await
             .unwrap();
         let left = writer
@@ -221,8 +267,16 @@ async fn a_run_that_could_not_list_everything_moves_only_the_times_it_proved() {
         let u1 = reader.peek(Category::User, "u1").unwrap().unwrap();
         let u2 = reader.peek(Category::User, "u2").unwrap().unwrap();
         assert_eq!(u1.fetched_at, NOW, "{name}: proved current");
-        assert_eq!(u2.fetched_at, NOW - 2 * HOUR, "{name}: kept its older times");
-        assert_eq!(keys(&cache, Category::User).len(), 2, "{name}: nothing removed");
+        assert_eq!(
+            u2.fetched_at,
+            NOW - 2 * HOUR,
+            "{name}: kept its older times"
+        );
+        assert_eq!(
+            keys(&cache, Category::User).len(),
+            2,
+            "{name}: nothing removed"
+        );
         writer.shutdown().await.unwrap();
     }
 }
@@ -266,9 +320,14 @@ async fn an_issue_census_reconciles_its_window_only_and_watermarks_follow_clears
             "{name}: the aged-out A-3 and the other project stay"
         );
         let reader = cache.reader().unwrap();
-        assert_eq!(reader.watermark("A").unwrap().unwrap().newest_updated_ms, NOW - HOUR);
         assert_eq!(
-            reader.issue_keys_in_window("A", NOW - 30 * 24 * HOUR).unwrap(),
+            reader.watermark("A").unwrap().unwrap().newest_updated_ms,
+            NOW - HOUR
+        );
+        assert_eq!(
+            reader
+                .issue_keys_in_window("A", NOW - 30 * 24 * HOUR)
+                .unwrap(),
             vec!["A-1"]
         );
         let versions = reader.issue_versions(["A-1", "A-9"]).unwrap();
@@ -280,14 +339,23 @@ async fn an_issue_census_reconciles_its_window_only_and_watermarks_follow_clears
         );
         // A dry run counts; a clear of A's issues also clears A's watermark.
         assert_eq!(
-            writer.remove(Some(Category::Issue), Some("A-*".into()), true).await.unwrap(),
+            writer
+                .remove(Some(Category::Issue), Some("A-*".into()), true)
+                .await
+                .unwrap(),
             2
         );
         assert_eq!(
-            writer.remove(Some(Category::Issue), Some("A-*".into()), false).await.unwrap(),
+            writer
+                .remove(Some(Category::Issue), Some("A-*".into()), false)
+                .await
+                .unwrap(),
             2
         );
-        assert!(cache.reader().unwrap().watermark("A").unwrap().is_none(), "{name}");
+        assert!(
+            cache.reader().unwrap().watermark("A").unwrap().is_none(),
+            "{name}"
+        );
         assert_eq!(keys(&cache, Category::Issue), vec!["B-1"], "{name}");
         writer.shutdown().await.unwrap();
     }
@@ -300,10 +368,18 @@ async fn globs_select_the_same_keys_on_both_stores() {
         let writer = cache.writer().unwrap();
         writer
             .put_page(
-                ["list:fields", "status:1", "status:10", "summary", "a.b", "axb", "[x]"]
-                    .iter()
-                    .map(|k| entry(Category::Field, k, "{}", NOW + HOUR))
-                    .collect(),
+                [
+                    "list:fields",
+                    "status:1",
+                    "status:10",
+                    "summary",
+                    "a.b",
+                    "axb",
+                    "[x]",
+                ]
+                .iter()
+                .map(|k| entry(Category::Field, k, "{}", NOW + HOUR))
+                .collect(),
             )
             .await
             .unwrap();
@@ -313,8 +389,16 @@ async fn globs_select_the_same_keys_on_both_stores() {
         assert_eq!(found("status:*"), vec!["status:1", "status:10"], "{name}");
         assert_eq!(found("a.b"), vec!["a.b"], "{name}: `.` is literal");
         assert_eq!(found("[l]ist:*"), vec!["list:fields"], "{name}");
-        assert_eq!(reader.count_keys(Category::Field, Some("*")).unwrap(), 7, "{name}");
-        assert_eq!(reader.count_keys(Category::Field, Some("S*")).unwrap(), 0, "{name}: case");
+        assert_eq!(
+            reader.count_keys(Category::Field, Some("*")).unwrap(),
+            7,
+            "{name}"
+        );
+        assert_eq!(
+            reader.count_keys(Category::Field, Some("S*")).unwrap(),
+            0,
+            "{name}: case"
+        );
         writer.shutdown().await.unwrap();
     }
 }
@@ -363,7 +447,10 @@ async fn runs_are_recorded_and_scrubbed() {
             "{name}: {:?}",
             runs[0].errors
         );
-        assert_eq!(reader.last_ended_at(RunResult::Ok).unwrap(), Some(NOW + 1000));
+        assert_eq!(
+            reader.last_ended_at(RunResult::Ok).unwrap(),
+            Some(NOW + 1000)
+        );
         assert_eq!(reader.last_ended_at(RunResult::Failed).unwrap(), None);
         writer.shutdown().await.unwrap();
     }
@@ -391,8 +478,15 @@ async fn hit_counts_are_kept_per_source_and_reach_the_figures() {
             assert!(reader.flush_read_counts().unwrap());
         }
         let stats = cache.reader().unwrap().category_stats(NOW).unwrap();
-        let project = stats.iter().find(|s| s.category == Category::Project).unwrap();
-        assert_eq!((project.entries, project.fresh, project.expired), (2, 1, 1), "{name}");
+        let project = stats
+            .iter()
+            .find(|s| s.category == Category::Project)
+            .unwrap();
+        assert_eq!(
+            (project.entries, project.fresh, project.expired),
+            (2, 1, 1),
+            "{name}"
+        );
         assert_eq!(
             (project.hits, project.stale_hits, project.misses),
             (1, 1, 1),
@@ -411,13 +505,33 @@ async fn leases_are_exclusive_until_released_or_expired() {
         let cache = Cache::open(&location).unwrap();
         let mut a = cache.leases().unwrap();
         let mut b = cache.leases().unwrap();
-        assert!(a.try_acquire(Category::Issue, "A-1", "a", NOW, 1000).unwrap(), "{name}");
-        assert!(!b.try_acquire(Category::Issue, "A-1", "b", NOW, 1000).unwrap(), "{name}");
-        assert_eq!(b.holder(Category::Issue, "A-1", NOW).unwrap().as_deref(), Some("a"));
+        assert!(
+            a.try_acquire(Category::Issue, "A-1", "a", NOW, 1000)
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !b.try_acquire(Category::Issue, "A-1", "b", NOW, 1000)
+                .unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            b.holder(Category::Issue, "A-1", NOW).unwrap().as_deref(),
+            Some("a")
+        );
         // Expired: free to take.
-        assert!(b.try_acquire(Category::Issue, "A-1", "b", NOW + 1000, 1000).unwrap(), "{name}");
+        assert!(
+            b.try_acquire(Category::Issue, "A-1", "b", NOW + 1000, 1000)
+                .unwrap(),
+            "{name}"
+        );
         b.release(Category::Issue, "A-1", "b").unwrap();
-        assert!(a.holder(Category::Issue, "A-1", NOW + 1000).unwrap().is_none(), "{name}");
+        assert!(
+            a.holder(Category::Issue, "A-1", NOW + 1000)
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
     }
 }
 
@@ -442,7 +556,11 @@ async fn eviction_takes_expired_entries_first_then_the_least_recently_read() {
         }
         let out = writer.enforce_max_size(1100, NOW).await.unwrap();
         assert_eq!((out.removed_expired, out.removed_lru), (1, 1), "{name}");
-        assert_eq!(keys(&cache, Category::Issue), vec!["A-2"], "{name}: the one read stays");
+        assert_eq!(
+            keys(&cache, Category::Issue),
+            vec!["A-2"],
+            "{name}: the one read stays"
+        );
         writer
             .put_page(vec![entry(Category::Issue, "A-4", "{}", NOW - 5)])
             .await
@@ -459,14 +577,25 @@ async fn meta_values_and_reset() {
     for (name, location, _keep) in stores() {
         let cache = Cache::open(&location).unwrap();
         let writer = cache.writer().unwrap();
-        writer.set_meta("deployment".into(), "cloud".into()).await.unwrap();
-        writer.set_meta("deployment".into(), "datacenter".into()).await.unwrap();
+        writer
+            .set_meta("deployment".into(), "cloud".into())
+            .await
+            .unwrap();
+        writer
+            .set_meta("deployment".into(), "datacenter".into())
+            .await
+            .unwrap();
         writer
             .put_page(vec![entry(Category::Project, "A", "{}", NOW + HOUR)])
             .await
             .unwrap();
         assert_eq!(
-            cache.reader().unwrap().meta("deployment").unwrap().as_deref(),
+            cache
+                .reader()
+                .unwrap()
+                .meta("deployment")
+                .unwrap()
+                .as_deref(),
             Some("datacenter"),
             "{name}"
         );
@@ -474,7 +603,10 @@ async fn meta_values_and_reset() {
         let cache = Cache::reset(&location).unwrap();
         let reader = cache.reader().unwrap();
         assert!(reader.meta("deployment").unwrap().is_none(), "{name}");
-        assert!(reader.keys(Category::Project, None).unwrap().is_empty(), "{name}");
+        assert!(
+            reader.keys(Category::Project, None).unwrap().is_empty(),
+            "{name}"
+        );
     }
 }
 
@@ -489,8 +621,12 @@ async fn profiles_sharing_one_database_never_see_each_others_entries() {
     let a = Cache::open(pg_location(server, &schema, "a https://a.example/")).unwrap();
     let b = Cache::open(pg_location(server, &schema, "b https://b.example/")).unwrap();
     let (wa, wb) = (a.writer().unwrap(), b.writer().unwrap());
-    wa.put_page(vec![entry(Category::Project, "A", "{}", NOW + HOUR)]).await.unwrap();
-    wb.put_page(vec![entry(Category::Project, "B", "{}", NOW + HOUR)]).await.unwrap();
+    wa.put_page(vec![entry(Category::Project, "A", "{}", NOW + HOUR)])
+        .await
+        .unwrap();
+    wb.put_page(vec![entry(Category::Project, "B", "{}", NOW + HOUR)])
+        .await
+        .unwrap();
     wb.set_meta("k".into(), "b".into()).await.unwrap();
     assert_eq!(keys(&a, Category::Project), vec!["A"]);
     assert_eq!(keys(&b, Category::Project), vec!["B"]);
@@ -523,10 +659,15 @@ fn a_newer_schema_is_refused_and_an_empty_database_is_missing() {
     drop(Cache::open(&location).unwrap());
     server
         .client("postgres")
-        .batch_execute(&format!("INSERT INTO {schema}.schema_version (version) VALUES (99)"))
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.schema_version (version) VALUES (99)"
+        ))
         .unwrap();
     let e = Cache::open(&location).unwrap_err();
-    assert!(matches!(e, CacheError::NewerSchema { found: 99, .. }), "{e}");
+    assert!(
+        matches!(e, CacheError::NewerSchema { found: 99, .. }),
+        "{e}"
+    );
     assert_eq!(jira_cache::exit::code_for(&e), 7);
     assert!(!e.to_string().contains(common::pg::PASSWORD));
 }
@@ -541,7 +682,9 @@ fn connection_failures_name_their_cause_and_next_step() {
         return;
     };
     let target = |url: &str, password: &str| {
-        CacheLocation::Postgres(PgTarget::new(url, Some(password.into()), "jira_cache", "s").unwrap())
+        CacheLocation::Postgres(
+            PgTarget::new(url, Some(password.into()), "jira_cache", "s").unwrap(),
+        )
     };
     let wrong = Cache::open(target(&server.url("postgres"), "not-the-password")).unwrap_err();
     assert_eq!(jira_cache::exit::code_for(&wrong), 3, "{wrong}");
@@ -551,14 +694,21 @@ fn connection_failures_name_their_cause_and_next_step() {
     assert_eq!(jira_cache::exit::code_for(&missing), 3, "{missing}");
     assert!(missing.to_string().contains("createdb"), "{missing}");
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let gone = Cache::open(target(
         &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
         common::pg::PASSWORD,
     ))
     .unwrap_err();
     assert_eq!(jira_cache::exit::code_for(&gone), 7, "{gone}");
-    assert!(gone.to_string().contains("cannot reach the database"), "{gone}");
+    assert!(
+        gone.to_string().contains("cannot reach the database"),
+        "{gone}"
+    );
     for e in [&wrong, &missing, &gone] {
         assert_eq!(e.to_string().lines().count(), 1, "{e}");
     }

@@ -1616,7 +1616,10 @@ impl PgWarmLock {
         let pid = i64::from(std::process::id());
         let host = crate::lock::host_name();
         let now = chrono::Utc::now().timestamp_millis();
+        let t = target.clone();
         let taken = actor.call(move |client, scope, at| {
+            // The lock's table may not exist yet: a first warm creates it.
+            migrate(client, &t)?;
             let taken: bool = client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
                 .at_pg(at)?
