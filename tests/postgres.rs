@@ -274,3 +274,55 @@ fn a_wrong_password_an_unreachable_server_and_a_missing_database_are_one_line_ea
     );
     assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
 }
+
+#[test]
+fn copy_to_moves_a_sqlite_cache_into_postgres_with_its_times() {
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let db = server.create_database();
+    let fake = FakeJira::builder(Flavor::Cloud).site(site()).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
+    sb.set_env("PGPASSWORD", PASSWORD);
+    run_ok(&mut sb.warm(&["--all", "--profile", "test"]));
+    let local = sb.status_json();
+
+    let out = run_ok(&mut sb.warm(&["--copy-to", &server.url(&db), "--profile", "test"]));
+    assert!(stdout(&out).starts_with("Copied "), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
+
+    // The same profile, now pointed at the database, sees the same cache:
+    // entries, their times, and the run history.
+    let shared = machine(&fake, &server, &db);
+    let copied = shared.status_json();
+    for category in ["project", "field", "user", "issue"] {
+        let find = |s: &serde_json::Value| {
+            s["categories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["category"] == category)
+                .cloned()
+                .unwrap()
+        };
+        let (a, b) = (find(&local), find(&copied));
+        for figure in [
+            "entries",
+            "fresh",
+            "expired",
+            "bytes",
+            "oldest_fetch",
+            "newest_fetch",
+        ] {
+            assert_eq!(a[figure], b[figure], "{category} {figure}: {a} vs {b}");
+        }
+    }
+    assert_eq!(local["runs"][0]["requests"], copied["runs"][0]["requests"]);
+    let a = run_ok(&mut sb.status(&["--profile", "test", "--get", "project", "AAB"]));
+    let b = run_ok(&mut shared.status(&["--profile", "test", "--get", "project", "AAB"]));
+    assert_eq!(stdout(&a), stdout(&b));
+    // A re-warm on the database changes nothing that was copied.
+    run_ok(&mut shared.warm(&["--projects", "--profile", "test"]));
+    assert_eq!(entries(&shared), entries(&sb));
+}

@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::CacheError;
-pub use pg::{PgTarget, PgWarmLock};
+pub use pg::{CopyOutcome, PgTarget, PgWarmLock};
 
 /// The `meta` key that records where a moved issue went: Jira answers
 /// `old_key` with the issue under its new key, and the cache keeps the
@@ -219,6 +219,25 @@ impl Cache {
             path: target.display_path(),
             postgres: Some(target),
         })
+    }
+
+    /// Copies this SQLite cache into the PostgreSQL store `target` (its
+    /// scope's rows are replaced), with every time intact, in one
+    /// transaction: `cache_warm --copy-to`. The caller holds the warm lock
+    /// of the file, so no warm changes it meanwhile.
+    pub fn copy_to(&self, target: &PgTarget) -> Result<CopyOutcome, CacheError> {
+        if self.postgres.is_some() {
+            return Err(CacheError::Database {
+                path: self.path.clone(),
+                detail: "this cache is already in PostgreSQL; copy from the SQLite file"
+                    .to_string(),
+            });
+        }
+        drop(Cache::open_postgres(target.clone())?);
+        let source = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let source_path = self.path.clone();
+        let actor = pg::Actor::start(target, "jira-cache-copy")?;
+        actor.call(move |client, scope, at| pg::copy_into(client, scope, at, &source, &source_path))
     }
 
     /// The PostgreSQL target, if this cache lives in a database.

@@ -1594,6 +1594,202 @@ pub(crate) fn lease_holder(
 }
 
 // ---------------------------------------------------------------------------
+// Moving over: a SQLite cache copied into PostgreSQL.
+
+/// What [`copy_into`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CopyOutcome {
+    /// Entries copied.
+    pub entries: u64,
+    /// Runs of the history copied.
+    pub runs: u64,
+}
+
+/// Replaces what the database holds for the target's scope with the
+/// contents of the SQLite cache `source`, times intact, in ONE transaction:
+/// a copy that fails half-way leaves the database as it was. Entries are
+/// read and written 1,000 at a time (multi-row statements), so a large file
+/// never sits in memory whole. A listing's members are copied with their
+/// listing's times as their own; the next complete run of the listing
+/// adopts them again.
+pub(crate) fn copy_into(
+    client: &mut Client,
+    scope: &str,
+    at: &Path,
+    source: &rusqlite::Connection,
+    source_path: &Path,
+) -> Result<CopyOutcome, CacheError> {
+    use super::error::SqliteResultExt as _;
+    let mut tx = client.transaction().at_pg(at)?;
+    for table in [
+        "entries",
+        "listings",
+        "read_counts",
+        "meta",
+        "watermarks",
+        "runs",
+        "leases",
+    ] {
+        tx.execute(&format!("DELETE FROM {table} WHERE scope = $1"), &[&scope])
+            .at_pg(at)?;
+    }
+    let mut outcome = CopyOutcome::default();
+    let mut stmt = source
+        .prepare(
+            "SELECT e.category, e.key, CAST(v.value AS TEXT), e.hash, e.size,
+                    coalesce(e.fetched_at, l.fetched_at, 0), coalesce(e.expires_at, l.expires_at, 0),
+                    e.fetch_ms, e.project, e.updated_at, e.last_read_at
+             FROM entries e JOIN entry_values v ON v.id = e.id
+             LEFT JOIN listings l ON l.id = e.listing
+             ORDER BY e.id",
+        )
+        .at(source_path)?;
+    let mut rows = stmt.query([]).at(source_path)?;
+    let mut done = false;
+    while !done {
+        let mut batch: Vec<(
+            String,
+            String,
+            String,
+            [i64; 5],
+            Option<String>,
+            [Option<i64>; 2],
+        )> = Vec::with_capacity(1000);
+        while batch.len() < 1000 {
+            let Some(row) = rows.next().at(source_path)? else {
+                done = true;
+                break;
+            };
+            let get = |i| row.get::<_, i64>(i);
+            batch.push((
+                row.get(0).at(source_path)?,
+                row.get(1).at(source_path)?,
+                row.get(2).at(source_path)?,
+                [
+                    get(3).at(source_path)?,
+                    get(4).at(source_path)?,
+                    get(5).at(source_path)?,
+                    get(6).at(source_path)?,
+                    get(7).at(source_path)?,
+                ],
+                row.get(8).at(source_path)?,
+                [row.get(9).at(source_path)?, row.get(10).at(source_path)?],
+            ));
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let text = |i: usize| -> Vec<&str> {
+            batch
+                .iter()
+                .map(|e| match i {
+                    0 => e.0.as_str(),
+                    1 => e.1.as_str(),
+                    _ => e.2.as_str(),
+                })
+                .collect()
+        };
+        let number = |i: usize| -> Vec<i64> { batch.iter().map(|e| e.3[i]).collect() };
+        let projects: Vec<Option<&str>> = batch.iter().map(|e| e.4.as_deref()).collect();
+        let updated: Vec<Option<i64>> = batch.iter().map(|e| e.5[0]).collect();
+        let read: Vec<Option<i64>> = batch.iter().map(|e| e.5[1]).collect();
+        tx.execute(
+            "INSERT INTO entries (scope, category, key, value, hash, size, fetched_at, expires_at,
+                                  fetch_ms, project, updated_at, last_read_at)
+             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[],
+                                      $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+                                      $10::text[], $11::bigint[], $12::bigint[])",
+            &[
+                &scope,
+                &text(0),
+                &text(1),
+                &text(2),
+                &number(0),
+                &number(1),
+                &number(2),
+                &number(3),
+                &number(4),
+                &projects,
+                &updated,
+                &read,
+            ],
+        )
+        .at_pg(at)?;
+        outcome.entries += batch.len() as u64;
+    }
+    drop(rows);
+    drop(stmt);
+    let meta: Vec<(String, String)> = source
+        .prepare("SELECT key, value FROM meta")
+        .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+        .at(source_path)?;
+    for (key, value) in &meta {
+        set_meta(&mut tx, scope, key, value).at_pg(at)?;
+    }
+    let marks: Vec<(String, i64, i64)> = source
+        .prepare("SELECT project, newest_updated_ms, warmed_at FROM watermarks")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .at(source_path)?;
+    for (project, newest, warmed) in &marks {
+        set_watermark(&mut tx, scope, project, *newest, *warmed).at_pg(at)?;
+    }
+    let reads: Vec<(String, String, i64, i64, i64)> = source
+        .prepare("SELECT category, source, hits, stale_hits, misses FROM read_counts")
+        .and_then(|mut s| {
+            s.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })
+        .at(source_path)?;
+    for (category, source, hits, stale, misses) in &reads {
+        tx.execute(
+            "INSERT INTO read_counts (scope, category, source, hits, stale_hits, misses)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&scope, category, source, hits, stale, misses],
+        )
+        .at_pg(at)?;
+    }
+    let mut runs = source
+        .prepare(
+            "SELECT started_at, ended_at, pid, stages, result, requests, retries, throttled,
+                    written, unchanged, removed, errors, report
+             FROM runs ORDER BY id",
+        )
+        .at(source_path)?;
+    let mut rows = runs.query([]).at(source_path)?;
+    while let Some(r) = rows.next().at(source_path)? {
+        let started: i64 = r.get(0).at(source_path)?;
+        let ended: Option<i64> = r.get(1).at(source_path)?;
+        let pid: i64 = r.get(2).at(source_path)?;
+        let stages: String = r.get(3).at(source_path)?;
+        let result: String = r.get(4).at(source_path)?;
+        let mut counts = [None::<i64>; 6];
+        for (i, c) in counts.iter_mut().enumerate() {
+            *c = r.get(5 + i).at(source_path)?;
+        }
+        let errors: Option<String> = r.get(11).at(source_path)?;
+        let report: Option<String> = r.get(12).at(source_path)?;
+        tx.execute(
+            "INSERT INTO runs (scope, started_at, ended_at, pid, stages, result, requests,
+                               retries, throttled, written, unchanged, removed, errors, report)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            &[
+                &scope, &started, &ended, &pid, &stages, &result, &counts[0], &counts[1],
+                &counts[2], &counts[3], &counts[4], &counts[5], &errors, &report,
+            ],
+        )
+        .at_pg(at)?;
+        outcome.runs += 1;
+    }
+    tx.commit().at_pg(at)?;
+    Ok(outcome)
+}
+
+// ---------------------------------------------------------------------------
 // The warm lock of a PostgreSQL-backed profile.
 
 /// The warm lock of a profile whose cache lives in PostgreSQL: a

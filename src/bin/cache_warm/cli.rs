@@ -94,6 +94,9 @@ pub struct Cli {
     /// Delete and recreate the cache file (the way back from a corrupt or too-new file).
     #[arg(long, help_heading = "Maintenance")]
     pub reset: bool,
+    /// Copy this profile's SQLite cache into a PostgreSQL database (postgres://user@host/db), times intact, replacing what it holds for the profile; then set `cache_url` to use it.
+    #[arg(long, value_name = "CACHE_URL", help_heading = "Maintenance")]
+    pub copy_to: Option<String>,
     /// Check the credentials: print who the token belongs to, the deployment and the server version.
     #[arg(long, help_heading = "Maintenance")]
     pub check_auth: bool,
@@ -151,6 +154,7 @@ impl Cli {
             || self.clear.is_some()
             || self.prune
             || self.reset
+            || self.copy_to.is_some()
     }
 
     /// What the issues stage does.

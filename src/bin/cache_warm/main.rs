@@ -11,6 +11,7 @@ mod clear;
 mod cli;
 #[path = "../common/mod.rs"]
 mod common;
+mod copy;
 mod output;
 mod plan;
 mod schedule;
@@ -101,6 +102,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         print!("{}", recipe.text);
         return Ok(exit::OK);
+    }
+    if let Some(url) = &cli.copy_to {
+        return copy::copy_to(&profile, url).await;
     }
     let stages = cli.stages();
     if cli.dry_run {
