@@ -326,3 +326,104 @@ fn copy_to_moves_a_sqlite_cache_into_postgres_with_its_times() {
     run_ok(&mut shared.warm(&["--projects", "--profile", "test"]));
     assert_eq!(entries(&shared), entries(&sb));
 }
+
+/// `cache_serve --profile test --listen 127.0.0.1:0` in a sandbox; the
+/// address is read from its first line. Killed when dropped.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Served {
+    fn start(sandbox: &Sandbox) -> Served {
+        use std::io::BufRead as _;
+        let mut child = sandbox
+            .std_command(env!("CARGO_BIN_EXE_cache_serve"))
+            .args(["--profile", "test", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("cache_serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_string();
+        Served { child, url }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two `cache_serve` processes on two machines share the database: 200
+/// clients spread over both, asking one key nobody cached, make one
+/// upstream request (the lease is in the database), and the answer is then
+/// served by either with the site down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_cache_serves_on_one_database_make_one_upstream_request_for_one_key() {
+    use base64::Engine as _;
+    let Some(server) = PgServer::start() else {
+        return;
+    };
+    let db = server.create_database();
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .site(site())
+        .latency(Duration::from_millis(200))
+        .start();
+    let a = machine(&fake, &server, &db);
+    let b = machine(&fake, &server, &db);
+    let (sa, sb) = (Served::start(&a), Served::start(&b));
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            common::CLOUD_EMAIL,
+            common::CLOUD_TOKEN
+        ))
+    );
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let get = |base: &str| {
+        http.get(format!("{base}/rest/api/3/field"))
+            .header("Authorization", &auth)
+            .send()
+    };
+    let answers = futures::future::join_all(
+        (0..200).map(|i| get(if i % 2 == 0 { &sa.url } else { &sb.url })),
+    )
+    .await;
+    let mut bodies = Vec::new();
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 200);
+        bodies.push(answer.text().await.unwrap());
+    }
+    assert!(bodies.iter().all(|b| b == &bodies[0]));
+    assert_eq!(fake.count_path("/rest/api/3/field"), 1);
+
+    // The site goes away: both still answer, from the shared cache.
+    drop(fake);
+    for served in [&sa, &sb] {
+        let answer = get(&served.url).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(
+            answer
+                .headers()
+                .get("x-cache")
+                .and_then(|v| v.to_str().ok()),
+            Some("HIT")
+        );
+        assert_eq!(answer.text().await.unwrap(), bodies[0]);
+    }
+}

@@ -203,15 +203,19 @@ impl PgServer {
         // timing assumption).
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(mut c) = postgres::Config::new()
-                .host("127.0.0.1")
-                .port(self.port)
-                .user("postgres")
-                .password(PASSWORD)
-                .dbname("postgres")
-                .connect(postgres::NoTls)
-            {
-                let _ = c.simple_query("SELECT 1");
+            let port = self.port;
+            let answered = off_runtime(move || {
+                postgres::Config::new()
+                    .host("127.0.0.1")
+                    .port(port)
+                    .user("postgres")
+                    .password(PASSWORD)
+                    .dbname("postgres")
+                    .connect(postgres::NoTls)
+                    .and_then(|mut c| c.simple_query("SELECT 1"))
+                    .is_ok()
+            });
+            if answered {
                 return;
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
@@ -255,7 +259,8 @@ impl PgServer {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
     }
 
-    /// A superuser client, for checks and set-up.
+    /// A superuser client, for checks and set-up (not from an async test:
+    /// the blocking client must not run on a runtime's thread).
     pub fn client(&self, db: &str) -> postgres::Client {
         postgres::Config::new()
             .host("127.0.0.1")
@@ -271,9 +276,8 @@ impl PgServer {
     pub fn create_database(&self) -> String {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name = format!("t{}", NEXT.fetch_add(1, Ordering::SeqCst));
-        self.client("postgres")
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        let sql = format!("CREATE DATABASE {name}");
+        off_runtime(|| self.client("postgres").batch_execute(&sql).unwrap());
         name
     }
 }
@@ -325,4 +329,10 @@ fn remove_stale_clusters() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// Runs `f` on a thread of its own: the blocking `postgres` client starts a
+/// runtime of its own, which an async test's thread must not.
+fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    std::thread::scope(|s| s.spawn(f).join().expect("the helper thread ends"))
 }
