@@ -200,6 +200,26 @@ fn holder(file: &mut File) -> String {
     }
 }
 
+/// This machine's host name, for messages that name a lock's holder on
+/// another machine (PostgreSQL-backed profiles); `unknown host` if the
+/// system will not say.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most
+    // that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown host".to_string();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    if name.is_empty() {
+        "unknown host".to_string()
+    } else {
+        crate::scrub::for_terminal(&name).into_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,25 +284,5 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, LockError::WaitTimedOut { .. }), "{err}");
-    }
-}
-
-/// This machine's host name, for messages that name a lock's holder on
-/// another machine (PostgreSQL-backed profiles); `unknown host` if the
-/// system will not say.
-pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most
-    // that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown host".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
-    if name.is_empty() {
-        "unknown host".to_string()
-    } else {
-        crate::scrub::for_terminal(&name).into_owned()
     }
 }

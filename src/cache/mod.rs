@@ -69,6 +69,10 @@ pub const SCHEMA_VERSION: i64 = schema::SCHEMA_VERSION;
 /// Where a cache lives: the SQLite file of one machine (the default), or a
 /// PostgreSQL database that several share (`cache_url`).
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per command; boxing would only complicate every match"
+)]
 pub enum CacheLocation {
     /// `<cache_dir>/<profile>.sqlite3`.
     File(PathBuf),

@@ -1605,6 +1605,17 @@ pub struct CopyOutcome {
     pub runs: u64,
 }
 
+/// One entry as [`copy_into`] reads it: category, key, value; hash, size,
+/// fetched_at, expires_at, fetch_ms; project; updated_at, last_read_at.
+type CopiedEntry = (
+    String,
+    String,
+    String,
+    [i64; 5],
+    Option<String>,
+    [Option<i64>; 2],
+);
+
 /// Replaces what the database holds for the target's scope with the
 /// contents of the SQLite cache `source`, times intact, in ONE transaction:
 /// a copy that fails half-way leaves the database as it was. Entries are
@@ -1647,14 +1658,7 @@ pub(crate) fn copy_into(
     let mut rows = stmt.query([]).at(source_path)?;
     let mut done = false;
     while !done {
-        let mut batch: Vec<(
-            String,
-            String,
-            String,
-            [i64; 5],
-            Option<String>,
-            [Option<i64>; 2],
-        )> = Vec::with_capacity(1000);
+        let mut batch: Vec<CopiedEntry> = Vec::with_capacity(1000);
         while batch.len() < 1000 {
             let Some(row) = rows.next().at(source_path)? else {
                 done = true;

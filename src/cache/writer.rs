@@ -64,6 +64,10 @@ type Job = Box<dyn FnOnce(&mut Conn, &Path) + Send>;
 
 /// The writer thread's connection: the SQLite file's, or a PostgreSQL
 /// client with the profile's scope.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per writer thread, never moved in a loop"
+)]
 pub(crate) enum Conn {
     Lite(Connection),
     Pg {

@@ -1031,3 +1031,109 @@ fn the_serve_keys_parse_and_the_serve_token_comes_from_its_variable_or_command()
     );
     expect_invalid(with("serve_token_cmd = \" \""), "serve_token_cmd", "empty");
 }
+
+#[test]
+fn cache_url_selects_postgres_and_its_password_never_comes_from_the_file() {
+    use crate::cache::CacheLocation;
+    let p = with("").unwrap();
+    assert!(matches!(
+        p.cache_location().unwrap(),
+        CacheLocation::File(_)
+    ));
+
+    let p = with(
+        "cache_url = \"postgres://jira@db.internal:5433/jc\"\ncache_password_env = \"JIRA_API_TOKEN\"\ncache_schema = \"team_cache\"",
+    )
+    .unwrap();
+    let CacheLocation::Postgres(target) = p.cache_location().unwrap() else {
+        panic!("expected PostgreSQL");
+    };
+    assert_eq!(
+        target.display(),
+        "postgres://jira@db.internal:5433/jc (schema team_cache)"
+    );
+    assert_eq!(target.scope(), "p https://example.atlassian.net/");
+    assert_eq!(p.cache_display(), target.display());
+
+    let text = expect_invalid(
+        with("cache_url = \"postgres://jira:hunter2@db/jc\""),
+        "cache_url",
+        "cache_password_env",
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+    expect_invalid(
+        with("cache_url = \"mysql://db/jc\""),
+        "cache_url",
+        "PostgreSQL URL",
+    );
+    expect_invalid(
+        with("cache_url = \"postgres://jira@db/jc\"\ncache_schema = \"a-b\""),
+        "cache_schema",
+        "plain name",
+    );
+    expect_invalid(
+        with("cache_url = \"postgres://jira@db/jc\"\ncache_password_cmd = \" \""),
+        "cache_password_cmd",
+        "empty",
+    );
+    // A variable that is not set is named, with the next step.
+    let p = with("cache_url = \"postgres://jira@db/jc\"\ncache_password_env = \"NOT_SET_HERE\"")
+        .unwrap();
+    let err = p.cache_location().unwrap_err().to_string();
+    assert!(
+        err.contains("NOT_SET_HERE") && err.contains("export"),
+        "{err}"
+    );
+}
+
+#[test]
+fn jira_cache_url_overrides_the_file_and_pgpassword_is_a_password_source() {
+    use crate::cache::CacheLocation;
+    let mut env = test_env();
+    env.set("JIRA_CACHE_URL", "postgres://ci@127.0.0.1:6543/shared");
+    env.set("PGPASSWORD", "from-pgpassword");
+    let p = parse_str(
+        "[profiles.p]\nurl = \"https://example.atlassian.net\"\ncache_url = \"postgres://jira@db/jc\"\n",
+        Path::new(FILE),
+        None,
+        &env,
+    )
+    .unwrap();
+    let CacheLocation::Postgres(target) = p.cache_location().unwrap() else {
+        panic!("expected PostgreSQL");
+    };
+    assert_eq!(
+        target.display(),
+        "postgres://ci@127.0.0.1:6543/shared (schema jira_cache)"
+    );
+    assert!(!format!("{target:?}").contains("from-pgpassword"));
+}
+
+#[test]
+fn pgpass_matches_host_port_database_and_user_with_wildcards_and_escapes() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(".pgpass");
+    std::fs::write(
+        &file,
+        "# comment\nother:5432:jc:jira:wrong\ndb.internal:*:jc:jira:pa\\:ss\\\\word\n*:*:*:*:fallback\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let target = |url: &str| crate::cache::PgTarget::new(url, None, "jira_cache", "s").unwrap();
+    assert_eq!(
+        crate::cache::pgpass_lookup(&file, &target("postgres://jira@db.internal:5433/jc"))
+            .as_deref(),
+        Some("pa:ss\\word")
+    );
+    assert_eq!(
+        crate::cache::pgpass_lookup(&file, &target("postgres://x@elsewhere/y")).as_deref(),
+        Some("fallback")
+    );
+    // Readable by others: ignored, as libpq does.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        crate::cache::pgpass_lookup(&file, &target("postgres://jira@db.internal/jc")),
+        None
+    );
+}
