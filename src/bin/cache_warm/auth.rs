@@ -13,6 +13,10 @@ pub async fn check_auth(profile: &Profile) -> anyhow::Result<u8> {
     {
         Ok(c) => c,
         Err(site::ConnectError::Profile(p)) => return Err(p.into()),
+        // "cannot connect to URL" names the site itself: once is enough.
+        Err(e @ site::ConnectError::Jira(jira_cache::jira::JiraError::Connect { .. })) => {
+            return Err(e).with_context(|| format!("profile `{}`", profile.name));
+        }
         Err(e) => {
             return Err(e).with_context(|| format!("profile `{}` ({})", profile.name, profile.url));
         }
