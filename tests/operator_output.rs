@@ -403,20 +403,27 @@ fn on_a_terminal_each_connection_attempt_is_said() {
     }
     let port = closed_port();
     let sb = profile_at(&format!("https://127.0.0.1:{port}"));
-    let command = format!(
-        "{} --projects --profile test",
-        env!("CARGO_BIN_EXE_cache_warm")
-    );
-    let mut script = sb.shell_command("script");
-    script.env("TERM", "xterm");
-    script.args(["-qec", &command, "/dev/null"]);
-    let out = script.output().unwrap();
-    let screen = String::from_utf8_lossy(&out.stdout);
-    for attempt in 2..=5 {
-        let said = format!("connecting to https://127.0.0.1:{port} (attempt {attempt} of 5");
-        assert_eq!(screen.matches(&said).count(), 1, "{said} once: {screen}");
+    // A warm, and --check-auth, which connects the same way.
+    for action in ["--projects", "--check-auth"] {
+        let command = format!(
+            "{} {action} --profile test",
+            env!("CARGO_BIN_EXE_cache_warm")
+        );
+        let mut script = sb.shell_command("script");
+        script.env("TERM", "xterm");
+        script.args(["-qec", &command, "/dev/null"]);
+        let out = script.output().unwrap();
+        let screen = String::from_utf8_lossy(&out.stdout);
+        for attempt in 2..=5 {
+            let said = format!("connecting to https://127.0.0.1:{port} (attempt {attempt} of 5");
+            assert_eq!(
+                screen.matches(&said).count(),
+                1,
+                "{action}: {said} once: {screen}"
+            );
+        }
+        assert!(screen.contains("cannot connect"), "{action}: {screen}");
     }
-    assert!(screen.contains("cannot connect"), "{screen}");
 }
 
 #[test]
