@@ -129,6 +129,24 @@ impl WarmLock {
             || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
 
+    /// Who holds the lock, as its file says (`pid 123 since 2026-11-28
+    /// 04:20:38 +0000`), when a live process does ([`WarmLock::is_held`]):
+    /// what `--wait` says it waits for. Read the same way, touching nothing.
+    pub fn holder_of(path: &Path) -> Option<String> {
+        if !Self::is_held(path) {
+            return None;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .ok()?;
+        let mut text = String::new();
+        file.take(256).read_to_string(&mut text).ok()?;
+        let text = text.trim();
+        (!text.is_empty()).then(|| text.to_string())
+    }
+
     fn claimed(mut file: File, path: &Path) -> Result<WarmLock, LockError> {
         let io = |source| LockError::Io {
             path: path.to_path_buf(),
@@ -237,8 +255,14 @@ mod tests {
             ),
             other => panic!("expected Held, got {other:?}"),
         }
+        let since = WarmLock::holder_of(&path).expect("a live holder");
+        assert!(
+            since.starts_with(&format!("pid {} since ", std::process::id())),
+            "{since}"
+        );
         drop(first);
         assert!(!WarmLock::is_held(&path));
+        assert_eq!(WarmLock::holder_of(&path), None, "nobody holds it now");
         WarmLock::acquire(&path).unwrap();
     }
 

@@ -184,3 +184,436 @@ fn man_pages_have_exit_status_files_and_environment_sections() {
         assert!(page.contains("JIRA_CACHE_CONFIG") && page.contains("profiles.toml"));
     }
 }
+
+#[test]
+fn a_suggested_command_keeps_the_config_and_profile_the_user_gave() {
+    let sb = Sandbox::new();
+    // Not the default path: a pasted hint must find this file again.
+    let config = sb.dir.path().join("other profiles.toml");
+    std::fs::write(
+        &config,
+        "[profiles.a]\nurl = \"https://a.example.net\"\nemail = \"a@b.c\"\n\
+         [profiles.b]\nurl = \"https://b.example.net\"\nemail = \"a@b.c\"\n",
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let quoted = format!("'{config_arg}'");
+
+    // No cache yet: --check suggests the warm that makes one.
+    let out = run_code(
+        &mut sb.status(&["--check", "--config", config_arg, "--profile", "b"]),
+        2,
+    );
+    assert!(
+        stdout(&out).contains(&format!(
+            "run `cache_warm --config {quoted} --all --profile b`"
+        )),
+        "{}",
+        text(&out)
+    );
+
+    // A corrupt file: the error suggests --reset, for this profile of this file.
+    std::fs::create_dir_all(sb.cache_dir()).unwrap();
+    std::fs::write(
+        sb.cache_path("b"),
+        "not a database at all, but long enough to look",
+    )
+    .unwrap();
+    let out = run_code(&mut sb.status(&["--config", config_arg, "-p", "b"]), 7);
+    assert!(
+        stderr(&out).contains(&format!(
+            "run `cache_warm --config {quoted} --profile b --reset`"
+        )),
+        "{}",
+        text(&out)
+    );
+    // Without the flags, the hint stays as it was: $JIRA_PROFILE and
+    // $JIRA_CACHE_CONFIG carry over to the next command by themselves.
+    let mut bare = sb.status(&[]);
+    bare.env("JIRA_CACHE_CONFIG", config_arg)
+        .env("JIRA_PROFILE", "b");
+    let out = run_code(&mut bare, 7);
+    assert!(
+        stderr(&out).contains("run `cache_warm --reset`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn wait_says_whose_warm_it_waits_for_and_since_when() {
+    let (fake, sb) = site_of(1);
+    std::fs::create_dir_all(sb.cache_dir()).unwrap();
+    // This test process holds the profile's lock, as a running warm would.
+    let held = jira_cache::lock::WarmLock::acquire(&sb.cache_dir().join("test.lock")).unwrap();
+    let out = run_code(
+        &mut sb.warm(&["--projects", "--wait=1s", "--profile", "test"]),
+        5,
+    );
+    let err = stderr(&out);
+    let waiting = err
+        .lines()
+        .find(|l| l.contains("waiting for"))
+        .unwrap_or_else(|| panic!("no waiting line: {}", text(&out)));
+    assert!(
+        waiting.contains(&format!("(pid {} since 20", std::process::id())),
+        "the holder's pid and since when: {waiting}"
+    );
+    assert!(waiting.contains("for up to 1s"), "{waiting}");
+    assert_eq!(fake.request_count(), 0, "nothing asked while waiting");
+    drop(held);
+    // A free lock: no word about waiting.
+    let out = run_ok(&mut sb.warm(&["--projects", "--wait=1s", "--profile", "test"]));
+    assert!(!stderr(&out).contains("waiting"), "{}", text(&out));
+}
+
+#[test]
+fn max_duration_names_the_stage_it_cut_short_and_those_it_never_ran() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    // The fields stage never gets an answer: whenever the limit comes, it
+    // is the stage under way, and users has not started.
+    fake.faults()
+        .add(Fault::new("/rest/api/3/field", FaultKind::Hang));
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\ntimeout = \"10m\"",
+    );
+    let out = run_code(
+        &mut sb.warm(&[
+            "--fields",
+            "--users",
+            "--max-duration",
+            "1s",
+            "--profile",
+            "test",
+        ]),
+        4,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("stopped after --max-duration 1s"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        err.contains("cut short: fields; not run: users"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A profile `test` for `url` (Cloud, so no probe), with a token.
+fn profile_at(url: &str) -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.profiles(&format!(
+        "[profiles.test]\nurl = \"{url}\"\ndeployment = \"cloud\"\nemail = \"a@b.c\"\ntimeout = \"5s\"\n"
+    ));
+    sb.set_env("JIRA_API_TOKEN", "x");
+    sb.set_env("JIRA_CACHE_RETRY_BASE", "1ms");
+    sb
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn an_unreachable_site_ends_with_one_short_line_naming_the_site_once() {
+    let port = closed_port();
+    let sb = profile_at(&format!("https://127.0.0.1:{port}"));
+    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 1);
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {}", text(&out));
+    let line = lines[0];
+    assert!(
+        line.contains(&format!(
+            "cannot connect to https://127.0.0.1:{port}: connection refused (5 attempts)"
+        )),
+        "{line}"
+    );
+    assert_eq!(
+        line.matches(&format!("127.0.0.1:{port}")).count(),
+        1,
+        "the site once: {line}"
+    );
+    assert!(line.len() <= 200, "short ({} chars): {line}", line.len());
+    // Off a terminal, no attempt-by-attempt lines.
+    assert!(!err.contains("connecting to"), "{err}");
+}
+
+#[test]
+fn https_pointed_at_a_plain_http_port_asks_whether_the_site_is_http() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    // A plain HTTP server: whatever arrives (a TLS ClientHello here), it
+    // answers as an HTTP server answers bytes it cannot parse.
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    // No `deployment`: the first request is the serverInfo probe.
+    let mut sb = Sandbox::new();
+    sb.profiles(&format!(
+        "[profiles.test]\nurl = \"https://127.0.0.1:{port}\"\nemail = \"a@b.c\"\n"
+    ));
+    sb.set_env("JIRA_API_TOKEN", "x");
+    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 1);
+    let err = stderr(&out);
+    assert!(err.contains("is this site http?"), "{}", text(&out));
+    assert_eq!(
+        err.matches(&format!("127.0.0.1:{port}")).count(),
+        1,
+        "the site once: {err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "not retried: the answer would not change"
+    );
+}
+
+#[test]
+fn on_a_terminal_each_connection_attempt_is_said() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: `script` (util-linux) is not installed, so no pseudo-terminal");
+        return;
+    }
+    let port = closed_port();
+    let sb = profile_at(&format!("https://127.0.0.1:{port}"));
+    // A warm, and --check-auth, which connects the same way.
+    for action in ["--projects", "--check-auth"] {
+        let command = format!(
+            "{} {action} --profile test",
+            env!("CARGO_BIN_EXE_cache_warm")
+        );
+        let mut script = sb.shell_command("script");
+        script.env("TERM", "xterm");
+        script.args(["-qec", &command, "/dev/null"]);
+        let out = script.output().unwrap();
+        let screen = String::from_utf8_lossy(&out.stdout);
+        for attempt in 2..=5 {
+            let said = format!("connecting to https://127.0.0.1:{port} (attempt {attempt} of 5");
+            assert_eq!(
+                screen.matches(&said).count(),
+                1,
+                "{action}: {said} once: {screen}"
+            );
+        }
+        assert!(screen.contains("cannot connect"), "{action}: {screen}");
+    }
+}
+
+#[test]
+fn profile_names_complete_on_tab_in_every_binary() {
+    let sb = Sandbox::new();
+    let config = sb.dir.path().join("mine.toml");
+    std::fs::write(
+        &config,
+        "[profiles.production]\nurl = \"https://p.example.net\"\n\
+         [profiles.preview]\nurl = \"https://v.example.net\"\n\
+         [profiles.staging]\nurl = \"https://s.example.net\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    for bin in [
+        env!("CARGO_BIN_EXE_cache_warm"),
+        env!("CARGO_BIN_EXE_cache_status"),
+        env!("CARGO_BIN_EXE_cache_serve"),
+    ] {
+        // What fish asks when TAB is pressed after `--profile pr`.
+        let mut cmd = sb.shell_command(bin);
+        cmd.env("COMPLETE", "fish")
+            .args(["--", bin, "--config", config, "--profile", "pr"]);
+        let out = run_ok(&mut cmd);
+        let said = stdout(&out);
+        let offered: Vec<&str> = said
+            .lines()
+            .map(|l| l.split('\t').next().unwrap())
+            .collect();
+        assert_eq!(offered, ["preview", "production"], "{bin}: {}", text(&out));
+    }
+}
+
+/// A child process on its own pseudo-terminal, as under a person's shell:
+/// its session leader, so the terminal's Ctrl-C (byte 3) is its SIGINT.
+struct OnTerminal {
+    child: std::process::Child,
+    /// The terminal's side of the pty: what the child prints, and where
+    /// keys are typed.
+    master: std::fs::File,
+    /// Everything printed so far, gathered by a reader thread.
+    printed: std::sync::mpsc::Receiver<Vec<u8>>,
+    screen: Vec<u8>,
+}
+
+impl OnTerminal {
+    fn spawn(mut cmd: std::process::Command) -> OnTerminal {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (0, 0);
+        let size = libc::winsize {
+            ws_row: 30,
+            ws_col: 120,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two new descriptors into the two ints.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened and are owned here only.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        cmd.stdin(slave.try_clone().unwrap())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        // The parent's copies of the terminal's child side go with `cmd`:
+        // once the child exits, reading the master side ends.
+        drop(cmd);
+        let master = std::fs::File::from(master);
+        let mut reader = master.try_clone().unwrap();
+        let (tx, printed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            // Linux answers EIO once the child side is closed: the end.
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        OnTerminal {
+            child,
+            master,
+            printed,
+            screen: Vec::new(),
+        }
+    }
+
+    /// Reads what the child prints until `seen` holds for it.
+    fn wait_for(&mut self, what: &str, seen: impl Fn(&str) -> bool) {
+        while !seen(&String::from_utf8_lossy(&self.screen)) {
+            match self
+                .printed
+                .recv_timeout(std::time::Duration::from_secs(60))
+            {
+                Ok(bytes) => self.screen.extend(bytes),
+                Err(e) => panic!(
+                    "no {what} ({e}); printed so far: {}",
+                    String::from_utf8_lossy(&self.screen)
+                ),
+            }
+        }
+    }
+
+    /// Types `bytes`, as a person at the keyboard.
+    fn type_keys(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.master.write_all(bytes).unwrap();
+    }
+
+    /// Waits for the child's end and everything it printed.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<u8>) {
+        let status = self.child.wait().unwrap();
+        while let Ok(bytes) = self
+            .printed
+            .recv_timeout(std::time::Duration::from_secs(60))
+        {
+            self.screen.extend(bytes);
+        }
+        (status, self.screen)
+    }
+}
+
+#[test]
+fn ctrl_c_leaves_no_progress_bar_on_the_screen() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    // The fields stage waits for ever: the run is under way, its bar on
+    // screen, when Ctrl-C comes.
+    fake.faults()
+        .add(Fault::new("/rest/api/3/field", FaultKind::Hang));
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\ntimeout = \"10m\"",
+    );
+    let mut cmd = sb.warm_std(&["--projects", "--fields", "--profile", "test"]);
+    cmd.env("TERM", "xterm");
+    let mut term = OnTerminal::spawn(cmd);
+    term.wait_for("fields bar", |screen| {
+        screen
+            .rfind("fields")
+            .is_some_and(|at| screen[at..].contains("entries"))
+    });
+    term.type_keys(&[3]); // Ctrl-C
+    let (status, printed) = term.finish();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{status:?}: {}",
+        String::from_utf8_lossy(&printed)
+    );
+    // What a person sees once it ended: the terminal's final screen.
+    let size = |n| std::num::NonZeroU16::new(n).unwrap();
+    let mut screen = vt100::Parser::new(size(30), size(120), 0);
+    screen.process(&printed);
+    let shown = screen.screen().contents();
+    // A bar line starts with its spinner, a braille pattern.
+    let bar_line = |line: &str| {
+        line.contains("entries")
+            || line
+                .trim_start()
+                .starts_with(|c: char| ('\u{2800}'..='\u{28FF}').contains(&c))
+    };
+    assert!(
+        !shown.lines().any(bar_line),
+        "a bar stayed on screen:\n{shown}\n(raw: {:?})",
+        String::from_utf8_lossy(&printed)
+    );
+    assert!(
+        shown.contains("Interrupted"),
+        "the run's end is said:\n{shown}"
+    );
+}

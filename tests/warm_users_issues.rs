@@ -398,3 +398,97 @@ fn a_split_user_listing_removes_deleted_users_but_never_one_no_prefix_can_find()
         "a user no prefix can find is kept, not judged deleted"
     );
 }
+
+/// What a warm told of the users stage's phases, and whether any came
+/// after the stage had ended.
+#[derive(Default)]
+struct Phases {
+    calls: std::sync::Mutex<Vec<(String, u64, u64)>>,
+    users_ended: std::sync::atomic::AtomicBool,
+    after_the_end: std::sync::atomic::AtomicBool,
+}
+
+impl jira_cache::warm::Progress for Phases {
+    fn phase(&self, stage: jira_cache::warm::Stage, phase: &str, done: u64, total: u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        assert_eq!(stage, jira_cache::warm::Stage::Users);
+        if self.users_ended.load(SeqCst) {
+            self.after_the_end.store(true, SeqCst);
+        }
+        self.calls
+            .lock()
+            .unwrap()
+            .push((phase.to_string(), done, total));
+    }
+
+    fn stage_finished(&self, report: &jira_cache::warm::StageReport) {
+        if report.stage == jira_cache::warm::Stage::Users {
+            self.users_ended
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn the_assignable_users_phase_tells_its_own_progress_project_by_project() {
+    use jira_cache::profile::{self, Env, LoadOptions};
+    use jira_cache::warm::{ASSIGNABLE_PHASE, Stage, WarmOutcome, WarmRequest, WarmSession};
+    let projects = 7;
+    let site = Site::generated(Flavor::Cloud, size(projects, 30, 0));
+    let fake = FakeJira::builder(Flavor::Cloud).site(site).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
+    let profile = profile::load(&LoadOptions {
+        config: Some(sb.config_path()),
+        profile: Some("test".into()),
+        env: Env::from_pairs([
+            ("HOME", sb.home().to_str().unwrap()),
+            ("JIRA_API_TOKEN", CLOUD_TOKEN),
+        ]),
+    })
+    .unwrap();
+    let phases = std::sync::Arc::new(Phases::default());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome = runtime.block_on(async {
+        let session = WarmSession::open(&profile, None, false).await.unwrap();
+        let request = WarmRequest {
+            stages: vec![Stage::Users],
+            ..Default::default()
+        };
+        let outcome = session
+            .warm(&profile, request, phases.clone(), std::future::pending())
+            .await
+            .unwrap();
+        session.close().await.unwrap();
+        outcome
+    });
+    assert!(
+        matches!(outcome, WarmOutcome::Ran { exit_code: 0, .. }),
+        "{outcome:?}"
+    );
+    let calls = phases.calls.lock().unwrap().clone();
+    let total = projects as u64;
+    assert_eq!(
+        calls.first(),
+        Some(&(ASSIGNABLE_PHASE.to_string(), 0, total)),
+        "said before the first list arrives: {calls:?}"
+    );
+    let mut done: Vec<u64> = calls.iter().map(|c| c.1).collect();
+    done.sort_unstable();
+    assert_eq!(
+        done,
+        (0..=total).collect::<Vec<_>>(),
+        "each list once: {calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.0 == ASSIGNABLE_PHASE && c.2 == total)
+    );
+    assert!(
+        !phases
+            .after_the_end
+            .load(std::sync::atomic::Ordering::SeqCst),
+        "every phase call came while the stage ran"
+    );
+}

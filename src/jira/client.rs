@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 
 use super::adaptive::{AdaptiveRate, RateStats, Signal, family, limit_reason, throttle_wait};
 use super::error::JiraError;
-use super::retry::{Decision, Gate, Outcome, RetryPolicy};
+use super::retry::{ConnectRetry, Decision, Gate, Outcome, RetryPolicy};
 use crate::Deployment;
 
 /// How the client authenticates. `Debug` never shows a token.
@@ -314,6 +314,16 @@ impl JiraClient {
                 }
                 Decision::RetryAfterBackoff(wait) => {
                     tracing::info!(path, attempt, wait = ?wait, error = %error, "retrying");
+                    if let Some(hook) = &inner.policy.on_connect_retry
+                        && let Some(cause) = unreachable_cause(&error)
+                    {
+                        (hook.0)(&ConnectRetry {
+                            site: inner.site.clone(),
+                            attempt: attempt + 2,
+                            attempts: inner.policy.max_retries + 1,
+                            cause,
+                        });
+                    }
                     tokio::time::sleep(wait).await;
                 }
             }
@@ -366,9 +376,11 @@ impl JiraClient {
         tracing::debug!(url, "request");
         let response = req.send().await.map_err(|e| {
             let error = self.transport_error(&e, path);
-            // A redirect off the site is refused the same way every time.
-            let outcome = match error {
+            // A redirect off the site is refused the same way every time,
+            // and so is TLS spoken to a plain-HTTP port.
+            let outcome = match &error {
                 JiraError::Redirect { .. } => Outcome::Status(300),
+                JiraError::Connect { message, .. } if message == NOT_TLS => Outcome::Status(0),
                 _ => Outcome::Transport,
             };
             (outcome, error)
@@ -475,9 +487,55 @@ impl JiraClient {
         } else {
             JiraError::Connect {
                 site: self.inner.site.clone(),
-                message: error_chain(e),
+                message: connect_cause(e),
             }
         }
+    }
+}
+
+/// The cause of a failed connection when an `https://` site answered in
+/// plain HTTP (rustls reads `HTTP/1.1 400` as a record of no known type;
+/// OpenSSL says "wrong version number").
+const NOT_TLS: &str = "the site answers plain HTTP, not TLS: is this site http?";
+
+/// A failed connection's cause in a few words: the transport's innermost
+/// message (`connection refused`), without reqwest's `error sending request
+/// for url (…)` around it, which names the URL again.
+fn connect_cause(e: &reqwest::Error) -> String {
+    let mut messages = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        messages.push(s.to_string());
+        source = s.source();
+    }
+    let all = messages.join(": ");
+    if [
+        "InvalidContentType",
+        "wrong version number",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|m| all.contains(m))
+    {
+        return NOT_TLS.to_string();
+    }
+    // The innermost message that says something (hyper's `client error
+    // (Connect)` says nothing the next one does not).
+    let deepest = messages
+        .iter()
+        .rev()
+        .map(|m| m.trim())
+        .find(|m| !m.is_empty())
+        .unwrap_or("unknown error");
+    // `Connection refused (os error 111)`: the number helps no one.
+    let deepest = match deepest.rfind(" (os error ") {
+        Some(at) if deepest.ends_with(')') => &deepest[..at],
+        _ => deepest,
+    };
+    let mut chars = deepest.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => deepest.to_string(),
     }
 }
 
@@ -554,6 +612,18 @@ fn redacted(url: &str) -> String {
     }
 }
 
+/// Why the site could not be reached, when that is what `error` says.
+fn unreachable_cause(error: &JiraError) -> Option<String> {
+    match error {
+        JiraError::Connect { message, .. } => Some(message.clone()),
+        JiraError::Timeout { timeout, .. } => Some(format!(
+            "no answer within {}",
+            humantime::format_duration(*timeout)
+        )),
+        _ => None,
+    }
+}
+
 /// The error to report once retries are over.
 fn final_error(error: JiraError, outcome: Outcome, attempts: u32, path: &str) -> JiraError {
     match (error, outcome) {
@@ -586,10 +656,13 @@ fn final_error(error: JiraError, outcome: Outcome, attempts: u32, path: &str) ->
                 reason,
             }
         }
-        (JiraError::Connect { site, message }, _) if attempts > 1 => JiraError::Connect {
-            site,
-            message: format!("{message}; {attempts} attempts on {path}"),
-        },
+        (JiraError::Connect { site, message }, _) if attempts > 1 => {
+            tracing::debug!(path, attempts, "gave up connecting");
+            JiraError::Connect {
+                site,
+                message: format!("{message} ({attempts} attempts)"),
+            }
+        }
         (e, _) => e,
     }
 }

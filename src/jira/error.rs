@@ -75,8 +75,10 @@ pub enum JiraError {
         attempts: u32,
     },
     /// The connection failed (DNS, refused, reset, TLS) on every attempt.
+    /// One short line that names the site once (the cause leaves out the
+    /// URL the transport's own message repeats).
     #[error(
-        "{site}: cannot connect ({message}); check the profile's `url`, the network and any proxy settings"
+        "cannot connect to {site}: {message}; check the profile's `url`, the network and any proxy settings"
     )]
     Connect {
         /// The site's base URL.

@@ -22,6 +22,6 @@ pub use paging::{
     End, Identity, Item, Listing, Pager, Style, WINDOW_LIMIT, by_id, by_key, by_user,
 };
 pub use projects::PROJECT_KEYS_PER_REQUEST;
-pub use retry::{Gate, RetryPolicy, parse_retry_after};
+pub use retry::{ConnectRetry, ConnectRetryHook, Gate, RetryPolicy, parse_retry_after};
 pub use server::{Myself, ServerInfo};
 pub use users::DC_ASSIGNABLE_CAP;

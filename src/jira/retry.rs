@@ -13,7 +13,7 @@
 //! Every retried request passes the rate limiter again; the caller's loop in
 //! `client.rs` does that, this module only decides.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How the client retries. Built once per run, shared by every request.
@@ -27,6 +27,35 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// A `Retry-After` longer than this ends the run with the throttling error.
     pub max_retry_after: Duration,
+    /// Told before each retry of a request that could not reach the site
+    /// (refused, unresolved, timed out), so that a caller can show it.
+    pub on_connect_retry: Option<ConnectRetryHook>,
+}
+
+/// A request that could not reach the site, about to try again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRetry {
+    /// The site's base URL.
+    pub site: String,
+    /// The attempt about to start: 2 for the first retry.
+    pub attempt: u32,
+    /// The most attempts a request gets.
+    pub attempts: u32,
+    /// Why the last attempt failed, in a few words.
+    pub cause: String,
+}
+
+/// What a [`RetryPolicy`] tells of each [`ConnectRetry`]: `cache_warm`
+/// says `connecting to … (attempt 2 of 5)` on a terminal with it. Called
+/// from every worker: it must be cheap, and may be called several times for
+/// the same attempt number.
+#[derive(Clone)]
+pub struct ConnectRetryHook(pub Arc<dyn Fn(&ConnectRetry) + Send + Sync>);
+
+impl std::fmt::Debug for ConnectRetryHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectRetryHook")
+    }
 }
 
 impl Default for RetryPolicy {
@@ -38,6 +67,7 @@ impl Default for RetryPolicy {
             base_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(60),
+            on_connect_retry: None,
         }
     }
 }

@@ -40,7 +40,7 @@ pub use session::{
     Interrupt, SessionError, WarmOutcome, WarmRequest, WarmSession, exit_code, format_bytes,
     until_signal,
 };
-pub use users::{DC_USER_SEARCH_CAP, META_PARTIAL_ASSIGNABLE};
+pub use users::{ASSIGNABLE_PHASE, DC_USER_SEARCH_CAP, META_PARTIAL_ASSIGNABLE};
 
 /// A warm stage, in priority order.
 #[derive(

@@ -21,6 +21,11 @@ pub trait Progress: Send + Sync {
     fn project_line(&self, stage: Stage, text: &str, _ok: bool) {
         self.line(stage, text);
     }
+    /// A phase of a stage advanced: `done` of `total` units (the users
+    /// stage's assignable lists, one per project, fetched while and after
+    /// the user listing pages), so that a caller can show it moving while
+    /// the stage's entry count stands still.
+    fn phase(&self, _stage: Stage, _phase: &str, _done: u64, _total: u64) {}
     /// The stage ended (or was skipped), with what it did.
     fn stage_finished(&self, _report: &StageReport) {}
 }

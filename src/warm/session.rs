@@ -40,7 +40,7 @@ pub enum SessionError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
     /// The site could not be connected to.
-    #[error("profile `{profile}` ({url})")]
+    #[error("profile `{profile}`{}", site_unless_named(.source, .url))]
     Connect {
         /// The profile's name.
         profile: String,
@@ -50,6 +50,15 @@ pub enum SessionError {
         #[source]
         source: ConnectError,
     },
+}
+
+/// ` (URL)`, unless the error names the site itself: a failed connection
+/// says "cannot connect to URL", and a line names the site once.
+fn site_unless_named(source: &ConnectError, url: &str) -> String {
+    match source {
+        ConnectError::Jira(crate::jira::JiraError::Connect { .. }) => String::new(),
+        _ => format!(" ({url})"),
+    }
 }
 
 impl SessionError {
@@ -385,6 +394,9 @@ impl Progress for Recorder {
     }
     fn project_line(&self, stage: Stage, text: &str, ok: bool) {
         self.inner.project_line(stage, text, ok);
+    }
+    fn phase(&self, stage: Stage, phase: &str, done: u64, total: u64) {
+        self.inner.phase(stage, phase, done, total);
     }
     fn stage_finished(&self, report: &StageReport) {
         if let Ok(mut finished) = self.finished.lock() {

@@ -19,12 +19,13 @@
 //! never reconciled.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 
 use super::{
-    ErrorKind, StageError, StageReport, WarmContext, WarmError, entry, finish_listing, json_array,
-    now_ms, write_page_of,
+    ErrorKind, Stage, StageError, StageReport, WarmContext, WarmError, entry, finish_listing,
+    json_array, now_ms, write_page_of,
 };
 use crate::cache::{KeyScope, Listing};
 use crate::jira::{DC_ASSIGNABLE_CAP, Item, Pager, WINDOW_LIMIT, by_user};
@@ -49,6 +50,10 @@ const DC_SPLIT_MAX_BUDGET: usize = 50_000;
 /// (comma-separated keys; empty when none).
 pub const META_PARTIAL_ASSIGNABLE: &str = "partial_assignable";
 
+/// The phase of the users stage that fetches each project's assignable
+/// users, as [`super::Progress::phase`] names it.
+pub const ASSIGNABLE_PHASE: &str = "assignable users";
+
 /// The first characters of user names, for splitting a capped listing.
 const PREFIX_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz0123456789._-@";
 
@@ -72,10 +77,23 @@ pub(super) async fn warm(
     let listing = super::listing(Category::User, "users", ctx.ttl.user);
     // The assignable lists are fetched while the user listing pages: they
     // are independent, and the listing alone would leave workers idle.
+    // Their own progress is told as each list arrives: once the user
+    // listing ends, they are all that moves.
+    let total = projects.len() as u64;
+    let done = AtomicU64::new(0);
+    let done = &done;
+    if total > 0 {
+        ctx.progress.phase(Stage::Users, ASSIGNABLE_PHASE, 0, total);
+    }
     let assignable = futures::stream::iter(projects.iter().cloned())
         .map(|project| {
             let pager = ctx.client.assignable_users(&project);
-            async move { (project, pager.collect_all().await) }
+            async move {
+                let result = pager.collect_all().await;
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                ctx.progress.phase(Stage::Users, ASSIGNABLE_PHASE, n, total);
+                (project, result)
+            }
         })
         .buffer_unordered(super::listings_at_once(ctx))
         .collect::<Vec<_>>();

@@ -31,7 +31,11 @@ const SIGTERM: Interrupt = Interrupt {
 use cli::Cli;
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash cache_…`: the shell asks for completions (profile
+    // names included); answered here, before anything else runs.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
+    common::remember_user_flags(cli.config.as_deref(), cli.profile.as_deref());
     let exit_status = common::exit_status_rows(
         &[exit::PARTIAL, exit::LOCKED, exit::QUIET_HOURS],
         &[(

@@ -174,6 +174,8 @@ pub fn report(r: &StatusReport, verdict: &CheckOutcome, now: i64, layout: &Layou
         .summary
         .strip_prefix(&format!("{}: ", r.profile))
         .unwrap_or(&verdict.summary);
+    // Before wrapping: a suggested command gains the user's flags.
+    let details = common::with_user_flags(details);
     let level = Tone::of_level(verdict.level).paint(verdict.level.as_str(), colour);
     wrap(&mut out, &format!("{level}: {details}"), width, 2);
     let deployment = r

@@ -42,7 +42,7 @@ const RUNS_FOR_CHECK: usize = 5;
 #[command(name = "cache_status", version, after_help = exit_codes_help())]
 struct Cli {
     /// The profile to show (default: $JIRA_PROFILE, the file's `default`, or its only profile).
-    #[arg(long, short = 'p', value_name = "NAME")]
+    #[arg(long, short = 'p', value_name = "NAME", add = clap_complete::ArgValueCompleter::new(common::complete_profile))]
     profile: Option<String>,
     /// The profiles file (default: $JIRA_CACHE_CONFIG, then ~/.config/jira-cache/profiles.toml).
     #[arg(long, value_name = "PATH")]
@@ -131,6 +131,9 @@ fn exit_codes_help() -> String {
 }
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash cache_…`: the shell asks for completions (profile
+    // names included); answered here, before anything else runs.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     common::quiet_on_closed_stdout();
     let checking = std::env::args_os().any(|a| a == "--check");
     let cli = match Cli::try_parse() {
@@ -147,6 +150,7 @@ fn main() -> ExitCode {
         }
         Err(err) => err.exit(),
     };
+    common::remember_user_flags(cli.config.as_deref(), cli.profile.as_deref());
     let exit_status = common::exit_status_rows(
         &[exit::PARTIAL, exit::LOCKED, exit::QUIET_HOURS],
         &[(exit::FAILED, "failed (an error no other code names)")],
@@ -169,7 +173,7 @@ fn main() -> ExitCode {
             eprintln!("cache_status: {}", common::one_line(&err));
             CheckOutcome::unknown(&common::one_line(&err))
         });
-        println!("{}", outcome.line);
+        println!("{}", common::with_user_flags(&outcome.line));
         return ExitCode::from(outcome.level.exit_code());
     }
     match run(&cli) {

@@ -7,12 +7,22 @@ use jira_cache::profile::Profile;
 use jira_cache::site;
 
 use crate::common;
+use crate::output::{LiveOutput, Mode};
 
 pub async fn check_auth(profile: &Profile) -> anyhow::Result<u8> {
-    let connection = match site::connect(profile, profile.deployment, common::retry_policy()).await
-    {
+    // On a terminal, each retry of a site it cannot reach is said, as a warm says it.
+    let live = std::sync::Arc::new(LiveOutput::new(Mode::Human, 0));
+    let retry = jira_cache::jira::RetryPolicy {
+        on_connect_retry: live.connect_retry_hook(),
+        ..common::retry_policy()
+    };
+    let connection = match site::connect(profile, profile.deployment, retry).await {
         Ok(c) => c,
         Err(site::ConnectError::Profile(p)) => return Err(p.into()),
+        // "cannot connect to URL" names the site itself: once is enough.
+        Err(e @ site::ConnectError::Jira(jira_cache::jira::JiraError::Connect { .. })) => {
+            return Err(e).with_context(|| format!("profile `{}`", profile.name));
+        }
         Err(e) => {
             return Err(e).with_context(|| format!("profile `{}` ({})", profile.name, profile.url));
         }

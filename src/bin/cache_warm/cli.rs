@@ -39,7 +39,7 @@ pub struct Cli {
     pub stage_delay: Duration,
 
     /// The profile to use (default: $JIRA_PROFILE, the file's `default`, or its only profile).
-    #[arg(long, short = 'p', value_name = "NAME")]
+    #[arg(long, short = 'p', value_name = "NAME", add = clap_complete::ArgValueCompleter::new(common::complete_profile))]
     pub profile: Option<String>,
     /// The profiles file (default: $JIRA_CACHE_CONFIG, then ~/.config/jira-cache/profiles.toml).
     #[arg(long, value_name = "PATH")]

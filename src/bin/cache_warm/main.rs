@@ -28,7 +28,11 @@ use cli::Cli;
 use output::{LiveOutput, Mode};
 
 fn main() -> ExitCode {
+    // `COMPLETE=bash cache_…`: the shell asks for completions (profile
+    // names included); answered here, before anything else runs.
+    clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
+    common::remember_user_flags(cli.config.as_deref(), cli.profile.as_deref());
     let exit_status = common::exit_status_rows(&[], &[], &[]);
     if let Some(code) =
         common::print_completions_or_man::<Cli>(cli.completions, cli.man, &exit_status)
@@ -139,6 +143,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         // authenticate leaves nothing behind.
         profile.check_offline()?;
     }
+    // Not with --quiet: a cron run that waits is no failure worth a mail.
+    if let Some(limit) = cli.wait
+        && !cli.quiet
+    {
+        say_what_we_wait_for(&profile, limit);
+    }
     let session = WarmSession::open(&profile, cli.wait, cli.reset).await?;
     // The library only returns this warning; the binary says it, once.
     if let Some(warning) = jira_cache::cache::directory_warning(&profile.cache_dir) {
@@ -188,7 +198,10 @@ async fn warm_stages(
         issues: cli.issue_options(),
         stage_delay: cli.stage_delay,
         max_duration: cli.max_duration,
-        retry: common::retry_policy(),
+        retry: jira_cache::jira::RetryPolicy {
+            on_connect_retry: live.connect_retry_hook(),
+            ..common::retry_policy()
+        },
         fresh: schedule::fresh_policy(profile, cli.full, reader.as_ref()),
     };
     let outcome = session
@@ -207,10 +220,26 @@ async fn warm_stages(
             Ok(exit::OK)
         }
         WarmOutcome::Ran { report, exit_code } => {
-            output::print_report(&report, profile, mode, &requested);
+            output::print_report(&report, profile, mode, &requested, &live.started());
             Ok(exit_code)
         }
     }
+}
+
+/// `--wait` with the lock held: says whom it waits for, and how long it
+/// will; nothing when the lock is free (the warm starts at once).
+fn say_what_we_wait_for(profile: &Profile, limit: Option<std::time::Duration>) {
+    let Some(holder) = jira_cache::lock::WarmLock::holder_of(&profile.lock_path()) else {
+        return;
+    };
+    let how_long = match limit {
+        Some(limit) => format!("for up to {}", humantime::format_duration(limit)),
+        None => "for as long as it runs (Ctrl-C stops waiting)".to_string(),
+    };
+    eprintln!(
+        "cache_warm: profile `{}`: waiting for the warm that holds its lock ({holder}), {how_long}",
+        profile.name
+    );
 }
 
 fn names(stages: &[Stage]) -> String {

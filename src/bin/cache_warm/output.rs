@@ -5,11 +5,13 @@
 //! terminal, never with `--quiet` or `--json`.
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jira_cache::Profile;
+use jira_cache::jira::{ConnectRetry, ConnectRetryHook};
 use jira_cache::warm::{Progress, RunReport, RunResult, Stage, StageReport, StageStatus};
 use serde::Serialize;
 
@@ -31,38 +33,155 @@ pub enum Mode {
 /// same lines are printed as output.
 pub const SUMMARY_TARGET: &str = "jira_cache_summary";
 
+/// Columns left free at the end of each bar line for what the terminal
+/// echoes: `^C` is two.
+const ECHO_ROOM: u16 = 2;
+
+/// Standard error as a narrower terminal than it is. indicatif pads each
+/// bar line to the terminal's full width, which leaves the cursor waiting
+/// to wrap: the `^C` the terminal echoes on Ctrl-C then starts a new line,
+/// and clearing the bars clears that line instead of the bar, which stayed
+/// on screen. With two columns free, the echo fits on the bar's own line
+/// and goes with it.
+#[derive(Debug)]
+struct EchoRoom(console::Term);
+
+impl indicatif::TermLike for EchoRoom {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(ECHO_ROOM).max(1)
+    }
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A stage's bar and what its message shows.
+struct StageBar {
+    stage: Stage,
+    bar: ProgressBar,
+    /// Entries written so far.
+    entries: u64,
+    /// A phase's own progress (`assignable users 12/300`), while it runs.
+    phase: Option<String>,
+}
+
+/// A bar's message: `1234 entries, 500/s`, and the phase under way, if any.
+pub fn bar_message(entries: u64, seconds: f64, phase: Option<&str>) -> String {
+    let rate = entries as f64 / seconds.max(0.001);
+    match phase {
+        Some(phase) => format!("{entries} entries, {rate:.0}/s; {phase}"),
+        None => format!("{entries} entries, {rate:.0}/s"),
+    }
+}
+
+/// `assignable users of 12/300 projects`, or `None` once every unit is done.
+pub fn phase_text(phase: &str, done: u64, total: u64) -> Option<String> {
+    (done < total).then(|| format!("{phase} of {done}/{total} projects"))
+}
+
 /// Live output: one line per stage, per-project lines with `-v`, and bars
 /// on a terminal.
 pub struct LiveOutput {
     mode: Mode,
     verbose: u8,
     multi: Option<MultiProgress>,
-    bars: Mutex<Vec<(Stage, ProgressBar)>>,
+    bars: Mutex<Vec<StageBar>>,
     /// A stage's own lines, shown after its summary line.
     held: Mutex<Vec<(Stage, String)>>,
+    /// The stages that started, in order: a stop names those it cut short.
+    started: Mutex<Vec<Stage>>,
+    /// The highest connection attempt said so far (every worker reports
+    /// its own retries; each attempt number is said once).
+    connect_attempt: AtomicU32,
 }
 
 impl LiveOutput {
     /// Bars only when stderr is a terminal and the output is for people.
     pub fn new(mode: Mode, verbose: u8) -> LiveOutput {
         let bars_wanted = mode == Mode::Human && std::io::stderr().is_terminal();
-        let multi =
-            bars_wanted.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let multi = bars_wanted.then(|| {
+            MultiProgress::with_draw_target(ProgressDrawTarget::term_like_with_hz(
+                Box::new(EchoRoom(console::Term::buffered_stderr())),
+                20,
+            ))
+        });
         LiveOutput {
             mode,
             verbose,
             multi,
             bars: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
+            started: Mutex::new(Vec::new()),
+            connect_attempt: AtomicU32::new(0),
         }
+    }
+
+    /// On a terminal, for people: says `connecting to SITE (attempt 2 of
+    /// 5)` as requests retry a site they cannot reach, instead of silence
+    /// until the run gives up. `None` otherwise (cron, pipes, --quiet,
+    /// --json): the final error says it all there.
+    pub fn connect_retry_hook(self: &Arc<Self>) -> Option<ConnectRetryHook> {
+        let wanted = self.mode == Mode::Human && std::io::stderr().is_terminal();
+        let me = Arc::clone(self);
+        wanted.then(|| {
+            ConnectRetryHook(Arc::new(move |retry: &ConnectRetry| {
+                me.connect_retry(retry)
+            }))
+        })
+    }
+
+    /// One retry of an unreachable site; said once per attempt number.
+    fn connect_retry(&self, retry: &ConnectRetry) {
+        let before = self
+            .connect_attempt
+            .fetch_max(retry.attempt, Ordering::Relaxed);
+        if retry.attempt <= before {
+            return;
+        }
+        let line = format!("cache_warm: {}", connect_retry_line(retry));
+        match &self.multi {
+            Some(multi) if !self.bars.lock().map(|b| b.is_empty()).unwrap_or(true) => {
+                let _ = multi.println(&line);
+            }
+            _ => eprintln!("{line}"),
+        }
+    }
+
+    /// The stages that started so far, in order.
+    pub fn started(&self) -> Vec<Stage> {
+        self.started.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Clears every bar, so that none stays on screen after the run (or
     /// after Ctrl-C).
     pub fn clear_bars(&self) {
         if let Ok(bars) = self.bars.lock() {
-            for (_, bar) in bars.iter() {
-                bar.finish_and_clear();
+            for b in bars.iter() {
+                b.bar.finish_and_clear();
             }
         }
         if let Some(multi) = &self.multi {
@@ -81,13 +200,29 @@ impl LiveOutput {
     fn bar(&self, stage: Stage) -> Option<ProgressBar> {
         let bars = self.bars.lock().ok()?;
         bars.iter()
-            .find(|(s, _)| *s == stage)
-            .map(|(_, b)| b.clone())
+            .find(|b| b.stage == stage)
+            .map(|b| b.bar.clone())
+    }
+
+    /// Changes what a stage's bar counts, and shows it.
+    fn update(&self, stage: Stage, change: impl FnOnce(&mut StageBar)) {
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        if let Some(b) = bars.iter_mut().find(|b| b.stage == stage) {
+            change(b);
+            let seconds = b.bar.elapsed().as_secs_f64();
+            b.bar
+                .set_message(bar_message(b.entries, seconds, b.phase.as_deref()));
+        }
     }
 }
 
 impl Progress for LiveOutput {
     fn stage_started(&self, stage: Stage, units: Option<u64>) {
+        if let Ok(mut started) = self.started.lock() {
+            started.push(stage);
+        }
         let Some(multi) = &self.multi else { return };
         let bar = match units {
             Some(n) => {
@@ -112,22 +247,21 @@ impl Progress for LiveOutput {
         bar.set_message("0 entries");
         bar.enable_steady_tick(Duration::from_millis(120));
         if let Ok(mut bars) = self.bars.lock() {
-            bars.push((stage, bar));
+            bars.push(StageBar {
+                stage,
+                bar,
+                entries: 0,
+                phase: None,
+            });
         }
     }
 
     fn entries(&self, stage: Stage, count: u64) {
-        if let Some(bar) = self.bar(stage) {
-            let so_far = bar
-                .message()
-                .split(' ')
-                .next()
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0)
-                + count;
-            let rate = so_far as f64 / bar.elapsed().as_secs_f64().max(0.001);
-            bar.set_message(format!("{so_far} entries, {rate:.0}/s"));
-        }
+        self.update(stage, |b| b.entries += count);
+    }
+
+    fn phase(&self, stage: Stage, phase: &str, done: u64, total: u64) {
+        self.update(stage, |b| b.phase = phase_text(phase, done, total));
     }
 
     fn unit_done(&self, stage: Stage) {
@@ -182,6 +316,14 @@ impl Progress for LiveOutput {
             bar.finish_and_clear();
         }
     }
+}
+
+/// `connecting to https://jira.example.net (attempt 2 of 5; connection refused)`.
+pub fn connect_retry_line(retry: &ConnectRetry) -> String {
+    format!(
+        "connecting to {} (attempt {} of {}; last: {})",
+        retry.site, retry.attempt, retry.attempts, retry.cause
+    )
 }
 
 /// The run report as `--json` prints it.
@@ -244,6 +386,7 @@ pub fn error_lines(report: &RunReport) -> Vec<String> {
     }
     causes
         .into_iter()
+        .map(|(cause, places)| (common::with_user_flags(&cause).into_owned(), places))
         .map(|(cause, places)| match places.as_slice() {
             [one] => format!("{one}: {cause}"),
             many => {
@@ -259,20 +402,27 @@ pub fn error_lines(report: &RunReport) -> Vec<String> {
 }
 
 /// How a run that did not succeed ended, in a few words: `partial: 1 of 4
-/// stages failed (users)`, `interrupted after 1 of 2 stages; not run:
-/// issues`.
-pub fn outcome_line(report: &RunReport, requested: &[Stage]) -> String {
+/// stages failed (users)`, `interrupted; cut short: users; not run:
+/// issues`. `started`: the stages that began (a stop cuts short those of
+/// them that did not end).
+pub fn outcome_line(report: &RunReport, requested: &[Stage], started: &[Stage]) -> String {
     let failed: Vec<&str> = report
         .stages
         .iter()
         .filter(|s| matches!(s.status, StageStatus::Failed | StageStatus::Partial))
         .map(|s| s.stage.as_str())
         .collect();
-    let cut: Vec<&str> = requested
+    let unfinished = requested
         .iter()
-        .filter(|r| !report.stages.iter().any(|s| s.stage == **r))
-        .map(|s| s.as_str())
-        .collect();
+        .filter(|r| !report.stages.iter().any(|s| s.stage == **r));
+    let (cut, not_run): (Vec<&Stage>, Vec<&Stage>) = unfinished.partition(|r| started.contains(r));
+    let names = |stages: Vec<&Stage>| {
+        stages
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut line = report.result.as_str().to_string();
     if !failed.is_empty() {
         line.push_str(&format!(
@@ -283,14 +433,23 @@ pub fn outcome_line(report: &RunReport, requested: &[Stage]) -> String {
         ));
     }
     if !cut.is_empty() {
-        line.push_str(&format!("; not run: {}", cut.join(", ")));
+        line.push_str(&format!("; cut short: {}", names(cut)));
+    }
+    if !not_run.is_empty() {
+        line.push_str(&format!("; not run: {}", names(not_run)));
     }
     line
 }
 
-/// Prints the end of a run (`requested`: the stages asked for), and logs
-/// its summary for `--log-file`.
-pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode, requested: &[Stage]) {
+/// Prints the end of a run (`requested`: the stages asked for; `started`:
+/// those that began), and logs its summary for `--log-file`.
+pub fn print_report(
+    report: &RunReport,
+    profile: &Profile,
+    mode: Mode,
+    requested: &[Stage],
+    started: &[Stage],
+) {
     let errors = error_lines(report);
     let done = done_line(report, profile);
     if report.result != RunResult::Ok {
@@ -298,7 +457,7 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode, requested
             target: SUMMARY_TARGET,
             "profile `{}`: {}",
             profile.name,
-            outcome_line(report, requested)
+            outcome_line(report, requested, started)
         );
     }
     if let Some(stopped) = &report.stopped {
@@ -331,7 +490,7 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode, requested
                 eprintln!(
                     "cache_warm: profile `{}`: {}",
                     profile.name,
-                    outcome_line(report, requested)
+                    outcome_line(report, requested, started)
                 );
                 for e in &errors {
                     eprintln!("cache_warm: {e}");
@@ -347,8 +506,8 @@ pub fn print_report(report: &RunReport, profile: &Profile, mode: Mode, requested
                 eprintln!("cache_warm: {}", stopped.message);
             }
             if report.stopped.is_some() || report.result != RunResult::Ok {
-                let outcome = outcome_line(report, requested);
-                if outcome.contains("not run") {
+                let outcome = outcome_line(report, requested, started);
+                if outcome.contains("not run") || outcome.contains("cut short") {
                     eprintln!("cache_warm: {outcome}");
                 }
             }
@@ -382,4 +541,34 @@ fn done_line(report: &RunReport, profile: &Profile) -> String {
         count(report.requests.retries, "retry", "retries"),
         profile.cache_display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phase_under_way_shows_beside_the_entry_count_until_it_ends() {
+        let phase = phase_text("assignable users", 12, 300);
+        assert_eq!(
+            bar_message(1200, 2.0, phase.as_deref()),
+            "1200 entries, 600/s; assignable users of 12/300 projects"
+        );
+        assert_eq!(phase_text("assignable users", 300, 300), None);
+        assert_eq!(bar_message(0, 0.0, None), "0 entries, 0/s");
+    }
+
+    #[test]
+    fn a_connection_retry_names_the_site_and_the_attempt() {
+        let retry = ConnectRetry {
+            site: "https://jira.example.net".into(),
+            attempt: 2,
+            attempts: 5,
+            cause: "connection refused".into(),
+        };
+        assert_eq!(
+            connect_retry_line(&retry),
+            "connecting to https://jira.example.net (attempt 2 of 5; last: connection refused)"
+        );
+    }
 }

@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // each binary uses its own subset
 
+use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use jira_cache::exit;
@@ -304,9 +308,160 @@ pub fn retry_policy() -> RetryPolicy {
 }
 
 /// An error and its causes on one line, as `{err:#}` prints it.
-/// Scrubbed of every secret (the last stop before stderr).
+/// Scrubbed of every secret (the last stop before stderr); the commands
+/// its hint suggests keep the user's `--config` and `--profile`.
 pub fn one_line(err: &anyhow::Error) -> String {
-    jira_cache::scrub::scrub(&format!("{err:#}")).into_owned()
+    let line = jira_cache::scrub::scrub(&format!("{err:#}")).into_owned();
+    with_user_flags(&line).into_owned()
+}
+
+/// The `--config` and `--profile` given on the command line: a hint that
+/// suggests a command (run `cache_warm --reset`) suggests it with them,
+/// so that it acts on the same profile when pasted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFlags {
+    /// `--config PATH`, as given.
+    pub config: Option<PathBuf>,
+    /// `--profile NAME`, as given.
+    pub profile: Option<String>,
+}
+
+/// The flags of this run, set once by `main` ([`remember_user_flags`]).
+static USER_FLAGS: OnceLock<UserFlags> = OnceLock::new();
+
+/// Remembers the `--config` and `--profile` this run was given, for
+/// [`with_user_flags`].
+pub fn remember_user_flags(config: Option<&Path>, profile: Option<&str>) {
+    let _ = USER_FLAGS.set(UserFlags {
+        config: config.map(Path::to_path_buf),
+        profile: profile.map(str::to_string),
+    });
+}
+
+/// `text` with every command it suggests given this run's `--config` and
+/// `--profile` (see [`UserFlags::apply`]).
+pub fn with_user_flags(text: &str) -> Cow<'_, str> {
+    match USER_FLAGS.get() {
+        Some(flags) => flags.apply(text),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// The binaries whose commands hints suggest.
+const SUGGESTED: [&str; 3] = ["cache_warm", "cache_status", "cache_serve"];
+
+impl UserFlags {
+    /// Every command quoted in backticks in `text` (`` `cache_warm --reset` ``)
+    /// with `--config` and `--profile` inserted after the program's name,
+    /// each unless the command already names one.
+    pub fn apply<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut extra = Vec::new();
+        if let Some(config) = &self.config {
+            extra.push(("--config", shell_word(&config.to_string_lossy())));
+        }
+        if let Some(profile) = &self.profile {
+            extra.push(("--profile", shell_word(profile)));
+        }
+        if extra.is_empty() || !text.contains('`') {
+            return Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len() + 64);
+        let mut rest = text;
+        // Spans alternate: outside, inside backticks, outside, …
+        while let Some(open) = rest.find('`') {
+            out.push_str(&rest[..=open]);
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('`') else {
+                rest = after;
+                break;
+            };
+            out.push_str(&self.command(&after[..close], &extra));
+            out.push('`');
+            rest = &after[close + 1..];
+        }
+        out.push_str(rest);
+        Cow::Owned(out)
+    }
+
+    /// One quoted span: a suggested command gains the flags it lacks.
+    fn command(&self, span: &str, extra: &[(&str, String)]) -> String {
+        let program = SUGGESTED
+            .iter()
+            .find(|p| span == **p || span.starts_with(&format!("{p} ")));
+        let Some(program) = program else {
+            return span.to_string();
+        };
+        let args = &span[program.len()..];
+        let mut out = program.to_string();
+        for (flag, value) in extra {
+            let named = args
+                .split_whitespace()
+                .any(|w| w == *flag || w.starts_with(&format!("{flag}=")));
+            if !named {
+                out.push_str(&format!(" {flag} {value}"));
+            }
+        }
+        out.push_str(args);
+        out
+    }
+}
+
+/// `--profile <TAB>`: the names of the profiles file this command line
+/// reads (its `--config`, else `$JIRA_CACHE_CONFIG`, else the default
+/// path), through clap's dynamic completion (`COMPLETE=bash cache_warm`).
+pub fn complete_profile(current: &OsStr) -> Vec<clap_complete::CompletionCandidate> {
+    let config = config_on_command_line(std::env::args_os());
+    let options = jira_cache::profile::LoadOptions::from_process_env(config, None);
+    profile_candidates(&options, current)
+}
+
+/// The profile names starting with `current`, in name order; none when the
+/// profiles file cannot be read (completion has no place to say why).
+pub fn profile_candidates(
+    options: &jira_cache::profile::LoadOptions,
+    current: &OsStr,
+) -> Vec<clap_complete::CompletionCandidate> {
+    let Some(current) = current.to_str() else {
+        return Vec::new();
+    };
+    let Ok((_, names)) = jira_cache::profile::profile_names(options) else {
+        return Vec::new();
+    };
+    names
+        .into_iter()
+        .filter(|name| name.starts_with(current))
+        .map(clap_complete::CompletionCandidate::new)
+        .collect()
+}
+
+/// The `--config` of the command line being completed: clap's completion
+/// protocol passes it after a `--` (`cache_warm -- cache_warm --config X
+/// --profile`); the last one given wins, as when parsing.
+pub fn config_on_command_line(args: impl IntoIterator<Item = OsString>) -> Option<PathBuf> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let start = args.iter().position(|a| a == "--").map_or(0, |i| i + 1);
+    let mut words = args[start..].iter();
+    let mut config = None;
+    while let Some(word) = words.next() {
+        if word == "--config" {
+            config = words.next().map(PathBuf::from);
+        } else if let Some(value) = word.to_str().and_then(|w| w.strip_prefix("--config=")) {
+            config = Some(PathBuf::from(value));
+        }
+    }
+    config
+}
+
+/// A word the shell reads back as itself: quoted only when it must be.
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@,%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
 }
 
 /// Human-readable byte count: `1.2 MiB`.
@@ -359,4 +514,134 @@ pub fn print_completions_or_man<C: clap::CommandFactory>(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod user_flag_tests {
+    use super::*;
+
+    fn flags(config: Option<&str>, profile: Option<&str>) -> UserFlags {
+        UserFlags {
+            config: config.map(PathBuf::from),
+            profile: profile.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_suggested_command_keeps_the_users_config_and_profile() {
+        let hint = "x.sqlite3: corrupt; run `cache_warm --reset` to recreate it";
+        assert_eq!(
+            flags(Some("/etc/jc/p.toml"), Some("prod")).apply(hint),
+            "x.sqlite3: corrupt; run `cache_warm --config /etc/jc/p.toml --profile prod --reset` to recreate it"
+        );
+        assert_eq!(
+            flags(None, Some("prod")).apply("no cache yet; run `cache_warm` to create it"),
+            "no cache yet; run `cache_warm --profile prod` to create it"
+        );
+    }
+
+    #[test]
+    fn flags_a_command_already_names_are_not_repeated() {
+        let hint = "no cache yet; run `cache_warm --all --profile prod`";
+        assert_eq!(
+            flags(Some("p.toml"), Some("prod")).apply(hint),
+            "no cache yet; run `cache_warm --config p.toml --all --profile prod`"
+        );
+    }
+
+    #[test]
+    fn other_quoted_text_and_runs_without_flags_are_left_alone() {
+        let hint = "lower `max_size`, or run `chmod go-w /x`; see `cache_warmer`";
+        assert_eq!(flags(Some("p.toml"), Some("a")).apply(hint), hint);
+        let hint = "run `cache_warm --reset`";
+        assert_eq!(flags(None, None).apply(hint), hint);
+        // An unpaired backtick ends the scan without losing text.
+        let odd = "run `cache_warm --reset` or `so";
+        assert_eq!(
+            flags(None, Some("a")).apply(odd),
+            "run `cache_warm --profile a --reset` or `so"
+        );
+    }
+
+    #[test]
+    fn values_the_shell_would_split_are_quoted() {
+        assert_eq!(
+            flags(Some("/my dir/p's.toml"), Some("a b")).apply("`cache_status --check`"),
+            r"`cache_status --config '/my dir/p'\''s.toml' --profile 'a b' --check`"
+        );
+    }
+}
+
+#[cfg(test)]
+mod completion_tests {
+    use super::*;
+    use jira_cache::profile::{Env, LoadOptions};
+
+    fn names(options: &LoadOptions, current: &str) -> Vec<String> {
+        profile_candidates(options, OsStr::new(current))
+            .iter()
+            .map(|c| c.get_value().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn profile_names_complete_from_the_profiles_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("profiles.toml");
+        std::fs::write(
+            &path,
+            "default = \"production\"\n\
+             [profiles.production]\nurl = \"https://p.example.net\"\n\
+             [profiles.preview]\nurl = \"https://v.example.net\"\n\
+             [profiles.staging]\nurl = \"https://s.example.net\"\n",
+        )
+        .unwrap();
+        let options = LoadOptions {
+            config: Some(path),
+            profile: None,
+            env: Env::from_pairs([("HOME", dir.path().to_str().unwrap())]),
+        };
+        assert_eq!(names(&options, ""), ["preview", "production", "staging"]);
+        assert_eq!(names(&options, "pr"), ["preview", "production"]);
+        assert!(names(&options, "x").is_empty());
+        // No file there: nothing to offer, and no error on the terminal.
+        let missing = LoadOptions {
+            config: Some(dir.path().join("absent.toml")),
+            ..options
+        };
+        assert!(names(&missing, "").is_empty());
+    }
+
+    #[test]
+    fn the_config_of_the_line_being_completed_is_the_one_read() {
+        let line = |words: &[&str]| config_on_command_line(words.iter().map(OsString::from));
+        assert_eq!(
+            line(&[
+                "cache_warm",
+                "--",
+                "cache_warm",
+                "--config",
+                "a.toml",
+                "--profile",
+                ""
+            ]),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            line(&[
+                "cache_warm",
+                "--",
+                "cache_warm",
+                "--config=b.toml",
+                "-p",
+                "x"
+            ]),
+            Some(PathBuf::from("b.toml"))
+        );
+        // The completer's own arguments before `--` are not the line's.
+        assert_eq!(
+            line(&["cache_warm", "--config", "c.toml", "--", "cache_warm", "-p"]),
+            None
+        );
+    }
 }
