@@ -486,10 +486,14 @@ async fn with_warm_it_warms_at_start_as_cache_warm_does_and_records_the_run() {
 /// `cache_warm` of the whole site, then `cache_serve` on its cache.
 fn warmed_then_served(fake: &FakeJira, extra: &str) -> (Sandbox, Served) {
     let mut sandbox = Sandbox::new();
+    let deployment = match fake.flavor() {
+        Flavor::Cloud => "cloud",
+        Flavor::DataCenter => "datacenter",
+    };
     sandbox.profile_for(
         fake,
-        Flavor::Cloud,
-        &format!("deployment = \"cloud\"\n{extra}"),
+        fake.flavor(),
+        &format!("deployment = \"{deployment}\"\n{extra}"),
     );
     common::run_ok(&mut sandbox.warm(&["--all", "--profile", "test"]));
     let served = Served::start(&sandbox, &[]);
@@ -594,6 +598,49 @@ async fn after_a_warm_projects_fields_and_issues_are_answered_from_the_warmed_en
         );
         assert_eq!(&got.json, site, "{path} with the site down");
     }
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_data_center_warm_projects_fields_and_issues_are_answered_from_the_warmed_entries()
+{
+    let fake = FakeJira::builder(Flavor::DataCenter).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = dc_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let paths = [
+        "/rest/api/2/project".to_string(),
+        "/rest/api/2/field".to_string(),
+        format!("/rest/api/2/issue/{issue}?fields=summary,status"),
+    ];
+    let mut direct = Vec::new();
+    for path in &paths {
+        let site = get(&http, &format!("{}{path}", fake.url()), Some(&auth)).await;
+        assert_eq!(site.status, 200, "{path}: {}", site.json);
+        direct.push(site.json);
+    }
+    fake.reset_requests();
+    for (path, site) in paths.iter().zip(&direct) {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!((got.status, got.cache.as_str()), (200, "HIT"), "{path}");
+        assert_eq!(&got.json, site, "{path}");
+    }
+    assert_eq!(fake.request_count(), 0, "the warmed entries answered");
+    drop(fake);
+    for (path, site) in paths.iter().zip(&direct) {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!((got.status, got.cache.as_str()), (200, "HIT"), "{path}");
+        assert_eq!(&got.json, site, "{path} with the site down");
+    }
+    // Data Center has no `project/search`: the site says so, not the cache.
+    let search = get(
+        &http,
+        &format!("{}/rest/api/2/project/search", served.url),
+        Some(&auth),
+    )
+    .await;
+    assert_eq!(search.status, 502, "{}", search.json);
     assert!(served.terminate().success());
 }
 
