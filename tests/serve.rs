@@ -642,6 +642,20 @@ async fn after_a_data_center_warm_projects_fields_and_issues_are_answered_from_t
     .await;
     assert_eq!(search.status, 502, "{}", search.json);
     assert!(served.terminate().success());
+    // Answers from warmed entries count as the hits they are.
+    let status = sandbox.status_json();
+    let field = status["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "field")
+        .expect("the field category")
+        .clone();
+    assert_eq!(
+        (field["hits"].as_u64(), field["misses"].as_u64()),
+        (Some(2), Some(0)),
+        "{field}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -386,20 +386,16 @@ async fn from_warmed(
     };
     let now = chrono::Utc::now().timestamp_millis();
     let warm = app.peek(source.category(), source.key());
+    let age = |fetched_at: i64| Duration::from_millis(u64::try_from(now - fetched_at).unwrap_or(0));
     if let Some(entry) = &warm
         && now < entry.expires_at
-        && matches!(fit(&entry.value), Fit::Whole(_))
+        && let Fit::Whole(body) = fit(&entry.value)
     {
-        // Counted as the hit it is; the value read is the one served.
-        match app.read.get(source.category(), source.key()) {
-            Ok(Some(value)) if value.is_fresh() => {
-                if let Fit::Whole(body) = fit(&value.value) {
-                    return cached_json(body, "HIT", value.age);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(key = source.key(), "cannot read the cache: {e}"),
+        // Counted as the hit it is (the look above was not counted).
+        if let Err(e) = app.read.get(source.category(), source.key()) {
+            tracing::warn!(key = source.key(), "cannot count the read: {e}");
         }
+        return cached_json(body, "HIT", age(entry.fetched_at));
     }
     let read = read_through(app, category, &key, path, query).await;
     let site_failed = match &read {
@@ -418,7 +414,6 @@ async fn from_warmed(
             read.as_ref().is_err() || read.as_ref().is_ok_and(|v| e.fetched_at > v.fetched_at)
         })
         .map(|e| (fit(&e.value), e.fetched_at));
-    let age = |fetched_at: i64| Duration::from_millis(u64::try_from(now - fetched_at).unwrap_or(0));
     match (fallback, read) {
         (Some((Fit::Whole(body), at)), _) => {
             tracing::warn!(%key, "the site failed; served the warmed entry stale");
