@@ -790,6 +790,31 @@ async fn past_the_ttl_warmed_entries_are_served_stale_and_an_issue_short_of_fiel
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_max_stale_a_warmed_entry_is_not_served() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(
+        &fake,
+        "max_stale = \"0s\"\n[profiles.test.ttl]\nfield = \"0s\"\nissue_recent = \"0s\"\nissue_old = \"0s\"\n",
+    );
+    let http = reqwest::Client::new();
+    let issue = a_warmed_issue(&sandbox);
+    drop(fake);
+    for path in [
+        "/rest/api/3/field".to_string(),
+        format!("/rest/api/3/issue/{issue}?fields=summary,description"),
+    ] {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&cloud_auth())).await;
+        assert_eq!(
+            (got.status, got.cache.as_str()),
+            (502, "MISS"),
+            "{path}: {}",
+            got.json
+        );
+    }
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_v2_client_never_gets_the_adf_of_a_v3_warmed_issue() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let (sandbox, served) = warmed_then_served(
