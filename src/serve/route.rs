@@ -3,10 +3,11 @@
 //! category and key its answer is kept under.
 //!
 //! Keys: `serve:<version>/<path>?<query>` (`serve:3/field`,
-//! `serve:2/issue/PROJ-1?fields=summary`). An answer is only ever served to
-//! a request of the same API version and the same query it was fetched
-//! with, so a v2 client never receives the ADF documents of a v3 answer, and
-//! an issue asked with other `fields` is fetched through.
+//! `serve:2/issue/PROJ-1?fields=summary`). Such an answer is only ever
+//! served to a request of the same API version and the same query it was
+//! fetched with, so a v2 client never receives the ADF documents of a v3
+//! answer. (The warm's own entries answer some requests first, under the
+//! rules of [`super::warmed`].)
 
 use crate::{Category, Deployment};
 

@@ -260,12 +260,9 @@ pub fn fit(
     fields_list: &mut dyn FnMut() -> Option<String>,
 ) -> Fit {
     let answer = match source {
-        Source::List(..) => {
-            if serde_json::from_str::<Vec<&RawValue>>(value).is_err() {
-                return Fit::No;
-            }
-            Fit::Whole(value.to_string())
-        }
+        // The warm writes lists as JSON arrays: not decoded again per read.
+        Source::List(..) if value.trim_start().starts_with('[') => Fit::Whole(value.to_string()),
+        Source::List(..) => Fit::No,
         Source::ProjectPage {
             start_at,
             max_results,
