@@ -482,3 +482,382 @@ async fn with_warm_it_warms_at_start_as_cache_warm_does_and_records_the_run() {
     assert!(issues["entries"].as_u64().unwrap() > 0, "{issues}");
     assert!(served.terminate().success());
 }
+
+/// `cache_warm` of the whole site, then `cache_serve` on its cache.
+fn warmed_then_served(fake: &FakeJira, extra: &str) -> (Sandbox, Served) {
+    let mut sandbox = Sandbox::new();
+    let deployment = match fake.flavor() {
+        Flavor::Cloud => "cloud",
+        Flavor::DataCenter => "datacenter",
+    };
+    sandbox.profile_for(
+        fake,
+        fake.flavor(),
+        &format!("deployment = \"{deployment}\"\n{extra}"),
+    );
+    common::run_ok(&mut sandbox.warm(&["--all", "--profile", "test"]));
+    let served = Served::start(&sandbox, &[]);
+    (sandbox, served)
+}
+
+/// `value` with the API version of every `self` link changed from 3 to 2,
+/// as the v2 API of the site would give it.
+fn as_v2(value: &Value) -> Value {
+    match value {
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| match (k.as_str(), v) {
+                    ("self", Value::String(s)) => (
+                        k.clone(),
+                        Value::String(s.replacen("/rest/api/3/", "/rest/api/2/", 1)),
+                    ),
+                    _ => (k.clone(), as_v2(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(as_v2).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Keys of the fake's projects, in the site's order.
+fn project_keys(fake: &FakeJira) -> Vec<String> {
+    fake.site()
+        .snapshot()
+        .projects
+        .iter()
+        .filter_map(|p| p["key"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// An issue the warm cached (it caches the issues of its window only).
+fn a_warmed_issue(sandbox: &Sandbox) -> String {
+    let out = common::run_ok(&mut sandbox.status(&["--profile", "test", "--keys", "issue"]));
+    common::stdout(&out)
+        .lines()
+        .next()
+        .expect("the warm cached an issue")
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_warm_projects_fields_and_issues_are_answered_from_the_warmed_entries() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let keys = project_keys(&fake);
+    assert!(keys.len() >= 3, "{keys:?}");
+    let issue = a_warmed_issue(&sandbox);
+    let v3 = [
+        "/rest/api/3/project".to_string(),
+        "/rest/api/3/field".to_string(),
+        "/rest/api/3/project/search".to_string(),
+        "/rest/api/3/project/search?startAt=1&maxResults=1".to_string(),
+        format!(
+            "/rest/api/3/project/search?keys={}&keys={}",
+            keys[2], keys[0]
+        ),
+        format!("/rest/api/3/issue/{issue}?fields=summary,status"),
+        format!("/rest/api/3/issue/{issue}?fields=status&fields=summary,assignee"),
+    ];
+    let mut expected = Vec::new();
+    for path in &v3 {
+        let site = get(&http, &format!("{}{path}", fake.url()), Some(&auth)).await;
+        assert_eq!(site.status, 200, "{path}: {}", site.json);
+        expected.push((path.clone(), site.json.clone()));
+        // The same resource through v2, which the fake's Cloud does not
+        // serve: what the v2 API gives is the v3 answer with v2 links.
+        if !path.contains("project/search") {
+            expected.push((
+                path.replace("/rest/api/3/", "/rest/api/2/"),
+                as_v2(&site.json),
+            ));
+        }
+    }
+    fake.reset_requests();
+    for (path, site) in &expected {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (got.status, got.cache.as_str()),
+            (200, "HIT"),
+            "{path}: {}",
+            got.json
+        );
+        assert_eq!(&got.json, site, "{path}");
+    }
+    assert_eq!(fake.request_count(), 0, "the warmed entries answered");
+    drop(fake);
+    for (path, site) in &expected {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (got.status, got.cache.as_str()),
+            (200, "HIT"),
+            "{path} with the site down"
+        );
+        assert_eq!(&got.json, site, "{path} with the site down");
+    }
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_data_center_warm_projects_fields_and_issues_are_answered_from_the_warmed_entries()
+{
+    let fake = FakeJira::builder(Flavor::DataCenter).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = dc_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let paths = [
+        "/rest/api/2/project".to_string(),
+        "/rest/api/2/field".to_string(),
+        format!("/rest/api/2/issue/{issue}?fields=summary,status"),
+    ];
+    let mut direct = Vec::new();
+    for path in &paths {
+        let site = get(&http, &format!("{}{path}", fake.url()), Some(&auth)).await;
+        assert_eq!(site.status, 200, "{path}: {}", site.json);
+        direct.push(site.json);
+    }
+    fake.reset_requests();
+    for (path, site) in paths.iter().zip(&direct) {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!((got.status, got.cache.as_str()), (200, "HIT"), "{path}");
+        assert_eq!(&got.json, site, "{path}");
+    }
+    assert_eq!(fake.request_count(), 0, "the warmed entries answered");
+    drop(fake);
+    for (path, site) in paths.iter().zip(&direct) {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!((got.status, got.cache.as_str()), (200, "HIT"), "{path}");
+        assert_eq!(&got.json, site, "{path} with the site down");
+    }
+    // Data Center has no `project/search`: the site says so, not the cache.
+    let search = get(
+        &http,
+        &format!("{}/rest/api/2/project/search", served.url),
+        Some(&auth),
+    )
+    .await;
+    assert_eq!(search.status, 502, "{}", search.json);
+    assert!(served.terminate().success());
+    // Answers from warmed entries count as the hits they are.
+    let status = sandbox.status_json();
+    let field = status["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "field")
+        .expect("the field category")
+        .clone();
+    assert_eq!(
+        (field["hits"].as_u64(), field["misses"].as_u64()),
+        (Some(2), Some(0)),
+        "{field}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_warmed_entries_do_not_hold_goes_to_the_site() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let keys = project_keys(&fake);
+    let issue = a_warmed_issue(&sandbox);
+    let account = get(
+        &http,
+        &format!("{}/users/search", fake.api_url()),
+        Some(&auth),
+    )
+    .await
+    .json[0]["accountId"]
+        .as_str()
+        .expect("a user")
+        .to_string();
+    let passed_through = [
+        // Not in the warm's `issue_fields`, so not covered.
+        format!("/rest/api/3/issue/{issue}?fields=summary,description"),
+        // Every field.
+        format!("/rest/api/3/issue/{issue}"),
+        format!("/rest/api/3/issue/{issue}?fields=summary&expand=names"),
+        // The listing's project and user are not what these return.
+        format!("/rest/api/3/project/{}", keys[0]),
+        format!("/rest/api/3/user?accountId={account}"),
+        // What the site makes of comma-joined keys is the site's to say.
+        format!("/rest/api/3/project/search?keys={},{}", keys[0], keys[1]),
+        "/rest/api/3/project/search?query=a".to_string(),
+    ];
+    for path in &passed_through {
+        let site = get(&http, &format!("{}{path}", fake.url()), Some(&auth)).await;
+        let before = fake.request_count();
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (got.status, got.cache.as_str()),
+            (site.status, "MISS"),
+            "{path}"
+        );
+        assert_eq!(got.json, site.json, "{path}");
+        assert_eq!(
+            fake.request_count(),
+            before + 1,
+            "{path}: one request to the site"
+        );
+        let again = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(again.cache, "HIT", "{path}: kept for the next reader");
+    }
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_ttl_warmed_entries_are_served_stale_and_an_issue_short_of_fields_stale_partial() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(
+        &fake,
+        "max_stale = \"1d\"\n[profiles.test.ttl]\nproject = \"0s\"\nfield = \"0s\"\n\
+         issue_recent = \"0s\"\nissue_old = \"0s\"\n",
+    );
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let paths = [
+        "/rest/api/3/project".to_string(),
+        "/rest/api/3/field".to_string(),
+        "/rest/api/3/project/search?maxResults=2".to_string(),
+        format!("/rest/api/3/issue/{issue}?fields=summary,status"),
+    ];
+    let mut direct = Vec::new();
+    for path in &paths {
+        direct.push(
+            get(&http, &format!("{}{path}", fake.url()), Some(&auth))
+                .await
+                .json,
+        );
+    }
+    let full = get(
+        &http,
+        &format!(
+            "{}/rest/api/3/issue/{issue}?fields=summary,description",
+            fake.url()
+        ),
+        Some(&auth),
+    )
+    .await
+    .json;
+    drop(fake);
+    for (path, site) in paths.iter().zip(&direct) {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (got.status, got.cache.as_str()),
+            (200, "STALE"),
+            "{path}: {}",
+            got.json
+        );
+        assert_eq!(&got.json, site, "{path}");
+        assert!(got.age.is_some(), "{path}: an Age header");
+    }
+    // `description` was not warmed: the fields the entry has, marked.
+    let partial = get(
+        &http,
+        &format!(
+            "{}/rest/api/3/issue/{issue}?fields=summary,description",
+            served.url
+        ),
+        Some(&auth),
+    )
+    .await;
+    assert_eq!(
+        (partial.status, partial.cache.as_str()),
+        (200, "STALE-PARTIAL")
+    );
+    assert_eq!(partial.json["key"], full["key"]);
+    assert_eq!(partial.json["fields"]["summary"], full["fields"]["summary"]);
+    assert!(
+        partial.json["fields"].get("description").is_none(),
+        "{}",
+        partial.json
+    );
+    // Nothing warmed covers an issue's every field, and nothing else is cached.
+    let none = get(
+        &http,
+        &format!("{}/rest/api/3/issue/{issue}", served.url),
+        Some(&auth),
+    )
+    .await;
+    assert_eq!(none.status, 502);
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_max_stale_a_warmed_entry_is_not_served() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(
+        &fake,
+        "max_stale = \"0s\"\n[profiles.test.ttl]\nfield = \"0s\"\nissue_recent = \"0s\"\nissue_old = \"0s\"\n",
+    );
+    let http = reqwest::Client::new();
+    let issue = a_warmed_issue(&sandbox);
+    drop(fake);
+    for path in [
+        "/rest/api/3/field".to_string(),
+        format!("/rest/api/3/issue/{issue}?fields=summary,description"),
+    ] {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&cloud_auth())).await;
+        assert_eq!(
+            (got.status, got.cache.as_str()),
+            (502, "MISS"),
+            "{path}: {}",
+            got.json
+        );
+    }
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_client_never_gets_the_adf_of_a_v3_warmed_issue() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(
+        &fake,
+        "issue_fields = [\"summary\", \"status\", \"description\", \"updated\", \"project\"]\n",
+    );
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let v3 = format!("/rest/api/3/issue/{issue}?fields=description");
+    let site = get(&http, &format!("{}{v3}", fake.url()), Some(&auth))
+        .await
+        .json;
+    assert_eq!(
+        site["fields"]["description"]["type"], "doc",
+        "the fake's v3 is ADF"
+    );
+    fake.reset_requests();
+    // v3 asks for v3's shape: the warmed entry answers.
+    let got = get(&http, &format!("{}{v3}", served.url), Some(&auth)).await;
+    assert_eq!((got.cache.as_str(), &got.json), ("HIT", &site));
+    // v2 with fields of one shape in both versions: answered too.
+    let plain = format!("/rest/api/2/issue/{issue}?fields=summary,status");
+    let got = get(&http, &format!("{}{plain}", served.url), Some(&auth)).await;
+    assert_eq!(got.cache, "HIT");
+    assert_eq!(got.json["fields"].as_object().map(|f| f.len()), Some(2));
+    assert!(got.json["self"].as_str().unwrap().contains("/rest/api/2/"));
+    assert_eq!(fake.request_count(), 0);
+    // v2 asking for rich text: only the site has its wiki markup.
+    let rich = format!("/rest/api/2/issue/{issue}?fields=summary,description");
+    let got = get(&http, &format!("{}{rich}", served.url), Some(&auth)).await;
+    assert_eq!(got.cache, "MISS");
+    assert_eq!(fake.count_path("/rest/api/2/issue/"), 1, "asked the site");
+    drop(fake);
+    // With the site down: stale and partial, never the ADF document.
+    let got = get(&http, &format!("{}{rich}", served.url), Some(&auth)).await;
+    assert_eq!(
+        (got.status, got.cache.as_str()),
+        (200, "STALE-PARTIAL"),
+        "{}",
+        got.json
+    );
+    assert!(got.json["fields"].get("summary").is_some());
+    assert!(!got.json.to_string().contains("\"doc\""), "{}", got.json);
+    assert!(served.terminate().success());
+}

@@ -13,12 +13,15 @@
 //!   path ([`crate::read::ReadThrough`]): single flight, early refresh,
 //!   leases across processes, stale within `max_stale` when the site fails.
 //!   Each is kept under its API version, path and query ([`route`]), so a
-//!   v2 client never gets a v3 answer's ADF.
+//!   v2 client never gets a v3 answer's ADF. `field`, `project`,
+//!   `project/search` and `issue/{key}?fields=` are answered first from the
+//!   entries the warm wrote, where they hold what Jira returns ([`warmed`]).
 //! - **Every other request** (search, writes, anything else under `/rest/`)
 //!   goes to the site unchanged; a successful write drops the entries it
 //!   touches before the answer goes back, so a client never reads its own
 //!   write back stale.
-//! - `X-Cache: HIT | STALE | MISS | BYPASS` and `Age` say what happened.
+//! - `X-Cache: HIT | STALE | STALE-PARTIAL | MISS | BYPASS` and `Age` say
+//!   what happened.
 //!
 //! Only the profile's site is ever asked: paths are checked (no `..`, no
 //! encoded slashes, no absolute-form request targets), no redirect is
@@ -28,9 +31,10 @@ pub mod auth;
 pub mod route;
 pub mod schedule;
 pub mod upstream;
+pub mod warmed;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -40,13 +44,15 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+use crate::cache::{CacheReader, CachedEntry};
 use crate::profile::{Profile, ProfileError};
-use crate::read::{Origin, ReadError, ReadThrough};
+use crate::read::{CachedValue, Origin, ReadError, ReadThrough};
 use crate::site::{self, ConnectError};
 use crate::{Category, Deployment};
 
 use route::{PathRefusal, SafePath};
 use upstream::{Answer, Unreachable, Upstream};
+use warmed::{Fit, Source, Versions};
 
 /// The content type Jira answers JSON with.
 pub const JSON_TYPE: &str = "application/json;charset=UTF-8";
@@ -99,8 +105,25 @@ impl ServeError {
 #[derive(Debug)]
 struct App {
     read: ReadThrough,
+    /// Looks at warmed entries without counting the look (the read that
+    /// answers is counted through `read`).
+    peek: Mutex<CacheReader>,
     upstream: Upstream,
     deployment: Deployment,
+}
+
+impl App {
+    /// The entry, uncounted; `None` also when the cache cannot say.
+    fn peek(&self, category: Category, key: &str) -> Option<CachedEntry> {
+        let reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
+        match reader.peek(category, key) {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::warn!(%category, key, "cannot read the cache: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// The server of one profile: its router, ready for [`serve`].
@@ -148,8 +171,11 @@ impl Server {
                 profile: profile.name.clone(),
                 message,
             })?;
+        let peek = crate::cache::Cache::open_read_only(read.cache_path())
+            .map_err(|e| ServeError::Read(ReadError::Cache(Arc::new(e))))?;
         let app = Arc::new(App {
             read: read.clone(),
+            peek: Mutex::new(peek),
             upstream,
             deployment,
         });
@@ -248,24 +274,28 @@ async fn handle(
     if method == Method::GET
         && let Some((category, key)) = route::cache_key(&path, query)
     {
-        return read_through(&app, category, key, path, query).await;
+        if let Some(source) = warmed::source(&path, query, app.deployment) {
+            return from_warmed(&app, source, category, key, path, query).await;
+        }
+        let read = read_through(&app, category, &key, path, query).await;
+        return answer_read(read, &key);
     }
     forward(&app, method, &path, query, &headers, body).await
 }
 
-/// A GET the cache may answer.
+/// A GET the cache may answer: the entry `cache_serve` keeps for it
+/// (`serve:` key), fetched through when missing or expired.
 async fn read_through(
     app: &App,
     category: Category,
-    key: String,
+    key: &str,
     path: SafePath,
     query: Option<&str>,
-) -> Response {
+) -> Result<CachedValue, ReadError> {
     let upstream = app.upstream.clone();
     let query = query.map(str::to_string);
-    let read = app
-        .read
-        .get_or_fetch(category, &key, || async move {
+    app.read
+        .get_or_fetch(category, key, || async move {
             let answer = upstream
                 .send(
                     Method::GET,
@@ -281,7 +311,11 @@ async fn read_through(
             }
             String::from_utf8(answer.body.to_vec()).map_err(|_| FetchFailure::NotText)
         })
-        .await;
+        .await
+}
+
+/// The response to a [`read_through`].
+fn answer_read(read: Result<CachedValue, ReadError>, key: &str) -> Response {
     match read {
         Ok(value) => {
             let result = match &value.origin {
@@ -289,25 +323,13 @@ async fn read_through(
                 Origin::Cache if value.is_fresh() => "HIT",
                 _ => "STALE",
             };
-            let mut response = (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, JSON_TYPE)],
-                value.value,
-            )
-                .into_response();
-            let h = response.headers_mut();
-            h.insert(X_CACHE, HeaderValue::from_static(result));
-            h.insert(header::AGE, HeaderValue::from(value.age.as_secs()));
             if let Origin::StaleAfterError(cause) = &value.origin {
                 tracing::warn!(%key, "served stale: {cause}");
             }
-            response
+            cached_json(value.value, result, value.age)
         }
         Err(e) => {
-            if let Some(FetchFailure::Answer(answer)) = e
-                .fetch_error()
-                .and_then(|f| f.downcast_ref::<FetchFailure>())
-            {
+            if let Some(answer) = site_answer(&e) {
                 return relay(answer.clone(), "MISS");
             }
             tracing::warn!(%key, "{e}");
@@ -317,6 +339,91 @@ async fn read_through(
                 .insert(X_CACHE, HeaderValue::from_static("MISS"));
             response
         }
+    }
+}
+
+/// The site's own answer (404, 401…) that made a fetch fail, if it did.
+fn site_answer(e: &ReadError) -> Option<&Answer> {
+    match e
+        .fetch_error()
+        .and_then(|f| f.downcast_ref::<FetchFailure>())
+    {
+        Some(FetchFailure::Answer(answer)) => Some(answer),
+        _ => None,
+    }
+}
+
+/// JSON from the cache, with `X-Cache` and `Age`.
+fn cached_json(body: String, result: &'static str, age: Duration) -> Response {
+    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, JSON_TYPE)], body).into_response();
+    let h = response.headers_mut();
+    h.insert(X_CACHE, HeaderValue::from_static(result));
+    h.insert(header::AGE, HeaderValue::from(age.as_secs()));
+    response
+}
+
+/// A GET a warmed entry may answer ([`warmed`]): from that entry while it
+/// is fresh and fits the request; otherwise as any other read (the site,
+/// then `cache_serve`'s own entry). When that fails for want of the site,
+/// the warmed entry within `max_stale` is served `STALE`, and an issue
+/// holding only some of the requested fields `STALE-PARTIAL`.
+async fn from_warmed(
+    app: &App,
+    source: Source,
+    category: Category,
+    key: String,
+    path: SafePath,
+    query: Option<&str>,
+) -> Response {
+    let versions = Versions::of(path.version.unwrap_or(2), app.deployment);
+    let self_url = app.upstream.url_of(&path);
+    let fit = |value: &str| {
+        let mut fields_list = || {
+            app.peek(Category::Field, warmed::FIELDS_LIST)
+                .map(|e| e.value)
+        };
+        warmed::fit(&source, value, versions, &self_url, &mut fields_list)
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let warm = app.peek(source.category(), source.key());
+    let age = |fetched_at: i64| Duration::from_millis(u64::try_from(now - fetched_at).unwrap_or(0));
+    if let Some(entry) = &warm
+        && now < entry.expires_at
+        && let Fit::Whole(body) = fit(&entry.value)
+    {
+        // Counted as the hit it is (the look above was not counted).
+        if let Err(e) = app.read.get(source.category(), source.key()) {
+            tracing::warn!(key = source.key(), "cannot count the read: {e}");
+        }
+        return cached_json(body, "HIT", age(entry.fetched_at));
+    }
+    let read = read_through(app, category, &key, path, query).await;
+    let site_failed = match &read {
+        Ok(value) => matches!(
+            value.origin,
+            Origin::StaleAfterError(_) | Origin::StaleWhileRefreshing
+        ),
+        Err(e) => site_answer(e).is_none_or(|a| a.status.is_server_error()),
+    };
+    let max_stale = app.read.options().max_stale.as_millis() as i64;
+    let fallback = warm
+        .filter(|_| site_failed)
+        .filter(|e| now - e.expires_at <= max_stale)
+        // Newer than the stale answer the read found, if it found one.
+        .filter(|e| {
+            read.as_ref().is_err() || read.as_ref().is_ok_and(|v| e.fetched_at > v.fetched_at)
+        })
+        .map(|e| (fit(&e.value), e.fetched_at));
+    match (fallback, read) {
+        (Some((Fit::Whole(body), at)), _) => {
+            tracing::warn!(%key, "the site failed; served the warmed entry stale");
+            cached_json(body, "STALE", age(at))
+        }
+        (Some((Fit::Partial(body), at)), Err(_)) => {
+            tracing::warn!(%key, "the site failed; served the warmed issue's cached fields, fewer than asked");
+            cached_json(body, "STALE-PARTIAL", age(at))
+        }
+        (_, read) => answer_read(read, &key),
     }
 }
 

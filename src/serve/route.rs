@@ -3,10 +3,11 @@
 //! category and key its answer is kept under.
 //!
 //! Keys: `serve:<version>/<path>?<query>` (`serve:3/field`,
-//! `serve:2/issue/PROJ-1?fields=summary`). An answer is only ever served to
-//! a request of the same API version and the same query it was fetched
-//! with, so a v2 client never receives the ADF documents of a v3 answer, and
-//! an issue asked with other `fields` is fetched through.
+//! `serve:2/issue/PROJ-1?fields=summary`). Such an answer is only ever
+//! served to a request of the same API version and the same query it was
+//! fetched with, so a v2 client never receives the ADF documents of a v3
+//! answer. (The warm's own entries answer some requests first, under the
+//! rules of [`super::warmed`].)
 
 use crate::{Category, Deployment};
 
@@ -109,7 +110,8 @@ pub const SERVE_PREFIX: &str = "serve:";
 /// The entries a successful write makes wrong: (category, GLOB pattern).
 /// Issue writes drop that issue's entries (any version, any query, and the
 /// warm's own entry); project, field and user writes drop the answers
-/// `cache_serve` keeps for that category.
+/// `cache_serve` keeps for that category, and the warmed lists it answers
+/// from (`list:projects` and the project's own entry, `list:fields`).
 pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
     if path.version.is_none() {
         return Vec::new();
@@ -124,12 +126,23 @@ pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
                 (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}[?/]*")),
             ]
         }
-        ["project", ..] => vec![(Category::Project, format!("{SERVE_PREFIX}*"))],
-        ["field", ..]
-        | ["issuetype", ..]
-        | ["priority", ..]
-        | ["status", ..]
-        | ["resolution", ..] => vec![(Category::Field, format!("{SERVE_PREFIX}*"))],
+        ["project", rest @ ..] => {
+            let mut drop = vec![
+                (Category::Project, format!("{SERVE_PREFIX}*")),
+                (Category::Project, super::warmed::PROJECTS_LIST.to_string()),
+            ];
+            if let Some(key) = rest.first().filter(|k| !k.is_empty()) {
+                drop.push((Category::Project, glob_escape(&key.to_ascii_uppercase())));
+            }
+            drop
+        }
+        ["field", ..] => vec![
+            (Category::Field, format!("{SERVE_PREFIX}*")),
+            (Category::Field, super::warmed::FIELDS_LIST.to_string()),
+        ],
+        ["issuetype", ..] | ["priority", ..] | ["status", ..] | ["resolution", ..] => {
+            vec![(Category::Field, format!("{SERVE_PREFIX}*"))]
+        }
         ["user", ..] | ["users", ..] | ["myself", ..] => {
             vec![(Category::User, format!("{SERVE_PREFIX}*"))]
         }
@@ -189,6 +202,18 @@ mod tests {
         assert_eq!(k3, "serve:3/issue/PROJ-1?fields=summary");
         let search = check_path("/rest/api/3/search/jql", Deployment::Cloud).unwrap();
         assert_eq!(cache_key(&search, Some("jql=x")), None);
+    }
+
+    #[test]
+    fn project_and_field_writes_drop_the_warmed_lists_served_from() {
+        let edit = check_path("/rest/api/3/project/alpha", Deployment::Cloud).unwrap();
+        let patterns = invalidated_by_write(&edit);
+        assert!(patterns.contains(&(Category::Project, "list:projects".to_string())));
+        assert!(patterns.contains(&(Category::Project, "ALPHA".to_string())));
+        let field = check_path("/rest/api/3/field", Deployment::Cloud).unwrap();
+        assert!(
+            invalidated_by_write(&field).contains(&(Category::Field, "list:fields".to_string()))
+        );
     }
 
     #[test]

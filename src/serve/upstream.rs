@@ -102,6 +102,14 @@ impl Upstream {
         })
     }
 
+    /// The site's URL of `path`, without a query (a page's `self` link).
+    pub fn url_of(&self, path: &SafePath) -> String {
+        match self.base.join(path.path.trim_start_matches('/')) {
+            Ok(url) => url.to_string(),
+            Err(_) => path.path.clone(),
+        }
+    }
+
     /// Sends one request to the site and reads its whole answer.
     pub async fn send(
         &self,
