@@ -19,6 +19,12 @@
 //! (`/proc/self/task/<tid>/schedstat`) and the bytes this process sent to
 //! the storage layer (`/proc/self/io`), which tell a CPU-bound writer from
 //! a disk-bound one. `--dir /dev/shm` runs the same on tmpfs.
+//!
+//! `--cache-url postgres://user@host:port/db` runs the same against
+//! PostgreSQL (password from `PGPASSWORD`), each run in a fresh schema that
+//! is dropped at its end. The writer thread's CPU is then the client's
+//! share only; the server's is not counted. `--reads N` also times N cached
+//! reads of random keys through the read-through API (`ReadThrough::get`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +33,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use futures::StreamExt;
 use jira_cache::Category;
-use jira_cache::cache::{Cache, NewEntry, RunEnd, RunResult, RunStart};
+use jira_cache::cache::{Cache, CacheLocation, NewEntry, PgTarget, RunEnd, RunResult, RunStart};
 
 /// Benchmark cache ingest and `cache_status` at a million entries.
 #[derive(Debug, Parser)]
@@ -57,6 +63,14 @@ struct Args {
     /// Where the caches go (default: the system temp dir); /dev/shm for tmpfs.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// A PostgreSQL database to run against instead of SQLite files
+    /// (password from PGPASSWORD); each run uses a fresh schema, dropped at
+    /// its end.
+    #[arg(long)]
+    cache_url: Option<String>,
+    /// Cached reads to time through the read-through API after the ingest.
+    #[arg(long, default_value_t = 0)]
+    reads: usize,
     /// Where `cache_status` is (default: target/release).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -98,6 +112,38 @@ struct Run {
     status_json: Vec<Duration>,
     /// In-process: open, category figures, runs, file size.
     status_parts: Vec<(String, Duration)>,
+    /// Each cached read's time, sorted.
+    reads: Vec<Duration>,
+}
+
+/// Times `--reads` reads of random cached keys through the read-through
+/// API, one at a time, sorted.
+fn time_reads(args: &Args, location: &CacheLocation) -> Result<Vec<Duration>, String> {
+    use rand::RngExt as _;
+    let cache = jira_cache::read::ReadThrough::without_site(
+        location,
+        jira_cache::read::ReadOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let issues = args.entries.saturating_sub(PROJECTS + FIELDS + USERS);
+    let per_project = issues.div_ceil(PROJECTS).max(1);
+    let mut rng = rand::rng();
+    let pool = pad_pool();
+    let mut times = Vec::with_capacity(args.reads);
+    for _ in 0..args.reads {
+        let i = rng.random_range(0..args.entries);
+        let probe = make_entry(i, 8, per_project, 0, 0, &pool);
+        let start = Instant::now();
+        let found = cache
+            .get(probe.category, &probe.key)
+            .map_err(|e| e.to_string())?;
+        times.push(start.elapsed());
+        if found.is_none() {
+            return Err(format!("cached key {} not found", probe.key));
+        }
+    }
+    times.sort();
+    Ok(times)
 }
 
 /// One pass of writes.
@@ -144,7 +190,7 @@ async fn run(args: &Args) -> Result<(), String> {
         }
         .map_err(|e| format!("cannot make a temp dir: {e}"))?;
         println!("run {i}: {}", dir.path().display());
-        let run = one_run(args, dir.path(), &bins, deadline).await?;
+        let run = one_run(args, i, dir.path(), &bins, deadline).await?;
         print_run(&run);
         runs.push(run);
     }
@@ -152,9 +198,59 @@ async fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-async fn one_run(args: &Args, dir: &Path, bins: &Path, deadline: Instant) -> Result<Run, String> {
+async fn one_run(
+    args: &Args,
+    index: usize,
+    dir: &Path,
+    bins: &Path,
+    deadline: Instant,
+) -> Result<Run, String> {
     let path = Cache::path_for(dir, "bench");
-    let cache = Cache::open(&path).map_err(|e| e.to_string())?;
+    let schema = format!("bench_{}_{index}", std::process::id());
+    let location = match &args.cache_url {
+        Some(url) => CacheLocation::Postgres(PgTarget::new(
+            url,
+            std::env::var("PGPASSWORD").ok(),
+            &schema,
+            "bench http://127.0.0.1:9/",
+        )?),
+        None => CacheLocation::File(path.clone()),
+    };
+    let result = measure(args, &location, dir, &schema, bins, deadline).await;
+    if let Some(url) = &args.cache_url {
+        drop_schema(url, &schema).await?;
+    }
+    result
+}
+
+/// Drops a run's schema from the database.
+async fn drop_schema(url: &str, schema: &str) -> Result<(), String> {
+    let (url, schema) = (url.to_string(), schema.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+        if let Ok(p) = std::env::var("PGPASSWORD") {
+            config.password(p);
+        }
+        let mut client = config
+            .connect(postgres::NoTls)
+            .map_err(|e| format!("cannot drop the schema: {e}"))?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .map_err(|e| format!("cannot drop the schema: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+async fn measure(
+    args: &Args,
+    location: &CacheLocation,
+    dir: &Path,
+    schema: &str,
+    bins: &Path,
+    deadline: Instant,
+) -> Result<Run, String> {
+    let cache = Cache::open(location).map_err(|e| e.to_string())?;
     let mut run = Run {
         ingest: write_all(args, &cache, 0, deadline).await?,
         ..Run::default()
@@ -166,14 +262,32 @@ async fn one_run(args: &Args, dir: &Path, bins: &Path, deadline: Instant) -> Res
         run.ingest.written
     );
     record_runs(&cache).await?;
-    run.file_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    run.file_bytes = cache
+        .reader()
+        .and_then(|r| r.file_size())
+        .map_err(|e| e.to_string())?;
+    if args.reads > 0 {
+        run.reads = time_reads(args, location)?;
+        let q = |p: f64| run.reads[((run.reads.len() - 1) as f64 * p) as usize];
+        println!(
+            "  {} cached reads: p50 {:?}, p99 {:?}, max {:?}",
+            run.reads.len(),
+            q(0.5),
+            q(0.99),
+            q(1.0)
+        );
+    }
 
     let config = dir.join("profiles.toml");
+    let store = match &args.cache_url {
+        Some(url) => format!("cache_url = \"{url}\"\ncache_schema = \"{schema}\"\n"),
+        None => String::new(),
+    };
     std::fs::write(
         &config,
         format!(
             "[profiles.bench]\nurl = \"http://127.0.0.1:9\"\ndeployment = \"cloud\"\n\
-             email = \"bot@example.com\"\ncache_dir = \"{}\"\n",
+             email = \"bot@example.com\"\ncache_dir = \"{}\"\n{store}",
             dir.display()
         ),
     )
@@ -184,7 +298,7 @@ async fn one_run(args: &Args, dir: &Path, bins: &Path, deadline: Instant) -> Res
         run.status_json
             .push(time_status(bins, &config, dir, true, deadline)?);
     }
-    run.status_parts = status_parts(&path)?;
+    run.status_parts = status_parts(location)?;
 
     if !args.no_rewrite {
         let phase = write_all(args, &cache, 60_000, deadline).await?;
@@ -401,7 +515,7 @@ fn time_status(
 }
 
 /// The parts of a status, timed in this process.
-fn status_parts(path: &Path) -> Result<Vec<(String, Duration)>, String> {
+fn status_parts(path: &CacheLocation) -> Result<Vec<(String, Duration)>, String> {
     let mut parts = Vec::new();
     let t = Instant::now();
     let reader = Cache::open_read_only(path).map_err(|e| e.to_string())?;

@@ -315,7 +315,9 @@ pub fn gather(
         .filter(|k| !k.is_empty())
         .map(|k| format!("assignable:{k}"))
         .collect();
-    let lock_held = WarmLock::is_held(&profile.lock_path());
+    let lock_held = reader
+        .warm_lock_held()
+        .unwrap_or_else(|| WarmLock::is_held(&profile.lock_path()));
     report.runs = reader
         .runs(runs)?
         .into_iter()

@@ -97,9 +97,27 @@ fn two_machines_share_one_warm_a_kill_9_frees_the_lock_and_a_third_sees_the_same
         text(&out)
     );
 
+    // A third machine sees the warm running, and --wait says whom it waits for.
+    assert_eq!(c.status_json()["runs"][0]["result"], "running");
+    let out = run_code(
+        &mut b.warm(&["--fields", "--wait=1s", "--profile", "test"]),
+        5,
+    );
+    assert!(
+        stderr(&out).contains(&format!(
+            "waiting for the warm that holds its lock (pid {} on ",
+            holder.id()
+        )),
+        "{}",
+        text(&out)
+    );
+
     // kill -9: the server drops A's connection and with it the lock.
     holder.kill().unwrap();
     holder.wait().unwrap();
+    wait_until("the server to notice A is gone", || {
+        c.status_json()["runs"][0]["result"] == "abandoned"
+    });
     fake.faults().clear();
     run_ok(&mut b.warm(&["--all", "--profile", "test"]));
 

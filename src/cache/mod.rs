@@ -117,6 +117,12 @@ impl From<&Path> for CacheLocation {
     }
 }
 
+impl From<&str> for CacheLocation {
+    fn from(p: &str) -> Self {
+        CacheLocation::File(PathBuf::from(p))
+    }
+}
+
 impl From<&CacheLocation> for CacheLocation {
     fn from(l: &CacheLocation) -> Self {
         l.clone()

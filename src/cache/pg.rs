@@ -122,6 +122,11 @@ impl PgTarget {
         &self.scope
     }
 
+    /// The advisory lock key of this scope's warm lock.
+    pub(crate) fn warm_lock_key(&self) -> i64 {
+        warm_lock_key(&self.schema, &self.scope)
+    }
+
     /// The display as a path, for the error type's `path` fields.
     pub(crate) fn display_path(&self) -> PathBuf {
         PathBuf::from(&self.display)
@@ -1841,21 +1846,7 @@ impl PgWarmLock {
                     &[&scope],
                 )
                 .at_pg(at)?
-                .map(|row| {
-                    let host: String = row.get(0);
-                    let pid: i64 = row.get(1);
-                    let since = chrono::DateTime::from_timestamp_millis(row.get(2))
-                        .map(|t| {
-                            t.with_timezone(&chrono::Local)
-                                .format("%Y-%m-%d %H:%M:%S %z")
-                                .to_string()
-                        })
-                        .unwrap_or_default();
-                    format!(
-                        "pid {pid} on {} since {since}",
-                        crate::scrub::for_terminal(&host)
-                    )
-                })
+                .map(|row| describe_holder(row.get(0), row.get(1), row.get(2)))
                 .unwrap_or_else(|| "a warm on another connection".to_string());
             Ok(Some(holder))
         })?;
@@ -1864,6 +1855,65 @@ impl PgWarmLock {
             Some(holder) => Err(holder),
         })
     }
+}
+
+impl PgWarmLock {
+    /// Who holds the warm lock of the target's scope right now ("pid 123 on
+    /// host-a since …"), or `None` when nobody does. Asks without taking the
+    /// lock: a warm starting at that instant is never refused because of it.
+    pub fn holder(target: &PgTarget) -> Result<Option<String>, CacheError> {
+        let actor = Actor::start(target, "jira-cache-lock-check")?;
+        let key = warm_lock_key(&target.schema, &target.scope);
+        actor.call(move |client, scope, at| {
+            if !lock_held(client, key).at_pg(at)? {
+                return Ok(None);
+            }
+            let row = client
+                .query_opt(
+                    "SELECT host, pid, started_at FROM warm_locks WHERE scope = $1",
+                    &[&scope],
+                )
+                .at_pg(at)?;
+            Ok(Some(match row {
+                Some(row) => describe_holder(row.get(0), row.get(1), row.get(2)),
+                None => "a warm on another connection".to_string(),
+            }))
+        })
+    }
+}
+
+/// "pid 123 on host-a since 2026-11-28 06:00:00 +0000".
+fn describe_holder(host: String, pid: i64, started_at: i64) -> String {
+    let since = chrono::DateTime::from_timestamp_millis(started_at)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S %z")
+                .to_string()
+        })
+        .unwrap_or_default();
+    format!(
+        "pid {pid} on {} since {since}",
+        crate::scrub::for_terminal(&host)
+    )
+}
+
+/// Whether some session holds the advisory lock `key` in this database,
+/// read from `pg_locks` (a bigint key is split into `classid` and `objid`,
+/// with `objsubid` 1) without taking it.
+pub(crate) fn lock_held(client: &mut Client, key: i64) -> Result<bool, postgres::Error> {
+    let bits = key as u64;
+    let high = (bits >> 32) as i64;
+    let low = (bits & 0xFFFF_FFFF) as i64;
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks
+                            WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                              AND database = (SELECT oid FROM pg_database
+                                              WHERE datname = current_database())
+                              AND classid::bigint = $1 AND objid::bigint = $2)",
+            &[&high, &low],
+        )?
+        .get(0))
 }
 
 impl Drop for PgWarmLock {

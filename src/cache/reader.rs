@@ -182,6 +182,8 @@ pub struct CacheReader {
     /// For a PostgreSQL store: its connection (then `conn` is an empty
     /// in-memory database that nothing reads).
     pg: Option<pg::Actor>,
+    /// The advisory lock key of the profile's warm lock (PostgreSQL only).
+    pg_lock_key: i64,
     path: PathBuf,
     pending: BTreeMap<(ReadSource, Category), PendingReads>,
     unflushed: u64,
@@ -193,6 +195,7 @@ impl CacheReader {
         CacheReader {
             conn,
             pg: None,
+            pg_lock_key: 0,
             path,
             pending: BTreeMap::new(),
             unflushed: 0,
@@ -219,7 +222,20 @@ impl CacheReader {
         let conn = Connection::open_in_memory().at(&target.display_path())?;
         let mut reader = CacheReader::new(conn, target.display_path());
         reader.pg = Some(actor);
+        reader.pg_lock_key = target.warm_lock_key();
         Ok(reader)
+    }
+
+    /// For a PostgreSQL store, whether a warm of this profile holds its lock
+    /// right now, on any machine (asked without taking the lock); `None`
+    /// for a SQLite file, whose lock is a file beside it
+    /// ([`crate::lock::WarmLock::is_held`]).
+    pub fn warm_lock_held(&self) -> Option<bool> {
+        let actor = self.pg.as_ref()?;
+        let key = self.pg_lock_key;
+        actor
+            .call(move |c, _, at| pg::lock_held(c, key).at_pg(at))
+            .ok()
     }
 
     /// The counts not yet flushed, in the PostgreSQL module's shape.

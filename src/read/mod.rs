@@ -319,21 +319,21 @@ impl ReadThrough {
     /// Opens the cache file at `cache_path`, fetching with `client` (a
     /// program that already has one, or a test against a fake Jira).
     pub fn with_client(
-        cache_path: impl AsRef<Path>,
+        cache_path: impl Into<crate::cache::CacheLocation>,
         client: JiraClient,
         options: ReadOptions,
     ) -> Result<ReadThrough, ReadError> {
-        Self::build(cache_path.as_ref(), Upstream::Client(client), options)
+        Self::build(cache_path, Upstream::Client(client), options)
     }
 
     /// Opens the cache file at `cache_path` with no Jira site: [`Self::get`]
     /// and [`Self::get_or_fetch`] with your own fetch work; the typed
     /// look-ups can only return what is cached (a miss fails).
     pub fn without_site(
-        cache_path: impl AsRef<Path>,
+        cache_path: impl Into<crate::cache::CacheLocation>,
         options: ReadOptions,
     ) -> Result<ReadThrough, ReadError> {
-        Self::build(cache_path.as_ref(), Upstream::None, options)
+        Self::build(cache_path, Upstream::None, options)
     }
 
     fn build(
@@ -361,9 +361,14 @@ impl ReadThrough {
         })
     }
 
-    /// The cache file.
+    /// The cache file (for PostgreSQL, the database as messages name it).
     pub fn cache_path(&self) -> &Path {
         self.inner.cache.path()
+    }
+
+    /// Where the cache lives: the SQLite file or the PostgreSQL database.
+    pub fn cache_location(&self) -> crate::cache::CacheLocation {
+        self.inner.cache.location()
     }
 
     /// The options in force.

@@ -171,7 +171,7 @@ impl Server {
                 profile: profile.name.clone(),
                 message,
             })?;
-        let peek = crate::cache::Cache::open_read_only(read.cache_path())
+        let peek = crate::cache::Cache::open_read_only(read.cache_location())
             .map_err(|e| ServeError::Read(ReadError::Cache(Arc::new(e))))?;
         let app = Arc::new(App {
             read: read.clone(),

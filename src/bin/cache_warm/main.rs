@@ -229,7 +229,15 @@ async fn warm_stages(
 /// `--wait` with the lock held: says whom it waits for, and how long it
 /// will; nothing when the lock is free (the warm starts at once).
 fn say_what_we_wait_for(profile: &Profile, limit: Option<std::time::Duration>) {
-    let Some(holder) = jira_cache::lock::WarmLock::holder_of(&profile.lock_path()) else {
+    let holder = match profile.cache_location() {
+        Ok(jira_cache::cache::CacheLocation::Postgres(target)) => {
+            jira_cache::cache::PgWarmLock::holder(&target)
+                .ok()
+                .flatten()
+        }
+        _ => jira_cache::lock::WarmLock::holder_of(&profile.lock_path()),
+    };
+    let Some(holder) = holder else {
         return;
     };
     let how_long = match limit {
