@@ -445,3 +445,55 @@ async fn two_cache_serves_on_one_database_make_one_upstream_request_for_one_key(
         assert_eq!(answer.text().await.unwrap(), bodies[0]);
     }
 }
+
+/// TLS as libpq users expect from `sslmode`: `require` (and libpq's
+/// `verify-full`) insist on it and check the certificate against the system's
+/// CAs and the profile's `ca_file`; a server certificate nobody vouches for
+/// is refused with a line that says to set `ca_file`.
+#[test]
+fn sslmode_require_talks_tls_and_checks_the_certificate() {
+    let Some((server, ca)) = PgServer::start_tls() else {
+        return;
+    };
+    let fake = FakeJira::builder(Flavor::Cloud).site(site()).start();
+    let profile = |extra: &str| {
+        let mut sb = Sandbox::new();
+        sb.profile_for(
+            &fake,
+            Flavor::Cloud,
+            &format!(
+                "deployment = \"cloud\"\ncache_url = \"{}?sslmode=require\"\ncache_password_env = \"TEST_PG_PASSWORD\"\n{extra}",
+                server.url("postgres")
+            ),
+        );
+        sb.set_env("TEST_PG_PASSWORD", PASSWORD);
+        sb
+    };
+    let trusted = profile(&format!("ca_file = \"{}\"", ca.display()));
+    run_ok(&mut trusted.warm(&["--projects", "--profile", "test"]));
+    assert_eq!(entries(&trusted)["project"], 13);
+
+    let untrusted = profile("");
+    let out = run_code(&mut untrusted.warm(&["--projects", "--profile", "test"]), 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("certificate") && err.contains("ca_file"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // The server takes TLS only: a profile that turns it off is refused.
+    let mut plain = Sandbox::new();
+    plain.profile_for(
+        &fake,
+        Flavor::Cloud,
+        &format!(
+            "cache_url = \"{}?sslmode=disable\"\ncache_password_env = \"TEST_PG_PASSWORD\"",
+            server.url("postgres")
+        ),
+    );
+    plain.set_env("TEST_PG_PASSWORD", PASSWORD);
+    let out = run_code(&mut plain.warm(&["--projects", "--profile", "test"]), 3);
+    assert!(stderr(&out).contains("database refused"), "{}", text(&out));
+}

@@ -48,6 +48,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct PgTarget {
     config: postgres::Config,
+    /// Extra CA certificates (PEM) trusted for the server's certificate
+    /// (the profile's `ca_file`), besides the system's.
+    ca_file: Option<PathBuf>,
     schema: String,
     scope: String,
     display: String,
@@ -77,6 +80,11 @@ impl PgTarget {
         schema: &str,
         scope: &str,
     ) -> Result<PgTarget, String> {
+        // libpq's verifying modes: the TLS connector always checks the
+        // certificate's chain and host name, so both are `require` here.
+        let url = url
+            .replace("sslmode=verify-full", "sslmode=require")
+            .replace("sslmode=verify-ca", "sslmode=require");
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| format!("`cache_url` is not a PostgreSQL URL ({e})"))?;
@@ -90,11 +98,6 @@ impl PgTarget {
                 "`cache_schema` `{schema}` is not a plain name (letters, digits and `_`, not starting with a digit, at most 63)"
             ));
         }
-        if config.get_ssl_mode() == postgres::config::SslMode::Require {
-            return Err(
-                "`cache_url` asks for `sslmode=require`, and this jira-cache speaks PostgreSQL without TLS only; use a Unix socket or a loopback/tunnelled address with `sslmode=disable`".to_string(),
-            );
-        }
         if let Some(password) = password {
             config.password(password);
         }
@@ -105,10 +108,18 @@ impl PgTarget {
         let display = display_of(&config, schema);
         Ok(PgTarget {
             config,
+            ca_file: None,
             schema: schema.to_string(),
             scope: scope.to_string(),
             display,
         })
+    }
+
+    /// Trusts the CA certificates (PEM) of `ca_file` for the server's
+    /// certificate, besides the system's (the profile's `ca_file`).
+    pub fn with_ca_file(mut self, ca_file: Option<PathBuf>) -> PgTarget {
+        self.ca_file = ca_file;
+        self
     }
 
     /// Where the cache is, for messages: `postgres://user@host:port/db
@@ -158,7 +169,15 @@ impl PgTarget {
     /// Connects, sets the session's schema and statement timeout. Must run
     /// on a thread that is not an async runtime's.
     pub(crate) fn connect(&self) -> Result<Client, CacheError> {
-        let mut client = self.config.connect(NoTls).map_err(|e| self.error(e))?;
+        let mut client = match self.config.get_ssl_mode() {
+            postgres::config::SslMode::Disable => self.config.connect(NoTls),
+            // `prefer` (the default) asks for TLS and falls back to plain
+            // text if the server has none; `require` insists. Either way a
+            // certificate is checked against the system's CAs and
+            // `ca_file`, and its host name against the URL's.
+            _ => self.config.connect(self.tls()?),
+        }
+        .map_err(|e| self.error(e))?;
         let setup = format!(
             "SET statement_timeout = {}; SET lock_timeout = {}; SET search_path TO \"{}\"",
             STATEMENT_TIMEOUT.as_millis(),
@@ -167,6 +186,45 @@ impl PgTarget {
         );
         client.batch_execute(&setup).map_err(|e| self.error(e))?;
         Ok(client)
+    }
+
+    /// The TLS connector: rustls with the system's CA certificates and the
+    /// profile's `ca_file`.
+    fn tls(&self) -> Result<tokio_postgres_rustls::MakeRustlsConnect, CacheError> {
+        let refused = |detail: String| CacheError::DatabaseRefused {
+            path: self.display_path(),
+            detail,
+            next: "fix `ca_file` in the profile (a PEM file of CA certificates)",
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = &self.ca_file {
+            use rustls::pki_types::pem::PemObject as _;
+            let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| refused(format!("cannot read ca_file {}: {e}", path.display())))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| refused(format!("ca_file {} is not PEM: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(refused(format!(
+                    "ca_file {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| refused(format!("ca_file {}: {e}", path.display())))?;
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| refused(format!("cannot set up TLS: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
     }
 
     /// The cache error for a PostgreSQL error.
@@ -244,6 +302,14 @@ pub(crate) fn from_pg(target: &Path, e: postgres::Error) -> CacheError {
         return CacheError::Database {
             path: target,
             detail,
+        };
+    }
+    // A certificate the client does not trust: configuration, not reach.
+    if detail.contains("certificate") {
+        return CacheError::DatabaseRefused {
+            path: target,
+            detail,
+            next: "trust the server's certificate authority with `ca_file` in the profile (PEM), or fix the host name in `cache_url`",
         };
     }
     // No answer from the server: refused, unreachable, closed mid-way,

@@ -369,7 +369,9 @@ impl Profile {
         if let Some(p) = &password {
             crate::scrub::register(p);
         }
-        Ok(crate::cache::CacheLocation::Postgres(target))
+        Ok(crate::cache::CacheLocation::Postgres(
+            target.with_ca_file(self.ca_file.clone()),
+        ))
     }
 
     /// Where the cache is, for people: the SQLite file's path, or the

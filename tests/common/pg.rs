@@ -118,6 +118,17 @@ pub struct PgServer {
 impl PgServer {
     /// A new cluster, started; `None` (skipped) without the binaries.
     pub fn start() -> Option<PgServer> {
+        Self::start_with(false).map(|(server, _)| server)
+    }
+
+    /// A new cluster that takes TCP connections over TLS only (`hostssl`),
+    /// with a certificate for 127.0.0.1 and localhost signed by a test CA;
+    /// answers the CA's PEM file too.
+    pub fn start_tls() -> Option<(PgServer, PathBuf)> {
+        Self::start_with(true).map(|(server, ca)| (server, ca.unwrap()))
+    }
+
+    fn start_with(tls: bool) -> Option<(PgServer, Option<PathBuf>)> {
         let bin = available()?;
         remove_stale_clusters();
         let user = server_user();
@@ -157,6 +168,7 @@ impl PgServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let ca = tls.then(|| enable_tls(&dir, &data, user));
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -170,7 +182,7 @@ impl PgServer {
             child: None,
         };
         server.run();
-        Some(server)
+        Some((server, ca))
     }
 
     /// Starts the server process on the cluster and waits until it answers.
@@ -202,10 +214,10 @@ impl PgServer {
         // timing assumption).
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let port = self.port;
+            let (port, socket) = (self.port, self.dir.clone());
             let answered = off_runtime(move || {
                 postgres::Config::new()
-                    .host("127.0.0.1")
+                    .host_path(&socket)
                     .port(port)
                     .user("postgres")
                     .password(PASSWORD)
@@ -262,7 +274,7 @@ impl PgServer {
     /// the blocking client must not run on a runtime's thread).
     pub fn client(&self, db: &str) -> postgres::Client {
         postgres::Config::new()
-            .host("127.0.0.1")
+            .host_path(&self.dir)
             .port(self.port)
             .user("postgres")
             .password(PASSWORD)
@@ -334,4 +346,51 @@ fn remove_stale_clusters() {
 /// runtime of its own, which an async test's thread must not.
 fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     std::thread::scope(|s| s.spawn(f).join().expect("the helper thread ends"))
+}
+
+/// Gives the cluster in `data` a certificate signed by a fresh test CA,
+/// turns TLS on, and makes TCP connections TLS-only (`hostssl`); answers
+/// the CA's PEM file (in `dir`).
+fn enable_tls(dir: &Path, data: &Path, user: Option<(libc::uid_t, libc::gid_t)>) -> PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "jira-cache test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_cert.pem()).unwrap();
+    let (crt, pem_key) = (data.join("server.crt"), data.join("server.key"));
+    std::fs::write(&crt, leaf.pem()).unwrap();
+    std::fs::write(&pem_key, key.serialize_pem()).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&pem_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some((uid, gid)) = user {
+        for f in [&crt, &pem_key] {
+            std::os::unix::fs::chown(f, Some(uid), Some(gid)).unwrap();
+        }
+    }
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    std::fs::write(&conf, text).unwrap();
+    let hba = data.join("pg_hba.conf");
+    let text: String = std::fs::read_to_string(&hba)
+        .unwrap()
+        .lines()
+        .map(|l| match l.strip_prefix("host ") {
+            Some(rest) => format!("hostssl {rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&hba, text).unwrap();
+    ca
 }
