@@ -202,9 +202,15 @@ pub fn report(r: &StatusReport, verdict: &CheckOutcome, now: i64, layout: &Layou
     } else {
         format!("cap {}", common::bytes(r.max_size))
     };
+    // A PostgreSQL store has no file: its rows' size is what it takes.
+    let stored = if r.cache_path.starts_with("postgres://") {
+        "rows"
+    } else {
+        "file"
+    };
     let _ = writeln!(
         out,
-        "Size     {} of entries ({cap}; file {})",
+        "Size     {} of entries ({cap}; {stored} {})",
         common::bytes(r.total_bytes),
         common::bytes(r.file_bytes)
     );

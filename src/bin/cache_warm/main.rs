@@ -163,11 +163,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     if cli.prune {
         let outcome = writer.prune(warm::now_ms()).await?;
-        println!(
-            "Pruned {} expired entries; the file gave back {}",
-            outcome.removed,
-            common::bytes(outcome.bytes_freed_from_file)
-        );
+        if profile.cache_url.is_some() {
+            // The server reuses the space; its autovacuum gives it back.
+            println!("Pruned {} expired entries", outcome.removed);
+        } else {
+            println!(
+                "Pruned {} expired entries; the file gave back {}",
+                outcome.removed,
+                common::bytes(outcome.bytes_freed_from_file)
+            );
+        }
     }
     if stages.is_empty() {
         session.close().await?;
