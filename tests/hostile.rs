@@ -912,8 +912,10 @@ fn times_at_the_ends_of_i64_in_a_planted_cache_crash_no_reader_and_no_warm() {
     let conn = rusqlite::Connection::open(sb.cache_path("test")).unwrap();
     conn.execute_batch(&format!(
         "UPDATE runs SET started_at = {min}, ended_at = {max};
-         UPDATE entries SET fetched_at = {min}, expires_at = {max} WHERE category = 'project';
-         UPDATE entries SET fetched_at = {max}, expires_at = {min} WHERE category = 'issue';
+         UPDATE entries SET fetched_at = {min}, expires_at = {max}
+             WHERE category = 'project' AND fetched_at IS NOT NULL;
+         UPDATE entries SET fetched_at = {max}, expires_at = {min}
+             WHERE category = 'issue' AND fetched_at IS NOT NULL;
          UPDATE listings SET fetched_at = {min}, expires_at = {max};
          UPDATE watermarks SET newest_updated_ms = {min}, warmed_at = {max};",
         min = i64::MIN,

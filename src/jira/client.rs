@@ -207,7 +207,7 @@ impl JiraClient {
                     .filter(|p| u64::try_from(p.as_nanos()).is_ok())
                     .ok_or_else(|| {
                         JiraError::Setup(format!(
-                            "rate_limit {rate} is too low to pace requests by; raise it (e.g. 0.1 is one request every 10 s)"
+                            "rate_limit {rate:?} is too low to pace requests by; raise it (e.g. 0.1 is one request every 10 s)"
                         ))
                     })?;
                 let burst = NonZeroU32::new(config.burst.max(1)).unwrap_or(NonZeroU32::MIN);
