@@ -72,7 +72,7 @@ fn drawn() -> impl Strategy<Value = Drawn> {
     (
         0..KINDS,
         0usize..8,
-        0usize..4,
+        0usize..2,
         prop::option::of(1usize..3),
         0usize..200,
     )
@@ -88,8 +88,8 @@ fn drawn() -> impl Strategy<Value = Drawn> {
 fn case() -> impl Strategy<Value = Case> {
     (
         any::<bool>(),
-        prop::option::of(0usize..24),
-        prop::option::of(0usize..24),
+        prop::option::of(0usize..48),
+        prop::option::of(0usize..48),
         prop::collection::vec(drawn(), 1..4),
         any::<bool>(),
     )
@@ -130,9 +130,9 @@ fn small_site(flavor: Flavor) -> Site {
     Site::generated(
         flavor,
         SiteSize {
-            projects: 2,
-            users: 6,
-            issues_per_project: 12,
+            projects: 6,
+            users: 8,
+            issues_per_project: 8,
             fields: 6,
             issue_bytes: 200,
             recent_days: 10,
@@ -198,7 +198,9 @@ fn run_case(case: &Case) -> Result<(), TestCaseError> {
     if case.full {
         faulty.push("--full");
     }
-    warm(&sb, &fake, &faulty, &COMPLETE);
+    let code = warm(&sb, &fake, &faulty, &COMPLETE);
+    // Seen with --nocapture: which sequences the warm noticed.
+    eprintln!("exit {code} through {:?}", case.faults);
 
     // The faults gone, the next full warm brings everything back.
     fake.faults().clear();

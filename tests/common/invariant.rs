@@ -265,7 +265,10 @@ pub fn check(before: &Snapshot, after: &Snapshot, truth: &Truth, out: &Output) {
         }
         for category in &truth.complete {
             // Issues: by their window, below.
-            let Some(on_site) = truth.items.get(category).filter(|_| *category != Category::Issue)
+            let Some(on_site) = truth
+                .items
+                .get(category)
+                .filter(|_| *category != Category::Issue)
             else {
                 continue;
             };
@@ -292,7 +295,9 @@ pub fn check(before: &Snapshot, after: &Snapshot, truth: &Truth, out: &Output) {
                 }
                 let cached = cached_issues.and_then(|m| m.get(key));
                 if cached.is_none() {
-                    broken.push(format!("exit 0, but {key} (changed at {updated}) is not cached"));
+                    broken.push(format!(
+                        "exit 0, but {key} (changed at {updated}) is not cached"
+                    ));
                 } else if let Some(cached) = cached
                     && *cached != Some(updated)
                 {
