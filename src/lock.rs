@@ -77,9 +77,15 @@ impl WarmLock {
         wait: Option<Duration>,
     ) -> Result<WarmLock, LockError> {
         let start = Instant::now();
+        let mut said = false;
         loop {
             match Self::acquire(path) {
                 Err(LockError::Held { holder }) => {
+                    if !said {
+                        // Said once (seen at -v): what the run is waiting for.
+                        tracing::info!(%holder, "another warm holds the lock; waiting for it");
+                        said = true;
+                    }
                     if let Some(limit) = wait
                         && start.elapsed() >= limit
                     {

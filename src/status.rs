@@ -20,7 +20,7 @@ use crate::cache::{CacheError, CacheReader, ReadCounts, ReadSource, RunResult};
 use crate::lock::WarmLock;
 use crate::profile::Profile;
 
-pub use check::{CheckLevel, CheckOutcome, check};
+pub use check::{CheckLevel, CheckOutcome, QUICK_CHECK_EVERY, check, quick_check_due};
 pub use prometheus::prometheus;
 
 /// The version of the `--json` object's shape (2: runs carry `rate`).
@@ -333,7 +333,9 @@ pub fn gather(
                 id: r.id.0,
                 started: rfc3339(r.started_at),
                 ended: r.ended_at.map(rfc3339),
-                seconds: r.ended_at.map(|e| (e - r.started_at) as f64 / 1000.0),
+                seconds: r
+                    .ended_at
+                    .map(|e| e.saturating_sub(r.started_at) as f64 / 1000.0),
                 stages: r.stages.join(","),
                 result,
                 requests: r.requests.unwrap_or(0),

@@ -746,6 +746,61 @@ fn a_page_of_garbage_in_the_middle_of_the_file_is_critical_under_check_with_quic
 }
 
 #[test]
+fn check_reads_the_whole_file_on_its_own_once_a_day_and_records_when() {
+    use std::io::{Seek, SeekFrom};
+    let mut sb = dc_sandbox("http://127.0.0.1:9", "");
+    big_cache(&sb);
+    let path = sb.cache_path("test");
+    let start = chrono::Utc::now();
+    let at = |hours: i64| (start + chrono::Duration::hours(hours)).to_rfc3339();
+    let last_check = |path: &Path| {
+        jira_cache::cache::Cache::open_read_only(path)
+            .unwrap()
+            .last_quick_check()
+            .unwrap()
+    };
+    assert_eq!(last_check(&path), None);
+    // Never checked: a plain --check reads the file, and records when.
+    sb.set_env("JIRA_CACHE_NOW", &at(0));
+    let out = sb
+        .status(&["--profile", "test", "--check"])
+        .output()
+        .unwrap();
+    assert!(!stdout(&out).contains("corrupt"), "{}", text(&out));
+    let recorded = last_check(&path).expect("the check was recorded");
+    assert!(
+        (recorded - start.timestamp_millis()).abs() < 1000,
+        "recorded at the check's now: {recorded}"
+    );
+
+    // A page of garbage in the middle of the file.
+    let len = std::fs::metadata(&path).unwrap().len();
+    let page = 4096;
+    let middle = (len / 2) / page * page;
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.seek(SeekFrom::Start(middle)).unwrap();
+    file.write_all(&vec![0xA5; page as usize]).unwrap();
+    drop(file);
+
+    // An hour later the check is not due: not read again (the garbage
+    // lies where no figure of --check reads).
+    sb.set_env("JIRA_CACHE_NOW", &at(1));
+    let out = sb
+        .status(&["--profile", "test", "--check"])
+        .output()
+        .unwrap();
+    assert!(!stdout(&out).contains("corrupt"), "{}", text(&out));
+    // A day later it is, and finds it: CRITICAL, without the flag.
+    sb.set_env("JIRA_CACHE_NOW", &at(25));
+    let out = run_code(&mut sb.status(&["--profile", "test", "--check"]), 2);
+    assert!(
+        stdout(&out).starts_with("JIRA-CACHE CRITICAL") && stdout(&out).contains("corrupt"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn a_full_disk_is_reported_once_and_stops_the_run() {
     use fake_jira::{FakeJira, Flavor, Site, SiteSize};
     use std::os::unix::process::CommandExt;
@@ -762,7 +817,11 @@ fn a_full_disk_is_reported_once_and_stops_the_run() {
     );
     let fake = FakeJira::builder(Flavor::Cloud).site(site).start();
     let mut sb = Sandbox::new();
-    sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nconcurrency = 2",
+    );
     run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
     let limit = std::fs::metadata(sb.cache_path("test")).unwrap().len() + 64 * 1024;
     let mut cmd = sb.warm_std(&["--issues", "--users", "--profile", "test"]);
@@ -792,4 +851,95 @@ fn a_full_disk_is_reported_once_and_stops_the_run() {
         "the file is not to blame: {}",
         text(&out)
     );
+    // The stage stopped fetching at the first failed write, not only
+    // reporting once: of the 24 batches of 100 issues, only those already
+    // in flight (the profile's concurrency, 2) were fetched.
+    let bulk = fake.count_path("/rest/api/3/issue/bulkfetch");
+    assert!(
+        (1..=2).contains(&bulk),
+        "{bulk} bulk fetches after the disk filled: {}",
+        text(&out)
+    );
+}
+
+// ---- Numbers no conversion may choke on (issue 14's audit) --------------------
+
+#[test]
+fn a_rate_limit_too_low_for_a_duration_is_one_line_not_a_panic() {
+    use fake_jira::{FakeJira, Flavor};
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nrate_limit = 1e-300",
+    );
+    let out = sb
+        .warm(&["--projects", "--profile", "test"])
+        .output()
+        .unwrap();
+    no_panic(&out);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("rate_limit 1e-300 is too low"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(fake.request_count(), 0, "{}", text(&out));
+}
+
+#[test]
+fn times_at_the_ends_of_i64_in_a_planted_cache_crash_no_reader_and_no_warm() {
+    use fake_jira::{FakeJira, Flavor, Site, SiteSize};
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .site(Site::generated(
+            Flavor::Cloud,
+            SiteSize {
+                projects: 2,
+                users: 3,
+                issues_per_project: 5,
+                ..Default::default()
+            },
+        ))
+        .start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
+    run_ok(&mut sb.warm(&["--all", "--profile", "test"]));
+    let project: String = fake
+        .site()
+        .with(|s| s.projects[0]["key"].as_str().unwrap().into());
+    // A hostile (or merely broken) file: times as far apart as an i64 goes.
+    let conn = rusqlite::Connection::open(sb.cache_path("test")).unwrap();
+    conn.execute_batch(&format!(
+        "UPDATE runs SET started_at = {min}, ended_at = {max};
+         UPDATE entries SET fetched_at = {min}, expires_at = {max}
+             WHERE category = 'project' AND fetched_at IS NOT NULL;
+         UPDATE entries SET fetched_at = {max}, expires_at = {min}
+             WHERE category = 'issue' AND fetched_at IS NOT NULL;
+         UPDATE listings SET fetched_at = {min}, expires_at = {max};
+         UPDATE watermarks SET newest_updated_ms = {min}, warmed_at = {max};",
+        min = i64::MIN,
+        max = i64::MAX
+    ))
+    .unwrap();
+    drop(conn);
+    let mut outs = Vec::new();
+    for args in [
+        vec!["--profile", "test"],
+        vec!["--profile", "test", "--json"],
+        vec!["--profile", "test", "--check"],
+        vec!["--profile", "test", "--prometheus"],
+        vec!["--profile", "test", "--get", "project", &project],
+    ] {
+        outs.push(sb.status(&args).output().unwrap());
+    }
+    outs.push(sb.warm(&["--all", "--profile", "test"]).output().unwrap());
+    outs.push(
+        sb.warm(&["--issues", "--full", "--profile", "test"])
+            .output()
+            .unwrap(),
+    );
+    for out in &outs {
+        no_panic(out);
+    }
 }

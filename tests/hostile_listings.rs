@@ -72,6 +72,14 @@ fn page_bean(req: &Request, items: &[serde_json::Value], per_page: usize, ignore
 #[test]
 fn a_proxy_that_ignores_start_at_removes_nothing_and_exits_4() {
     let projects: Vec<_> = (0..300).map(project).collect();
+    let truth = invariant::Truth::default()
+        .with_items(
+            jira_cache::Category::Project,
+            projects
+                .iter()
+                .map(|p| p["key"].as_str().unwrap().to_string()),
+        )
+        .complete_on_success(&[jira_cache::Category::Project]);
     let lying = Arc::new(AtomicBool::new(false));
     let lying2 = lying.clone();
     let server =
@@ -87,10 +95,10 @@ fn a_proxy_that_ignores_start_at_removes_nothing_and_exits_4() {
     assert_eq!(entries(&sb.status_json(), "project"), 301);
 
     lying.store(true, Ordering::SeqCst);
-    let out = run_code(
-        &mut sb.warm(&["--projects", "--full", "--profile", "test"]),
-        4,
-    );
+    let out = invariant::warm_checked(&sb, &["--projects", "--full", "--profile", "test"], || {
+        truth.clone()
+    });
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert!(
         all.contains("repeated"),
@@ -325,7 +333,10 @@ fn one_forbidden_assignable_list_fails_only_its_project() {
     );
     let mut sb = Sandbox::new();
     sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
-    let out = run_code(&mut sb.warm(&["--all", "--profile", "test"]), 4);
+    let out = invariant::warm_checked(&sb, &["--all", "--profile", "test"], || {
+        invariant::Truth::of(&fake)
+    });
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(
         !stdout(&out).contains("Skipped"),
         "no stage skipped: {}",
@@ -437,7 +448,10 @@ fn systematic_dc_user_names_are_split_until_under_the_cap_and_removal_needs_proo
     drop(reader);
 
     assert!(fake.site().remove_user("JIRAUSER20250"));
-    run_ok(&mut sb.warm(&["--users", "--profile", "test"]));
+    let out = invariant::warm_checked(&sb, &["--users", "--profile", "test"], || {
+        invariant::Truth::of(&fake).complete_on_success(&[jira_cache::Category::User])
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let reader = jira_cache::cache::Cache::open_read_only(sb.cache_path("test")).unwrap();
     let users = reader
         .keys(jira_cache::Category::User, Some("JIRAUSER2*"))
@@ -504,10 +518,119 @@ fn clearing_issues_clears_the_watermarks_that_cover_them() {
     run_ok(&mut sb.warm(&["--clear", "issue", "--profile", "test"]));
     assert!(watermarked(&sb).is_empty());
     assert_eq!(issue_count(&sb), 0);
-    run_ok(&mut sb.warm(&["--issues", "--profile", "test"]));
+    let out = invariant::warm_checked(&sb, &["--issues", "--profile", "test"], || {
+        invariant::Truth::of(&fake).complete_on_success(&[jira_cache::Category::Issue])
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(issue_count(&sb), warmed, "every issue came back");
 
     // --reset starts a new file: no watermark survives it.
     run_ok(&mut sb.warm(&["--reset", "--profile", "test"]));
     assert!(watermarked(&sb).is_empty());
+}
+
+/// The names of the cached projects, by key.
+fn cached_names(sb: &Sandbox) -> std::collections::BTreeMap<String, String> {
+    let reader = jira_cache::cache::Cache::open_read_only(sb.cache_path("test")).unwrap();
+    let project = jira_cache::Category::Project;
+    reader
+        .keys(project, None)
+        .unwrap()
+        .into_iter()
+        .filter(|k| !k.starts_with("list:"))
+        .map(|k| {
+            let entry = reader.peek(project, &k).unwrap().unwrap();
+            let value: serde_json::Value = serde_json::from_str(&entry.value).unwrap();
+            (k, value["name"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_of_a_page_that_contradicts_its_listing_is_stored_as_current() {
+    // 150 projects, 50 a page. Then a proxy that answers the third page
+    // with the first page's items, renamed (stale content under the right
+    // `startAt`), and answers a narrowed listing (`keys`) with projects
+    // that were not asked for, renamed too.
+    let projects: Vec<_> = (0..150).map(project).collect();
+    let keys: Vec<String> = projects
+        .iter()
+        .map(|p| p["key"].as_str().unwrap().to_string())
+        .collect();
+    let lying = Arc::new(AtomicBool::new(false));
+    let lying2 = lying.clone();
+    let server = Scripted::start(move |req| {
+        let lie = lying2.load(Ordering::SeqCst);
+        let renamed = |items: &[serde_json::Value]| -> Vec<serde_json::Value> {
+            items
+                .iter()
+                .map(|p| {
+                    let mut p = p.clone();
+                    p["name"] = json!("from a broken page");
+                    p
+                })
+                .collect()
+        };
+        if lie && req.query.contains("keys=") {
+            // Asked for some keys: all of them come back, renamed.
+            return Answer::json(json!({
+                "startAt": 0, "maxResults": 200, "total": 150, "isLast": true,
+                "values": renamed(&projects),
+            }));
+        }
+        if lie && req.number("startAt") == Some(100) {
+            return Answer::json(json!({
+                "startAt": 100, "maxResults": 50, "total": 150, "isLast": true,
+                "values": renamed(&projects[..50]),
+            }));
+        }
+        page_bean(req, &projects, 50, false)
+    });
+    let mut sb = Sandbox::new();
+    sb.profiles(&format!(
+        "[profiles.test]\nurl = \"{}\"\ndeployment = \"cloud\"\nemail = \"{CLOUD_EMAIL}\"\nrate_limit = \"unlimited\"\n",
+        server.url()
+    ));
+    sb.set_env("JIRA_API_TOKEN", CLOUD_TOKEN);
+    run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    let before = cached_names(&sb);
+    assert_eq!(before.len(), 150);
+    let truth = invariant::Truth::default()
+        .with_items(jira_cache::Category::Project, keys.clone())
+        .complete_on_success(&[jira_cache::Category::Project]);
+
+    lying.store(true, Ordering::SeqCst);
+    let out = invariant::warm_checked(&sb, &["--projects", "--full", "--profile", "test"], || {
+        truth.clone()
+    });
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert_eq!(
+        cached_names(&sb),
+        before,
+        "the repeated page's items keep the versions first listed"
+    );
+
+    // Narrowed to two projects, answered with all 150: only the two asked
+    // for are stored; the others keep what a real listing said.
+    let out = invariant::warm_checked(
+        &sb,
+        &[
+            "--projects",
+            "--project",
+            &keys[3],
+            "--project",
+            &keys[4],
+            "--full",
+            "--profile",
+            "test",
+        ],
+        || truth.clone(),
+    );
+    let after = cached_names(&sb);
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(k, name)| before.get(*k) != Some(*name))
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(changed, [&keys[3], &keys[4]], "{}", text(&out));
 }

@@ -56,6 +56,26 @@ fn warm_json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
         .unwrap_or_else(|e| panic!("cache_warm --json prints one object ({e}): {}", text(&out)))
 }
 
+/// [`warm_json`], with the fault-test invariant checked around the run
+/// against what `fake` holds when it ends; a run that exits 0 must leave
+/// `complete` complete and current.
+fn warm_json_checked(
+    sb: &Sandbox,
+    fake: &FakeJira,
+    args: &[&str],
+    code: i32,
+    complete: &[Category],
+) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--json", "--profile", "test"]);
+    let before = invariant::Snapshot::take(sb);
+    let out = run_code(&mut sb.warm(&all), code);
+    let truth = invariant::Truth::of(fake).complete_on_success(complete);
+    invariant::check(&before, &invariant::Snapshot::take(sb), &truth, &out);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("cache_warm --json prints one object ({e}): {}", text(&out)))
+}
+
 fn issues_stage(report: &Value) -> &Value {
     report["stages"]
         .as_array()
@@ -204,7 +224,10 @@ fn a_bulk_fetch_that_returns_fewer_issues_than_asked_caches_what_came() {
         fake.site().after_search_pages(2, move |s| {
             assert!(s.remove_issue(&key));
         });
-        let out = run_ok(&mut sb.warm(&["--issues", "-v", "--profile", "test"]));
+        let out = invariant::warm_checked(&sb, &["--issues", "-v", "--profile", "test"], || {
+            invariant::Truth::of(&fake).complete_on_success(&[Category::Issue])
+        });
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         assert!(
             stdout(&out).contains("Warmed 39 issues for")
                 && stdout(&out).contains("1 issue listed but gone when fetched"),
@@ -264,7 +287,13 @@ fn an_issue_moved_between_warms_leaves_its_old_key_for_the_new_one() {
         });
         assert!(issue_keys(&sb).contains(&old));
         let new = fake.site().move_issue(&old, &to).expect("moved");
-        let report = warm_json(&sb, &["--projects", "--issues"], 0);
+        let report = warm_json_checked(
+            &sb,
+            &fake,
+            &["--projects", "--issues"],
+            0,
+            &[Category::Project, Category::Issue],
+        );
         let keys = issue_keys(&sb);
         assert!(
             keys.contains(&new) && !keys.contains(&old),
@@ -306,7 +335,7 @@ fn an_issue_updated_during_the_census_is_never_removed() {
         fake.site().after_search_pages(2, move |s| {
             assert!(s.touch_issue(&key));
         });
-        let report = warm_json(&sb, &["--projects", "--issues", "--full"], 0);
+        let report = warm_json_checked(&sb, &fake, &["--projects", "--issues", "--full"], 0, &[]);
         assert_eq!(
             n(&issues_stage(&report)["removed"]),
             0,
@@ -314,7 +343,13 @@ fn an_issue_updated_during_the_census_is_never_removed() {
         );
         assert_eq!(issue_keys(&sb), before, "{flavor:?}: nothing removed");
         // And the next warm brings its new version.
-        warm_json(&sb, &["--projects", "--issues"], 0);
+        warm_json_checked(
+            &sb,
+            &fake,
+            &["--projects", "--issues"],
+            0,
+            &[Category::Project, Category::Issue],
+        );
         let on_site = fake
             .site()
             .with(|s| s.issue(&oldest).unwrap()["fields"]["summary"].clone());
@@ -351,7 +386,13 @@ fn the_watermark_never_passes_a_change_that_max_issues_cut() {
         }
         newer
     });
-    let report = warm_json(&sb, &["--projects", "--issues", "--max-issues", "5"], 0);
+    let report = warm_json_checked(
+        &sb,
+        &fake,
+        &["--projects", "--issues", "--max-issues", "5"],
+        0,
+        &[Category::Project],
+    );
     // The five newest changes are in the cap; the five cached issues that
     // changed are refreshed too, though past the cap.
     for key in newer.iter().chain(cached.iter()) {
@@ -362,7 +403,13 @@ fn the_watermark_never_passes_a_change_that_max_issues_cut() {
         );
     }
     // A third warm, nothing changed: still current, nothing written.
-    let report = warm_json(&sb, &["--projects", "--issues", "--max-issues", "5"], 0);
+    let report = warm_json_checked(
+        &sb,
+        &fake,
+        &["--projects", "--issues", "--max-issues", "5"],
+        0,
+        &[Category::Project],
+    );
     assert_eq!(n(&issues_stage(&report)["written"]), 0, "{report:#}");
     for key in &cached {
         assert_eq!(
@@ -398,10 +445,12 @@ fn a_census_that_never_ends_is_cut_by_its_budget_and_removes_nothing() {
             }
         });
         let from = fake.requests().len();
-        let report = warm_json(
+        let report = warm_json_checked(
             &sb,
+            &fake,
             &["--projects", "--issues", "--full"],
             i32::from(jira_cache::exit::PARTIAL),
+            &[],
         );
         let issues = issues_stage(&report);
         let searches = fake.requests()[from..]
@@ -451,10 +500,12 @@ fn a_failing_census_page_keeps_every_cached_issue() {
     // The changes search passes; the census's fourth page fails.
     fake.faults()
         .add(Fault::new("/rest/api/3/search/jql", FaultKind::status(500)).skip(4));
-    let report = warm_json(
+    let report = warm_json_checked(
         &sb,
+        &fake,
         &["--projects", "--issues"],
         i32::from(jira_cache::exit::PARTIAL),
+        &[],
     );
     assert_eq!(n(&issues_stage(&report)["removed"]), 0, "{report:#}");
     assert_eq!(issue_keys(&sb), before);

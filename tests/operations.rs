@@ -235,12 +235,12 @@ fn max_duration_stops_a_slow_run_keeping_what_was_done() {
         Flavor::Cloud,
         "deployment = \"cloud\"\nconcurrency = 1",
     );
-    let started = Instant::now();
+    // That it stopped is told by its exit and report (the command's own
+    // guard fails a run that hangs), not by a wall-clock bound.
     let out = run_code(
         &mut sb.warm(&["--all", "--max-duration", "2s", "--profile", "test"]),
         4,
     );
-    assert!(started.elapsed() < Duration::from_secs(20), "it stopped");
     assert!(stderr(&out).contains("--max-duration"), "{}", text(&out));
     let status = sb.status_json();
     assert_eq!(status["runs"][0]["result"], "partial");

@@ -263,12 +263,9 @@ fn two_processes_with_a_hundred_readers_each_make_at_most_two_fetches() {
             (child, ready)
         })
         .collect();
-    for _ in 0..3000 {
-        if children.iter().all(|(_, ready)| ready.exists()) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::events::wait_until("both reader processes to be ready", || {
+        children.iter().all(|(_, ready)| ready.exists())
+    });
     std::fs::write(&start, "").unwrap();
     for (child, _) in children {
         let out = child.wait_with_output().unwrap();

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::events::*;
 use common::*;
 use fake_jira::{FakeJira, Fault, FaultKind, Flavor, PageCap, Site, SiteSize};
 
@@ -121,7 +122,12 @@ fn a_503_with_retry_after_random_500s_resets_and_cut_bodies_are_retried_to_succe
         .add(Fault::new("/rest/api/3/status", FaultKind::Reset).once());
     fake.faults()
         .add(Fault::new("/rest/api/3/priority", FaultKind::TruncatedBody).once());
-    let out = run_ok(&mut sb.warm(&["--projects", "--fields", "--profile", "test"]));
+    let out = invariant::warm_checked(
+        &sb,
+        &["--projects", "--fields", "--profile", "test"],
+        || invariant::Truth::of(&fake).complete_on_success(&[jira_cache::Category::Project]),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let run = &sb.status_json()["runs"][0];
     assert_eq!(run["result"], "ok", "{}", text(&out));
     assert_eq!(run["retries"], 5);
@@ -186,7 +192,10 @@ fn a_repeated_page_token_ends_the_listing_with_an_error_in_bounded_requests() {
     sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
     fake.faults()
         .add(Fault::new("/rest/api/3/search/jql", FaultKind::RepeatToken));
-    let out = run_code(&mut sb.warm(&["--issues", "--profile", "test"]), 1);
+    let out = invariant::warm_checked(&sb, &["--issues", "--profile", "test"], || {
+        invariant::Truth::of(&fake)
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         stderr(&out).contains("same nextPageToken twice"),
         "{}",
@@ -205,10 +214,11 @@ fn a_listing_that_is_never_last_stops_when_pages_bring_nothing_new() {
     sb.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"");
     fake.faults()
         .add(Fault::new("/rest/api/3/search/jql", FaultKind::NeverLast));
-    let _ = sb
-        .warm(&["--issues", "--max-issues", "1000", "--profile", "test"])
-        .output()
-        .unwrap();
+    invariant::warm_checked(
+        &sb,
+        &["--issues", "--max-issues", "1000", "--profile", "test"],
+        || invariant::Truth::of(&fake).complete_on_success(&[jira_cache::Category::Issue]),
+    );
     assert!(
         fake.count_path("/rest/api/3/search/jql") < 20,
         "bounded: {}",
@@ -238,7 +248,10 @@ fn a_total_that_lies_and_pages_larger_than_asked_still_end() {
     ));
     // `isLast` before `total`: the listing contradicts itself, so it is
     // broken, not complete (JIRA_API.md): partial, and nothing removed.
-    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 4);
+    let out = invariant::warm_checked(&sb, &["--projects", "--profile", "test"], || {
+        invariant::Truth::of(&fake)
+    });
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(
         stderr(&out).contains("isLast came at 120 of a total of 100000"),
         "{}",
@@ -255,7 +268,10 @@ fn a_total_that_lies_and_pages_larger_than_asked_still_end() {
         "/rest/api/3/project/search",
         FaultKind::OversizePage,
     ));
-    let out = run_ok(&mut sb.warm(&["--projects", "--full", "--profile", "test"]));
+    let out = invariant::warm_checked(&sb, &["--projects", "--full", "--profile", "test"], || {
+        invariant::Truth::of(&fake).complete_on_success(&[jira_cache::Category::Project])
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
         stdout(&out).contains("Warmed 120 projects"),
         "{}",
@@ -283,12 +299,23 @@ fn a_second_warm_of_the_same_profile_says_who_holds_the_lock_and_exits_5() {
     );
     assert!(stderr(&out).contains("after waiting 1s"), "{}", text(&out));
 
-    let release = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(500));
-        drop(held);
-    });
-    run_ok(&mut sb.warm(&["--projects", "--wait", "--profile", "test"]));
-    release.join().unwrap();
+    // Released once the waiting warm says it waits (an event, not a pause):
+    // the warm then goes on, exit 0.
+    let mut waiting = sb
+        .warm_std(&["--projects", "--wait", "-v", "--profile", "test"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_lines(waiting.stderr.take().unwrap());
+    wait_for_line(&lines, "waiting for it");
+    drop(held);
+    let status = wait_child(&mut waiting);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the warm went on once the lock was free"
+    );
 }
 
 fn slow_site() -> FakeJira {
@@ -344,21 +371,32 @@ fn kill_9_at_any_moment_leaves_an_intact_cache_an_abandoned_run_and_a_working_ne
         Flavor::Cloud,
         "deployment = \"cloud\"\nconcurrency = 2",
     );
-    run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
+    // A full warm first, to know how many requests one takes.
+    let from = fake.request_count();
+    run_ok(&mut sb.warm(&["--all", "--full", "--profile", "test"]));
+    let per_warm = fake.request_count() - from;
+    assert!(per_warm > 2, "{per_warm} requests");
     let projects_before = entries(&sb.status_json(), "project");
-    // Seeded pause points across the run: early, mid-stage, late.
+    // Seeded kill points across the run (early, mid-stage, late), each set
+    // by the requests the site has answered, not by the clock.
     let mut seed: u64 = 0x5eed;
     let mut abandoned = 0;
     for _ in 0..4 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let pause = Duration::from_millis(150 + (seed >> 33) % 1200);
+        let at = 1 + (seed >> 33) as usize % (per_warm - 1);
+        let pause = format!("request {at} of {per_warm}");
+        let from = fake.request_count();
         let mut warm = sb
             .warm_std(&["--all", "--full", "--profile", "test"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(pause);
+        wait_until(&pause, || {
+            fake.request_count() - from >= at || warm.try_wait().unwrap().is_some()
+        });
         let _ = warm.kill(); // SIGKILL
         let _ = warm.wait();
         assert!(
@@ -400,7 +438,12 @@ fn sigterm_and_sigint_record_an_interrupted_run_release_the_lock_and_exit_143_an
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
+        // Signalled once the projects stage has been written: the users
+        // stage's first request has come.
+        wait_until("the users stage to start", || {
+            fake.count_path("/rest/api/3/users/search") > 0
+                || fake.count_path("/rest/api/3/user/search") > 0
+        });
         let sent = std::process::Command::new("kill")
             .args([&format!("-{signal}"), &warm.id().to_string()])
             .status()

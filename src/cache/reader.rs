@@ -20,9 +20,12 @@ use super::schema::BUSY_TIMEOUT;
 use super::{from_sql_int, size_on_disk, to_sql_int, write};
 use crate::Category;
 
+/// The meta key of [`CacheReader::last_quick_check`].
+const QUICK_CHECK_META: &str = "last_quick_check_at";
+
 /// How long a read-counter flush waits for the writer before giving up and
 /// keeping its counts for later.
-const FLUSH_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
+pub(crate) const FLUSH_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Reads after which [`CacheReader::get`] tries to flush the counters itself.
 const FLUSH_EVERY: u64 = 1024;
@@ -488,6 +491,34 @@ impl CacheReader {
         Ok(Some(
             crate::scrub::for_terminal(&problems.join("; ")).into_owned(),
         ))
+    }
+
+    /// When `cache_status --check` last ran [`Self::quick_check`] on this
+    /// file (unix ms, meta `last_quick_check_at`), if ever.
+    pub fn last_quick_check(&self) -> Result<Option<i64>, CacheError> {
+        Ok(self
+            .meta(QUICK_CHECK_META)?
+            .and_then(|v| v.trim().parse::<i64>().ok()))
+    }
+
+    /// Records that [`Self::quick_check`] ran at `at_ms`, so that a
+    /// scheduled check is not repeated until it is due. Best effort, like
+    /// the read counters: `Ok(false)` when the file is read-only or stays
+    /// busy for a moment.
+    pub fn record_quick_check(&mut self, at_ms: i64) -> Result<bool, CacheError> {
+        // PostgreSQL checks its own pages: there is no check to schedule.
+        if self.pg.is_some() {
+            return Ok(false);
+        }
+        self.conn.busy_timeout(FLUSH_BUSY_TIMEOUT).at(&self.path)?;
+        let written =
+            write::set_meta(&self.conn, QUICK_CHECK_META, &at_ms.to_string()).at(&self.path);
+        self.conn.busy_timeout(BUSY_TIMEOUT).at(&self.path)?;
+        match written {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_busy() || matches!(e, CacheError::Unwritable { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every project's issue watermark, by project key.

@@ -244,7 +244,11 @@ impl AdaptiveRate {
                             f.tokens -= 1.0;
                             None
                         } else {
-                            Some(Duration::from_secs_f64((1.0 - f.tokens) / f.rate))
+                            // A rate too low for a `Duration` waits "for ever".
+                            Some(
+                                Duration::try_from_secs_f64((1.0 - f.tokens) / f.rate)
+                                    .unwrap_or(Duration::MAX),
+                            )
                         }
                     };
                     if ready.is_none() {

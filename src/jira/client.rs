@@ -200,7 +200,16 @@ impl JiraClient {
             .map_err(|e| JiraError::Setup(format!("cannot set up HTTP: {}", error_chain(&e))))?;
         let limiter = match config.rate_limit {
             Some(rate) if rate.is_finite() && rate > 0.0 => {
-                let period = Duration::from_secs_f64(1.0 / rate);
+                // A rate so low that one request's period does not fit
+                // (under one request in ~584 years) is refused, not a panic.
+                let period = Duration::try_from_secs_f64(1.0 / rate)
+                    .ok()
+                    .filter(|p| u64::try_from(p.as_nanos()).is_ok())
+                    .ok_or_else(|| {
+                        JiraError::Setup(format!(
+                            "rate_limit {rate:?} is too low to pace requests by; raise it (e.g. 0.1 is one request every 10 s)"
+                        ))
+                    })?;
                 let burst = NonZeroU32::new(config.burst.max(1)).unwrap_or(NonZeroU32::MIN);
                 let quota = Quota::with_period(period)
                     .ok_or_else(|| JiraError::Setup(format!("rate_limit {rate} is too high")))?

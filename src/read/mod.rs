@@ -215,7 +215,9 @@ impl CachedValue {
         CachedValue {
             value: entry.value.clone(),
             freshness: entry.freshness(now_ms),
-            age: Duration::from_millis(u64::try_from(now_ms - entry.fetched_at).unwrap_or(0)),
+            age: Duration::from_millis(
+                u64::try_from(now_ms.saturating_sub(entry.fetched_at)).unwrap_or(0),
+            ),
             fetched_at: entry.fetched_at,
             expires_at: entry.expires_at,
             origin,
@@ -768,7 +770,7 @@ impl Inner {
 
 /// How long ago `entry` expired (zero if it has not).
 fn expired_for(entry: &CachedEntry, now: i64) -> Duration {
-    Duration::from_millis(u64::try_from(now - entry.expires_at).unwrap_or(0))
+    Duration::from_millis(u64::try_from(now.saturating_sub(entry.expires_at)).unwrap_or(0))
 }
 
 /// The fetch error of a handle opened without a Jira site.

@@ -86,7 +86,7 @@ impl EarlyRefresh {
         if scale <= 0.0 {
             return 0.0;
         }
-        (-((expires_at_ms - now_ms) as f64) / scale).exp()
+        (-(expires_at_ms.saturating_sub(now_ms) as f64) / scale).exp()
     }
 }
 

@@ -18,13 +18,35 @@
 //! - **The last run**: one that failed, was partial, interrupted or
 //!   abandoned is a WARNING; a run still going is skipped. Staleness, the
 //!   real harm, escalates through the age thresholds.
+//! - **The file itself**: SQLite's `quick_check` (every page read once) on
+//!   demand (`--quick-check`) and, without the flag, on a schedule: when
+//!   the last one is [`QUICK_CHECK_EVERY`] old or there was none (see
+//!   [`quick_check_due`]). A corrupt page is otherwise found only when a
+//!   read happens to touch it. Corruption is CRITICAL.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::Category;
 use crate::profile::CheckThresholds;
 
 use super::{StatusReport, parse_rfc3339};
+
+/// How often `cache_status --check` reads the whole file with
+/// `quick_check` without being asked: a monitoring check every few minutes
+/// pays for it once a day.
+pub const QUICK_CHECK_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Whether a scheduled `quick_check` is due at `now_ms`, given when the
+/// last one ran: never, [`QUICK_CHECK_EVERY`] ago or more, or "in the
+/// future" (a clock that went back: checked rather than trusted).
+pub fn quick_check_due(last_ms: Option<i64>, now_ms: i64) -> bool {
+    let every = i64::try_from(QUICK_CHECK_EVERY.as_millis()).unwrap_or(i64::MAX);
+    match last_ms {
+        None => true,
+        Some(last) => last > now_ms || now_ms.saturating_sub(last) >= every,
+    }
+}
 
 /// The verdict, in increasing severity; its number is the exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -152,7 +174,7 @@ pub fn check(report: &StatusReport, thresholds: &CheckThresholds, now_ms: i64) -
                 format!("unreadable time of the last successful warm `{text}`"),
             )),
             Some(ended) => {
-                let age = u64::try_from((now_ms - ended) / 1000).unwrap_or(0);
+                let age = u64::try_from(now_ms.saturating_sub(ended) / 1000).unwrap_or(0);
                 let (warn, crit) = (thresholds.warn_age.as_secs(), thresholds.crit_age.as_secs());
                 let said = format!("last warm {} ago", span(age));
                 if age > crit {

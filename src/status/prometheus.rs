@@ -164,7 +164,7 @@ pub fn prometheus(report: &StatusReport, now_ms: i64) -> String {
         f.sample(
             "jira_cache_last_success_age_seconds",
             &[],
-            (now_ms - ended).max(0) as f64 / 1000.0,
+            now_ms.saturating_sub(ended).max(0) as f64 / 1000.0,
         );
     }
 

@@ -106,7 +106,7 @@ impl FreshPolicy {
             return fetch("--full: fetched whatever its freshness".into());
         }
         let left = until.saturating_sub(now);
-        let half = (ttl.as_millis() / 2) as i64;
+        let half = super::millis(ttl / 2);
         if left <= half {
             return fetch(format!(
                 "fresh until {}: half of its TTL ({}) or less left",
@@ -120,7 +120,7 @@ impl FreshPolicy {
             ));
         }
         if let Some(next) = self.next_schedule_ms {
-            let needed = next.saturating_add(self.margin.as_millis() as i64);
+            let needed = next.saturating_add(super::millis(self.margin));
             if until < needed {
                 return fetch(format!(
                     "fresh until {}, before the next scheduled warm ({}) is sure to refresh it",

@@ -203,7 +203,7 @@ fn identity_and_facts(item: &RawValue) -> (Option<String>, Option<IssueFacts>) {
 fn entry_of(ctx: &WarmContext, value: String, f: IssueFacts, now: i64) -> (NewEntry, Option<i64>) {
     let recent = f
         .updated
-        .is_none_or(|u| now - u <= RECENT.as_millis() as i64);
+        .is_none_or(|u| now.saturating_sub(u) <= super::millis(RECENT));
     let ttl = if recent {
         ctx.ttl.issue_recent
     } else {
@@ -214,7 +214,7 @@ fn entry_of(ctx: &WarmContext, value: String, f: IssueFacts, now: i64) -> (NewEn
         key: f.key,
         value,
         fetched_at: now,
-        expires_at: now.saturating_add(ttl.as_millis() as i64),
+        expires_at: now.saturating_add(super::millis(ttl)),
         fetch_ms: 0,
         project: f.project,
         updated_at: f.updated,
@@ -403,7 +403,9 @@ impl Fetched {
         self.found.extend(other.found);
         self.missing.extend(other.missing);
         self.failed.extend(other.failed);
-        if self.error.is_none() {
+        // The cache file's error wins: it is the one that stops the run.
+        let cache_error = |e: &Option<WarmError>| matches!(e, Some(WarmError::Cache(_)));
+        if self.error.is_none() || (cache_error(&other.error) && !cache_error(&self.error)) {
             self.error = other.error;
         }
         self.unrequested += other.unrequested;
@@ -432,9 +434,14 @@ async fn fetch_by_keys(ctx: &WarmContext, keys: &[String]) -> Fetched {
     all
 }
 
-/// One batch of [`fetch_by_keys`].
+/// One batch of [`fetch_by_keys`]; not fetched at all once the cache
+/// file has failed (nothing fetched could be stored).
 async fn fetch_batch(ctx: &WarmContext, batch: Vec<String>) -> Fetched {
     let mut out = Fetched::default();
+    if ctx.cache_failed() {
+        out.failed = batch;
+        return out;
+    }
     let fields = fields(ctx);
     let started = std::time::Instant::now();
     let answer: Result<(Vec<Item>, usize), WarmError> = match ctx.client.deployment() {
@@ -559,7 +566,9 @@ async fn fetch_batch(ctx: &WarmContext, batch: Vec<String>) -> Fetched {
                 // Nothing of this batch is cached: none of it counts as found.
                 out.failed.extend(out.found.drain().map(|(k, _)| k));
                 out.items = 0;
-                out.error = Some(e.into());
+                let e = WarmError::from(e);
+                ctx.note_error(&e);
+                out.error = Some(e);
             }
         }
     }
@@ -744,7 +753,18 @@ async fn recent(
         .map(|w| (w.project, w.newest_updated_ms))
         .collect();
     let mut lines: HashMap<String, String> = HashMap::new();
+    let mut chunks_done = 0;
     for chunk in chunk_for_jql(projects, usize::MAX) {
+        if ctx.cache_failed() {
+            // The error is reported once, by the part that hit it.
+            let left: usize = projects.len() - chunks_done;
+            report.notes.push(format!(
+                "{} not warmed: the cache file failed",
+                plural(left as u64, "more project")
+            ));
+            break;
+        }
+        chunks_done += chunk.len();
         let chunk_lines = pass(ctx, chunk, options, start, &marks, report).await?;
         lines.extend(chunk_lines);
     }
@@ -757,7 +777,7 @@ async fn recent(
 }
 
 fn margin_ms() -> i64 {
-    WATERMARK_MARGIN.as_millis() as i64
+    super::millis(WATERMARK_MARGIN)
 }
 
 /// One query's worth of projects: count, changes, census, fetch,
@@ -770,17 +790,18 @@ async fn pass(
     marks: &HashMap<String, i64>,
     report: &mut StageReport,
 ) -> Result<HashMap<String, String>, WarmError> {
-    let since_ms = options.since.as_millis() as i64;
+    let since_ms = super::millis(options.since);
     // A project is incremental when its watermark is inside the window and
     // the changes since it are a narrower query than the window itself.
     let incremental = |p: &str| {
         !options.full
-            && marks
-                .get(p)
-                .is_some_and(|&w| w >= start - since_ms && start - w + margin_ms() < since_ms)
+            && marks.get(p).is_some_and(|&w| {
+                w >= start.saturating_sub(since_ms)
+                    && start.saturating_sub(w).saturating_add(margin_ms()) < since_ms
+            })
     };
     let deployment = ctx.client.deployment();
-    let window_start = start - options.since.as_millis() as i64;
+    let window_start = start.saturating_sub(super::millis(options.since));
     // 1. The count, which also finds projects Jira refuses in a query
     //    (deleted, or not visible): those fail alone, the rest go on.
     let expected = loop {
@@ -819,7 +840,9 @@ async fn pass(
             .filter_map(|p| marks.get(p).copied())
             .min()
             .unwrap_or(window_start);
-        let window = Duration::from_millis((start - oldest).max(0) as u64) + WATERMARK_MARGIN;
+        let window =
+            Duration::from_millis(u64::try_from(start.saturating_sub(oldest)).unwrap_or(0))
+                + WATERMARK_MARGIN;
         let jql = format!(
             "{} AND updated >= {} ORDER BY updated DESC",
             project_clause(&incr),

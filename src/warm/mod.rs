@@ -24,6 +24,7 @@ mod users;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
@@ -143,6 +144,27 @@ pub struct WarmContext {
     pub concurrency: usize,
     /// Where progress goes ([`NoProgress`] for nowhere).
     pub progress: Arc<dyn Progress>,
+    /// Set at the run's first cache-file error (a full disk, a corrupt or
+    /// unwritable file); see [`WarmContext::cache_failed`]. A new context
+    /// starts with `Arc::default()` (not set).
+    pub cache_failure: Arc<AtomicBool>,
+}
+
+impl WarmContext {
+    /// Whether a write to the cache file has failed in this run. Nothing
+    /// fetched after that could be stored, so from then on no stage starts
+    /// another fetch: the stage in progress stops where it is (what was
+    /// written stays) and the run stops after it.
+    pub fn cache_failed(&self) -> bool {
+        self.cache_failure.load(Ordering::SeqCst)
+    }
+
+    /// Notes `error` if it is the cache file's (see [`Self::cache_failed`]).
+    pub(crate) fn note_error(&self, error: &WarmError) {
+        if matches!(error, WarmError::Cache(_)) {
+            self.cache_failure.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 impl std::fmt::Debug for WarmContext {
@@ -153,6 +175,13 @@ impl std::fmt::Debug for WarmContext {
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }
+}
+
+/// A duration in whole milliseconds as SQLite stores times, saturating:
+/// a TTL or window from a profile can be longer than `i64` milliseconds
+/// (`as` would wrap it to a time in the past).
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Runs the plan's stages in order; never fails as a whole: each stage's
@@ -192,6 +221,9 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
             }
         }
         let report = run_stage(stage, plan, scope.as_deref().unwrap_or(&[]), ctx).await;
+        if report.errors.iter().any(|e| e.kind == ErrorKind::Cache) {
+            ctx.cache_failure.store(true, Ordering::SeqCst);
+        }
         if let Some(e) = report.errors.iter().find(|e| {
             matches!(
                 e.kind,
@@ -353,7 +385,7 @@ pub(crate) fn entry(
         key,
         value: value.get().to_string(),
         fetched_at: now,
-        expires_at: now.saturating_add(ttl.as_millis() as i64),
+        expires_at: now.saturating_add(millis(ttl)),
         fetch_ms: 0,
         project: None,
         updated_at: None,
@@ -458,7 +490,7 @@ pub(crate) fn listing(category: Category, name: &str, ttl: Duration) -> Listing 
         category,
         name: name.to_string(),
         fetched_at,
-        expires_at: fetched_at.saturating_add(ttl.as_millis() as i64),
+        expires_at: fetched_at.saturating_add(millis(ttl)),
     }
 }
 

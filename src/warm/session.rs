@@ -302,6 +302,7 @@ impl WarmSession {
             issue_fields: profile.issue_fields.clone(),
             concurrency: profile.concurrency,
             progress: recorder.clone(),
+            cache_failure: Arc::default(),
         };
 
         let ending = run_until_stopped(&plan, &ctx, request.max_duration, stop).await;

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+pub mod events;
+pub mod invariant;
 pub mod pg;
 pub mod scripted;
 

@@ -180,10 +180,20 @@ async fn a_hang_never_answers_and_dropping_the_fake_still_returns() {
     // A second request stays hung while the fake is dropped.
     let request = authed(&jira, client().get(format!("{}{FIELD}", jira.url()))).send();
     let pending = tokio::spawn(request);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = Instant::now();
-    drop(jira);
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // Dropped once the second request has reached the fake (an event, not
+    // a pause); a drop that never returns fails after a generous guard.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while jira.request_count() < 2 {
+        assert!(Instant::now() < deadline, "the second request never came");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || drop(jira)),
+    )
+    .await
+    .expect("dropping the fake returned")
+    .unwrap();
     let outcome = pending.await.expect("the task ends");
     assert!(
         outcome.is_err(),

@@ -85,8 +85,9 @@ struct Cli {
     /// With --check: WARNING when the hit rate is below this (e.g. 50%).
     #[arg(long, value_name = "PERCENT", requires = "check", value_parser = parse_percent)]
     warn_hit_rate: Option<f64>,
-    /// With --check: also read every page of the cache file (SQLite's
-    /// quick_check, linear in its size) and report CRITICAL on corruption.
+    /// With --check: read every page of the cache file now (SQLite's
+    /// quick_check, linear in its size) and report CRITICAL on corruption;
+    /// without it, --check does so once a day.
     #[arg(long, requires = "check")]
     quick_check: bool,
     /// Print the figures in Prometheus' text format (`jira_cache_…` metrics,
@@ -266,19 +267,21 @@ fn run_check(cli: &Cli) -> anyhow::Result<CheckOutcome> {
     let now = now_ms()?;
     let profile = profile::load(&load_options(cli, cli.profile.clone()))?;
     let thresholds = thresholds(&profile.check, cli)?;
-    if cli.quick_check {
-        match Cache::open_read_only(profile.cache_location()?) {
-            Ok(reader) => {
+    // On demand, or on its schedule (recorded in the file, best effort).
+    match Cache::open_read_only(profile.cache_location()?) {
+        Ok(mut reader) => {
+            if cli.quick_check || status::quick_check_due(reader.last_quick_check()?, now) {
                 if let Some(problems) = reader.quick_check()? {
                     return Ok(CheckOutcome::corrupt(&profile.name, &problems));
                 }
+                reader.record_quick_check(now)?;
             }
-            Err(CacheError::Missing { .. }) => {}
-            Err(CacheError::Corrupt { detail, .. }) => {
-                return Ok(CheckOutcome::corrupt(&profile.name, &detail));
-            }
-            Err(e) => return Err(e.into()),
         }
+        Err(CacheError::Missing { .. }) => {}
+        Err(CacheError::Corrupt { detail, .. }) => {
+            return Ok(CheckOutcome::corrupt(&profile.name, &detail));
+        }
+        Err(e) => return Err(e.into()),
     }
     let report = report_for(&profile, now, cli.runs.max(RUNS_FOR_CHECK))?;
     Ok(status::check(&report, &thresholds, now))

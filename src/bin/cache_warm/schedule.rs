@@ -53,7 +53,7 @@ pub fn fresh_policy(
         .into_iter()
         .flatten()
         .filter(|r| r.result == jira_cache::cache::RunResult::Ok)
-        .find_map(|r| r.ended_at.map(|end| end - r.started_at))
+        .find_map(|r| r.ended_at.map(|end| end.saturating_sub(r.started_at)))
         .unwrap_or(0);
     let margin = Duration::from_millis(u64::try_from(last_run.saturating_mul(2)).unwrap_or(0))
         .max(warm::MIN_SCHEDULE_MARGIN);
