@@ -381,7 +381,7 @@ async fn two_hundred_clients_asking_for_one_expired_key_make_at_most_one_upstrea
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let old = format!(r#"{{"key":"{issue}","fields":{{"summary":"before the expiry"}}}}"#);
-    let writer = jira_cache::cache::Cache::open(&sandbox.cache_path("test"))
+    let writer = jira_cache::cache::Cache::open(sandbox.cache_path("test"))
         .unwrap()
         .writer()
         .unwrap();
