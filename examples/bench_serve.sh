@@ -7,7 +7,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${BIN_DIR:-$repo/target/release}"
 dir=$(mktemp -d)
-"$bin/fake-jira" --port 0 --flavor cloud > "$dir/fake.out" 2>/dev/null &
+# A generated site whose issues are ~3 KB (issue 17's target), as bench_warm's are.
+"$bin/fake-jira" --port 0 --flavor cloud --generated --projects 1 --issues-per-project 2 \
+    --issue-bytes "${ISSUE_BYTES:-3072}" > "$dir/fake.out" 2>/dev/null &
 fake=$!
 for _ in $(seq 100); do [ -s "$dir/fake.out" ] && break; sleep 0.1; done
 site=$(grep -o 'http://[0-9.:]*' "$dir/fake.out" | head -1)
@@ -26,10 +28,16 @@ serve=$!
 for _ in $(seq 100); do [ -s "$dir/serve.out" ] && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$dir/serve.out" | tail -1)   # the last: the first is the site
 auth="Basic $(printf 'bot@example.com:cloud-token-123' | base64 -w0)"
-curl -s -o "$dir/issue.json" -D - -H "Authorization: $auth" "$url/rest/api/3/issue/ALPHA-1" | grep -i '^x-cache'
-curl -s -o /dev/null -D - -H "Authorization: $auth" "$url/rest/api/3/issue/ALPHA-1" | grep -i '^x-cache'
-echo "body bytes: $(wc -c < "$dir/issue.json")"
-wrk -t2 -c32 -d15s --latency -H "Authorization: $auth" "$url/rest/api/3/issue/ALPHA-1"
+# The first issue of the site's first project, asked of the site itself.
+project=$(curl -s -H "Authorization: $auth" "$site/rest/api/3/project" | grep -o '"key":"[A-Z0-9]*"' | head -1 | cut -d'"' -f4)
+issue="$project-1"
+curl -s -o "$dir/issue.json" -D - -H "Authorization: $auth" "$url/rest/api/3/issue/$issue" | grep -i '^x-cache'
+curl -s -o /dev/null -D - -H "Authorization: $auth" "$url/rest/api/3/issue/$issue" | grep -i '^x-cache'
+echo "issue $issue, body bytes: $(wc -c < "$dir/issue.json")"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+cpu_before=$(awk '{print $14+$15}' /proc/$serve/stat)
+wrk -t2 -c32 -d15s --latency -H "Authorization: $auth" "$url/rest/api/3/issue/$issue"
+echo "cache_serve CPU during the run: $(( $(awk '{print $14+$15}' /proc/$serve/stat) - cpu_before )) ticks of $(getconf CLK_TCK)/s"
 kill $serve $fake
 wait $serve $fake 2>/dev/null || true
 rm -rf "$dir"

@@ -95,6 +95,10 @@ struct Args {
     /// The burst of `--site-rate-limit`.
     #[arg(long, default_value_t = 10, requires = "site_rate_limit")]
     site_burst: u32,
+    /// The `Retry-After` (seconds) of the fake's 429s, whatever the wait
+    /// (issue 16's target 5 says 1). Default: the wait, rounded up, at least 1.
+    #[arg(long, value_name = "SECONDS", requires = "site_rate_limit")]
+    site_retry_after: Option<u64>,
     /// The profile's `rate_limit` (requests per second). Default: unlimited.
     #[arg(long, value_name = "PER_SECOND")]
     rate_limit: Option<f64>,
@@ -164,8 +168,10 @@ fn run(args: &Args) -> Result<(), String> {
         args.rate_limit
             .map_or("unlimited".to_string(), |r| r.to_string()),
         args.site_rate_limit.map_or("none".to_string(), |r| format!(
-            "{r} requests/s, burst {}",
-            args.site_burst
+            "{r} requests/s, burst {}, Retry-After {}",
+            args.site_burst,
+            args.site_retry_after
+                .map_or("the wait".to_string(), |s| format!("{s} s"))
         )),
         args.warm_flags.join(" "),
         args.max_issues
@@ -251,6 +257,15 @@ fn run(args: &Args) -> Result<(), String> {
         );
     }
     drop(fake);
+    let failed = cold
+        .iter()
+        .chain(&rewarm)
+        .chain(&changed)
+        .filter(|w| w.exit_code != Some(0))
+        .count();
+    if failed > 0 {
+        return Err(format!("{failed} warm(s) did not exit 0 (figures above)"));
+    }
     Ok(())
 }
 
@@ -304,6 +319,11 @@ impl FakeJira {
                     args.site_burst.to_string(),
                 ]
             }))
+            .args(
+                args.site_retry_after
+                    .into_iter()
+                    .flat_map(|s| ["--retry-after".to_string(), s.to_string()]),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -412,6 +432,10 @@ issue_fields = [{fields}]
 /// What one warm measured.
 #[derive(Debug, Clone, Default)]
 struct Warm {
+    /// `cache_warm`'s exit code (`None`: killed by a signal).
+    exit_code: Option<i32>,
+    /// The message and output of a warm that did not exit 0.
+    failure: Option<String>,
     wall: Duration,
     /// The run's own duration, as the run history has it.
     run_seconds: f64,
@@ -466,14 +490,18 @@ fn warm_once(
     let fake_before = process_cpu_time(fake_pid);
     let measured = run_measured(cmd, deadline)?;
     let fake_cpu = process_cpu_time(fake_pid).saturating_sub(fake_before);
-    if measured.exit_code != Some(0) {
+    // A failed warm is still measured (its run is recorded): the throttled
+    // site's "before" figure is an exit 4 with its count of 429s.
+    let failure = (measured.exit_code != Some(0)).then(|| {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
-        return Err(format!(
+        format!(
             "cache_warm ended with {:?}; its output:\n{text}",
             measured.exit_code
-        ));
-    }
+        )
+    });
     let mut warm = Warm {
+        exit_code: measured.exit_code,
+        failure: failure.clone(),
         wall: measured.wall,
         maxrss_kib: measured.maxrss_kib,
         vmhwm_kib: measured.vmhwm_kib,
@@ -496,8 +524,9 @@ fn warm_once(
     warm.status_wall = t.elapsed();
     if !output.status.success() {
         return Err(format!(
-            "cache_status failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+            "cache_status failed: {}{}",
+            String::from_utf8_lossy(&output.stderr),
+            failure.unwrap_or_default()
         ));
     }
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)
@@ -675,10 +704,12 @@ fn print_warm(label: &str, w: &Warm, args: &Args) {
     let fl = floor(w.requests, args);
     let entries = w.written + w.unchanged;
     println!(
-        "{label}: wall {:.3} s (run {:.3} s), {} requests, floor {:.3} s, ratio {}, \
+        "{label}: exit {}, wall {:.3} s (run {:.3} s), {} requests, floor {:.3} s, ratio {}, \
          {} entries ({} written, {} unchanged, {} removed), {:.0} entries/s of wall, \
          db time {:.3} s ({:.0} entries/s of db time), cpu {:.2} s (fake-jira {:.2} s), \
          peak RSS {:.1} MiB (VmHWM {:.1} MiB), cache_status {:.0} ms",
+        w.exit_code
+            .map_or("by a signal".to_string(), |c| c.to_string()),
         w.wall.as_secs_f64(),
         w.run_seconds,
         w.requests,
@@ -697,6 +728,9 @@ fn print_warm(label: &str, w: &Warm, args: &Args) {
         w.vmhwm_kib as f64 / 1024.0,
         w.status_wall.as_secs_f64() * 1000.0
     );
+    if let Some(failure) = &w.failure {
+        println!("  FAILED: {failure}");
+    }
     if w.throttled > 0 || args.site_rate_limit.is_some() {
         println!(
             "    site rate limit: {} of {} requests answered 429 ({:.1} %), paused {:.1} s, settled at {}",

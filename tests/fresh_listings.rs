@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use fake_jira::{FakeJira, Flavor};
+use fake_jira::{FakeJira, Flavor, Site, SiteSize};
 
 /// Requests to the listings of the projects, fields and users stages.
 fn listing_requests(fake: &FakeJira) -> usize {
@@ -84,6 +84,48 @@ fn a_second_warm_within_every_ttl_fetches_no_listing_again() {
         .collect();
     assert!(skipped.contains(&"users"), "{skipped:?}");
     assert!(skipped.contains(&"list:priorities"), "{skipped:?}");
+}
+
+/// Data Center caps `/user/search` (100 here), so a site of 250 users is
+/// listed by name prefixes. A split that listed every prefix to its end is
+/// as complete as a second split would be: it is skipped while fresh, as
+/// Cloud's listing is (it used to cost ~800 requests per re-warm on the
+/// benchmark site).
+#[test]
+fn a_data_center_user_listing_split_by_prefix_is_skipped_while_fresh() {
+    let site = Site::generated(
+        Flavor::DataCenter,
+        SiteSize {
+            projects: 1,
+            users: 250,
+            issues_per_project: 0,
+            ..SiteSize::default()
+        },
+    );
+    let fake = FakeJira::builder(Flavor::DataCenter).site(site).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::DataCenter,
+        "deployment = \"datacenter\"\n[profiles.test.ttl]\nuser = \"1000d\"\n",
+    );
+    run_ok(&mut sb.warm(&["--users", "--profile", "test"]));
+    let split = fake.count_path("/rest/api/2/user/search");
+    assert!(split > 1, "the capped listing was split: {split} requests");
+    fake.reset_requests();
+
+    let out = run_ok(&mut sb.warm(&["--users", "--profile", "test"]));
+    assert_eq!(
+        fake.count_path("/rest/api/2/user/search"),
+        0,
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout(&out).contains("fresh listing"),
+        "the stage says it skipped: {}",
+        text(&out)
+    );
 }
 
 #[test]

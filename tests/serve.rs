@@ -360,6 +360,69 @@ async fn two_hundred_clients_asking_for_one_key_make_one_upstream_request() {
     assert_eq!(fake.count_path("/rest/api/3/field"), 1);
 }
 
+/// Issue 17's target as it is worded: the key is cached but expired. The
+/// entry expired an hour ago, so whichever client comes first refreshes it
+/// for everyone; one arriving after the refresh finds it fresh (its TTL is
+/// hours), so the count does not depend on timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_clients_asking_for_one_expired_key_make_at_most_one_upstream_request() {
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .latency(Duration::from_millis(200))
+        .start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let issue = fake.site().snapshot().issues[0]["key"]
+        .as_str()
+        .expect("an issue")
+        .to_string();
+    let path = format!("/rest/api/3/issue/{issue}");
+    // The entry cache_serve itself keeps for this read, an hour past its TTL.
+    let dir = sandbox.cache_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let old = format!(r#"{{"key":"{issue}","fields":{{"summary":"before the expiry"}}}}"#);
+    let writer = jira_cache::cache::Cache::open(sandbox.cache_path("test"))
+        .unwrap()
+        .writer()
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    writer
+        .put_page(vec![jira_cache::cache::NewEntry {
+            category: jira_cache::Category::Issue,
+            key: format!("serve:3/issue/{issue}"),
+            value: old.clone(),
+            fetched_at: now - 2 * 3_600_000,
+            expires_at: now - 3_600_000,
+            fetch_ms: 0,
+            project: None,
+            updated_at: None,
+        }])
+        .await
+        .unwrap();
+    writer.shutdown().await.unwrap();
+
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let url = format!("{}{path}", served.url);
+    let auth = cloud_auth();
+    let answers = futures::future::join_all((0..200).map(|_| get(&http, &url, Some(&auth)))).await;
+    assert!(answers.iter().all(|a| a.status == 200));
+    assert_eq!(
+        fake.count_path(&path),
+        1,
+        "one upstream request for 200 clients"
+    );
+    let site = get(&http, &format!("{}{path}", fake.url()), Some(&auth)).await;
+    assert_ne!(site.json["fields"]["summary"], "before the expiry");
+    assert!(
+        answers.iter().all(|a| a.json == site.json),
+        "every client got the refreshed issue, none the expired one"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_requests_under_way_finish_then_exits_0() {
     let fake = FakeJira::builder(Flavor::Cloud)

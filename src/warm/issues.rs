@@ -283,6 +283,34 @@ fn chunk_for_jql(items: &[String], most: usize) -> Vec<Vec<String>> {
     chunks
 }
 
+/// What a project's removal keeps: its census, the issues this pass
+/// fetched and stored under the project (a moved issue stored under its
+/// new project counts there), and the unlisted issues the second look found
+/// still under their own key. The removal's scope is the project's own rows
+/// (`project = ?`), so another project's keys would change nothing: they
+/// used to be copied in anyway, every fetched key into each project's set,
+/// 300 × 9,000 string copies on the benchmark site (issue 16's cold warm).
+fn removal_keep(
+    project: &str,
+    listed: Option<&HashSet<String>>,
+    fetched: &Fetched,
+    unlisted: &[String],
+    second: &Fetched,
+) -> HashSet<String> {
+    let mut keep: HashSet<String> = listed.cloned().unwrap_or_default();
+    if let Some(own) = fetched.stored_in.get(project) {
+        keep.extend(own.iter().cloned());
+    }
+    // Still there under its own key: the census missed it.
+    keep.extend(
+        unlisted
+            .iter()
+            .filter(|k| second.found.get(*k) == Some(*k))
+            .cloned(),
+    );
+    keep
+}
+
 /// The census of a window: newest first on Cloud (the per-project cap
 /// reads it in order), by key on Data Center (a concurrent update cannot
 /// shift its pages; the cap sorts by the `updated` it carries).
@@ -380,6 +408,9 @@ fn pager(
 struct Fetched {
     /// Asked key → the key Jira answered with (another one for a moved issue).
     found: HashMap<String, String>,
+    /// Project → the keys of `found` stored under it: a project's removal
+    /// keeps these (its own), not every key the stage fetched.
+    stored_in: HashMap<String, HashSet<String>>,
     /// Asked keys Jira did not return: deleted, moved out of sight, or not
     /// visible to this user.
     missing: Vec<String>,
@@ -399,8 +430,21 @@ struct Fetched {
 }
 
 impl Fetched {
+    /// Records that `f` is cached under its project.
+    fn stored_under(&mut self, f: &IssueFacts) {
+        if let Some(project) = &f.project {
+            self.stored_in
+                .entry(project.clone())
+                .or_default()
+                .insert(f.key.clone());
+        }
+    }
+
     fn absorb(&mut self, other: Fetched) {
         self.found.extend(other.found);
+        for (project, keys) in other.stored_in {
+            self.stored_in.entry(project).or_default().extend(keys);
+        }
         self.missing.extend(other.missing);
         self.failed.extend(other.failed);
         // The cache file's error wins: it is the one that stops the run.
@@ -541,10 +585,12 @@ async fn fetch_batch(ctx: &WarmContext, batch: Vec<String>) -> Fetched {
         }
         out.found.insert(f.key.clone(), f.key.clone());
         stored.insert(f.key.clone());
+        out.stored_under(&f);
         entries.push(entry_of(ctx, String::from(Box::<str>::from(item)), f, now).0);
     }
     for (asked_key, item, f) in resolved {
         out.found.insert(asked_key, f.key.clone());
+        out.stored_under(&f);
         if stored.insert(f.key.clone()) {
             entries.push(entry_of(ctx, String::from(Box::<str>::from(item)), f, now).0);
         }
@@ -565,6 +611,7 @@ async fn fetch_batch(ctx: &WarmContext, batch: Vec<String>) -> Fetched {
             Err(e) => {
                 // Nothing of this batch is cached: none of it counts as found.
                 out.failed.extend(out.found.drain().map(|(k, _)| k));
+                out.stored_in.clear();
                 out.items = 0;
                 let e = WarmError::from(e);
                 ctx.note_error(&e);
@@ -1015,15 +1062,7 @@ async fn pass(
             if second_failed {
                 None
             } else {
-                let mut keep: HashSet<String> = census.listed.get(p).cloned().unwrap_or_default();
-                keep.extend(fetched.found.values().cloned());
-                // Still there under its own key: the census missed it.
-                keep.extend(
-                    unlisted
-                        .iter()
-                        .filter(|k| second.found.get(*k) == Some(*k))
-                        .cloned(),
-                );
+                let keep = removal_keep(p, census.listed.get(p), &fetched, unlisted, &second);
                 let scope = KeyScope::IssueWindow {
                     project: p.clone(),
                     updated_since_ms: removal_since,
@@ -1207,6 +1246,45 @@ async fn store(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stored(fetched: &mut Fetched, asked: &str, key: &str, project: &str) {
+        fetched.found.insert(asked.into(), key.into());
+        fetched.stored_under(&IssueFacts {
+            key: key.into(),
+            project: Some(project.into()),
+            updated: None,
+        });
+    }
+
+    #[test]
+    fn a_projects_removal_keeps_its_own_issues_not_every_fetched_one() {
+        let mut fetched = Fetched::default();
+        for i in 0..50 {
+            stored(&mut fetched, &format!("A-{i}"), &format!("A-{i}"), "A");
+            stored(&mut fetched, &format!("B-{i}"), &format!("B-{i}"), "B");
+        }
+        // B-99 moved to A as A-77: it is A's now, and B's asked key is not B's.
+        stored(&mut fetched, "B-99", "A-77", "A");
+        let mut other = Fetched::default();
+        stored(&mut other, "C-1", "C-1", "C");
+        fetched.absorb(other);
+        // The census listed A-1000; the second look found A-2000 under its own key.
+        let listed: HashSet<String> = HashSet::from(["A-1000".to_string()]);
+        let mut second = Fetched::default();
+        stored(&mut second, "A-2000", "A-2000", "A");
+        let keep = removal_keep(
+            "A",
+            Some(&listed),
+            &fetched,
+            &["A-2000".to_string(), "A-3000".to_string()],
+            &second,
+        );
+        assert_eq!(keep.len(), 50 + 3, "{keep:?}");
+        for k in ["A-0", "A-49", "A-77", "A-1000", "A-2000"] {
+            assert!(keep.contains(k), "{k}");
+        }
+        assert!(keep.iter().all(|k| k.starts_with("A-")), "{keep:?}");
+    }
 
     #[test]
     fn project_keys_are_quoted_even_when_they_are_jql_words() {

@@ -143,13 +143,24 @@ pub(super) async fn warm(
             let removal = (KeyScope::NotGlob("assignable:*".into()), HashSet::new());
             finish_listing(ctx, listing, keep, Some(removal), report).await?;
         }
-        Some(Coverage::Prefixes(complete)) => {
+        Some(Coverage::Prefixes { complete, whole }) => {
             // Users no complete prefix listing could have found are kept:
             // nothing proves them gone.
             let unproved = unproved_gone(ctx, &keep, complete)?;
             let mut kept = keep.clone();
             kept.extend(unproved);
+            let marker = super::complete_marker(listing.category, &listing.name);
+            let at = listing.fetched_at.to_string();
             ctx.writer.leave_listing(listing, keep).await?;
+            if *whole {
+                // Every prefix was listed to its end: a second split while
+                // the users are fresh would find no one this one did not,
+                // so the listing may be skipped while fresh (issue 16's
+                // "second --all within every TTL" on Data Center). The users
+                // kept unproved keep their older times, so the listing is
+                // fetched again once the first of them nears its expiry.
+                ctx.writer.set_meta(marker, at).await?;
+            }
             report.removed += ctx
                 .writer
                 .remove_missing(
@@ -311,8 +322,9 @@ enum Coverage {
     Everything,
     /// Data Center, split: these prefixes (lower case; `.` for everyone)
     /// were listed completely; a user is gone only if every one of their
-    /// names falls under one of them.
-    Prefixes(Vec<String>),
+    /// names falls under one of them. `whole`: no prefix was left capped,
+    /// so listing again would find no user this run did not.
+    Prefixes { complete: Vec<String>, whole: bool },
     /// It was truncated: it proves nothing gone.
     Nothing,
 }
@@ -419,7 +431,10 @@ async fn dc_users(
     if complete_prefixes.iter().any(|p| p == ".") {
         return Ok(Coverage::Everything);
     }
-    Ok(Coverage::Prefixes(complete_prefixes))
+    Ok(Coverage::Prefixes {
+        complete: complete_prefixes,
+        whole: left_capped.is_empty(),
+    })
 }
 
 /// The cached users the listing did not return that are not proved gone:
