@@ -202,9 +202,10 @@ pub fn report(r: &StatusReport, verdict: &CheckOutcome, now: i64, layout: &Layou
     } else {
         format!("cap {}", common::bytes(r.max_size))
     };
-    // A PostgreSQL store has no file: its rows' size is what it takes.
+    // A PostgreSQL store has no file: its entries table (every profile
+    // sharing the schema) is what it takes.
     let stored = if r.cache_path.starts_with("postgres://") {
-        "rows"
+        "table"
     } else {
         "file"
     };
