@@ -77,6 +77,11 @@ struct Args {
     /// Skip the re-warm after each cold warm.
     #[arg(long)]
     no_rewarm: bool,
+    /// Warm into this PostgreSQL database instead of a SQLite file (its
+    /// password from PGPASSWORD); each cold warm gets a fresh schema, dropped
+    /// at the end.
+    #[arg(long)]
+    cache_url: Option<String>,
     /// Which Jira the fake impersonates: cloud or datacenter.
     #[arg(long, default_value = "cloud", value_parser = ["cloud", "datacenter"])]
     flavor: String,
@@ -197,7 +202,8 @@ fn run(args: &Args) -> Result<(), String> {
             None => tempfile::tempdir(),
         }
         .map_err(|e| format!("cannot make a temp dir: {e}"))?;
-        let config = write_profile(dir.path(), &fake.url, args)?;
+        let schema = format!("bench_warm_{}_{i}", std::process::id());
+        let config = write_profile(dir.path(), &fake.url, args, &schema)?;
         let first = warm_once(&bins, &config, dir.path(), args, fake.child.id(), deadline)?;
         print_warm(&format!("run {i} cold"), &first, args);
         if !args.no_rewarm {
@@ -257,6 +263,9 @@ fn run(args: &Args) -> Result<(), String> {
         );
     }
     drop(fake);
+    if let Some(url) = &args.cache_url {
+        drop_schemas(url, args.runs)?;
+    }
     let failed = cold
         .iter()
         .chain(&rewarm)
@@ -394,7 +403,7 @@ impl Drop for FakeJira {
 }
 
 /// Writes the benchmark's profile; answers the config path.
-fn write_profile(dir: &Path, url: &str, args: &Args) -> Result<PathBuf, String> {
+fn write_profile(dir: &Path, url: &str, args: &Args, schema: &str) -> Result<PathBuf, String> {
     let mut fields: Vec<String> = DEFAULT_ISSUE_FIELDS
         .iter()
         .map(|f| format!("\"{f}\""))
@@ -416,7 +425,12 @@ timeout = "2m"
 max_size = "8GiB"
 cache_dir = "{cache_dir}"
 issue_fields = [{fields}]
-"#,
+{store}"#,
+        store = match &args.cache_url {
+            Some(cache_url) =>
+                format!("cache_url = \"{cache_url}\"\ncache_schema = \"{schema}\"\n"),
+            None => String::new(),
+        },
         concurrency = args.concurrency,
         rate_limit = args
             .rate_limit
@@ -807,4 +821,22 @@ fn median(values: &[f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
+}
+
+/// Drops the schemas the runs warmed into (`--cache-url`).
+fn drop_schemas(url: &str, runs: usize) -> Result<(), String> {
+    let mut config: postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    if let Ok(p) = std::env::var("PGPASSWORD") {
+        config.password(p);
+    }
+    let mut client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| format!("cannot drop the benchmark's schemas: {e}"))?;
+    for i in 1..=runs {
+        let schema = format!("bench_warm_{}_{i}", std::process::id());
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .map_err(|e| format!("cannot drop {schema}: {e}"))?;
+    }
+    Ok(())
 }
