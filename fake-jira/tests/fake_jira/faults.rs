@@ -215,11 +215,10 @@ async fn a_delay_and_the_builder_latency_slow_answers_down() {
     let started = Instant::now();
     assert_eq!(get(&jira, FIELD).await.0, 200);
     let second = started.elapsed();
+    // Lower bounds only: a loaded machine may make any answer slower, so
+    // "the delay applied once" is not judged by comparing times here (the
+    // `once` of every fault kind is tested by its count elsewhere).
     assert!(second >= Duration::from_millis(50), "{second:?}");
-    assert!(
-        second < first,
-        "the delay applied once: {second:?} vs {first:?}"
-    );
 }
 
 #[tokio::test]
