@@ -10,6 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::pg::{PASSWORD, PgServer};
+use common::served::Served;
 use common::{Sandbox, run_code, run_ok, stderr, stdout, text};
 use fake_jira::{FakeJira, Fault, FaultKind, Flavor, Site, SiteSize};
 
@@ -345,43 +346,6 @@ fn copy_to_moves_a_sqlite_cache_into_postgres_with_its_times() {
     assert_eq!(entries(&shared), entries(&sb));
 }
 
-/// `cache_serve --profile test --listen 127.0.0.1:0` in a sandbox; the
-/// address is read from its first line. Killed when dropped.
-struct Served {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Served {
-    fn start(sandbox: &Sandbox) -> Served {
-        use std::io::BufRead as _;
-        let mut child = sandbox
-            .std_command(env!("CARGO_BIN_EXE_cache_serve"))
-            .args(["--profile", "test", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("cache_serve starts");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        Served { child, url }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Two `cache_serve` processes on two machines share the database: 200
 /// clients spread over both, asking one key nobody cached, make one
 /// upstream request (the lease is in the database), and the answer is then
@@ -399,7 +363,7 @@ async fn two_cache_serves_on_one_database_make_one_upstream_request_for_one_key(
         .start();
     let a = machine(&fake, &server, &db);
     let b = machine(&fake, &server, &db);
-    let (sa, sb) = (Served::start(&a), Served::start(&b));
+    let (sa, sb) = (Served::start(&a, &[]), Served::start(&b, &[]));
     let auth = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!(

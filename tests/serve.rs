@@ -6,61 +6,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
+use common::served::Served;
 use common::{CLOUD_EMAIL, CLOUD_TOKEN, DC_TOKEN, Sandbox};
 use fake_jira::{FakeJira, Flavor};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A running `cache_serve`; killed if the test ends without stopping it.
-struct Served {
-    child: Child,
-    url: String,
-}
-
-impl Served {
-    /// Starts `cache_serve --profile test --listen 127.0.0.1:0 ARGS` and
-    /// reads the address it prints.
-    fn start(sandbox: &Sandbox, args: &[&str]) -> Served {
-        let mut cmd = sandbox.std_command(env!("CARGO_BIN_EXE_cache_serve"));
-        cmd.args(["--profile", "test", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("cache_serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the first line");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        Served { child, url }
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: signalling our own child by its pid.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        self.child.wait().expect("cache_serve ends")
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn basic(user: &str, token: &str) -> String {
     format!(
         "Basic {}",

@@ -604,10 +604,9 @@ pub(crate) fn schema_version(client: &mut Client, target: &Path) -> Result<i64, 
         .get(0))
 }
 
-/// Deletes every row of the scope (`cache_warm --reset`); other scopes
-/// sharing the database keep theirs.
-pub(crate) fn reset_scope(client: &mut Client, scope: &str, at: &Path) -> Result<(), CacheError> {
-    let mut tx = client.transaction().at_pg(at)?;
+/// Deletes every row of the scope; other scopes sharing the database keep
+/// theirs. Entries go before the listings they refer to.
+fn delete_scope(tx: &mut impl GenericClient, scope: &str) -> Result<(), postgres::Error> {
     for table in [
         "entries",
         "listings",
@@ -617,9 +616,16 @@ pub(crate) fn reset_scope(client: &mut Client, scope: &str, at: &Path) -> Result
         "runs",
         "leases",
     ] {
-        tx.execute(&format!("DELETE FROM {table} WHERE scope = $1"), &[&scope])
-            .at_pg(at)?;
+        tx.execute(&format!("DELETE FROM {table} WHERE scope = $1"), &[&scope])?;
     }
+    Ok(())
+}
+
+/// Deletes every row of the scope (`cache_warm --reset`); other scopes
+/// sharing the database keep theirs.
+pub(crate) fn reset_scope(client: &mut Client, scope: &str, at: &Path) -> Result<(), CacheError> {
+    let mut tx = client.transaction().at_pg(at)?;
+    delete_scope(&mut tx, scope).at_pg(at)?;
     tx.commit().at_pg(at)
 }
 
@@ -1701,18 +1707,7 @@ pub(crate) fn copy_into(
 ) -> Result<CopyOutcome, CacheError> {
     use super::error::SqliteResultExt as _;
     let mut tx = client.transaction().at_pg(at)?;
-    for table in [
-        "entries",
-        "listings",
-        "read_counts",
-        "meta",
-        "watermarks",
-        "runs",
-        "leases",
-    ] {
-        tx.execute(&format!("DELETE FROM {table} WHERE scope = $1"), &[&scope])
-            .at_pg(at)?;
-    }
+    delete_scope(&mut tx, scope).at_pg(at)?;
     let mut outcome = CopyOutcome::default();
     let mut stmt = source
         .prepare(

@@ -11,6 +11,7 @@ pub mod events;
 pub mod invariant;
 pub mod pg;
 pub mod scripted;
+pub mod served;
 
 use assert_cmd::Command;
 use fake_jira::{FakeJira, Flavor};
