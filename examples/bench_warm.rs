@@ -557,8 +557,16 @@ fn warm_once(
     warm.run_seconds = last["seconds"].as_f64().unwrap_or(0.0);
 
     // Per-stage figures, from the run report the warm stored.
-    let cache_path = Cache::path_for(&dir.join("cache"), "bench");
-    let reader = Cache::open_read_only(&cache_path).map_err(|e| e.to_string())?;
+    // Where the cache is (the SQLite file, or with --cache-url the database),
+    // as the profile says.
+    let options = jira_cache::profile::LoadOptions::from_process_env(
+        Some(dir.join("profiles.toml")),
+        Some("bench".to_string()),
+    );
+    let location = jira_cache::profile::load(&options)
+        .and_then(|p| p.cache_location())
+        .map_err(|e| e.to_string())?;
+    let reader = Cache::open_read_only(location).map_err(|e| e.to_string())?;
     let runs = reader.runs(1).map_err(|e| e.to_string())?;
     if let Some(report) = runs.first().and_then(|r| r.report_json.as_deref()) {
         let report: serde_json::Value = serde_json::from_str(report).unwrap_or_default();

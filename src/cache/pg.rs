@@ -759,15 +759,21 @@ pub(crate) fn put_page(
     for (i, e) in entries.iter().enumerate() {
         last.insert((e.category, e.key.as_str()), i);
     }
-    let categories: Vec<&str> = entries.iter().map(|e| e.category.as_str()).collect();
+    let mut page_categories: Vec<&str> = entries.iter().map(|e| e.category.as_str()).collect();
+    page_categories.sort_unstable();
+    page_categories.dedup();
     let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
     let mut existing: HashMap<(String, String), (i64, i64, Option<i64>)> = HashMap::new();
     for row in tx.query(
+        // Index seeks on the primary key (`= ANY` on each of its columns):
+        // a join with `unnest` let the planner choose a scan of the whole
+        // table, which grew slower with every page (BENCHMARKS.md). Rows
+        // are matched to the page by (category, key) below, so a key that
+        // is cached under another of the page's categories does no harm.
         "SELECT e.category, e.key, e.hash, e.size, e.listing
-         FROM entries e JOIN unnest($2::text[], $3::text[]) AS k(category, key)
-           ON e.category = k.category AND e.key = k.key
-         WHERE e.scope = $1",
-        &[&scope, &categories, &keys],
+         FROM entries e
+         WHERE e.scope = $1 AND e.category = ANY($2::text[]) AND e.key = ANY($3::text[])",
+        &[&scope, &page_categories, &keys],
     )? {
         existing.insert(
             (row.get(0), row.get(1)),
