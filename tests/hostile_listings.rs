@@ -448,7 +448,9 @@ fn systematic_dc_user_names_are_split_until_under_the_cap_and_removal_needs_proo
     drop(reader);
 
     assert!(fake.site().remove_user("JIRAUSER20250"));
-    let out = invariant::warm_checked(&sb, &["--users", "--profile", "test"], || {
+    // --full: the split listing is complete and fresh, so a plain warm
+    // within its TTL would (rightly) skip it.
+    let out = invariant::warm_checked(&sb, &["--users", "--full", "--profile", "test"], || {
         invariant::Truth::of(&fake).complete_on_success(&[jira_cache::Category::User])
     });
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
