@@ -307,6 +307,11 @@ fn copy_to_moves_a_sqlite_cache_into_postgres_with_its_times() {
     run_ok(&mut sb.warm(&["--all", "--profile", "test"]));
     let local = sb.status_json();
 
+    // Alone: with stages it would copy and ignore them, so clap refuses it.
+    run_code(
+        &mut sb.warm(&["--copy-to", &server.url(&db), "--all", "--profile", "test"]),
+        2,
+    );
     let out = run_ok(&mut sb.warm(&["--copy-to", &server.url(&db), "--profile", "test"]));
     assert!(stdout(&out).starts_with("Copied "), "{}", text(&out));
     assert!(!text(&out).contains(PASSWORD), "{}", text(&out));

@@ -95,7 +95,12 @@ pub struct Cli {
     #[arg(long, help_heading = "Maintenance")]
     pub reset: bool,
     /// Copy this profile's SQLite cache into a PostgreSQL database (postgres://user@host/db), times intact, replacing what it holds for the profile; then set `cache_url` to use it.
-    #[arg(long, value_name = "CACHE_URL", help_heading = "Maintenance")]
+    #[arg(
+        long,
+        value_name = "CACHE_URL",
+        help_heading = "Maintenance",
+        conflicts_with_all = ["projects", "fields", "users", "issues", "all", "only_stale", "clear", "prune", "reset", "dry_run"]
+    )]
     pub copy_to: Option<String>,
     /// Check the credentials: print who the token belongs to, the deployment and the server version.
     #[arg(long, help_heading = "Maintenance")]
