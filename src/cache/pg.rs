@@ -1576,14 +1576,7 @@ pub(crate) fn category_stats(
             counts.stale_hits += stale_hits;
             counts.misses += misses;
         }
-        let counted = by_source
-            .iter()
-            .filter(|(s, _)| s.counts_in_hit_rate())
-            .fold(ReadCounts::default(), |sum, (_, c)| ReadCounts {
-                hits: sum.hits + c.hits,
-                stale_hits: sum.stale_hits + c.stale_hits,
-                misses: sum.misses + c.misses,
-            });
+        let counted = ReadCounts::in_hit_rate(&by_source);
         stats.push(CategoryStats {
             category,
             entries,

@@ -161,6 +161,19 @@ pub struct ReadCounts {
 }
 
 impl ReadCounts {
+    /// The sum of the sources that count in the hit rate
+    /// ([`ReadSource::counts_in_hit_rate`]).
+    pub(crate) fn in_hit_rate(by_source: &BTreeMap<ReadSource, ReadCounts>) -> ReadCounts {
+        by_source
+            .iter()
+            .filter(|(s, _)| s.counts_in_hit_rate())
+            .fold(ReadCounts::default(), |sum, (_, c)| ReadCounts {
+                hits: sum.hits + c.hits,
+                stale_hits: sum.stale_hits + c.stale_hits,
+                misses: sum.misses + c.misses,
+            })
+    }
+
     /// Every read: hits, stale hits and misses.
     pub fn reads(&self) -> u64 {
         self.hits + self.stale_hits + self.misses
@@ -707,14 +720,7 @@ impl CacheReader {
                     counts.stale_hits += p.stale_hits;
                     counts.misses += p.misses;
                 }
-                let counted = by_source
-                    .iter()
-                    .filter(|(s, _)| s.counts_in_hit_rate())
-                    .fold(ReadCounts::default(), |sum, (_, c)| ReadCounts {
-                        hits: sum.hits + c.hits,
-                        stale_hits: sum.stale_hits + c.stale_hits,
-                        misses: sum.misses + c.misses,
-                    });
+                let counted = ReadCounts::in_hit_rate(&by_source);
                 let (mut expired, mut oldest_fetch, mut newest_fetch, mut next_expiry): (
                     u64,
                     Option<i64>,

@@ -54,23 +54,7 @@ fn main() -> ExitCode {
         eprintln!("cache_serve: {e}");
         return ExitCode::from(exit::CONFIG);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cache_serve: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILED);
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("cache_serve: {}", common::one_line(&err));
-            ExitCode::from(exit::code_for(err.as_ref()))
-        }
-    }
+    common::run_to_exit("cache_serve", run(cli), |_| {})
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {

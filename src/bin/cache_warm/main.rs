@@ -51,26 +51,10 @@ fn main() -> ExitCode {
         eprintln!("cache_warm: {e}");
         return ExitCode::from(exit::CONFIG);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cache_warm: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILED);
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            let line = common::one_line(&err);
-            // --log-file keeps the cause of a run that failed before it began.
-            tracing::error!(target: output::SUMMARY_TARGET, "{line}");
-            eprintln!("cache_warm: {line}");
-            ExitCode::from(exit::code_for(err.as_ref()))
-        }
-    }
+    common::run_to_exit("cache_warm", run(cli), |line| {
+        // --log-file keeps the cause of a run that failed before it began.
+        tracing::error!(target: output::SUMMARY_TARGET, "{line}");
+    })
 }
 
 fn mode(cli: &Cli) -> Mode {

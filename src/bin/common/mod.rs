@@ -516,6 +516,36 @@ pub fn print_completions_or_man<C: clap::CommandFactory>(
     )
 }
 
+/// Runs a binary's async `main` on a multi-thread runtime and turns its
+/// outcome into the exit code: an error becomes one line on stderr
+/// (`<program>: <cause>`, passed to `on_error` first, e.g. for the log
+/// file) and its documented code.
+pub fn run_to_exit<F>(program: &str, main: F, on_error: impl FnOnce(&str)) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<u8>>,
+{
+    use std::process::ExitCode;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{program}: cannot start the async runtime: {e}");
+            return ExitCode::from(jira_cache::exit::FAILED);
+        }
+    };
+    match runtime.block_on(main) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let line = one_line(&err);
+            on_error(&line);
+            eprintln!("{program}: {line}");
+            ExitCode::from(jira_cache::exit::code_for(err.as_ref()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod user_flag_tests {
     use super::*;
