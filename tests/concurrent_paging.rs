@@ -183,13 +183,35 @@ async fn fetching_ahead_keeps_to_its_window() {
     let fake = fake(&[Fault::new(SEARCH, FaultKind::Hang).query_contains("startAt=50&")]);
     let mut pager = client(&fake, 8).projects(&[]).fetch_ahead(2);
     pager.next_page().await.unwrap().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while fake.count_path(SEARCH) < 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // Nothing more can be asked while the second page is out.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Pages are requested only while `next_page` runs, so what the pager
+    // has requested now is all the site can see until the next call, which
+    // would wait on the second page, held by the site.
+    assert_eq!(pager.pages_requested(), 3, "the first page and 2 ahead");
+    common::events::wait_until_async("the 2 pages ahead reach the site", || {
+        fake.count_path(SEARCH) >= 3
+    })
+    .await;
     assert_eq!(fake.count_path(SEARCH), 3, "the first page and 2 ahead");
+}
+
+/// The window holds for the whole listing: after every page, at most 2 are
+/// requested beyond it, and the site saw no page the pager did not count.
+#[tokio::test]
+async fn the_window_holds_at_every_page() {
+    let fake = fake(&[]);
+    let mut pager = client(&fake, 8).projects(&[]).fetch_ahead(2);
+    while pager.next_page().await.unwrap().is_some() {
+        assert!(
+            pager.pages_requested() <= pager.pages() + 2,
+            "{} requested after {} pages",
+            pager.pages_requested(),
+            pager.pages()
+        );
+    }
+    assert!(pager.is_complete());
+    assert_eq!(pager.pages(), PROJECTS.div_ceil(CAP));
+    assert_eq!(pager.pages_requested(), pager.pages());
+    assert_eq!(fake.count_path(SEARCH), pager.pages());
 }
 
 #[tokio::test]

@@ -862,6 +862,85 @@ fn a_full_disk_is_reported_once_and_stops_the_run() {
     );
 }
 
+#[test]
+fn a_cache_file_corrupted_in_the_middle_of_a_warm_stops_it_at_the_first_error() {
+    use fake_jira::{FakeJira, Fault, FaultKind, Flavor, Gate, Site, SiteSize};
+    use std::io::{Seek, SeekFrom};
+    use std::process::Stdio;
+    let site = Site::generated(
+        Flavor::Cloud,
+        SiteSize {
+            projects: 12,
+            users: 5,
+            issues_per_project: 200,
+            issue_bytes: 4000,
+            recent_days: 25,
+            ..Default::default()
+        },
+    );
+    let fake = FakeJira::builder(Flavor::Cloud).site(site).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nconcurrency = 2",
+    );
+    run_ok(&mut sb.warm(&["--projects", "--issues", "--profile", "test"]));
+    let path = sb.cache_path("test");
+
+    // The next warm is held at its first issue search, with its cache open,
+    // while every page of the file past the first (the schema's) becomes
+    // garbage: the warm meets the damage only when it reads or writes
+    // entries, as it would a disk going bad under it.
+    let gate = Gate::new();
+    fake.faults().add(Fault::new(
+        "/rest/api/3/search",
+        FaultKind::Hold(gate.clone()),
+    ));
+    let child = sb
+        .warm_std(&["--issues", "--full", "--profile", "test"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::events::wait_until("the warm reaches the issue search", || gate.reached() >= 1);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let page = 4096;
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.seek(SeekFrom::Start(page)).unwrap();
+    file.write_all(&vec![0xA5; (len - page) as usize]).unwrap();
+    drop(file);
+    let bulk_before = fake.count_path("/rest/api/3/issue/bulkfetch");
+    gate.open();
+    let out = child.wait_with_output().unwrap();
+    no_panic(&out);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("corrupt"), "{}", text(&out));
+    assert!(err.contains("--reset"), "the next step: {}", text(&out));
+    assert_eq!(
+        err.matches("corrupt").count(),
+        1,
+        "reported once: {}",
+        text(&out)
+    );
+    // The stage stopped at the first error: of the 24 batches of 100
+    // issues, at most those already in flight (concurrency 2) were asked.
+    let bulk = fake.count_path("/rest/api/3/issue/bulkfetch") - bulk_before;
+    assert!(
+        bulk <= 2,
+        "{bulk} bulk fetches after the damage: {}",
+        text(&out)
+    );
+    // And the operator's check says so.
+    let check = run_code(&mut sb.status(&["--profile", "test", "--check"]), 2);
+    assert!(
+        stdout(&check).starts_with("JIRA-CACHE CRITICAL"),
+        "{}",
+        text(&check)
+    );
+}
+
 // ---- Numbers no conversion may choke on (issue 14's audit) --------------------
 
 #[test]

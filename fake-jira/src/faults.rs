@@ -51,6 +51,10 @@ pub enum FaultKind {
     Hang,
     /// Answer normally, this much later.
     Delay(Duration),
+    /// Answer normally once the test opens the [`Gate`]: a request held at
+    /// a known point of a run, while the test does something to the client's
+    /// side (corrupts its cache, sends it a signal), with no sleep.
+    Hold(Gate),
     /// Cloud `/search/jql`: hand out the same `nextPageToken` again (the one
     /// the request carried; on a first page, the token of the second page)
     /// with `isLast: false`.
@@ -238,6 +242,62 @@ pub(crate) struct Verdict {
     pub(crate) lies: PagingLies,
     /// Issues to edit before the endpoint answers.
     pub(crate) updates: Vec<String>,
+    /// Gates to wait for before answering.
+    pub(crate) holds: Vec<Gate>,
+}
+
+/// Where [`FaultKind::Hold`] keeps requests until [`Gate::open`]. Clones
+/// are the same gate.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<GateState>);
+
+#[derive(Debug)]
+struct GateState {
+    open: tokio::sync::watch::Sender<bool>,
+    held: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate::new()
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Gate) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        let (open, _) = tokio::sync::watch::channel(false);
+        Gate(Arc::new(GateState {
+            open,
+            held: std::sync::atomic::AtomicUsize::new(0),
+        }))
+    }
+
+    /// Lets every held request (and every later one) through.
+    pub fn open(&self) {
+        self.0.open.send_replace(true);
+    }
+
+    /// How many requests have reached the gate so far (held or let through).
+    pub fn reached(&self) -> usize {
+        self.0.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until the gate is open.
+    pub(crate) async fn pass(&self) {
+        self.0
+            .held
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut open = self.0.open.subscribe();
+        // An error means the sender is gone, which the Arc rules out.
+        let _ = open.wait_for(|open| *open).await;
+    }
 }
 
 impl FaultHandle {
@@ -281,6 +341,7 @@ impl FaultHandle {
             let kind = &slot.fault.kind;
             match kind {
                 FaultKind::Delay(d) => verdict.delay += *d,
+                FaultKind::Hold(gate) => verdict.holds.push(gate.clone()),
                 FaultKind::TruncatedBody => verdict.truncate = true,
                 FaultKind::RepeatToken => verdict.lies.repeat_token = true,
                 FaultKind::NeverLast => verdict.lies.never_last = true,

@@ -64,7 +64,7 @@ mod timestamp;
 
 pub use auth::Credentials;
 pub use clock::Clock;
-pub use faults::{Fault, FaultHandle, FaultKind, http_date};
+pub use faults::{Fault, FaultHandle, FaultKind, Gate, http_date};
 pub use flavor::Flavor;
 pub use openapi::{Violation, default_openapi_dir, openapi_file};
 pub use record::{RateViolation, RecordedRequest};

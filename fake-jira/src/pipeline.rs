@@ -89,6 +89,9 @@ async fn answer(app: &App, mut req: Request, body: &Bytes, next: Next, at: Insta
         req.uri().query().unwrap_or_default(),
     );
     pause(app.latency + verdict.delay).await;
+    for gate in &verdict.holds {
+        gate.pass().await;
+    }
     match verdict.answer {
         Some(FaultKind::Status {
             code,

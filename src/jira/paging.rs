@@ -297,6 +297,13 @@ impl Pager {
         self.pages
     }
 
+    /// Pages requested so far: those fetched, and those requested ahead and
+    /// not yet taken. Requests start only while [`Pager::next_page`] runs,
+    /// so between two calls this is every page the site can be asked for.
+    pub fn pages_requested(&self) -> usize {
+        self.pages + self.ahead.len()
+    }
+
     /// The next page of new items, or `None` once the listing has ended.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Item>>, JiraError> {
         let identity = self.listing.identity;
