@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use fake_jira::{FakeJira, Fault, FaultKind, Flavor, Site, SiteSize, http_date};
+use fake_jira::{FakeJira, Fault, FaultKind, Flavor, Gate, Site, SiteSize, http_date};
 use serde_json::{Value, json};
 
 use crate::common::{authed, client, get, keys, messages, post, start};
@@ -219,6 +219,26 @@ async fn a_delay_and_the_builder_latency_slow_answers_down() {
     // "the delay applied once" is not judged by comparing times here (the
     // `once` of every fault kind is tested by its count elsewhere).
     assert!(second >= Duration::from_millis(50), "{second:?}");
+}
+
+#[tokio::test]
+async fn a_hold_keeps_the_request_until_its_gate_opens() {
+    let jira = start(Flavor::Cloud);
+    let gate = Gate::new();
+    jira.faults()
+        .add(Fault::new(FIELD, FaultKind::Hold(gate.clone())).once());
+    let url = format!("{}{FIELD}", jira.url());
+    let held = tokio::spawn(authed(&jira, client().get(url)).send());
+    while gate.reached() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Nothing can answer it while the gate is shut.
+    assert!(!held.is_finished());
+    gate.open();
+    let response = held.await.unwrap().expect("an answer once open");
+    assert_eq!(response.status(), 200);
+    assert_eq!(gate.reached(), 1);
+    assert_eq!(get(&jira, FIELD).await.0, 200, "once only");
 }
 
 #[tokio::test]
