@@ -856,7 +856,7 @@ fn a_full_disk_is_reported_once_and_stops_the_run() {
     // in flight (the profile's concurrency, 2) were fetched.
     let bulk = fake.count_path("/rest/api/3/issue/bulkfetch");
     assert!(
-        (1..=2).contains(&bulk),
+        bulk <= 2,
         "{bulk} bulk fetches after the disk filled: {}",
         text(&out)
     );

@@ -394,3 +394,65 @@ fn dry_run_counts_cached_users_whose_account_ids_hold_a_colon() {
         text(&out)
     );
 }
+
+/// The users and issues stages run together (issue 16's network floor): the
+/// issues stage does all its work while the users listing is held at the
+/// site, yet each stage's figures count its own requests, and the lines and
+/// the JSON keep the plan's order.
+#[test]
+fn the_issues_stage_runs_while_the_users_stage_waits_and_each_counts_its_own_requests() {
+    use fake_jira::{Fault, FaultKind, Gate};
+    use std::process::Stdio;
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sb = Sandbox::new();
+    // The held request must not time out and be retried meanwhile.
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\ntimeout = \"300s\"",
+    );
+    run_ok(&mut sb.warm(&["--projects", "--fields", "--profile", "test"]));
+    let gate = Gate::new();
+    fake.faults()
+        .add(Fault::new("/rest/api/3/users/search", FaultKind::Hold(gate.clone())).once());
+    let from = fake.requests().len();
+    let child = sb
+        .warm_std(&["--users", "--issues", "--json", "--profile", "test"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Without the overlap the issues stage would wait for the users stage,
+    // held here until the issue bodies are in: this wait would give up.
+    common::events::wait_until("the issue bodies fetched while users wait", || {
+        fake.count_path("/rest/api/3/issue/bulkfetch") > 0
+    });
+    assert_eq!(gate.reached(), 1);
+    gate.open();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let stages = report["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["users", "issues"]);
+    let sent: Vec<String> = fake.requests()[from..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    let users = sent.iter().filter(|p| p.contains("/user")).count() as u64;
+    let issues = sent
+        .iter()
+        .filter(|p| p.starts_with("/rest/api/3/search") || p.starts_with("/rest/api/3/issue"))
+        .count() as u64;
+    assert_eq!(stages[0]["requests"].as_u64(), Some(users), "{sent:?}");
+    assert_eq!(stages[1]["requests"].as_u64(), Some(issues), "{sent:?}");
+    assert_eq!(
+        report["requests"]["requests"].as_u64(),
+        Some(sent.len() as u64),
+        "{sent:?}"
+    );
+}

@@ -116,6 +116,16 @@ struct Counters {
     throttled: AtomicU64,
 }
 
+impl Counters {
+    fn snapshot(&self) -> RequestStats {
+        RequestStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A snapshot of the traffic counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RequestStats {
@@ -152,6 +162,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct JiraClient {
     inner: Arc<Inner>,
+    /// A second count of this clone's traffic (and its clones'), beside the
+    /// client's own: see [`JiraClient::counted_apart`].
+    apart: Option<Arc<Counters>>,
 }
 
 impl std::fmt::Debug for JiraClient {
@@ -234,6 +247,7 @@ impl JiraClient {
                 counters: Counters::default(),
                 halted: std::sync::OnceLock::new(),
             }),
+            apart: None,
         })
     }
 
@@ -249,11 +263,34 @@ impl JiraClient {
 
     /// The traffic so far.
     pub fn stats(&self) -> RequestStats {
-        let c = &self.inner.counters;
-        RequestStats {
-            requests: c.requests.load(Ordering::Relaxed),
-            retries: c.retries.load(Ordering::Relaxed),
-            throttled: c.throttled.load(Ordering::Relaxed),
+        self.inner.counters.snapshot()
+    }
+
+    /// A clone whose traffic is also counted on its own, from zero, in
+    /// [`JiraClient::own_stats`], while [`JiraClient::stats`] goes on
+    /// counting everything: one stage's figures while stages overlap. It
+    /// shares everything else (connections, pace, permits, gate).
+    pub fn counted_apart(&self) -> JiraClient {
+        JiraClient {
+            inner: self.inner.clone(),
+            apart: Some(Arc::default()),
+        }
+    }
+
+    /// The traffic of this clone since [`JiraClient::counted_apart`] (for a
+    /// client not counted apart, the same as [`JiraClient::stats`]).
+    pub fn own_stats(&self) -> RequestStats {
+        match &self.apart {
+            Some(c) => c.snapshot(),
+            None => self.stats(),
+        }
+    }
+
+    /// Counts one event on the client and, when counted apart, on this clone.
+    fn count(&self, which: fn(&Counters) -> &AtomicU64) {
+        which(&self.inner.counters).fetch_add(1, Ordering::Relaxed);
+        if let Some(apart) = &self.apart {
+            which(apart).fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -337,7 +374,7 @@ impl JiraClient {
                 }
             }
             attempt += 1;
-            inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+            self.count(|c| &c.retries);
         }
     }
 
@@ -381,7 +418,7 @@ impl JiraClient {
         if let Some(body) = body {
             req = req.json(body);
         }
-        inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.count(|c| &c.requests);
         tracing::debug!(url, "request");
         let response = req.send().await.map_err(|e| {
             let error = self.transport_error(&e, path);
@@ -436,7 +473,7 @@ impl JiraClient {
         };
         tracing::debug!(status = status.as_u16(), ?messages, "error answer");
         if throttled {
-            inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            self.count(|c| &c.throttled);
             let reason = match retry_after {
                 Some(w) => format!(
                     "HTTP {} with Retry-After {}",

@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 
 use crate::Category;
 use crate::cache::{CacheError, CacheWriter, KeyScope, Listing, NewEntry};
-use crate::jira::{JiraClient, JiraError};
+use crate::jira::{JiraClient, JiraError, RequestStats};
 
 pub use freshness::{FreshPolicy, ListingVerdict, MIN_SCHEDULE_MARGIN, complete_marker};
 pub use issues::{IssueOptions, jql_quote, parse_jira_time, project_jql};
@@ -186,57 +186,110 @@ pub(crate) fn millis(d: Duration) -> i64 {
 
 /// Runs the plan's stages in order; never fails as a whole: each stage's
 /// outcome is in the report.
+///
+/// The users and issues stages need nothing of each other, only the
+/// projects (and fields) before them: with no pause between stages they run
+/// together, sharing the client's permits and pace, so the site sees no more
+/// requests at once than the profile's `concurrency`. Each stage's figures
+/// are its own ([`JiraClient::counted_apart`]), its line comes as it ends,
+/// and the report keeps the plan's order.
 pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
     let started = chrono::Utc::now();
     let start = Instant::now();
-    let mut stages = Vec::with_capacity(plan.stages.len());
-    // Every stage's report goes to the progress sink as the stage ends, so
-    // a caller that stops the run early still knows what was done.
-    let mut finish = |report: StageReport| {
-        ctx.progress.stage_finished(&report);
-        stages.push(report);
-    };
+    let mut stages: Vec<StageReport> = Vec::with_capacity(plan.stages.len());
     let mut stop: Option<String> = None;
     let mut scope: Option<Vec<String>> = None;
-    for (i, &stage) in plan.stages.iter().enumerate() {
+    let mut cache_error_said = false;
+    let mut i = 0;
+    while i < plan.stages.len() {
+        let together = plan.stage_delay.is_zero()
+            && plan.stages[i] == Stage::Users
+            && plan.stages.get(i + 1) == Some(&Stage::Issues);
+        let group = &plan.stages[i..i + if together { 2 } else { 1 }];
+        let first = i == 0;
+        i += group.len();
         if let Some(reason) = &stop {
-            finish(StageReport::skipped(stage, reason.clone()));
+            for &stage in group {
+                let report = StageReport::skipped(stage, reason.clone());
+                ctx.progress.stage_finished(&report);
+                stages.push(report);
+            }
             continue;
         }
-        if i > 0 && !plan.stage_delay.is_zero() {
+        if !first && !plan.stage_delay.is_zero() {
             tokio::time::sleep(plan.stage_delay).await;
         }
-        let needs_scope =
-            matches!(stage, Stage::Users) || (stage == Stage::Issues && plan.issues.recent);
-        if needs_scope && scope.is_none() {
+        let mut scope_error = None;
+        if scope.is_none() && group.iter().any(|&s| needs_scope(plan, s)) {
             match resolve_scope(plan, ctx).await {
                 Ok(keys) => scope = Some(keys),
-                Err(e) => {
-                    let mut report = StageReport::new(stage);
-                    report.errors.push(e.into());
-                    report.finish(Duration::ZERO, ctx.client.stats(), ctx.client.stats());
-                    finish(report);
-                    continue;
-                }
+                Err(e) => scope_error = Some(StageError::from(e)),
             }
         }
-        let report = run_stage(stage, plan, scope.as_deref().unwrap_or(&[]), ctx).await;
-        if report.errors.iter().any(|e| e.kind == ErrorKind::Cache) {
-            ctx.cache_failure.store(true, Ordering::SeqCst);
+        let one = |stage: Stage| {
+            let scope_error = scope_error.clone().filter(|_| needs_scope(plan, stage));
+            let scope = scope.as_deref().unwrap_or(&[]);
+            async move {
+                let report = match scope_error {
+                    Some(error) => {
+                        let mut report = StageReport::new(stage);
+                        report.errors.push(error);
+                        report.finish(Duration::ZERO, ctx.client.stats(), ctx.client.stats());
+                        report
+                    }
+                    None => run_stage(stage, plan, scope, ctx).await,
+                };
+                ctx.progress.stage_finished(&report);
+                report
+            }
+        };
+        let reports = match group {
+            [a, b] => {
+                let (a, b) = tokio::join!(one(*a), one(*b));
+                vec![a, b]
+            }
+            _ => vec![one(group[0]).await],
+        };
+        for mut report in reports {
+            if report.errors.iter().any(|e| e.kind == ErrorKind::Cache) {
+                // Stages run together can both meet the cache file's error
+                // (a full disk): it is said once, by the first of them.
+                ctx.cache_failure.store(true, Ordering::SeqCst);
+                if std::mem::replace(&mut cache_error_said, true) {
+                    report.errors.retain(|e| e.kind != ErrorKind::Cache);
+                    report
+                        .notes
+                        .push("stopped by the same cache file error".to_string());
+                }
+            }
+            if stop.is_none()
+                && let Some(e) = report.errors.iter().find(|e| {
+                    matches!(
+                        e.kind,
+                        ErrorKind::Auth
+                            | ErrorKind::Unreachable
+                            | ErrorKind::Throttled
+                            | ErrorKind::Cache
+                    )
+                })
+            {
+                stop = Some(format!(
+                    "the {} stage failed ({})",
+                    report.stage,
+                    e.kind.describe()
+                ));
+            }
+            stages.push(report);
         }
-        if let Some(e) = report.errors.iter().find(|e| {
-            matches!(
-                e.kind,
-                ErrorKind::Auth | ErrorKind::Unreachable | ErrorKind::Throttled | ErrorKind::Cache
-            )
-        }) {
-            stop = Some(format!("the {stage} stage failed ({})", e.kind.describe()));
-        }
-        finish(report);
     }
     let mut report = RunReport::new(started, start.elapsed(), stages, ctx.client.stats());
     report.rate = ctx.client.rate_stats();
     report
+}
+
+/// Whether a stage works project by project, over the run's scope.
+fn needs_scope(plan: &WarmPlan, stage: Stage) -> bool {
+    stage == Stage::Users || (stage == Stage::Issues && plan.issues.recent)
 }
 
 /// The projects per-project stages cover: the plan's, else every project
@@ -267,7 +320,11 @@ async fn run_stage(
     scope: &[String],
     ctx: &WarmContext,
 ) -> StageReport {
-    let before = ctx.client.stats();
+    // The stage's own traffic, whatever runs beside it.
+    let ctx = &WarmContext {
+        client: ctx.client.counted_apart(),
+        ..ctx.clone()
+    };
     let start = Instant::now();
     let mut report = StageReport::new(stage);
     tracing::info!(stage = stage.as_str(), "stage starts");
@@ -297,7 +354,11 @@ async fn run_stage(
         report.errors.push(e.into());
     }
     one_cache_error(&mut report);
-    report.finish(start.elapsed(), before, ctx.client.stats());
+    report.finish(
+        start.elapsed(),
+        RequestStats::default(),
+        ctx.client.own_stats(),
+    );
     tracing::info!(stage = stage.as_str(), status = ?report.status, items = report.items, "stage ends");
     report
 }

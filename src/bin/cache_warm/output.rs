@@ -114,6 +114,12 @@ pub struct LiveOutput {
     held: Mutex<Vec<(Stage, String)>>,
     /// The stages that started, in order: a stop names those it cut short.
     started: Mutex<Vec<Stage>>,
+    /// Stages that ended while one started before them still runs (users
+    /// and issues run together): their lines wait, so that the lines come
+    /// in the plan's order whichever stage ends first. The stages whose
+    /// lines were shown are in `shown`.
+    waiting: Mutex<Vec<StageReport>>,
+    shown: Mutex<Vec<Stage>>,
     /// The highest connection attempt said so far (every worker reports
     /// its own retries; each attempt number is said once).
     connect_attempt: AtomicU32,
@@ -136,6 +142,8 @@ impl LiveOutput {
             bars: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
             started: Mutex::new(Vec::new()),
+            waiting: Mutex::new(Vec::new()),
+            shown: Mutex::new(Vec::new()),
             connect_attempt: AtomicU32::new(0),
         }
     }
@@ -179,6 +187,8 @@ impl LiveOutput {
     /// Clears every bar, so that none stays on screen after the run (or
     /// after Ctrl-C).
     pub fn clear_bars(&self) {
+        // A stage that ended beside one cut short still gets its line.
+        self.show_waiting(true);
         if let Ok(bars) = self.bars.lock() {
             for b in bars.iter() {
                 b.bar.finish_and_clear();
@@ -290,30 +300,73 @@ impl Progress for LiveOutput {
     }
 
     fn stage_finished(&self, report: &StageReport) {
-        if self.mode == Mode::Human {
-            self.print(report.stage, &report.summary());
-            let held: Vec<String> = match self.held.lock() {
-                Ok(mut held) => {
-                    let (mine, others) = held.drain(..).partition(|(s, _)| *s == report.stage);
-                    *held = others;
-                    mine.into_iter().map(|(_, t)| t).collect()
-                }
-                Err(_) => Vec::new(),
-            };
-            for line in held {
-                self.print(report.stage, &format!("  {line}"));
-            }
-            for note in report
-                .notes
-                .iter()
-                .filter(|_| report.status != StageStatus::Skipped)
-            {
-                self.print(report.stage, &format!("  note: {note}"));
-            }
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.push(report.clone());
         }
+        self.show_ready();
         tracing::info!(target: SUMMARY_TARGET, "{}", report.summary());
         if let Some(bar) = self.bar(report.stage) {
             bar.finish_and_clear();
+        }
+    }
+}
+
+impl LiveOutput {
+    /// Shows the lines of the stages that ended, in the order the stages
+    /// started; with `all`, also those still waiting for an earlier stage
+    /// (a run stopped early).
+    fn show_waiting(&self, all: bool) {
+        loop {
+            let next = {
+                let (Ok(mut waiting), Ok(started), Ok(shown)) =
+                    (self.waiting.lock(), self.started.lock(), self.shown.lock())
+                else {
+                    return;
+                };
+                // The first stage that started and is not shown yet.
+                let first_open = started.iter().find(|s| !shown.contains(s)).copied();
+                let pick = waiting.iter().position(|r| {
+                    all || first_open.is_none_or(|f| f == r.stage) || !started.contains(&r.stage)
+                });
+                match pick {
+                    Some(i) => waiting.remove(i),
+                    None => return,
+                }
+            };
+            if let Ok(mut shown) = self.shown.lock() {
+                shown.push(next.stage);
+            }
+            self.show_stage(&next);
+        }
+    }
+
+    fn show_ready(&self) {
+        self.show_waiting(false);
+    }
+
+    /// A stage's line, its held lines and its notes.
+    fn show_stage(&self, report: &StageReport) {
+        if self.mode != Mode::Human {
+            return;
+        }
+        self.print(report.stage, &report.summary());
+        let held: Vec<String> = match self.held.lock() {
+            Ok(mut held) => {
+                let (mine, others) = held.drain(..).partition(|(s, _)| *s == report.stage);
+                *held = others;
+                mine.into_iter().map(|(_, t)| t).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for line in held {
+            self.print(report.stage, &format!("  {line}"));
+        }
+        for note in report
+            .notes
+            .iter()
+            .filter(|_| report.status != StageStatus::Skipped)
+        {
+            self.print(report.stage, &format!("  note: {note}"));
         }
     }
 }
