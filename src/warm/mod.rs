@@ -187,9 +187,9 @@ pub(crate) fn millis(d: Duration) -> i64 {
 /// Runs the plan's stages in order; never fails as a whole: each stage's
 /// outcome is in the report.
 ///
-/// The users and issues stages need nothing of each other, only the
-/// projects (and fields) before them: with no pause between stages they run
-/// together, sharing the client's permits and pace, so the site sees no more
+/// The fields, users and issues stages need nothing of each other, only
+/// the projects before them (the scope): with no pause between stages they
+/// run together, sharing the client's permits and pace, so the site sees no more
 /// requests at once than the profile's `concurrency`. Each stage's figures
 /// are its own ([`JiraClient::counted_apart`]), its line comes as it ends,
 /// and the report keeps the plan's order.
@@ -202,10 +202,15 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
     let mut cache_error_said = false;
     let mut i = 0;
     while i < plan.stages.len() {
-        let together = plan.stage_delay.is_zero()
-            && plan.stages[i] == Stage::Users
-            && plan.stages.get(i + 1) == Some(&Stage::Issues);
-        let group = &plan.stages[i..i + if together { 2 } else { 1 }];
+        let len = match plan.stage_delay.is_zero() {
+            true => plan.stages[i..]
+                .iter()
+                .take_while(|s| TOGETHER.contains(s))
+                .count()
+                .max(1),
+            false => 1,
+        };
+        let group = &plan.stages[i..i + len];
         let first = i == 0;
         i += group.len();
         if let Some(reason) = &stop {
@@ -232,6 +237,7 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
             async move {
                 let report = match scope_error {
                     Some(error) => {
+                        ctx.progress.stage_started(stage, None);
                         let mut report = StageReport::new(stage);
                         report.errors.push(error);
                         report.finish(Duration::ZERO, ctx.client.stats(), ctx.client.stats());
@@ -243,13 +249,7 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
                 report
             }
         };
-        let reports = match group {
-            [a, b] => {
-                let (a, b) = tokio::join!(one(*a), one(*b));
-                vec![a, b]
-            }
-            _ => vec![one(group[0]).await],
-        };
+        let reports = futures::future::join_all(group.iter().map(|&stage| one(stage))).await;
         for mut report in reports {
             if report.errors.iter().any(|e| e.kind == ErrorKind::Cache) {
                 // Stages run together can both meet the cache file's error
@@ -286,6 +286,9 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
     report.rate = ctx.client.rate_stats();
     report
 }
+
+/// The stages that run together (see [`run`]).
+const TOGETHER: [Stage; 3] = [Stage::Fields, Stage::Users, Stage::Issues];
 
 /// Whether a stage works project by project, over the run's scope.
 fn needs_scope(plan: &WarmPlan, stage: Stage) -> bool {

@@ -34,7 +34,7 @@ pub struct Cli {
     /// Skip every stage whose entries are all still fresh (the cheap warm for start-up or after a deploy).
     #[arg(long, help_heading = "Stages")]
     pub only_stale: bool,
-    /// Pause this long between stages (e.g. 10s), to spread the load; without it the users and issues stages run together.
+    /// Pause this long between stages (e.g. 10s), to spread the load; without it the fields, users and issues stages run together.
     #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "0s", help_heading = "Stages")]
     pub stage_delay: Duration,
 
