@@ -60,12 +60,17 @@ const PATIENCE: Duration = Duration::from_millis(100);
 const PATIENCE_STEP: Duration = Duration::from_millis(5);
 
 /// Entries written since the last checkpoint after which an idle writer
-/// (nothing queued) gives the WAL back to the file: a warm that waits on
+/// (it waited for this batch, and nothing more is queued) gives the WAL back to the file: a warm that waits on
 /// the network spreads the checkpoints over its idle time, instead of one
 /// copy of the whole run's WAL after its last write (a fifth of a cold
 /// warm's wall time on the benchmark site). A busy writer leaves them to
 /// the wide `wal_autocheckpoint`, as before.
 const IDLE_CHECKPOINT_ENTRIES: usize = 2000;
+
+/// The wait for work that makes a writer idle: one that had to wait this
+/// long for its batch is not what its senders wait on (an ingest keeps it
+/// busy with no wait at all).
+const IDLE_WAIT: Duration = Duration::from_millis(2);
 
 /// An operation that runs alone, opening its own transaction(s).
 type Job = Box<dyn FnOnce(&mut Conn, &Path) + Send>;
@@ -582,7 +587,13 @@ fn run(mut conn: Conn, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
     let mut since_checkpoint = 0usize;
     // A message taken while filling a batch, to run right after it.
     let mut held: Option<Message> = None;
-    while let Some(message) = held.take().or_else(|| rx.blocking_recv()) {
+    loop {
+        // How long the writer had nothing to do before this message.
+        let waited_since = Instant::now();
+        let Some(message) = held.take().or_else(|| rx.blocking_recv()) else {
+            break;
+        };
+        let waited = waited_since.elapsed();
         match message {
             Message::Job(job) => job(&mut conn, &path),
             Message::Batched(first) => {
@@ -632,6 +643,7 @@ fn run(mut conn: Conn, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
                 run_batch(&mut conn, &path, batch);
                 since_checkpoint += weight;
                 if since_checkpoint >= IDLE_CHECKPOINT_ENTRIES
+                    && waited >= IDLE_WAIT
                     && held.is_none()
                     && rx.is_empty()
                     && let Conn::Lite(conn) = &conn
