@@ -800,10 +800,10 @@ fn check_reads_the_whole_file_on_its_own_once_a_day_and_records_when() {
     );
 }
 
-#[test]
-fn a_full_disk_is_reported_once_and_stops_the_run() {
+/// A Cloud site of 12 projects with 200 issues of 4 KB each (about 10 MB
+/// to write), and a profile `test` for it that fetches 2 at a time.
+fn issues_of_4_kb() -> (fake_jira::FakeJira, Sandbox) {
     use fake_jira::{FakeJira, Flavor, Site, SiteSize};
-    use std::os::unix::process::CommandExt;
     let site = Site::generated(
         Flavor::Cloud,
         SiteSize {
@@ -822,6 +822,13 @@ fn a_full_disk_is_reported_once_and_stops_the_run() {
         Flavor::Cloud,
         "deployment = \"cloud\"\nconcurrency = 2",
     );
+    (fake, sb)
+}
+
+#[test]
+fn a_full_disk_is_reported_once_and_stops_the_run() {
+    use std::os::unix::process::CommandExt;
+    let (fake, sb) = issues_of_4_kb();
     run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
     let limit = std::fs::metadata(sb.cache_path("test")).unwrap().len() + 64 * 1024;
     let mut cmd = sb.warm_std(&["--issues", "--users", "--profile", "test"]);
@@ -864,27 +871,10 @@ fn a_full_disk_is_reported_once_and_stops_the_run() {
 
 #[test]
 fn a_cache_file_corrupted_in_the_middle_of_a_warm_stops_it_at_the_first_error() {
-    use fake_jira::{FakeJira, Fault, FaultKind, Flavor, Gate, Site, SiteSize};
+    use fake_jira::{Fault, FaultKind, Gate};
     use std::io::{Seek, SeekFrom};
     use std::process::Stdio;
-    let site = Site::generated(
-        Flavor::Cloud,
-        SiteSize {
-            projects: 12,
-            users: 5,
-            issues_per_project: 200,
-            issue_bytes: 4000,
-            recent_days: 25,
-            ..Default::default()
-        },
-    );
-    let fake = FakeJira::builder(Flavor::Cloud).site(site).start();
-    let mut sb = Sandbox::new();
-    sb.profile_for(
-        &fake,
-        Flavor::Cloud,
-        "deployment = \"cloud\"\nconcurrency = 2",
-    );
+    let (fake, sb) = issues_of_4_kb();
     run_ok(&mut sb.warm(&["--projects", "--issues", "--profile", "test"]));
     let path = sb.cache_path("test");
 

@@ -267,30 +267,39 @@ fn wait_says_whose_warm_it_waits_for_and_since_when() {
     assert!(!stderr(&out).contains("waiting"), "{}", text(&out));
 }
 
-#[test]
-fn max_duration_names_the_stage_it_cut_short_and_those_it_never_ran() {
+/// A Cloud site whose `path` never answers, and a profile `test` that
+/// would wait for it for 10 minutes; the warm runs with `--max-duration`.
+fn warm_against_a_hang(
+    path: &str,
+    prepare: &[&str],
+    flags: &[&str],
+    limit: &str,
+) -> std::process::Output {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    // The projects stage never gets an answer: whenever the limit comes, it
-    // is the stage under way, and users (which needs its projects) has not
-    // started.
-    fake.faults()
-        .add(Fault::new("/rest/api/3/project/search", FaultKind::Hang));
+    fake.faults().add(Fault::new(path, FaultKind::Hang));
     let mut sb = Sandbox::new();
     sb.profile_for(
         &fake,
         Flavor::Cloud,
         "deployment = \"cloud\"\ntimeout = \"10m\"",
     );
-    let out = run_code(
-        &mut sb.warm(&[
-            "--projects",
-            "--users",
-            "--max-duration",
-            "1s",
-            "--profile",
-            "test",
-        ]),
-        4,
+    if !prepare.is_empty() {
+        run_ok(&mut sb.warm(&[prepare, &["--profile", "test"]].concat()));
+    }
+    let args = [flags, &["--max-duration", limit, "--profile", "test"]].concat();
+    run_code(&mut sb.warm(&args), 4)
+}
+
+#[test]
+fn max_duration_names_the_stage_it_cut_short_and_those_it_never_ran() {
+    // The projects stage never gets an answer: whenever the limit comes, it
+    // is the stage under way, and users (which needs its projects) has not
+    // started.
+    let out = warm_against_a_hang(
+        "/rest/api/3/project/search",
+        &[],
+        &["--projects", "--users"],
+        "1s",
     );
     let err = stderr(&out);
     assert!(
@@ -307,29 +316,14 @@ fn max_duration_names_the_stage_it_cut_short_and_those_it_never_ran() {
 
 #[test]
 fn max_duration_keeps_the_line_of_a_stage_that_ended_beside_one_it_cut_short() {
-    let fake = FakeJira::builder(Flavor::Cloud).start();
     // Fields and users run together; fields never gets an answer. The
     // limit is a failure guard for the users stage's 4 requests, not a
     // timing: on any machine they end well within it.
-    fake.faults()
-        .add(Fault::new("/rest/api/3/field", FaultKind::Hang));
-    let mut sb = Sandbox::new();
-    sb.profile_for(
-        &fake,
-        Flavor::Cloud,
-        "deployment = \"cloud\"\ntimeout = \"10m\"",
-    );
-    run_ok(&mut sb.warm(&["--projects", "--profile", "test"]));
-    let out = run_code(
-        &mut sb.warm(&[
-            "--fields",
-            "--users",
-            "--max-duration",
-            "15s",
-            "--profile",
-            "test",
-        ]),
-        4,
+    let out = warm_against_a_hang(
+        "/rest/api/3/field",
+        &["--projects"],
+        &["--fields", "--users"],
+        "15s",
     );
     let err = stderr(&out);
     assert!(err.contains("cut short: fields"), "{}", text(&out));
