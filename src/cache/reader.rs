@@ -317,7 +317,9 @@ impl CacheReader {
     pub fn peek(&self, category: Category, key: &str) -> Result<Option<CachedEntry>, CacheError> {
         if let Some(actor) = &self.pg {
             let key = key.to_string();
-            return actor.call(move |c, scope, at| pg::peek(c, scope, category, &key).at_pg(at));
+            return actor.call_prepared(move |c, prepared, scope, at| {
+                pg::peek(c, prepared, scope, category, &key).at_pg(at)
+            });
         }
         self.conn
             .prepare_cached(
