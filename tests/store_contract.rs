@@ -889,3 +889,45 @@ async fn the_figures_stay_equal_on_both_stores_through_every_kind_of_change() {
         }
     }
 }
+
+/// PostgreSQL only: a dropped reader's connection serves the next reader of
+/// the process (a warm opens one per look-up; connecting anew each time made
+/// a re-warm four times as slow as on SQLite), and one the server ended in
+/// between is replaced without the caller noticing.
+#[test]
+fn readers_reuse_their_connections_and_replace_ones_the_server_ended() {
+    // A server of its own: the test ends every connection of jira-cache.
+    let Some(server) = common::pg::PgServer::start() else {
+        return;
+    };
+    let location = pg_location(&server, &fresh_schema(), "pool https://a.example/");
+    let cache = Cache::open(&location).unwrap();
+    let mut admin = server.client("postgres");
+    // Sessions ever started in the database (PostgreSQL 14 and later).
+    let sessions = |admin: &mut postgres::Client| -> i64 {
+        admin
+            .query_one(
+                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    drop(cache.reader().unwrap());
+    let before = sessions(&mut admin);
+    for _ in 0..10 {
+        let reader = Cache::open_read_only(&location).unwrap();
+        assert!(reader.peek(Category::Project, "A").unwrap().is_none());
+    }
+    assert_eq!(sessions(&mut admin), before, "no new connection per reader");
+
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'jira-cache'",
+            &[],
+        )
+        .unwrap();
+    let reader = Cache::open_read_only(&location).unwrap();
+    assert!(reader.peek(Category::Project, "A").unwrap().is_none());
+}

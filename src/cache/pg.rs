@@ -470,6 +470,71 @@ impl Actor {
 }
 
 // ---------------------------------------------------------------------------
+// Idle reader connections.
+
+/// Idle reader connections kept per target, at most.
+const IDLE_READERS_PER_TARGET: usize = 4;
+
+/// The reader connections of this process that are not in use, with the
+/// key of the target they are connected to. A warm opens a reader for each
+/// look-up it makes (per chunk of projects, per stage); connecting anew each
+/// time (a thread, a TCP connection, authentication and the session's
+/// settings) made a PostgreSQL re-warm four times as slow as SQLite's.
+static IDLE_READERS: std::sync::Mutex<Vec<(String, Actor)>> = std::sync::Mutex::new(Vec::new());
+
+impl PgTarget {
+    /// What identifies the connections of this target in the idle pool:
+    /// where, which schema and scope, and which credentials (a connection
+    /// made with one password is never handed to a caller with another).
+    pub(crate) fn pool_key(&self) -> String {
+        let password = self
+            .config
+            .get_password()
+            .map_or(0, xxhash_rust::xxh3::xxh3_64);
+        format!(
+            "{}\n{}\n{password:x}\n{:?}",
+            self.display, self.scope, self.ca_file
+        )
+    }
+}
+
+/// A reader connection to `target`: an idle one of this process if there
+/// is one, else a new one.
+pub(crate) fn take_reader(target: &PgTarget, name: &str) -> Result<(Actor, bool), CacheError> {
+    let key = target.pool_key();
+    let idle = {
+        let mut idle = IDLE_READERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.iter()
+            .rposition(|(k, _)| *k == key)
+            .map(|i| idle.swap_remove(i).1)
+    };
+    match idle {
+        Some(actor) => Ok((actor, true)),
+        None => Ok((Actor::start(target, name)?, false)),
+    }
+}
+
+/// Keeps a reader connection for the next reader of `key`, unless the
+/// connection is closed (the server restarted or ended it) or enough are
+/// kept already.
+pub(crate) fn park_reader(key: String, actor: Actor) {
+    let open = actor
+        .call(|client, _, _| Ok(!client.is_closed()))
+        .unwrap_or(false);
+    if !open {
+        return;
+    }
+    let mut idle = IDLE_READERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if idle.iter().filter(|(k, _)| *k == key).count() < IDLE_READERS_PER_TARGET {
+        idle.push((key, actor));
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Schema.
 
 /// The migrations, oldest first. Append only; each takes the schema from
