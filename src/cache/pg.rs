@@ -347,9 +347,43 @@ impl<T> PgResultExt<T> for Result<T, postgres::Error> {
 }
 
 // ---------------------------------------------------------------------------
+// Statements prepared once per connection.
+
+/// The statements one connection has prepared, by their text. A statement
+/// given as text is parsed and planned by the server on every call, one
+/// round trip more each time; the hot statements (a page's look-up and
+/// upsert, a cached read) are prepared once per connection instead. A
+/// protocol-level prepared statement outlives a rolled-back transaction.
+#[derive(Default)]
+pub(crate) struct Prepared(HashMap<&'static str, postgres::Statement>);
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Prepared").field(&self.0.len()).finish()
+    }
+}
+
+impl Prepared {
+    /// The statement `sql`, prepared on `client`'s connection the first time.
+    /// `client` must always be the same connection (or a transaction of it).
+    pub(crate) fn get(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &'static str,
+    ) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        self.0.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+// ---------------------------------------------------------------------------
 // A connection on a thread of its own.
 
-type Call = Box<dyn FnOnce(&mut Client) + Send>;
+type Call = Box<dyn FnOnce(&mut Client, &mut Prepared) + Send>;
 
 /// A connection owned by a thread of its own, so that callers on an async
 /// runtime's threads may use it (the blocking `postgres` client must not
@@ -387,8 +421,9 @@ impl Actor {
                         return;
                     }
                 };
+                let mut prepared = Prepared::default();
                 while let Ok(call) = queue.recv() {
-                    call(&mut client);
+                    call(&mut client, &mut prepared);
                 }
             })
             .map_err(|e| CacheError::Io {
@@ -410,11 +445,21 @@ impl Actor {
         &self,
         f: impl FnOnce(&mut Client, &str, &Path) -> Result<R, CacheError> + Send + 'static,
     ) -> Result<R, CacheError> {
+        self.call_prepared(move |client, _, scope, at| f(client, scope, at))
+    }
+
+    /// [`Self::call`], with the statements this connection has prepared.
+    pub(crate) fn call_prepared<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client, &mut Prepared, &str, &Path) -> Result<R, CacheError>
+        + Send
+        + 'static,
+    ) -> Result<R, CacheError> {
         let (reply, answer) = mpsc::channel();
         let scope = self.scope.clone();
         let target = self.target.clone();
-        let call: Call = Box::new(move |client| {
-            let _ = reply.send(f(client, &scope, &target));
+        let call: Call = Box::new(move |client, prepared| {
+            let _ = reply.send(f(client, prepared, &scope, &target));
         });
         let stopped = || CacheError::WriterStopped {
             path: self.target.clone(),
@@ -425,11 +470,76 @@ impl Actor {
 }
 
 // ---------------------------------------------------------------------------
+// Idle reader connections.
+
+/// Idle reader connections kept per target, at most.
+const IDLE_READERS_PER_TARGET: usize = 4;
+
+/// The reader connections of this process that are not in use, with the
+/// key of the target they are connected to. A warm opens a reader for each
+/// look-up it makes (per chunk of projects, per stage); connecting anew each
+/// time (a thread, a TCP connection, authentication and the session's
+/// settings) made a PostgreSQL re-warm four times as slow as SQLite's.
+static IDLE_READERS: std::sync::Mutex<Vec<(String, Actor)>> = std::sync::Mutex::new(Vec::new());
+
+impl PgTarget {
+    /// What identifies the connections of this target in the idle pool:
+    /// where, which schema and scope, and which credentials (a connection
+    /// made with one password is never handed to a caller with another).
+    pub(crate) fn pool_key(&self) -> String {
+        let password = self
+            .config
+            .get_password()
+            .map_or(0, xxhash_rust::xxh3::xxh3_64);
+        format!(
+            "{}\n{}\n{password:x}\n{:?}",
+            self.display, self.scope, self.ca_file
+        )
+    }
+}
+
+/// A reader connection to `target`: an idle one of this process if there
+/// is one, else a new one.
+pub(crate) fn take_reader(target: &PgTarget, name: &str) -> Result<(Actor, bool), CacheError> {
+    let key = target.pool_key();
+    let idle = {
+        let mut idle = IDLE_READERS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.iter()
+            .rposition(|(k, _)| *k == key)
+            .map(|i| idle.swap_remove(i).1)
+    };
+    match idle {
+        Some(actor) => Ok((actor, true)),
+        None => Ok((Actor::start(target, name)?, false)),
+    }
+}
+
+/// Keeps a reader connection for the next reader of `key`, unless the
+/// connection is closed (the server restarted or ended it) or enough are
+/// kept already.
+pub(crate) fn park_reader(key: String, actor: Actor) {
+    let open = actor
+        .call(|client, _, _| Ok(!client.is_closed()))
+        .unwrap_or(false);
+    if !open {
+        return;
+    }
+    let mut idle = IDLE_READERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if idle.iter().filter(|(k, _)| *k == key).count() < IDLE_READERS_PER_TARGET {
+        idle.push((key, actor));
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Schema.
 
 /// The migrations, oldest first. Append only; each takes the schema from
 /// version n - 1 to n.
-const MIGRATIONS: &[&str] = &[PG_V1];
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2];
 
 /// The schema version this binary writes and understands.
 pub(crate) const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -535,6 +645,155 @@ CREATE TABLE warm_locks (
 );
 "#;
 
+/// How wide a bucket of expiry times is in `entry_totals`, in ms (see
+/// [`PG_V2`]). Must match `expiry_bucket` there.
+const EXPIRY_BUCKET_MS: i64 = 60_000;
+
+/// Schema 2: totals kept as the entries change, so that `cache_status`
+/// never scans the entries (it took 1.3 s at a million entries).
+///
+/// - `entry_totals` counts entries and their bytes per scope, category and
+///   either the minute their own expiry falls in (`listing` 0) or the
+///   listing whose times they carry (`bucket` 0). The expired figure is
+///   then a sum of whole past minutes, one index range count inside the
+///   current minute, and the members of expired listings: exact at any
+///   `now`, without a scan.
+/// - `issue_totals` counts issues per project.
+/// - Statement-level triggers with transition tables keep both, in the
+///   transaction of the statement that changed the entries: every path
+///   (pages, reconciliation, `--clear`, `--prune`, eviction, `--reset`, a
+///   copy) is counted alike, and a rolled-back write rolls its counts back.
+///   A statement adds each group's change once, in key order (so that two
+///   writers of one scope lock the totals' rows in the same order), and
+///   skips groups that did not change (a hit-count update changes none).
+/// - The entries' key columns compare bytes (`COLLATE "C"`, as SQLite
+///   does): under the database's locale every comparison in an index went
+///   through the locale's rules (a quarter of the server's time in an
+///   ingest).
+/// - The time indexes become partial (rows with a time of their own): a
+///   look-up by key can then only use the primary key. On a table without
+///   statistics yet (during an ingest) the planner took `entries_by_fetch`
+///   for a look-up by key, filtering the scope's rows one by one.
+///
+/// The entries table is locked while the totals are first counted, so that
+/// a writer of an older jira-cache cannot slip rows past both.
+const PG_V2: &str = r#"
+LOCK TABLE entries IN SHARE ROW EXCLUSIVE MODE;
+
+DROP INDEX entries_by_expiry;
+DROP INDEX entries_by_fetch;
+ALTER TABLE entries
+    ALTER COLUMN scope TYPE text COLLATE "C",
+    ALTER COLUMN category TYPE text COLLATE "C",
+    ALTER COLUMN key TYPE text COLLATE "C",
+    ALTER COLUMN project TYPE text COLLATE "C";
+CREATE INDEX entries_by_expiry ON entries (scope, category, expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX entries_by_fetch ON entries (scope, category, fetched_at) WHERE fetched_at IS NOT NULL;
+
+-- The minute an expiry time falls in (floor division, also for times
+-- before 1970).
+CREATE FUNCTION expiry_bucket(expires_at bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $f$ SELECT (expires_at - ((expires_at % 60000) + 60000) % 60000) / 60000 $f$;
+
+CREATE TABLE entry_totals (
+    scope    text COLLATE "C" NOT NULL,
+    category text COLLATE "C" NOT NULL,
+    listing  bigint NOT NULL,
+    bucket   bigint NOT NULL,
+    entries  bigint NOT NULL,
+    bytes    bigint NOT NULL,
+    PRIMARY KEY (scope, category, listing, bucket)
+);
+
+CREATE TABLE issue_totals (
+    scope   text COLLATE "C" NOT NULL,
+    project text COLLATE "C" NOT NULL,
+    issues  bigint NOT NULL,
+    PRIMARY KEY (scope, project)
+);
+
+INSERT INTO entry_totals (scope, category, listing, bucket, entries, bytes)
+SELECT scope, category, coalesce(listing, 0),
+       CASE WHEN listing IS NULL THEN expiry_bucket(expires_at) ELSE 0 END, count(*), sum(size)
+FROM entries GROUP BY 1, 2, 3, 4;
+
+INSERT INTO issue_totals (scope, project, issues)
+SELECT scope, project, count(*) FROM entries
+WHERE category = 'issue' AND project IS NOT NULL GROUP BY 1, 2;
+
+-- Adds the change of the rows in `added` minus those in `removed` (either
+-- may be empty) to the totals.
+CREATE FUNCTION count_entries_changes() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO entry_totals AS t (scope, category, listing, bucket, entries, bytes)
+        SELECT scope, category, coalesce(listing, 0),
+               CASE WHEN listing IS NULL THEN expiry_bucket(expires_at) ELSE 0 END,
+               count(*), sum(size)
+        FROM added GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (scope, category, listing, bucket) DO UPDATE
+        SET entries = t.entries + excluded.entries, bytes = t.bytes + excluded.bytes;
+        INSERT INTO issue_totals AS t (scope, project, issues)
+        SELECT scope, project, count(*) FROM added
+        WHERE category = 'issue' AND project IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (scope, project) DO UPDATE SET issues = t.issues + excluded.issues;
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO entry_totals AS t (scope, category, listing, bucket, entries, bytes)
+        SELECT scope, category, listing, bucket, sum(n), sum(b)
+        FROM (SELECT scope, category, coalesce(listing, 0) AS listing,
+                     CASE WHEN listing IS NULL THEN expiry_bucket(expires_at) ELSE 0 END AS bucket,
+                     1 AS n, size AS b FROM added
+              UNION ALL
+              SELECT scope, category, coalesce(listing, 0),
+                     CASE WHEN listing IS NULL THEN expiry_bucket(expires_at) ELSE 0 END,
+                     -1, -size FROM removed) d
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 OR sum(b) <> 0 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (scope, category, listing, bucket) DO UPDATE
+        SET entries = t.entries + excluded.entries, bytes = t.bytes + excluded.bytes;
+        INSERT INTO issue_totals AS t (scope, project, issues)
+        SELECT scope, project, sum(n)
+        FROM (SELECT scope, project, 1 AS n FROM added
+              WHERE category = 'issue' AND project IS NOT NULL
+              UNION ALL
+              SELECT scope, project, -1 FROM removed
+              WHERE category = 'issue' AND project IS NOT NULL) d
+        GROUP BY 1, 2 HAVING sum(n) <> 0 ORDER BY 1, 2
+        ON CONFLICT (scope, project) DO UPDATE SET issues = t.issues + excluded.issues;
+    ELSE
+        INSERT INTO entry_totals AS t (scope, category, listing, bucket, entries, bytes)
+        SELECT scope, category, coalesce(listing, 0),
+               CASE WHEN listing IS NULL THEN expiry_bucket(expires_at) ELSE 0 END,
+               -count(*), -sum(size)
+        FROM removed GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (scope, category, listing, bucket) DO UPDATE
+        SET entries = t.entries + excluded.entries, bytes = t.bytes + excluded.bytes;
+        INSERT INTO issue_totals AS t (scope, project, issues)
+        SELECT scope, project, -count(*) FROM removed
+        WHERE category = 'issue' AND project IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (scope, project) DO UPDATE SET issues = t.issues + excluded.issues;
+    END IF;
+    -- Groups left empty go, so the totals stay as small as the entries'
+    -- distinct minutes and listings.
+    DELETE FROM entry_totals WHERE entries = 0 AND scope IN (SELECT DISTINCT scope FROM removed);
+    DELETE FROM issue_totals WHERE issues = 0 AND scope IN (SELECT DISTINCT scope FROM removed);
+    RETURN NULL;
+END
+$f$;
+
+CREATE TRIGGER entries_inserted AFTER INSERT ON entries
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION count_entries_changes();
+CREATE TRIGGER entries_updated AFTER UPDATE ON entries
+    REFERENCING OLD TABLE AS removed NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION count_entries_changes();
+CREATE TRIGGER entries_deleted AFTER DELETE ON entries
+    REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION count_entries_changes();
+"#;
+
 /// The advisory lock key that serialises migrations of one schema.
 fn migration_lock_key(schema: &str) -> i64 {
     xxhash_rust::xxh3::xxh3_64(format!("jira-cache migrate {schema}").as_bytes()) as i64
@@ -609,6 +868,10 @@ pub(crate) fn schema_version(client: &mut Client, target: &Path) -> Result<i64, 
 fn delete_scope(tx: &mut impl GenericClient, scope: &str) -> Result<(), postgres::Error> {
     for table in [
         "entries",
+        // Emptied by the entries' trigger already; deleted again in case a
+        // count ever drifted.
+        "entry_totals",
+        "issue_totals",
         "listings",
         "read_counts",
         "meta",
@@ -736,11 +999,53 @@ fn open_listing(
     Ok(row.get(0))
 }
 
+/// The rows a page already has: for each (category, key) of the page, one
+/// seek on the primary key. `LIMIT 1` keeps the sub-query from being merged
+/// into a join the planner could answer with a scan: during an ingest the
+/// table has no statistics yet, and both a join with `unnest` and
+/// `key = ANY(...)` were planned as scans of the scope's rows, slower with
+/// every page (BENCHMARKS.md).
+const LOOK_UP_PAGE: &str = "SELECT k.category, k.key, e.hash, e.size, e.listing
+     FROM unnest($2::text[], $3::text[]) AS k(category, key)
+     CROSS JOIN LATERAL (SELECT hash, size, listing FROM entries
+                         WHERE scope = $1 AND category = k.category AND key = k.key
+                         LIMIT 1) e";
+
+/// New times (and listing) for a page's rows whose value did not change.
+/// Rows are found as in [`LOOK_UP_PAGE`] and updated by their row id: a
+/// plain join of `entries` with `unnest` was planned, on a table without
+/// statistics, as a hash join over all the scope's rows. A row another
+/// writer changed in between is left as that writer made it.
+const TOUCH_UNCHANGED: &str = "UPDATE entries e
+     SET fetched_at = t.fetched_at, expires_at = t.expires_at, fetch_ms = t.fetch_ms,
+         listing = t.listing
+     FROM (SELECT x.row_id, k.*
+           FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+                       $7::bigint[])
+                AS k(category, key, fetched_at, expires_at, fetch_ms, listing)
+           CROSS JOIN LATERAL (SELECT ctid AS row_id FROM entries
+                               WHERE scope = $1 AND category = k.category AND key = k.key
+                               LIMIT 1) x) t
+     WHERE e.ctid = t.row_id";
+
+/// A page's new and changed rows.
+const UPSERT_CHANGED: &str = "INSERT INTO entries (scope, category, key, value, hash, size,
+                          fetched_at, expires_at, fetch_ms, project, updated_at, listing)
+     SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[],
+                              $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+                              $10::text[], $11::bigint[], $12::bigint[])
+     ON CONFLICT (scope, category, key) DO UPDATE
+     SET value = excluded.value, hash = excluded.hash, size = excluded.size,
+         fetched_at = excluded.fetched_at, expires_at = excluded.expires_at,
+         fetch_ms = excluded.fetch_ms, project = excluded.project,
+         updated_at = excluded.updated_at, listing = excluded.listing";
+
 /// Stores a page of entries (see `write::put_page`), in multi-row
 /// statements: one look-up of the page's existing rows, then one upsert of
 /// the changed ones and one update of the unchanged ones' times.
 pub(crate) fn put_page(
     tx: &mut impl GenericClient,
+    prepared: &mut Prepared,
     scope: &str,
     entries: &[NewEntry],
     listing: Option<&Listing>,
@@ -759,22 +1064,11 @@ pub(crate) fn put_page(
     for (i, e) in entries.iter().enumerate() {
         last.insert((e.category, e.key.as_str()), i);
     }
-    let mut page_categories: Vec<&str> = entries.iter().map(|e| e.category.as_str()).collect();
-    page_categories.sort_unstable();
-    page_categories.dedup();
+    let categories: Vec<&str> = entries.iter().map(|e| e.category.as_str()).collect();
     let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
     let mut existing: HashMap<(String, String), (i64, i64, Option<i64>)> = HashMap::new();
-    for row in tx.query(
-        // Index seeks on the primary key (`= ANY` on each of its columns):
-        // a join with `unnest` let the planner choose a scan of the whole
-        // table, which grew slower with every page (BENCHMARKS.md). Rows
-        // are matched to the page by (category, key) below, so a key that
-        // is cached under another of the page's categories does no harm.
-        "SELECT e.category, e.key, e.hash, e.size, e.listing
-         FROM entries e
-         WHERE e.scope = $1 AND e.category = ANY($2::text[]) AND e.key = ANY($3::text[])",
-        &[&scope, &page_categories, &keys],
-    )? {
+    let lookup = prepared.get(tx, LOOK_UP_PAGE)?;
+    for row in tx.query(&lookup, &[&scope, &categories, &keys])? {
         existing.insert(
             (row.get(0), row.get(1)),
             (row.get(2), row.get(3), row.get(4)),
@@ -843,14 +1137,9 @@ pub(crate) fn put_page(
         }
     }
     if !t_key.is_empty() {
+        let update = prepared.get(tx, TOUCH_UNCHANGED)?;
         tx.execute(
-            "UPDATE entries e
-             SET fetched_at = t.fetched_at, expires_at = t.expires_at, fetch_ms = t.fetch_ms,
-                 listing = t.listing
-             FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-                         $7::bigint[])
-                  AS t(category, key, fetched_at, expires_at, fetch_ms, listing)
-             WHERE e.scope = $1 AND e.category = t.category AND e.key = t.key",
+            &update,
             &[
                 &scope,
                 &t_cat,
@@ -863,17 +1152,9 @@ pub(crate) fn put_page(
         )?;
     }
     if !w_key.is_empty() {
+        let upsert = prepared.get(tx, UPSERT_CHANGED)?;
         tx.execute(
-            "INSERT INTO entries (scope, category, key, value, hash, size, fetched_at, expires_at,
-                                  fetch_ms, project, updated_at, listing)
-             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[],
-                                      $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
-                                      $10::text[], $11::bigint[], $12::bigint[])
-             ON CONFLICT (scope, category, key) DO UPDATE
-             SET value = excluded.value, hash = excluded.hash, size = excluded.size,
-                 fetched_at = excluded.fetched_at, expires_at = excluded.expires_at,
-                 fetch_ms = excluded.fetch_ms, project = excluded.project,
-                 updated_at = excluded.updated_at, listing = excluded.listing",
+            &upsert,
             &[
                 &scope,
                 &w_cat,
@@ -891,6 +1172,13 @@ pub(crate) fn put_page(
         )?;
     }
     Ok(outcome)
+}
+
+/// Waits until every commit of this connection is on the server's disk,
+/// relaxed ones included: a transaction with an id of its own commits
+/// synchronously, which flushes the server's log up to its commit.
+pub(crate) fn sync_commits(client: &mut Client) -> Result<(), postgres::Error> {
+    client.batch_execute("BEGIN; SET LOCAL synchronous_commit = on; SELECT txid_current(); COMMIT")
 }
 
 /// Ends a complete run of `listing` (see `write::finish_listing`).
@@ -1076,7 +1364,7 @@ pub(crate) fn total_bytes(
 ) -> Result<u64, postgres::Error> {
     let n: i64 = client
         .query_one(
-            "SELECT coalesce(sum(size), 0)::bigint FROM entries WHERE scope = $1",
+            "SELECT coalesce(sum(bytes), 0)::bigint FROM entry_totals WHERE scope = $1",
             &[&scope],
         )?
         .get(0);
@@ -1157,8 +1445,13 @@ fn delete_keys(
     let categories: Vec<&str> = keys.iter().map(|(c, _)| c.as_str()).collect();
     let names: Vec<&str> = keys.iter().map(|(_, k)| k.as_str()).collect();
     tx.execute(
-        "DELETE FROM entries e USING unnest($2::text[], $3::text[]) AS k(category, key)
-         WHERE e.scope = $1 AND e.category = k.category AND e.key = k.key",
+        // By row id, as in `TOUCH_UNCHANGED`.
+        "DELETE FROM entries e
+         USING (SELECT x.row_id FROM unnest($2::text[], $3::text[]) AS k(category, key)
+                CROSS JOIN LATERAL (SELECT ctid AS row_id FROM entries
+                                    WHERE scope = $1 AND category = k.category AND key = k.key
+                                    LIMIT 1) x) d
+         WHERE e.ctid = d.row_id",
         &[&scope, &categories, &names],
     )?;
     Ok(())
@@ -1306,20 +1599,24 @@ pub(crate) fn last_ended_at(
 // ---------------------------------------------------------------------------
 // Reads.
 
+/// A cached read: one seek on the primary key (the time indexes are
+/// partial, so the planner has no other index to choose), prepared once per
+/// connection.
+const PEEK: &str = "SELECT e.value, coalesce(e.fetched_at, l.fetched_at, 0),
+            coalesce(e.expires_at, l.expires_at, 0), e.fetch_ms, e.size, e.updated_at
+     FROM entries e LEFT JOIN listings l ON l.id = e.listing
+     WHERE e.scope = $1 AND e.category = $2 AND e.key = $3";
+
 pub(crate) fn peek(
     client: &mut impl GenericClient,
+    prepared: &mut Prepared,
     scope: &str,
     category: Category,
     key: &str,
 ) -> Result<Option<CachedEntry>, postgres::Error> {
+    let statement = prepared.get(client, PEEK)?;
     Ok(client
-        .query_opt(
-            "SELECT e.value, coalesce(e.fetched_at, l.fetched_at, 0),
-                    coalesce(e.expires_at, l.expires_at, 0), e.fetch_ms, e.size, e.updated_at
-             FROM entries e LEFT JOIN listings l ON l.id = e.listing
-             WHERE e.scope = $1 AND e.category = $2 AND e.key = $3",
-            &[&scope, &category.as_str(), &key],
-        )?
+        .query_opt(&statement, &[&scope, &category.as_str(), &key])?
         .map(|row| CachedEntry {
             value: row.get(0),
             fetched_at: row.get(1),
@@ -1340,6 +1637,10 @@ pub(crate) fn write_reads(
     pending: &PendingCounts,
 ) -> Result<(), postgres::Error> {
     let mut tx = client.transaction()?;
+    // Hit counts are statistics: the reader that flushes them must not wait
+    // for the server's disk (a crash of the server may lose the last
+    // flushes; nothing is cached or removed because of them).
+    tx.batch_execute("SET LOCAL synchronous_commit = off")?;
     for ((source, category), (hits, stale_hits, misses, keys)) in pending {
         tx.execute(
             "INSERT INTO read_counts (scope, category, source, hits, stale_hits, misses)
@@ -1360,10 +1661,15 @@ pub(crate) fn write_reads(
         if !keys.is_empty() {
             let names: Vec<&str> = keys.keys().map(String::as_str).collect();
             let at: Vec<i64> = keys.values().copied().collect();
+            // By row id, as in `TOUCH_UNCHANGED`: a join was planned as a
+            // scan of the category's rows (651 ms at 200,000 entries).
             tx.execute(
                 "UPDATE entries e SET last_read_at = greatest(coalesce(e.last_read_at, 0), r.at)
-                 FROM unnest($3::text[], $4::bigint[]) AS r(key, at)
-                 WHERE e.scope = $1 AND e.category = $2 AND e.key = r.key",
+                 FROM (SELECT x.row_id, k.at FROM unnest($3::text[], $4::bigint[]) AS k(key, at)
+                       CROSS JOIN LATERAL (SELECT ctid AS row_id FROM entries
+                                           WHERE scope = $1 AND category = $2 AND key = k.key
+                                           LIMIT 1) x) r
+                 WHERE e.ctid = r.row_id",
                 &[&scope, &category.as_str(), &names, &at],
             )?;
         }
@@ -1468,8 +1774,11 @@ pub(crate) fn issue_versions(
 ) -> Result<HashMap<String, Option<i64>>, postgres::Error> {
     Ok(client
         .query(
-            "SELECT key, updated_at FROM entries
-             WHERE scope = $1 AND category = 'issue' AND key = ANY($2::text[])",
+            // One seek per key (see `LOOK_UP_PAGE`).
+            "SELECT k.key, e.updated_at FROM unnest($2::text[]) AS k(key)
+             CROSS JOIN LATERAL (SELECT updated_at FROM entries
+                                 WHERE scope = $1 AND category = 'issue' AND key = k.key
+                                 LIMIT 1) e",
             &[&scope, &keys],
         )?
         .iter()
@@ -1500,9 +1809,8 @@ pub(crate) fn issue_counts_by_project(
 ) -> Result<Vec<(String, u64)>, postgres::Error> {
     Ok(client
         .query(
-            "SELECT project, count(*) FROM entries
-             WHERE scope = $1 AND category = 'issue' AND project IS NOT NULL
-             GROUP BY project ORDER BY project COLLATE \"C\"",
+            "SELECT project, issues FROM issue_totals
+             WHERE scope = $1 AND issues > 0 ORDER BY project COLLATE \"C\"",
             &[&scope],
         )?
         .iter()
@@ -1511,7 +1819,10 @@ pub(crate) fn issue_counts_by_project(
 }
 
 /// The figures of every category (see `CacheReader::category_stats`), in
-/// one snapshot (a repeatable-read transaction).
+/// one snapshot (a repeatable-read transaction), without a scan of the
+/// entries: totals from `entry_totals` (schema 2), the expired entries of
+/// the current minute and the fetch and expiry extremes from index seeks,
+/// and the listings' times for their members.
 pub(crate) fn category_stats(
     client: &mut Client,
     scope: &str,
@@ -1524,15 +1835,27 @@ pub(crate) fn category_stats(
         .read_only(true)
         .start()?;
     let mut stats = Vec::with_capacity(Category::ALL.len());
-    let figures = tx.query(
-        "SELECT e.category, count(*), coalesce(sum(e.size), 0)::bigint,
-                count(*) FILTER (WHERE coalesce(e.expires_at, l.expires_at) <= $2),
-                min(coalesce(e.fetched_at, l.fetched_at)), max(coalesce(e.fetched_at, l.fetched_at)),
-                min(coalesce(e.expires_at, l.expires_at))
-                    FILTER (WHERE coalesce(e.expires_at, l.expires_at) > $2)
-         FROM entries e LEFT JOIN listings l ON l.id = e.listing
-         WHERE e.scope = $1 GROUP BY e.category",
-        &[&scope, &now_ms],
+    let now_bucket = now_ms.div_euclid(EXPIRY_BUCKET_MS);
+    let names: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+    let totals = tx.query(
+        "SELECT t.category, t.listing, t.bucket, t.entries, t.bytes, l.fetched_at, l.expires_at
+         FROM entry_totals t LEFT JOIN listings l ON l.id = t.listing AND t.listing <> 0
+         WHERE t.scope = $1",
+        &[&scope],
+    )?;
+    // Each a seek or a range of one minute on a partial time index.
+    let seeks = tx.query(
+        "SELECT c.category,
+                (SELECT count(*) FROM entries WHERE scope = $1 AND category = c.category
+                   AND expires_at >= $3 AND expires_at <= $2),
+                (SELECT min(fetched_at) FROM entries WHERE scope = $1 AND category = c.category
+                   AND fetched_at IS NOT NULL),
+                (SELECT max(fetched_at) FROM entries WHERE scope = $1 AND category = c.category
+                   AND fetched_at IS NOT NULL),
+                (SELECT min(expires_at) FROM entries WHERE scope = $1 AND category = c.category
+                   AND expires_at > $2)
+         FROM unnest($4::text[]) AS c(category)",
+        &[&scope, &now_ms, &(now_bucket * EXPIRY_BUCKET_MS), &names],
     )?;
     let reads = tx.query(
         "SELECT category, source, hits, stale_hits, misses FROM read_counts WHERE scope = $1",
@@ -1541,18 +1864,44 @@ pub(crate) fn category_stats(
     tx.commit()?;
     for category in Category::ALL {
         let name = category.as_str();
-        let row = figures.iter().find(|r| r.get::<_, &str>(0) == name);
-        let (entries, bytes, expired, oldest_fetch, newest_fetch, next_expiry) = match row {
-            Some(r) => (
-                uncount(r.get(1)),
-                uncount(r.get(2)),
-                uncount(r.get(3)),
-                r.get(4),
-                r.get(5),
-                r.get(6),
-            ),
-            None => (0, 0, 0, None, None, None),
-        };
+        let (mut entries, mut bytes, mut expired) = (0u64, 0u64, 0u64);
+        let (mut oldest_fetch, mut newest_fetch, mut next_expiry) =
+            (None::<i64>, None::<i64>, None::<i64>);
+        if let Some(r) = seeks.iter().find(|r| r.get::<_, &str>(0) == name) {
+            expired += uncount(r.get(1));
+            oldest_fetch = r.get(2);
+            newest_fetch = r.get(3);
+            next_expiry = r.get(4);
+        }
+        for r in totals.iter().filter(|r| r.get::<_, &str>(0) == name) {
+            let (listing, bucket): (i64, i64) = (r.get(1), r.get(2));
+            let n = uncount(r.get(3));
+            if n == 0 {
+                continue;
+            }
+            entries += n;
+            bytes += uncount(r.get(4));
+            if listing == 0 {
+                // Minutes wholly past; the current one was counted above.
+                if bucket < now_bucket {
+                    expired += n;
+                }
+                continue;
+            }
+            // Members carry their listing's times.
+            let (Some(fetched_at), Some(expires_at)) =
+                (r.get::<_, Option<i64>>(5), r.get::<_, Option<i64>>(6))
+            else {
+                continue;
+            };
+            if expires_at <= now_ms {
+                expired += n;
+            } else {
+                next_expiry = Some(next_expiry.map_or(expires_at, |e| e.min(expires_at)));
+            }
+            oldest_fetch = Some(oldest_fetch.map_or(fetched_at, |f| f.min(fetched_at)));
+            newest_fetch = Some(newest_fetch.map_or(fetched_at, |f| f.max(fetched_at)));
+        }
         let mut by_source: BTreeMap<ReadSource, ReadCounts> = ReadSource::ALL
             .iter()
             .map(|&s| (s, ReadCounts::default()))

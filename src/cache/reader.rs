@@ -200,6 +200,9 @@ pub struct CacheReader {
     pg: Option<pg::Actor>,
     /// The advisory lock key of the profile's warm lock (PostgreSQL only).
     pg_lock_key: i64,
+    /// Where the connection goes back to when the reader is dropped
+    /// (PostgreSQL only: `pg::park_reader`).
+    pg_pool_key: String,
     path: PathBuf,
     pending: BTreeMap<(ReadSource, Category), PendingReads>,
     unflushed: u64,
@@ -212,6 +215,7 @@ impl CacheReader {
             conn,
             pg: None,
             pg_lock_key: 0,
+            pg_pool_key: String::new(),
             path,
             pending: BTreeMap::new(),
             unflushed: 0,
@@ -221,8 +225,14 @@ impl CacheReader {
 
     /// A reader of the PostgreSQL store, on a connection of its own.
     pub(crate) fn open_postgres(target: &PgTarget) -> Result<CacheReader, CacheError> {
-        let actor = pg::Actor::start(target, "jira-cache-reader")?;
-        let version = actor.call(|client, _, at| pg::schema_version(client, at))?;
+        let (mut actor, reused) = pg::take_reader(target, "jira-cache-reader")?;
+        let mut version = actor.call(|client, _, at| pg::schema_version(client, at));
+        if reused && version.is_err() {
+            // An idle connection the server ended since: a new one.
+            actor = pg::Actor::start(target, "jira-cache-reader")?;
+            version = actor.call(|client, _, at| pg::schema_version(client, at));
+        }
+        let version = version?;
         if version == 0 {
             return Err(CacheError::Missing {
                 path: target.display_path(),
@@ -239,6 +249,7 @@ impl CacheReader {
         let mut reader = CacheReader::new(conn, target.display_path());
         reader.pg = Some(actor);
         reader.pg_lock_key = target.warm_lock_key();
+        reader.pg_pool_key = target.pool_key();
         Ok(reader)
     }
 
@@ -317,7 +328,9 @@ impl CacheReader {
     pub fn peek(&self, category: Category, key: &str) -> Result<Option<CachedEntry>, CacheError> {
         if let Some(actor) = &self.pg {
             let key = key.to_string();
-            return actor.call(move |c, scope, at| pg::peek(c, scope, category, &key).at_pg(at));
+            return actor.call_prepared(move |c, prepared, scope, at| {
+                pg::peek(c, prepared, scope, category, &key).at_pg(at)
+            });
         }
         self.conn
             .prepare_cached(
@@ -812,6 +825,9 @@ impl Drop for CacheReader {
                 tracing::debug!("cache busy; dropping this reader's unflushed read counts")
             }
             Err(e) => tracing::debug!(error = %e, "could not record cache reads"),
+        }
+        if let Some(actor) = self.pg.take() {
+            pg::park_reader(std::mem::take(&mut self.pg_pool_key), actor);
         }
     }
 }

@@ -16,6 +16,9 @@
 //! Committed is not durable against a power loss: under WAL with
 //! `synchronous = NORMAL` a commit survives the process crashing, but the
 //! last commits before a power cut may be rolled back (never half of one).
+//! On PostgreSQL a transaction of pages only does not wait for the server's
+//! disk either ([`RELAXED_COMMIT`]); every other write that changes a row
+//! does, and with it every page committed before it.
 //! If one write of a batch fails, the batch is rolled back and its writes are run
 //! again one transaction each, so only the failing one fails. A batch of
 //! patient writes only (the ends of projects' issue listings, whose callers
@@ -56,6 +59,28 @@ const BATCH_WRITES: usize = 64;
 /// wait at once.
 const PATIENCE: Duration = Duration::from_millis(100);
 
+/// Set at the start of a PostgreSQL transaction whose writes only store
+/// pages: its `COMMIT` then returns once the commit is in the server's
+/// memory, not once the server's disk has it (the WAL writer writes it
+/// within `wal_writer_delay`, 200 ms by default). During an ingest each
+/// commit waited for about a megabyte of WAL to be written and flushed,
+/// 40 ms to over 500 ms on a busy disk, while the writer could do nothing
+/// else (BENCHMARKS.md).
+///
+/// Why this loses nothing that matters:
+/// - The commit is still atomic and visible to every reader at once.
+/// - Only a crash of the database server (not of jira-cache, and not a
+///   clean restart) can lose such commits, and then only the last ones,
+///   in order: the server's log is replayed as a prefix, never with a hole.
+/// - Every other write (watermarks, the end of a listing and what it
+///   removes, meta values, runs, `--clear`, `--prune`) commits
+///   synchronously, which also puts every earlier commit on disk. So a
+///   lost page is never covered by a watermark or a finished listing that
+///   claims it: the next warm fetches it again. This is a cache; what is
+///   lost is a re-fetch, never data of record.
+/// - The writer waits for one synchronous commit when it closes.
+const RELAXED_COMMIT: &str = "SET LOCAL synchronous_commit = off";
+
 /// How long the writer sleeps at a time while a patient batch waits.
 const PATIENCE_STEP: Duration = Duration::from_millis(5);
 
@@ -85,7 +110,10 @@ pub(crate) enum Conn {
     Lite(Connection),
     Pg {
         client: postgres::Client,
+        prepared: pg::Prepared,
         scope: String,
+        /// Whether a relaxed commit may not be on the server's disk yet.
+        unsynced: bool,
     },
 }
 
@@ -94,6 +122,7 @@ pub(crate) enum Tx<'a> {
     Lite(&'a Connection),
     Pg {
         tx: postgres::Transaction<'a>,
+        prepared: &'a mut pg::Prepared,
         scope: &'a str,
     },
 }
@@ -113,6 +142,11 @@ trait Batched: Send {
     /// transaction.
     fn patient(&self) -> bool;
 
+    /// Whether it only stores a page (no watermark, reconciliation or run
+    /// record), so that a transaction of such writes only may be committed
+    /// without waiting for the server's disk (see [`RELAXED_COMMIT`]).
+    fn relaxed(&self) -> bool;
+
     /// Runs inside the open transaction `tx` and keeps its result. It may
     /// run again, in a fresh transaction, if the batch it was part of was
     /// rolled back.
@@ -126,6 +160,7 @@ struct Write<T, F> {
     op: F,
     weight: usize,
     patient: bool,
+    relaxed: bool,
     result: Option<T>,
     reply: oneshot::Sender<Result<T, CacheError>>,
     path: Arc<PathBuf>,
@@ -142,6 +177,10 @@ where
 
     fn patient(&self) -> bool {
         self.patient
+    }
+
+    fn relaxed(&self) -> bool {
+        self.relaxed
     }
 
     fn run(&mut self, tx: &mut Tx<'_>, path: &Path) -> Result<(), CacheError> {
@@ -232,7 +271,16 @@ impl CacheWriter {
                 Ok(client) => {
                     let _ = ready.send(Ok(()));
                     let scope = thread_target.scope().to_string();
-                    run(Conn::Pg { client, scope }, thread_path, rx);
+                    run(
+                        Conn::Pg {
+                            client,
+                            prepared: pg::Prepared::default(),
+                            scope,
+                            unsynced: false,
+                        },
+                        thread_path,
+                        rx,
+                    );
                 }
                 Err(e) => {
                     let _ = ready.send(Err(e));
@@ -256,9 +304,13 @@ impl CacheWriter {
     /// hash) only has its times refreshed; its stored value is not rewritten.
     pub async fn put_page(&self, entries: Vec<NewEntry>) -> Result<PutOutcome, CacheError> {
         let weight = entries.len();
-        self.batched(weight, move |tx, path| match tx {
+        self.page(weight, move |tx, path| match tx {
             Tx::Lite(tx) => write::put_page(tx, &entries, None).at(path),
-            Tx::Pg { tx, scope } => pg::put_page(tx, scope, &entries, None).at_pg(path),
+            Tx::Pg {
+                tx,
+                prepared,
+                scope,
+            } => pg::put_page(tx, prepared, scope, &entries, None).at_pg(path),
         })
         .await
     }
@@ -279,9 +331,13 @@ impl CacheWriter {
         entries: Vec<NewEntry>,
     ) -> Result<PutOutcome, CacheError> {
         let weight = entries.len();
-        self.batched(weight, move |tx, path| match tx {
+        self.page(weight, move |tx, path| match tx {
             Tx::Lite(tx) => write::put_page(tx, &entries, Some((&listing, page))).at(path),
-            Tx::Pg { tx, scope } => pg::put_page(tx, scope, &entries, Some(&listing)).at_pg(path),
+            Tx::Pg {
+                tx,
+                prepared,
+                scope,
+            } => pg::put_page(tx, prepared, scope, &entries, Some(&listing)).at_pg(path),
         })
         .await
     }
@@ -301,7 +357,7 @@ impl CacheWriter {
             let removal = removal.as_ref().map(|(scope, keep)| (scope, keep));
             match tx {
                 Tx::Lite(tx) => write::finish_listing(tx, &listing, &listed, removal).at(path),
-                Tx::Pg { tx, scope } => {
+                Tx::Pg { tx, scope, .. } => {
                     pg::finish_listing(tx, scope, &listing, &listed, removal).at_pg(path)
                 }
             }
@@ -320,7 +376,7 @@ impl CacheWriter {
     ) -> Result<u64, CacheError> {
         self.batched(keys.len().max(1), move |tx, path| match tx {
             Tx::Lite(tx) => write::leave_listing(tx, &listing, &keys).at(path),
-            Tx::Pg { tx, scope } => pg::leave_listing(tx, scope, &listing, &keys).at_pg(path),
+            Tx::Pg { tx, scope, .. } => pg::leave_listing(tx, scope, &listing, &keys).at_pg(path),
         })
         .await
     }
@@ -338,7 +394,7 @@ impl CacheWriter {
     ) -> Result<u64, CacheError> {
         self.batched(1, move |tx, path| match tx {
             Tx::Lite(tx) => write::remove_missing(tx, category, &scope, &keep).at(path),
-            Tx::Pg { tx, scope: s } => {
+            Tx::Pg { tx, scope: s, .. } => {
                 pg::remove_missing(tx, s, category, &scope, &keep).at_pg(path)
             }
         })
@@ -358,7 +414,7 @@ impl CacheWriter {
     ) -> Result<u64, CacheError> {
         self.call(move |conn, path| match conn {
             Conn::Lite(conn) => write::remove(conn, category, pattern.as_deref(), dry_run).at(path),
-            Conn::Pg { client, scope } => {
+            Conn::Pg { client, scope, .. } => {
                 pg::remove(client, scope, category, pattern.as_deref(), dry_run).at_pg(path)
             }
         })
@@ -369,7 +425,7 @@ impl CacheWriter {
     pub async fn set_meta(&self, key: String, value: String) -> Result<(), CacheError> {
         self.batched(1, move |tx, path| match tx {
             Tx::Lite(tx) => write::set_meta(tx, &key, &value).at(path),
-            Tx::Pg { tx, scope } => pg::set_meta(tx, scope, &key, &value).at_pg(path),
+            Tx::Pg { tx, scope, .. } => pg::set_meta(tx, scope, &key, &value).at_pg(path),
         })
         .await
     }
@@ -385,7 +441,7 @@ impl CacheWriter {
             Tx::Lite(tx) => {
                 write::set_watermark(tx, &project, newest_updated_ms, warmed_at).at(path)
             }
-            Tx::Pg { tx, scope } => {
+            Tx::Pg { tx, scope, .. } => {
                 pg::set_watermark(tx, scope, &project, newest_updated_ms, warmed_at).at_pg(path)
             }
         })
@@ -411,34 +467,43 @@ impl CacheWriter {
         newest_updated_ms: Option<i64>,
         warmed_at: i64,
     ) -> Result<Pending<(PutOutcome, u64)>, CacheError> {
-        self.hand_over(last_page.len().max(1), true, move |tx, path| match tx {
-            Tx::Lite(tx) => {
-                let put = write::put_page(tx, &last_page, None).at(path)?;
-                let removed = match &removal {
-                    Some((scope, keep)) => {
-                        write::remove_missing(tx, Category::Issue, scope, keep).at(path)?
+        self.hand_over(
+            last_page.len().max(1),
+            true,
+            false,
+            move |tx, path| match tx {
+                Tx::Lite(tx) => {
+                    let put = write::put_page(tx, &last_page, None).at(path)?;
+                    let removed = match &removal {
+                        Some((scope, keep)) => {
+                            write::remove_missing(tx, Category::Issue, scope, keep).at(path)?
+                        }
+                        None => 0,
+                    };
+                    if let Some(newest) = newest_updated_ms {
+                        write::set_watermark(tx, &project, newest, warmed_at).at(path)?;
                     }
-                    None => 0,
-                };
-                if let Some(newest) = newest_updated_ms {
-                    write::set_watermark(tx, &project, newest, warmed_at).at(path)?;
+                    Ok((put, removed))
                 }
-                Ok((put, removed))
-            }
-            Tx::Pg { tx, scope: s } => {
-                let put = pg::put_page(tx, s, &last_page, None).at_pg(path)?;
-                let removed = match &removal {
-                    Some((scope, keep)) => {
-                        pg::remove_missing(tx, s, Category::Issue, scope, keep).at_pg(path)?
+                Tx::Pg {
+                    tx,
+                    prepared,
+                    scope: s,
+                } => {
+                    let put = pg::put_page(tx, prepared, s, &last_page, None).at_pg(path)?;
+                    let removed = match &removal {
+                        Some((scope, keep)) => {
+                            pg::remove_missing(tx, s, Category::Issue, scope, keep).at_pg(path)?
+                        }
+                        None => 0,
+                    };
+                    if let Some(newest) = newest_updated_ms {
+                        pg::set_watermark(tx, s, &project, newest, warmed_at).at_pg(path)?;
                     }
-                    None => 0,
-                };
-                if let Some(newest) = newest_updated_ms {
-                    pg::set_watermark(tx, s, &project, newest, warmed_at).at_pg(path)?;
+                    Ok((put, removed))
                 }
-                Ok((put, removed))
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -452,7 +517,7 @@ impl CacheWriter {
     pub async fn run_start(&self, start: RunStart) -> Result<RunId, CacheError> {
         self.call(move |conn, path| match conn {
             Conn::Lite(conn) => runs::run_start(conn, &start).at(path),
-            Conn::Pg { client, scope } => pg::run_start(client, scope, &start).at_pg(path),
+            Conn::Pg { client, scope, .. } => pg::run_start(client, scope, &start).at_pg(path),
         })
         .await
     }
@@ -461,7 +526,7 @@ impl CacheWriter {
     pub async fn run_finish(&self, id: RunId, end: RunEnd) -> Result<(), CacheError> {
         self.call(move |conn, path| match conn {
             Conn::Lite(conn) => runs::run_finish(conn, id, &end).at(path),
-            Conn::Pg { client, scope } => pg::run_finish(client, scope, id, &end).at_pg(path),
+            Conn::Pg { client, scope, .. } => pg::run_finish(client, scope, id, &end).at_pg(path),
         })
         .await
     }
@@ -476,7 +541,7 @@ impl CacheWriter {
     ) -> Result<EvictionOutcome, CacheError> {
         self.call(move |conn, path| match conn {
             Conn::Lite(conn) => write::enforce_max_size(conn, max_bytes, now_ms).at(path),
-            Conn::Pg { client, scope } => {
+            Conn::Pg { client, scope, .. } => {
                 pg::enforce_max_size(client, scope, max_bytes, now_ms).at_pg(path)
             }
         })
@@ -489,7 +554,9 @@ impl CacheWriter {
     pub async fn prune(&self, expired_before_ms: i64) -> Result<PruneOutcome, CacheError> {
         self.call(move |conn, path| match conn {
             Conn::Lite(conn) => write::prune(conn, path, expired_before_ms),
-            Conn::Pg { client, scope } => pg::prune(client, scope, expired_before_ms).at_pg(path),
+            Conn::Pg { client, scope, .. } => {
+                pg::prune(client, scope, expired_before_ms).at_pg(path)
+            }
         })
         .await
     }
@@ -515,7 +582,23 @@ impl CacheWriter {
         T: Send + 'static,
         F: FnMut(&mut Tx<'_>, &Path) -> Result<T, CacheError> + Send + 'static,
     {
-        self.hand_over(weight, false, op).await?.outcome().await
+        self.hand_over(weight, false, false, op)
+            .await?
+            .outcome()
+            .await
+    }
+
+    /// [`Self::batched`] for a write that only stores a page (see
+    /// [`Batched::relaxed`]).
+    async fn page<T, F>(&self, weight: usize, op: F) -> Result<T, CacheError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut Tx<'_>, &Path) -> Result<T, CacheError> + Send + 'static,
+    {
+        self.hand_over(weight, false, true, op)
+            .await?
+            .outcome()
+            .await
     }
 
     /// Queues a write; its result comes through the answered [`Pending`].
@@ -523,6 +606,7 @@ impl CacheWriter {
         &self,
         weight: usize,
         patient: bool,
+        relaxed: bool,
         op: F,
     ) -> Result<Pending<T>, CacheError>
     where
@@ -534,6 +618,7 @@ impl CacheWriter {
             op,
             weight,
             patient,
+            relaxed,
             result: None,
             reply,
             path: Arc::clone(&self.path),
@@ -673,7 +758,19 @@ fn run(mut conn: Conn, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
             conn.close()
                 .map_err(|(_, e)| CacheError::from_sqlite(&path, e))
         }
-        Conn::Pg { client, .. } => client.close().at_pg(&path),
+        Conn::Pg {
+            mut client,
+            unsynced,
+            ..
+        } => {
+            // Relaxed commits reach the disk within the server's
+            // `wal_writer_delay` anyway; waiting for one synchronous commit
+            // here makes "the writer closed" mean "all on disk" again.
+            if unsynced && let Err(e) = pg::sync_commits(&mut client) {
+                tracing::warn!(error = %e, "could not wait for the cache's last commits to reach the database's disk");
+            }
+            client.close().at_pg(&path)
+        }
     };
     if let Err(e) = &closed {
         tracing::warn!(error = %e, "closing the cache writer's connection failed");
@@ -744,12 +841,26 @@ fn together(conn: &mut Conn, path: &Path, batch: &mut [Box<dyn Batched>]) -> Tog
                 Err(e) => Together::Failed(CacheError::from_sqlite(path, e)),
             }
         }
-        Conn::Pg { client, scope } => {
-            let tx = match client.transaction() {
+        Conn::Pg {
+            client,
+            prepared,
+            scope,
+            unsynced,
+        } => {
+            let mut tx = match client.transaction() {
                 Ok(tx) => tx,
                 Err(e) => return Together::Failed(pg::from_pg(path, e)),
             };
-            let mut open = Tx::Pg { tx, scope };
+            let relaxed = batch.iter().all(|w| w.relaxed());
+            if relaxed && let Err(e) = tx.batch_execute(RELAXED_COMMIT) {
+                return Together::Failed(pg::from_pg(path, e));
+            }
+            *unsynced |= relaxed;
+            let mut open = Tx::Pg {
+                tx,
+                prepared,
+                scope,
+            };
             for write in batch.iter_mut() {
                 if write.run(&mut open, path).is_err() {
                     // Dropping the transaction rolls the batch back.
@@ -774,9 +885,22 @@ fn alone(conn: &mut Conn, path: &Path, write: &mut dyn Batched) -> Result<(), Ca
             write.run(&mut Tx::Lite(tx.conn), path)?;
             tx.commit().at(path)
         }
-        Conn::Pg { client, scope } => {
-            let tx = client.transaction().at_pg(path)?;
-            let mut open = Tx::Pg { tx, scope };
+        Conn::Pg {
+            client,
+            prepared,
+            scope,
+            unsynced,
+        } => {
+            let mut tx = client.transaction().at_pg(path)?;
+            if write.relaxed() {
+                tx.batch_execute(RELAXED_COMMIT).at_pg(path)?;
+                *unsynced = true;
+            }
+            let mut open = Tx::Pg {
+                tx,
+                prepared,
+                scope,
+            };
             write.run(&mut open, path)?;
             let Tx::Pg { tx, .. } = open else {
                 unreachable!("opened as a PostgreSQL transaction")
