@@ -85,10 +85,11 @@ const RELAXED_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 const PATIENCE_STEP: Duration = Duration::from_millis(5);
 
 /// Entries written since the last checkpoint after which an idle writer
-/// (it waited for this batch, and nothing more is queued) gives the WAL back to the file: a warm that waits on
-/// the network spreads the checkpoints over its idle time, instead of one
-/// copy of the whole run's WAL after its last write (a fifth of a cold
-/// warm's wall time on the benchmark site). A busy writer leaves them to
+/// (it waited for this batch, and nothing more is queued) gives the WAL
+/// back to the file (SQLite): a warm that waits on the network spreads the
+/// checkpoints over its idle time, instead of one copy of the whole run's
+/// WAL after its last write (a fifth of a cold warm's wall time on the
+/// benchmark site). A busy writer leaves them to
 /// the wide `wal_autocheckpoint`, as before.
 const IDLE_CHECKPOINT_ENTRIES: usize = 2000;
 
