@@ -212,9 +212,15 @@ pub struct CachedValue {
 
 impl CachedValue {
     fn from_entry(entry: &CachedEntry, now_ms: i64, origin: Origin) -> CachedValue {
+        Self::from_owned(entry.clone(), now_ms, origin)
+    }
+
+    /// [`Self::from_entry`] without copying the value (the read path's
+    /// hit, where the entry is not needed after).
+    fn from_owned(entry: CachedEntry, now_ms: i64, origin: Origin) -> CachedValue {
         CachedValue {
-            value: entry.value.clone(),
             freshness: entry.freshness(now_ms),
+            value: entry.value,
             age: Duration::from_millis(
                 u64::try_from(now_ms.saturating_sub(entry.fetched_at)).unwrap_or(0),
             ),
@@ -397,7 +403,7 @@ impl ReadThrough {
         Ok(self
             .inner
             .read_counted(category, key, now)?
-            .map(|e| CachedValue::from_entry(&e, now, Origin::Cache)))
+            .map(|e| CachedValue::from_owned(e, now, Origin::Cache)))
     }
 
     /// Returns the value under `key` if it is fresh; otherwise (missing,
@@ -477,14 +483,12 @@ impl ReadThrough {
     {
         let inner = &*self.inner;
         let now = now_ms();
-        let seen = inner.read_counted(category, key, now)?;
-        if let Some(entry) = &seen
-            && now < entry.expires_at
-            && !inner.refresh_early(entry, now)
-        {
-            return Ok(CachedValue::from_entry(entry, now, Origin::Cache));
-        }
-        let seen_at = seen.map(|e| e.fetched_at);
+        let seen_at = match inner.read_counted(category, key, now)? {
+            Some(entry) if now < entry.expires_at && !inner.refresh_early(&entry, now) => {
+                return Ok(CachedValue::from_owned(entry, now, Origin::Cache));
+            }
+            seen => seen.map(|e| e.fetched_at),
+        };
         inner
             .flights
             .run((category, key.to_string()), || {

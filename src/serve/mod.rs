@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
@@ -240,13 +240,11 @@ async fn access_log(request: Request, next: Next) -> Response {
 }
 
 /// The one handler: check the path, then answer from the cache or forward.
-async fn handle(
-    State(app): State<Arc<App>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+    // Taken apart by hand: a read the cache answers needs neither a copy of
+    // the headers nor the (empty) body collected.
+    let (parts, body) = request.into_parts();
+    let (method, uri) = (&parts.method, &parts.uri);
     // An absolute-form target (`GET http://elsewhere/ HTTP/1.1`) would make
     // this a proxy: refused.
     if uri.scheme().is_some() || uri.authority().is_some() {
@@ -271,7 +269,7 @@ async fn handle(
         }
     };
     let query = uri.query();
-    if method == Method::GET
+    if *method == Method::GET
         && let Some((category, key)) = route::cache_key(&path, query)
     {
         if let Some(source) = warmed::source(&path, query, app.deployment) {
@@ -280,7 +278,12 @@ async fn handle(
         let read = read_through(&app, category, &key, path, query).await;
         return answer_read(read, &key);
     }
-    forward(&app, method, &path, query, &headers, body).await
+    // The body as the `Bytes` extractor takes it (its size limit included).
+    let body = match Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    forward(&app, parts.method, &path, query, &parts.headers, body).await
 }
 
 /// A GET the cache may answer: the entry `cache_serve` keeps for it
