@@ -879,3 +879,70 @@ async fn a_v2_client_never_gets_the_adf_of_a_v3_warmed_issue() {
     assert!(!got.json.to_string().contains("\"doc\""), "{}", got.json);
     assert!(served.terminate().success());
 }
+
+/// An issue's `fields.summary` as the site has it now.
+fn site_summary(fake: &FakeJira, key: &str) -> Value {
+    fake.site().snapshot().issue(key).expect("the issue")["fields"]["summary"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_through_the_cache_refreshes_the_issues_it_answers_with() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let read = format!(
+        "{}/rest/api/3/issue/{issue}?fields=summary,status",
+        served.url
+    );
+    let before = get(&http, &read, Some(&auth)).await;
+    assert_eq!(before.cache, "HIT");
+    assert!(fake.site().touch_issue(&issue));
+    let changed = site_summary(&fake, &issue);
+    assert_ne!(before.json["fields"]["summary"], changed);
+    // Within its TTL the warmed entry still answers with the old summary.
+    assert_eq!(
+        get(&http, &read, Some(&auth)).await.json["fields"]["summary"],
+        before.json["fields"]["summary"]
+    );
+    // A search whose fields cover the entry's: passed on unchanged…
+    let search = format!("/rest/api/3/search/jql?jql=key%3D{issue}&fields=*all");
+    let site = get(&http, &format!("{}{search}", fake.url()), Some(&auth)).await;
+    let through = get(&http, &format!("{}{search}", served.url), Some(&auth)).await;
+    assert_eq!((through.status, through.cache.as_str()), (200, "BYPASS"));
+    assert_eq!(through.json, site.json);
+    // …and the issue's entry now holds what it said, served from the cache.
+    fake.reset_requests();
+    let after = get(&http, &read, Some(&auth)).await;
+    assert_eq!(after.cache, "HIT");
+    assert_eq!(after.json["fields"]["summary"], changed);
+    assert_eq!(fake.request_count(), 0);
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_that_does_not_cover_the_entry_refreshes_nothing() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let read = format!(
+        "{}/rest/api/3/issue/{issue}?fields=summary,status",
+        served.url
+    );
+    let before = get(&http, &read, Some(&auth)).await.json;
+    assert!(fake.site().touch_issue(&issue));
+    // Only two of the fields the warm keeps: the entry cannot be rebuilt.
+    let narrow = format!("/rest/api/3/search/jql?jql=key%3D{issue}&fields=summary,updated");
+    let got = get(&http, &format!("{}{narrow}", served.url), Some(&auth)).await;
+    assert_eq!(got.status, 200, "{}", got.json);
+    assert_eq!(
+        got.json["issues"][0]["fields"]["summary"],
+        site_summary(&fake, &issue)
+    );
+    let after = get(&http, &read, Some(&auth)).await;
+    assert_eq!((after.cache.as_str(), &after.json), ("HIT", &before));
+    assert!(served.terminate().success());
+}

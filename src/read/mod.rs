@@ -459,6 +459,29 @@ impl ReadThrough {
         Ok(self.inner.reader().flush_read_counts()?)
     }
 
+    /// Stores values that came from the site in answer to a request other
+    /// than a read of this handle (e.g. the issues of a search answer that
+    /// `cache_serve` passed on), as a fetch of a read would: the category's
+    /// TTL (for issues by their `updated`). No fetch time is known, so they
+    /// are not refreshed early, only at expiry.
+    pub async fn store_fetched(
+        &self,
+        category: Category,
+        values: Vec<(String, String)>,
+    ) -> Result<(), ReadError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let ttl = &self.inner.options.ttl;
+        let entries = values
+            .into_iter()
+            .map(|(key, value)| expiry::new_entry(category, &key, value, now, 0, ttl))
+            .collect();
+        self.inner.writer.put_page(entries).await?;
+        Ok(())
+    }
+
     /// Deletes the entries of `category` whose key matches the GLOB
     /// `pattern`, because a write made them wrong; returns how many. The
     /// next read fetches them anew.

@@ -34,6 +34,7 @@ pub mod upstream;
 pub mod warmed;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -110,6 +111,13 @@ struct App {
     peek: Mutex<CacheReader>,
     upstream: Upstream,
     deployment: Deployment,
+    /// Held (shared) by each write from before it goes to the site until
+    /// the entries it touched are dropped; a search answer refreshes
+    /// entries only when it can take it alone ([`refresh_from_search`]).
+    write_gate: tokio::sync::RwLock<()>,
+    /// Writes started so far: a search answer refreshes nothing if a write
+    /// started while it was under way.
+    writes: AtomicU64,
 }
 
 impl App {
@@ -178,6 +186,8 @@ impl Server {
             peek: Mutex::new(peek),
             upstream,
             deployment,
+            write_gate: tokio::sync::RwLock::new(()),
+            writes: AtomicU64::new(0),
         });
         // Room for the site's own timeout and a retry behind a lease.
         let timeout = profile.timeout * 2 + Duration::from_secs(5);
@@ -440,9 +450,21 @@ async fn forward(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let is_write =
+        !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && !route::is_search(path);
+    let _writing = match is_write {
+        true => Some(app.write_gate.read().await),
+        false => None,
+    };
+    if is_write {
+        app.writes.fetch_add(1, Ordering::SeqCst);
+    }
+    let writes_before = app.writes.load(Ordering::SeqCst);
     match app.upstream.send(method, path, query, headers, body).await {
         Ok(answer) => {
+            if answer.status.is_success() && route::is_entry_version_search(path, app.deployment) {
+                refresh_from_search(app, &answer.body, writes_before).await;
+            }
             if is_write && answer.status.is_success() {
                 for (category, pattern) in route::invalidated_by_write(path) {
                     if let Err(e) = app.read.invalidate(category, &pattern).await {
@@ -467,6 +489,75 @@ async fn forward(
                 .headers_mut()
                 .insert(X_CACHE, HeaderValue::from_static("BYPASS"));
             response
+        }
+    }
+}
+
+/// The issues of a search answer refresh their warmed entries, where the
+/// answer covers what each entry holds ([`warmed::refreshed_issue`]); an
+/// issue whose `updated` moved also loses the whole answers `cache_serve`
+/// kept for it (`serve:` keys), which the next read fetches anew. Nothing
+/// is refreshed if a write started since the search was sent, or is under
+/// way: its answer may predate the write, and a client must never read its
+/// own write back stale. Best effort: a failure only leaves the entries as
+/// they were.
+async fn refresh_from_search(app: &App, body: &[u8], writes_before: u64) {
+    #[derive(serde::Deserialize)]
+    struct SearchAnswer<'a> {
+        #[serde(borrow, default)]
+        issues: Vec<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Keyed {
+        key: Option<String>,
+    }
+    let Ok(answer) = serde_json::from_slice::<SearchAnswer>(body) else {
+        return;
+    };
+    let mut refreshed = Vec::new();
+    let mut moved = Vec::new();
+    for issue in answer.issues {
+        let Some(key) = serde_json::from_str::<Keyed>(issue.get())
+            .ok()
+            .and_then(|k| k.key)
+            .map(|k| k.to_ascii_uppercase())
+        else {
+            continue;
+        };
+        let Some(entry) = app.peek(Category::Issue, &key) else {
+            continue;
+        };
+        let Some(value) = warmed::refreshed_issue(&entry.value, entry.updated_at, issue.get())
+        else {
+            continue;
+        };
+        if value != entry.value {
+            moved.push(key.clone());
+        }
+        refreshed.push((key, value));
+    }
+    if refreshed.is_empty() {
+        return;
+    }
+    let Ok(_alone) = app.write_gate.try_write() else {
+        return;
+    };
+    if app.writes.load(Ordering::SeqCst) != writes_before {
+        return;
+    }
+    if let Err(e) = app.read.store_fetched(Category::Issue, refreshed).await {
+        tracing::warn!("cannot refresh issues from a search answer: {e}");
+        return;
+    }
+    for key in moved {
+        let key = route::glob_escape(&key);
+        for pattern in [
+            format!("{}*/issue/{key}", route::SERVE_PREFIX),
+            format!("{}*/issue/{key}[?/]*", route::SERVE_PREFIX),
+        ] {
+            if let Err(e) = app.read.invalidate(Category::Issue, &pattern).await {
+                tracing::warn!("cannot drop the answers kept for a changed issue: {e}");
+            }
         }
     }
 }

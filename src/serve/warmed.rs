@@ -412,6 +412,50 @@ fn issue_fit(
     }
 }
 
+/// The warmed entry of an issue, refreshed from that issue as a search
+/// answer gave it (`answered`, fetched in the entry's API version: the
+/// caller's check). Conservative: `None`, leaving the entry as it is,
+/// unless the answer holds the same issue (same `key`), every member the
+/// entry holds, every field the entry holds (so no `fieldsByKeys` or
+/// `versionedRepresentations` answer passes), and an `updated` no older
+/// than the entry's `updated_at`. The refreshed value keeps the entry's
+/// members and fields, in its order, each with the answer's value.
+pub fn refreshed_issue(cached: &str, updated_at: Option<i64>, answered: &str) -> Option<String> {
+    let old: Members = serde_json::from_str(cached).ok()?;
+    let new: Members = serde_json::from_str(answered).ok()?;
+    let key_of = |m: &Members| {
+        m.get("key")
+            .and_then(|k| serde_json::from_str::<String>(k.get()).ok())
+    };
+    if !key_of(&old)?.eq_ignore_ascii_case(&key_of(&new)?) {
+        return None;
+    }
+    let old_fields: Members = serde_json::from_str(old.get("fields")?.get()).ok()?;
+    let new_fields: Members = serde_json::from_str(new.get("fields")?.get()).ok()?;
+    let updated = new_fields
+        .get("updated")
+        .and_then(|u| serde_json::from_str::<String>(u.get()).ok())
+        .and_then(|u| crate::warm::parse_jira_time(&u))?;
+    if updated < updated_at? {
+        return None;
+    }
+    let mut fields = Members(Vec::with_capacity(old_fields.0.len()));
+    for (name, _) in &old_fields.0 {
+        fields.0.push((name.clone(), new_fields.get(name)?));
+    }
+    let fields_text = fields.to_text();
+    let fields_raw: &RawValue = serde_json::from_str(&fields_text).ok()?;
+    let mut out = Members(Vec::with_capacity(old.0.len()));
+    for (name, _) in &old.0 {
+        let value = match name.as_str() {
+            "fields" => fields_raw,
+            _ => new.get(name)?,
+        };
+        out.0.push((name.clone(), value));
+    }
+    Some(out.to_text())
+}
+
 #[derive(Deserialize)]
 struct FieldDef {
     id: Option<String>,
@@ -690,6 +734,33 @@ mod tests {
             got,
             r#"{"self": "https://s/rest/api/2/x","summary":"see \"self\":\"https://s/rest/api/3/y\"","a":{"self":"h/rest/api/2/z"}}"#
         );
+    }
+
+    #[test]
+    fn a_search_answer_refreshes_an_issue_only_when_it_covers_the_entry() {
+        let cached = r#"{"id":"10","key":"P-1","fields":{"summary":"Old","updated":"2024-01-01T00:00:00.000+0000"}}"#;
+        let at = crate::warm::parse_jira_time("2024-01-01T00:00:00.000+0000");
+        let newer = r#"{"expand":"x","id":"10","self":"s","key":"P-1","fields":{"status":{"name":"Open"},"updated":"2024-02-01T00:00:00.000+0000","summary":"New"}}"#;
+        let got = refreshed_issue(cached, at, newer).expect("covered");
+        assert_eq!(
+            got,
+            r#"{"id":"10","key":"P-1","fields":{"summary":"New","updated":"2024-02-01T00:00:00.000+0000"}}"#
+        );
+        // A field the entry holds is missing from the answer.
+        let short =
+            r#"{"id":"10","key":"P-1","fields":{"updated":"2024-02-01T00:00:00.000+0000"}}"#;
+        assert_eq!(refreshed_issue(cached, at, short), None);
+        // Older than the entry, another issue, no `updated`: left alone.
+        let older = newer.replace("2024-02-01", "2023-12-01");
+        assert_eq!(refreshed_issue(cached, at, &older), None);
+        assert_eq!(
+            refreshed_issue(cached, at, &newer.replace("P-1", "P-2")),
+            None
+        );
+        assert_eq!(refreshed_issue(cached, None, newer), None);
+        // A member of the entry's (here `id`) the answer lacks.
+        let no_id = newer.replace(r#""id":"10","#, "");
+        assert_eq!(refreshed_issue(cached, at, &no_id), None);
     }
 
     #[test]
