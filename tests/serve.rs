@@ -97,6 +97,9 @@ async fn served_paths(http: &reqwest::Client, fake: &FakeJira, auth: &str) -> Ve
         format!("{v}/issue/{issue}"),
         format!("{v}/issue/{issue}?fields=summary,status"),
     ];
+    if fake.flavor() == Flavor::DataCenter {
+        paths.extend(dc_user_paths(fake));
+    }
     if fake.flavor() == Flavor::Cloud {
         let users = get(http, &format!("{api}/users/search"), Some(auth))
             .await
@@ -112,6 +115,17 @@ async fn served_paths(http: &reqwest::Client, fake: &FakeJira, auth: &str) -> Ve
         ]);
     }
     paths
+}
+
+/// Data Center's `user` by `username` and by `key`, for a user of the site.
+fn dc_user_paths(fake: &FakeJira) -> Vec<String> {
+    let user = fake.site().snapshot().users[0].clone();
+    let name = user["name"].as_str().expect("a user name").to_string();
+    let key = user["key"].as_str().expect("a user key").to_string();
+    vec![
+        format!("/rest/api/2/user?username={name}"),
+        format!("/rest/api/2/user?key={key}"),
+    ]
 }
 
 async fn same_as_the_site_then_from_the_cache(flavor: Flavor, auth: String) {
@@ -945,4 +959,99 @@ async fn a_search_that_does_not_cover_the_entry_refreshes_nothing() {
     let after = get(&http, &read, Some(&auth)).await;
     assert_eq!((after.cache.as_str(), &after.json), ("HIT", &before));
     assert!(served.terminate().success());
+}
+
+/// The spec's `keys` is an exploded array (`keys=PA&keys=PB`); a comma is
+/// not its separator. The comma form is not split by the cache: the site
+/// gets the query as it came and says what it means.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comma_joined_project_keys_go_to_the_site_as_they_came() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (_sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let keys = project_keys(&fake);
+    let repeated = format!(
+        "/rest/api/3/project/search?keys={}&keys={}",
+        keys[0], keys[1]
+    );
+    let joined = format!("/rest/api/3/project/search?keys={},{}", keys[0], keys[1]);
+    fake.reset_requests();
+    let from_list = get(&http, &format!("{}{repeated}", served.url), Some(&auth)).await;
+    assert_eq!(from_list.cache, "HIT");
+    assert_eq!(from_list.json["total"], 2);
+    assert_eq!(fake.request_count(), 0, "answered from the warmed list");
+    let site = get(&http, &format!("{}{joined}", fake.url()), Some(&auth)).await;
+    fake.reset_requests();
+    let passed = get(&http, &format!("{}{joined}", served.url), Some(&auth)).await;
+    assert_eq!(passed.cache, "MISS");
+    assert_eq!(passed.json, site.json, "the site's own answer");
+    let asked: Vec<String> = fake.requests().into_iter().map(|r| r.query).collect();
+    assert_eq!(asked, [format!("keys={},{}", keys[0], keys[1])]);
+    assert!(served.terminate().success());
+}
+
+/// `project/{key}` and `user` are not in what a warm stores (its listing's
+/// project and user lack what these return): read through, then, past the
+/// TTL with the site down, served stale within `max_stale`.
+async fn projects_and_users_past_their_ttl_are_served_stale(flavor: Flavor, auth: String) {
+    let fake = FakeJira::builder(flavor).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(
+        &fake,
+        flavor,
+        "max_stale = \"1d\"\n[profiles.test.ttl]\nproject = \"0s\"\nuser = \"0s\"\n",
+    );
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let v = fake.api_url().trim_start_matches(&fake.url()).to_string();
+    let project = project_keys(&fake)[0].clone();
+    let mut paths = vec![format!("{v}/project/{project}")];
+    match flavor {
+        Flavor::Cloud => {
+            let users = get(
+                &http,
+                &format!("{}/users/search", fake.api_url()),
+                Some(&auth),
+            )
+            .await;
+            let account = users.json[0]["accountId"].as_str().expect("a user");
+            paths.push(format!("{v}/user?accountId={account}"));
+        }
+        Flavor::DataCenter => paths.extend(dc_user_paths(&fake)),
+    }
+    let mut direct = Vec::new();
+    for path in &paths {
+        let site = get(&http, &format!("{}{path}", fake.url()), Some(&auth)).await;
+        assert_eq!(site.status, 200, "{path}: {}", site.json);
+        let first = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (first.cache.as_str(), &first.json),
+            ("MISS", &site.json),
+            "{path}"
+        );
+        direct.push(site.json);
+    }
+    drop(fake);
+    for (path, site) in paths.iter().zip(&direct) {
+        let stale = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (stale.status, stale.cache.as_str()),
+            (200, "STALE"),
+            "{path}"
+        );
+        assert_eq!(&stale.json, site, "{path}");
+        assert!(stale.age.is_some(), "{path}: an Age header");
+    }
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_projects_and_users_past_their_ttl_are_served_stale_with_the_site_down() {
+    projects_and_users_past_their_ttl_are_served_stale(Flavor::Cloud, cloud_auth()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_projects_and_users_past_their_ttl_are_served_stale_with_the_site_down() {
+    projects_and_users_past_their_ttl_are_served_stale(Flavor::DataCenter, dc_auth()).await;
 }
