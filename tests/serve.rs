@@ -1055,3 +1055,74 @@ async fn cloud_projects_and_users_past_their_ttl_are_served_stale_with_the_site_
 async fn data_center_projects_and_users_past_their_ttl_are_served_stale_with_the_site_down() {
     projects_and_users_past_their_ttl_are_served_stale(Flavor::DataCenter, dc_auth()).await;
 }
+
+/// The warmed project and user are the listing's objects, fewer members
+/// than `project/{key}` and `user` return: with the site down and nothing
+/// else kept, they are served as what they are, marked `STALE-PARTIAL`.
+async fn warmed_projects_and_users_answer_partially_with_the_site_down(
+    flavor: Flavor,
+    auth: String,
+) {
+    let fake = FakeJira::builder(flavor).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let v = fake.api_url().trim_start_matches(&fake.url()).to_string();
+    let project = project_keys(&fake)[0].clone();
+    let user = fake.site().snapshot().users[0].clone();
+    let (user_path, user_key) = match flavor {
+        Flavor::Cloud => {
+            let id = user["accountId"]
+                .as_str()
+                .expect("an accountId")
+                .to_string();
+            (format!("{v}/user?accountId={id}"), id)
+        }
+        Flavor::DataCenter => {
+            let key = user["key"].as_str().expect("a user key").to_string();
+            (format!("{v}/user?key={key}"), key)
+        }
+    };
+    let warmed = |category: &str, key: &str| -> Value {
+        let out =
+            common::run_ok(&mut sandbox.status(&["--profile", "test", "--get", category, key]));
+        serde_json::from_str(&common::stdout(&out)).expect("the warmed entry's JSON")
+    };
+    let cases = [
+        (
+            format!("{v}/project/{}", project.to_lowercase()),
+            warmed("project", &project),
+        ),
+        (user_path, warmed("user", &user_key)),
+    ];
+    drop(fake);
+    for (path, entry) in &cases {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (got.status, got.cache.as_str()),
+            (200, "STALE-PARTIAL"),
+            "{path}: {}",
+            got.json
+        );
+        assert_eq!(&got.json, entry, "{path}");
+    }
+    // By id, or by user name: not how the warm keys them; nothing to serve.
+    let by_name = match flavor {
+        Flavor::Cloud => format!("{v}/project/10000"),
+        Flavor::DataCenter => format!("{v}/user?username=nobody-warmed"),
+    };
+    let got = get(&http, &format!("{}{by_name}", served.url), Some(&auth)).await;
+    assert_eq!(got.status, 502, "{by_name}: {}", got.json);
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_warmed_projects_and_users_answer_partially_with_the_site_down() {
+    warmed_projects_and_users_answer_partially_with_the_site_down(Flavor::Cloud, cloud_auth())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_warmed_projects_and_users_answer_partially_with_the_site_down() {
+    warmed_projects_and_users_answer_partially_with_the_site_down(Flavor::DataCenter, dc_auth())
+        .await;
+}

@@ -15,11 +15,14 @@
 //!   Each is kept under its API version, path and query ([`route`]), so a
 //!   v2 client never gets a v3 answer's ADF. `field`, `project`,
 //!   `project/search` and `issue/{key}?fields=` are answered first from the
-//!   entries the warm wrote, where they hold what Jira returns ([`warmed`]).
+//!   entries the warm wrote, where they hold what Jira returns ([`warmed`]);
+//!   `project/{key}` and `user` fall back on them, partial, when the site
+//!   is down.
 //! - **Every other request** (search, writes, anything else under `/rest/`)
 //!   goes to the site unchanged; a successful write drops the entries it
 //!   touches before the answer goes back, so a client never reads its own
-//!   write back stale.
+//!   write back stale. The issues of a search answer refresh their warmed
+//!   entries ([`refresh_from_search`]).
 //! - `X-Cache: HIT | STALE | STALE-PARTIAL | MISS | BYPASS` and `Age` say
 //!   what happened.
 //!

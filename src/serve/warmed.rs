@@ -19,6 +19,14 @@
 //! `expand` to the listing's user; an issue asked without `fields` gets
 //! every field (`*all`), more than the warm's `issue_fields`.
 //!
+//! **Projects and users when the site is down.** `project/{key}` (by key)
+//! and `user?accountId=` (Data Center `user?key=`) are read through as
+//! above. Only when that fails for want of the site (nothing kept, or kept
+//! beyond `max_stale`), the warmed project or user, within `max_stale`, is
+//! served as what it is, the listing's object with fewer members, marked
+//! `X-Cache: STALE-PARTIAL` ([`Source::Listed`]), as an issue short of
+//! fields is.
+//!
 //! **Versions.** Every warmed entry was fetched in the deployment's API
 //! version (`Deployment::api_base`: v3 on Cloud, v2 on Data Center): the
 //! warm and the library ask nothing else. A request in the other version
@@ -79,6 +87,10 @@ pub enum Source {
         /// `keys` (none: every project).
         keys: Vec<String>,
     },
+    /// One project or user whose warmed entry is the listing's object,
+    /// fewer members than `project/{key}` or `user` return: never served
+    /// whole, only as [`Fit::Partial`] when the site cannot be reached.
+    Listed(Category, String),
     /// An issue with exactly these fields.
     Issue {
         /// Its key, upper-cased.
@@ -94,6 +106,7 @@ impl Source {
         match self {
             Source::List(category, _) => *category,
             Source::ProjectPage { .. } => Category::Project,
+            Source::Listed(category, _) => *category,
             Source::Issue { .. } => Category::Issue,
         }
     }
@@ -103,6 +116,7 @@ impl Source {
         match self {
             Source::List(_, key) => key,
             Source::ProjectPage { .. } => PROJECTS_LIST,
+            Source::Listed(_, key) => key,
             Source::Issue { key, .. } => key,
         }
     }
@@ -119,6 +133,24 @@ pub fn source(path: &SafePath, query: Option<&str>, deployment: Deployment) -> O
         ["project"] if params.is_empty() => Some(Source::List(Category::Project, PROJECTS_LIST)),
         ["project", "search"] if deployment == Deployment::Cloud => project_page(&params),
         ["issue", key] => issue(key, &params),
+        // By key: the warm keys projects by key, not id.
+        ["project", key]
+            if *key != "search"
+                && params.is_empty()
+                && !key.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            Some(Source::Listed(Category::Project, key.to_ascii_uppercase()))
+        }
+        // The warm keys users by Cloud `accountId`, Data Center `key`.
+        ["user"] => match (params.0.as_slice(), deployment) {
+            ([(name, id)], Deployment::Cloud) if name == "accountId" && !id.is_empty() => {
+                Some(Source::Listed(Category::User, id.clone()))
+            }
+            ([(name, id)], Deployment::DataCenter) if name == "key" && !id.is_empty() => {
+                Some(Source::Listed(Category::User, id.clone()))
+            }
+            _ => None,
+        },
         _ => None,
     }
 }
@@ -272,6 +304,10 @@ pub fn fit(
         // The warm writes lists as JSON arrays: not decoded again per read.
         Source::List(..) if value.trim_start().starts_with('[') => Fit::Whole(value.to_string()),
         Source::List(..) => Fit::No,
+        Source::Listed(..) if value.trim_start().starts_with('{') => {
+            Fit::Partial(value.to_string())
+        }
+        Source::Listed(..) => Fit::No,
         Source::ProjectPage {
             start_at,
             max_results,
@@ -624,8 +660,31 @@ mod tests {
             Some(Source::List(Category::Field, FIELDS_LIST))
         );
         assert_eq!(src("/rest/api/3/field", Some("x=1")), None);
-        assert_eq!(src("/rest/api/3/project/ALPHA", None), None);
-        assert_eq!(src("/rest/api/3/user", Some("accountId=a")), None);
+        assert_eq!(
+            src("/rest/api/3/project/alpha", None),
+            Some(Source::Listed(Category::Project, "ALPHA".into()))
+        );
+        assert_eq!(src("/rest/api/3/project/10000", None), None);
+        assert_eq!(src("/rest/api/3/project/ALPHA", Some("expand=lead")), None);
+        assert_eq!(
+            src("/rest/api/3/user", Some("accountId=a")),
+            Some(Source::Listed(Category::User, "a".into()))
+        );
+        assert_eq!(
+            src("/rest/api/3/user", Some("accountId=a&expand=groups")),
+            None
+        );
+        assert_eq!(src("/rest/api/3/user", Some("username=a")), None);
+        assert!(matches!(
+            fit(
+                &Source::Listed(Category::User, "a".into()),
+                r#"{"accountId":"a"}"#,
+                Versions::of(3, Deployment::Cloud),
+                "",
+                &mut no_list
+            ),
+            Fit::Partial(_)
+        ));
         assert_eq!(
             src(
                 "/rest/api/3/project/search",
