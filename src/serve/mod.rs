@@ -22,7 +22,7 @@
 //!   goes to the site unchanged; a successful write drops the entries it
 //!   touches before the answer goes back, so a client never reads its own
 //!   write back stale. The issues of a search answer refresh their warmed
-//!   entries ([`refresh_from_search`]).
+//!   entries (`refresh_from_search`).
 //! - `X-Cache: HIT | STALE | STALE-PARTIAL | MISS | BYPASS` and `Age` say
 //!   what happened.
 //!
