@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::served::Served;
 use common::{CLOUD_EMAIL, CLOUD_TOKEN, DC_TOKEN, Sandbox};
-use fake_jira::{FakeJira, Flavor};
+use fake_jira::{FakeJira, Fault, FaultKind, Flavor};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -1125,4 +1125,63 @@ async fn cloud_warmed_projects_and_users_answer_partially_with_the_site_down() {
 async fn data_center_warmed_projects_and_users_answer_partially_with_the_site_down() {
     warmed_projects_and_users_answer_partially_with_the_site_down(Flavor::DataCenter, dc_auth())
         .await;
+}
+
+/// A search answer may predate a write that is under way: it must not put
+/// back what the write is about to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_answered_while_a_write_is_under_way_refreshes_nothing() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let read = format!(
+        "{}/rest/api/3/issue/{issue}?fields=summary,status",
+        served.url
+    );
+    let before = get(&http, &read, Some(&auth)).await.json;
+    // The site takes the write and does not answer it.
+    fake.faults()
+        .add(Fault::new("/rest/api/3/issue/", FaultKind::Hang).method("PUT"));
+    let write = tokio::spawn({
+        let (http, auth) = (http.clone(), auth.clone());
+        let url = format!("{}/rest/api/3/issue/{issue}", served.url);
+        async move {
+            http.put(url)
+                .header("Authorization", auth)
+                .json(&serde_json::json!({"fields": {"summary": "written"}}))
+                .send()
+                .await
+        }
+    });
+    // Wait for the site to see the write (an event, not a time).
+    for _ in 0..1000 {
+        if fake.requests().iter().any(|r| r.method == "PUT") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        fake.requests().iter().any(|r| r.method == "PUT"),
+        "the write reached the site"
+    );
+    assert!(fake.site().touch_issue(&issue));
+    let search = format!("/rest/api/3/search/jql?jql=key%3D{issue}&fields=*all");
+    let through = get(&http, &format!("{}{search}", served.url), Some(&auth)).await;
+    assert_eq!(through.status, 200, "{}", through.json);
+    assert_eq!(
+        through.json["issues"][0]["fields"]["summary"],
+        site_summary(&fake, &issue)
+    );
+    let after = get(&http, &read, Some(&auth)).await;
+    assert_eq!((after.cache.as_str(), &after.json), ("HIT", &before));
+    drop(fake);
+    let written = write.await.expect("the write task").expect("an answer");
+    assert_eq!(
+        written.status().as_u16(),
+        502,
+        "the site went away mid-write"
+    );
+    assert!(served.terminate().success());
 }
