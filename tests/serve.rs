@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::served::Served;
 use common::{CLOUD_EMAIL, CLOUD_TOKEN, DC_TOKEN, Sandbox};
-use fake_jira::{FakeJira, Flavor};
+use fake_jira::{FakeJira, Fault, FaultKind, Flavor};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -97,6 +97,9 @@ async fn served_paths(http: &reqwest::Client, fake: &FakeJira, auth: &str) -> Ve
         format!("{v}/issue/{issue}"),
         format!("{v}/issue/{issue}?fields=summary,status"),
     ];
+    if fake.flavor() == Flavor::DataCenter {
+        paths.extend(dc_user_paths(fake));
+    }
     if fake.flavor() == Flavor::Cloud {
         let users = get(http, &format!("{api}/users/search"), Some(auth))
             .await
@@ -112,6 +115,17 @@ async fn served_paths(http: &reqwest::Client, fake: &FakeJira, auth: &str) -> Ve
         ]);
     }
     paths
+}
+
+/// Data Center's `user` by `username` and by `key`, for a user of the site.
+fn dc_user_paths(fake: &FakeJira) -> Vec<String> {
+    let user = fake.site().snapshot().users[0].clone();
+    let name = user["name"].as_str().expect("a user name").to_string();
+    let key = user["key"].as_str().expect("a user key").to_string();
+    vec![
+        format!("/rest/api/2/user?username={name}"),
+        format!("/rest/api/2/user?key={key}"),
+    ]
 }
 
 async fn same_as_the_site_then_from_the_cache(flavor: Flavor, auth: String) {
@@ -877,5 +891,297 @@ async fn a_v2_client_never_gets_the_adf_of_a_v3_warmed_issue() {
     );
     assert!(got.json["fields"].get("summary").is_some());
     assert!(!got.json.to_string().contains("\"doc\""), "{}", got.json);
+    assert!(served.terminate().success());
+}
+
+/// An issue's `fields.summary` as the site has it now.
+fn site_summary(fake: &FakeJira, key: &str) -> Value {
+    fake.site().snapshot().issue(key).expect("the issue")["fields"]["summary"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_through_the_cache_refreshes_the_issues_it_answers_with() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let read = format!(
+        "{}/rest/api/3/issue/{issue}?fields=summary,status",
+        served.url
+    );
+    let before = get(&http, &read, Some(&auth)).await;
+    assert_eq!(before.cache, "HIT");
+    assert!(fake.site().touch_issue(&issue));
+    let changed = site_summary(&fake, &issue);
+    assert_ne!(before.json["fields"]["summary"], changed);
+    // Within its TTL the warmed entry still answers with the old summary.
+    assert_eq!(
+        get(&http, &read, Some(&auth)).await.json["fields"]["summary"],
+        before.json["fields"]["summary"]
+    );
+    // A search whose fields cover the entry's: passed on unchanged…
+    let search = format!("/rest/api/3/search/jql?jql=key%3D{issue}&fields=*all");
+    let site = get(&http, &format!("{}{search}", fake.url()), Some(&auth)).await;
+    let through = get(&http, &format!("{}{search}", served.url), Some(&auth)).await;
+    assert_eq!((through.status, through.cache.as_str()), (200, "BYPASS"));
+    assert_eq!(through.json, site.json);
+    // …and the issue's entry now holds what it said, served from the cache.
+    fake.reset_requests();
+    let after = get(&http, &read, Some(&auth)).await;
+    assert_eq!(after.cache, "HIT");
+    assert_eq!(after.json["fields"]["summary"], changed);
+    assert_eq!(fake.request_count(), 0);
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_that_does_not_cover_the_entry_refreshes_nothing() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let read = format!(
+        "{}/rest/api/3/issue/{issue}?fields=summary,status",
+        served.url
+    );
+    let before = get(&http, &read, Some(&auth)).await.json;
+    assert!(fake.site().touch_issue(&issue));
+    // Only two of the fields the warm keeps: the entry cannot be rebuilt.
+    let narrow = format!("/rest/api/3/search/jql?jql=key%3D{issue}&fields=summary,updated");
+    let got = get(&http, &format!("{}{narrow}", served.url), Some(&auth)).await;
+    assert_eq!(got.status, 200, "{}", got.json);
+    assert_eq!(
+        got.json["issues"][0]["fields"]["summary"],
+        site_summary(&fake, &issue)
+    );
+    let after = get(&http, &read, Some(&auth)).await;
+    assert_eq!((after.cache.as_str(), &after.json), ("HIT", &before));
+    assert!(served.terminate().success());
+}
+
+/// The spec's `keys` is an exploded array (`keys=PA&keys=PB`); a comma is
+/// not its separator. The comma form is not split by the cache: the site
+/// gets the query as it came and says what it means.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comma_joined_project_keys_go_to_the_site_as_they_came() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (_sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let keys = project_keys(&fake);
+    let repeated = format!(
+        "/rest/api/3/project/search?keys={}&keys={}",
+        keys[0], keys[1]
+    );
+    let joined = format!("/rest/api/3/project/search?keys={},{}", keys[0], keys[1]);
+    fake.reset_requests();
+    let from_list = get(&http, &format!("{}{repeated}", served.url), Some(&auth)).await;
+    assert_eq!(from_list.cache, "HIT");
+    assert_eq!(from_list.json["total"], 2);
+    assert_eq!(fake.request_count(), 0, "answered from the warmed list");
+    let site = get(&http, &format!("{}{joined}", fake.url()), Some(&auth)).await;
+    fake.reset_requests();
+    let passed = get(&http, &format!("{}{joined}", served.url), Some(&auth)).await;
+    assert_eq!(passed.cache, "MISS");
+    assert_eq!(passed.json, site.json, "the site's own answer");
+    let asked: Vec<String> = fake.requests().into_iter().map(|r| r.query).collect();
+    assert_eq!(asked, [format!("keys={},{}", keys[0], keys[1])]);
+    assert!(served.terminate().success());
+}
+
+/// `project/{key}` and `user` are not in what a warm stores (its listing's
+/// project and user lack what these return): read through, then, past the
+/// TTL with the site down, served stale within `max_stale`.
+async fn projects_and_users_past_their_ttl_are_served_stale(flavor: Flavor, auth: String) {
+    let fake = FakeJira::builder(flavor).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(
+        &fake,
+        flavor,
+        "max_stale = \"1d\"\n[profiles.test.ttl]\nproject = \"0s\"\nuser = \"0s\"\n",
+    );
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let v = fake.api_url().trim_start_matches(&fake.url()).to_string();
+    let project = project_keys(&fake)[0].clone();
+    let mut paths = vec![format!("{v}/project/{project}")];
+    match flavor {
+        Flavor::Cloud => {
+            let users = get(
+                &http,
+                &format!("{}/users/search", fake.api_url()),
+                Some(&auth),
+            )
+            .await;
+            let account = users.json[0]["accountId"].as_str().expect("a user");
+            paths.push(format!("{v}/user?accountId={account}"));
+        }
+        Flavor::DataCenter => paths.extend(dc_user_paths(&fake)),
+    }
+    let mut direct = Vec::new();
+    for path in &paths {
+        let site = get(&http, &format!("{}{path}", fake.url()), Some(&auth)).await;
+        assert_eq!(site.status, 200, "{path}: {}", site.json);
+        let first = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (first.cache.as_str(), &first.json),
+            ("MISS", &site.json),
+            "{path}"
+        );
+        direct.push(site.json);
+    }
+    drop(fake);
+    for (path, site) in paths.iter().zip(&direct) {
+        let stale = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (stale.status, stale.cache.as_str()),
+            (200, "STALE"),
+            "{path}"
+        );
+        assert_eq!(&stale.json, site, "{path}");
+        assert!(stale.age.is_some(), "{path}: an Age header");
+    }
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_projects_and_users_past_their_ttl_are_served_stale_with_the_site_down() {
+    projects_and_users_past_their_ttl_are_served_stale(Flavor::Cloud, cloud_auth()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_projects_and_users_past_their_ttl_are_served_stale_with_the_site_down() {
+    projects_and_users_past_their_ttl_are_served_stale(Flavor::DataCenter, dc_auth()).await;
+}
+
+/// The warmed project and user are the listing's objects, fewer members
+/// than `project/{key}` and `user` return: with the site down and nothing
+/// else kept, they are served as what they are, marked `STALE-PARTIAL`.
+async fn warmed_projects_and_users_answer_partially_with_the_site_down(
+    flavor: Flavor,
+    auth: String,
+) {
+    let fake = FakeJira::builder(flavor).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let v = fake.api_url().trim_start_matches(&fake.url()).to_string();
+    let project = project_keys(&fake)[0].clone();
+    let user = fake.site().snapshot().users[0].clone();
+    let (user_path, user_key) = match flavor {
+        Flavor::Cloud => {
+            let id = user["accountId"]
+                .as_str()
+                .expect("an accountId")
+                .to_string();
+            (format!("{v}/user?accountId={id}"), id)
+        }
+        Flavor::DataCenter => {
+            let key = user["key"].as_str().expect("a user key").to_string();
+            (format!("{v}/user?key={key}"), key)
+        }
+    };
+    let warmed = |category: &str, key: &str| -> Value {
+        let out =
+            common::run_ok(&mut sandbox.status(&["--profile", "test", "--get", category, key]));
+        serde_json::from_str(&common::stdout(&out)).expect("the warmed entry's JSON")
+    };
+    let cases = [
+        (
+            format!("{v}/project/{}", project.to_lowercase()),
+            warmed("project", &project),
+        ),
+        (user_path, warmed("user", &user_key)),
+    ];
+    drop(fake);
+    for (path, entry) in &cases {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&auth)).await;
+        assert_eq!(
+            (got.status, got.cache.as_str()),
+            (200, "STALE-PARTIAL"),
+            "{path}: {}",
+            got.json
+        );
+        assert_eq!(&got.json, entry, "{path}");
+    }
+    // By id, or by user name: not how the warm keys them; nothing to serve.
+    let by_name = match flavor {
+        Flavor::Cloud => format!("{v}/project/10000"),
+        Flavor::DataCenter => format!("{v}/user?username=nobody-warmed"),
+    };
+    let got = get(&http, &format!("{}{by_name}", served.url), Some(&auth)).await;
+    assert_eq!(got.status, 502, "{by_name}: {}", got.json);
+    assert!(served.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_warmed_projects_and_users_answer_partially_with_the_site_down() {
+    warmed_projects_and_users_answer_partially_with_the_site_down(Flavor::Cloud, cloud_auth())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_warmed_projects_and_users_answer_partially_with_the_site_down() {
+    warmed_projects_and_users_answer_partially_with_the_site_down(Flavor::DataCenter, dc_auth())
+        .await;
+}
+
+/// A search answer may predate a write that is under way: it must not put
+/// back what the write is about to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_answered_while_a_write_is_under_way_refreshes_nothing() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let auth = cloud_auth();
+    let issue = a_warmed_issue(&sandbox);
+    let read = format!(
+        "{}/rest/api/3/issue/{issue}?fields=summary,status",
+        served.url
+    );
+    let before = get(&http, &read, Some(&auth)).await.json;
+    // The site takes the write and does not answer it.
+    fake.faults()
+        .add(Fault::new("/rest/api/3/issue/", FaultKind::Hang).method("PUT"));
+    let write = tokio::spawn({
+        let (http, auth) = (http.clone(), auth.clone());
+        let url = format!("{}/rest/api/3/issue/{issue}", served.url);
+        async move {
+            http.put(url)
+                .header("Authorization", auth)
+                .json(&serde_json::json!({"fields": {"summary": "written"}}))
+                .send()
+                .await
+        }
+    });
+    // Wait for the site to see the write (an event, not a time).
+    for _ in 0..1000 {
+        if fake.requests().iter().any(|r| r.method == "PUT") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        fake.requests().iter().any(|r| r.method == "PUT"),
+        "the write reached the site"
+    );
+    assert!(fake.site().touch_issue(&issue));
+    let search = format!("/rest/api/3/search/jql?jql=key%3D{issue}&fields=*all");
+    let through = get(&http, &format!("{}{search}", served.url), Some(&auth)).await;
+    assert_eq!(through.status, 200, "{}", through.json);
+    assert_eq!(
+        through.json["issues"][0]["fields"]["summary"],
+        site_summary(&fake, &issue)
+    );
+    let after = get(&http, &read, Some(&auth)).await;
+    assert_eq!((after.cache.as_str(), &after.json), ("HIT", &before));
+    drop(fake);
+    let written = write.await.expect("the write task").expect("an answer");
+    assert_eq!(
+        written.status().as_u16(),
+        502,
+        "the site went away mid-write"
+    );
     assert!(served.terminate().success());
 }

@@ -30,6 +30,14 @@ pub(crate) const FLUSH_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
 /// Reads after which [`CacheReader::get`] tries to flush the counters itself.
 const FLUSH_EVERY: u64 = 1024;
 
+/// The look-up of one entry. A listing's member carries the listing's
+/// times (schema 4).
+const PEEK: &str = "SELECT v.value, coalesce(e.fetched_at, l.fetched_at, 0),
+        coalesce(e.expires_at, l.expires_at, 0), e.fetch_ms, e.size, e.updated_at
+     FROM entries e JOIN entry_values v ON v.id = e.id
+     LEFT JOIN listings l ON l.id = e.listing
+     WHERE e.category = ?1 AND e.key = ?2";
+
 /// Whether a cached value may still be used as is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -333,14 +341,7 @@ impl CacheReader {
             });
         }
         self.conn
-            .prepare_cached(
-                // A listing's member carries the listing's times (schema 4).
-                "SELECT v.value, coalesce(e.fetched_at, l.fetched_at, 0),
-                        coalesce(e.expires_at, l.expires_at, 0), e.fetch_ms, e.size, e.updated_at
-                 FROM entries e JOIN entry_values v ON v.id = e.id
-                 LEFT JOIN listings l ON l.id = e.listing
-                 WHERE e.category = ?1 AND e.key = ?2",
-            )
+            .prepare_cached(PEEK)
             .and_then(|mut stmt| {
                 stmt.query_row(params![category.as_str(), key], |row| {
                     Ok(CachedEntry {
@@ -874,4 +875,41 @@ fn write_reads(
         }
     }
     tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Cache, NewEntry};
+    use rusqlite::StatementStatus;
+
+    /// The look-up every read makes is compiled once, not once per read:
+    /// SQLite recompiles a cached statement whose plan depends on its
+    /// bound values, and `entries` (partial indexes) made the join's do.
+    #[tokio::test]
+    async fn the_entry_look_up_is_not_compiled_again_at_each_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path().join("c.sqlite3")).unwrap();
+        let writer = cache.writer().unwrap();
+        let entry = |key: &str| NewEntry {
+            category: Category::Issue,
+            key: key.to_string(),
+            value: format!(r#"{{"key":"{key}"}}"#),
+            fetched_at: 1,
+            expires_at: i64::MAX,
+            fetch_ms: 1,
+            project: Some("P".into()),
+            updated_at: Some(1),
+        };
+        writer
+            .put_page(vec![entry("P-1"), entry("P-2")])
+            .await
+            .unwrap();
+        let mut reader = cache.reader().unwrap();
+        for key in ["P-1", "P-2", "P-1", "P-3", "P-2"] {
+            reader.get(Category::Issue, key, 2).unwrap();
+        }
+        let stmt = reader.conn.prepare_cached(PEEK).unwrap();
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+    }
 }

@@ -212,9 +212,15 @@ pub struct CachedValue {
 
 impl CachedValue {
     fn from_entry(entry: &CachedEntry, now_ms: i64, origin: Origin) -> CachedValue {
+        Self::from_owned(entry.clone(), now_ms, origin)
+    }
+
+    /// [`Self::from_entry`] without copying the value (the read path's
+    /// hit, where the entry is not needed after).
+    fn from_owned(entry: CachedEntry, now_ms: i64, origin: Origin) -> CachedValue {
         CachedValue {
-            value: entry.value.clone(),
             freshness: entry.freshness(now_ms),
+            value: entry.value,
             age: Duration::from_millis(
                 u64::try_from(now_ms.saturating_sub(entry.fetched_at)).unwrap_or(0),
             ),
@@ -397,7 +403,7 @@ impl ReadThrough {
         Ok(self
             .inner
             .read_counted(category, key, now)?
-            .map(|e| CachedValue::from_entry(&e, now, Origin::Cache)))
+            .map(|e| CachedValue::from_owned(e, now, Origin::Cache)))
     }
 
     /// Returns the value under `key` if it is fresh; otherwise (missing,
@@ -453,6 +459,29 @@ impl ReadThrough {
         Ok(self.inner.reader().flush_read_counts()?)
     }
 
+    /// Stores values that came from the site in answer to a request other
+    /// than a read of this handle (e.g. the issues of a search answer that
+    /// `cache_serve` passed on), as a fetch of a read would: the category's
+    /// TTL (for issues by their `updated`). No fetch time is known, so they
+    /// are not refreshed early, only at expiry.
+    pub async fn store_fetched(
+        &self,
+        category: Category,
+        values: Vec<(String, String)>,
+    ) -> Result<(), ReadError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let ttl = &self.inner.options.ttl;
+        let entries = values
+            .into_iter()
+            .map(|(key, value)| expiry::new_entry(category, &key, value, now, 0, ttl))
+            .collect();
+        self.inner.writer.put_page(entries).await?;
+        Ok(())
+    }
+
     /// Deletes the entries of `category` whose key matches the GLOB
     /// `pattern`, because a write made them wrong; returns how many. The
     /// next read fetches them anew.
@@ -477,14 +506,12 @@ impl ReadThrough {
     {
         let inner = &*self.inner;
         let now = now_ms();
-        let seen = inner.read_counted(category, key, now)?;
-        if let Some(entry) = &seen
-            && now < entry.expires_at
-            && !inner.refresh_early(entry, now)
-        {
-            return Ok(CachedValue::from_entry(entry, now, Origin::Cache));
-        }
-        let seen_at = seen.map(|e| e.fetched_at);
+        let seen_at = match inner.read_counted(category, key, now)? {
+            Some(entry) if now < entry.expires_at && !inner.refresh_early(&entry, now) => {
+                return Ok(CachedValue::from_owned(entry, now, Origin::Cache));
+            }
+            seen => seen.map(|e| e.fetched_at),
+        };
         inner
             .flights
             .run((category, key.to_string()), || {

@@ -15,11 +15,14 @@
 //!   Each is kept under its API version, path and query ([`route`]), so a
 //!   v2 client never gets a v3 answer's ADF. `field`, `project`,
 //!   `project/search` and `issue/{key}?fields=` are answered first from the
-//!   entries the warm wrote, where they hold what Jira returns ([`warmed`]).
+//!   entries the warm wrote, where they hold what Jira returns ([`warmed`]);
+//!   `project/{key}` and `user` fall back on them, partial, when the site
+//!   is down.
 //! - **Every other request** (search, writes, anything else under `/rest/`)
 //!   goes to the site unchanged; a successful write drops the entries it
 //!   touches before the answer goes back, so a client never reads its own
-//!   write back stale.
+//!   write back stale. The issues of a search answer refresh their warmed
+//!   entries (`refresh_from_search`).
 //! - `X-Cache: HIT | STALE | STALE-PARTIAL | MISS | BYPASS` and `Age` say
 //!   what happened.
 //!
@@ -34,13 +37,14 @@ pub mod upstream;
 pub mod warmed;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
@@ -110,6 +114,13 @@ struct App {
     peek: Mutex<CacheReader>,
     upstream: Upstream,
     deployment: Deployment,
+    /// Held (shared) by each write from before it goes to the site until
+    /// the entries it touched are dropped; a search answer refreshes
+    /// entries only when it can take it alone ([`refresh_from_search`]).
+    write_gate: tokio::sync::RwLock<()>,
+    /// Writes started so far: a search answer refreshes nothing if a write
+    /// started while it was under way.
+    writes: AtomicU64,
 }
 
 impl App {
@@ -178,6 +189,8 @@ impl Server {
             peek: Mutex::new(peek),
             upstream,
             deployment,
+            write_gate: tokio::sync::RwLock::new(()),
+            writes: AtomicU64::new(0),
         });
         // Room for the site's own timeout and a retry behind a lease.
         let timeout = profile.timeout * 2 + Duration::from_secs(5);
@@ -240,13 +253,11 @@ async fn access_log(request: Request, next: Next) -> Response {
 }
 
 /// The one handler: check the path, then answer from the cache or forward.
-async fn handle(
-    State(app): State<Arc<App>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+    // Taken apart by hand: a read the cache answers needs neither a copy of
+    // the headers nor the (empty) body collected.
+    let (parts, body) = request.into_parts();
+    let (method, uri) = (&parts.method, &parts.uri);
     // An absolute-form target (`GET http://elsewhere/ HTTP/1.1`) would make
     // this a proxy: refused.
     if uri.scheme().is_some() || uri.authority().is_some() {
@@ -271,7 +282,7 @@ async fn handle(
         }
     };
     let query = uri.query();
-    if method == Method::GET
+    if *method == Method::GET
         && let Some((category, key)) = route::cache_key(&path, query)
     {
         if let Some(source) = warmed::source(&path, query, app.deployment) {
@@ -280,7 +291,12 @@ async fn handle(
         let read = read_through(&app, category, &key, path, query).await;
         return answer_read(read, &key);
     }
-    forward(&app, method, &path, query, &headers, body).await
+    // The body as the `Bytes` extractor takes it (its size limit included).
+    let body = match Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    forward(&app, parts.method, &path, query, &parts.headers, body).await
 }
 
 /// A GET the cache may answer: the entry `cache_serve` keeps for it
@@ -437,9 +453,21 @@ async fn forward(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let is_write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let is_write =
+        !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && !route::is_search(path);
+    let _writing = match is_write {
+        true => Some(app.write_gate.read().await),
+        false => None,
+    };
+    if is_write {
+        app.writes.fetch_add(1, Ordering::SeqCst);
+    }
+    let writes_before = app.writes.load(Ordering::SeqCst);
     match app.upstream.send(method, path, query, headers, body).await {
         Ok(answer) => {
+            if answer.status.is_success() && route::is_entry_version_search(path, app.deployment) {
+                refresh_from_search(app, &answer.body, writes_before).await;
+            }
             if is_write && answer.status.is_success() {
                 for (category, pattern) in route::invalidated_by_write(path) {
                     if let Err(e) = app.read.invalidate(category, &pattern).await {
@@ -464,6 +492,75 @@ async fn forward(
                 .headers_mut()
                 .insert(X_CACHE, HeaderValue::from_static("BYPASS"));
             response
+        }
+    }
+}
+
+/// The issues of a search answer refresh their warmed entries, where the
+/// answer covers what each entry holds ([`warmed::refreshed_issue`]); an
+/// issue whose `updated` moved also loses the whole answers `cache_serve`
+/// kept for it (`serve:` keys), which the next read fetches anew. Nothing
+/// is refreshed if a write started since the search was sent, or is under
+/// way: its answer may predate the write, and a client must never read its
+/// own write back stale. Best effort: a failure only leaves the entries as
+/// they were.
+async fn refresh_from_search(app: &App, body: &[u8], writes_before: u64) {
+    #[derive(serde::Deserialize)]
+    struct SearchAnswer<'a> {
+        #[serde(borrow, default)]
+        issues: Vec<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Keyed {
+        key: Option<String>,
+    }
+    let Ok(answer) = serde_json::from_slice::<SearchAnswer>(body) else {
+        return;
+    };
+    let mut refreshed = Vec::new();
+    let mut moved = Vec::new();
+    for issue in answer.issues {
+        let Some(key) = serde_json::from_str::<Keyed>(issue.get())
+            .ok()
+            .and_then(|k| k.key)
+            .map(|k| k.to_ascii_uppercase())
+        else {
+            continue;
+        };
+        let Some(entry) = app.peek(Category::Issue, &key) else {
+            continue;
+        };
+        let Some(value) = warmed::refreshed_issue(&entry.value, entry.updated_at, issue.get())
+        else {
+            continue;
+        };
+        if value != entry.value {
+            moved.push(key.clone());
+        }
+        refreshed.push((key, value));
+    }
+    if refreshed.is_empty() {
+        return;
+    }
+    let Ok(_alone) = app.write_gate.try_write() else {
+        return;
+    };
+    if app.writes.load(Ordering::SeqCst) != writes_before {
+        return;
+    }
+    if let Err(e) = app.read.store_fetched(Category::Issue, refreshed).await {
+        tracing::warn!("cannot refresh issues from a search answer: {e}");
+        return;
+    }
+    for key in moved {
+        let key = route::glob_escape(&key);
+        for pattern in [
+            format!("{}*/issue/{key}", route::SERVE_PREFIX),
+            format!("{}*/issue/{key}[?/]*", route::SERVE_PREFIX),
+        ] {
+            if let Err(e) = app.read.invalidate(Category::Issue, &pattern).await {
+                tracing::warn!("cannot drop the answers kept for a changed issue: {e}");
+            }
         }
     }
 }

@@ -104,6 +104,26 @@ pub fn cache_key(path: &SafePath, query: Option<&str>) -> Option<(Category, Stri
     Some((category, key))
 }
 
+/// Whether `path` is an issue search in the API version the warmed issue
+/// entries were fetched in (Cloud `/rest/api/3/search/jql`, Data Center
+/// `/rest/api/2/search`), whose answers may refresh those entries. Cloud's
+/// v2 search gives rich text as wiki markup where the entries hold ADF:
+/// `false`.
+pub fn is_entry_version_search(path: &SafePath, deployment: Deployment) -> bool {
+    let rest = path.rest.trim_end_matches('/');
+    match (deployment, path.version) {
+        (Deployment::Cloud, Some(3)) => rest == "search/jql",
+        (Deployment::DataCenter, Some(2)) => rest == "search",
+        _ => false,
+    }
+}
+
+/// Whether `path` is an issue search of any version: a read, whatever its
+/// method (searches are often POSTed).
+pub fn is_search(path: &SafePath) -> bool {
+    path.version.is_some() && matches!(path.rest.trim_end_matches('/'), "search" | "search/jql")
+}
+
 /// The prefix of every key `cache_serve` writes.
 pub const SERVE_PREFIX: &str = "serve:";
 
@@ -151,7 +171,7 @@ pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
 }
 
 /// A key as a GLOB that matches only itself.
-fn glob_escape(s: &str) -> String {
+pub(crate) fn glob_escape(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '*' | '?' | '[' | ']' => format!("[{c}]"),
@@ -214,6 +234,32 @@ mod tests {
         assert!(
             invalidated_by_write(&field).contains(&(Category::Field, "list:fields".to_string()))
         );
+    }
+
+    #[test]
+    fn only_searches_in_the_entries_version_may_refresh_them() {
+        let path = |p: &str, d| check_path(p, d).unwrap();
+        let cloud = Deployment::Cloud;
+        let dc = Deployment::DataCenter;
+        assert!(is_entry_version_search(
+            &path("/rest/api/3/search/jql", cloud),
+            cloud
+        ));
+        assert!(!is_entry_version_search(
+            &path("/rest/api/2/search/jql", cloud),
+            cloud
+        ));
+        assert!(!is_entry_version_search(
+            &path("/rest/api/3/search", cloud),
+            cloud
+        ));
+        assert!(is_entry_version_search(&path("/rest/api/2/search", dc), dc));
+        assert!(!is_entry_version_search(
+            &path("/rest/api/2/issue/P-1", dc),
+            dc
+        ));
+        assert!(is_search(&path("/rest/api/2/search/jql", cloud)));
+        assert!(!is_search(&path("/rest/api/2/issue/P-1", cloud)));
     }
 
     #[test]
