@@ -3,14 +3,15 @@
 //! first page tells `total`, yet the pages come out exactly as a pager that
 //! fetches one page at a time gives them, whatever the server does: short or
 //! oversize pages, totals that lie or change, errors, endless listings, the
-//! page ceiling.
+//! page ceiling. Also the client's slots: a serial chain sent ahead
+//! (`JiraClient::ahead`) never queues behind other requests waiting.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use fake_jira::{FakeJira, Fault, FaultKind, Flavor, PageCap, Site, SiteSize};
+use fake_jira::{FakeJira, Fault, FaultKind, Flavor, Gate, PageCap, Site, SiteSize};
 use jira_cache::Deployment;
 use jira_cache::jira::{
     Auth, ClientConfig, End, JiraClient, Listing, Pager, RetryPolicy, Style, by_key,
@@ -402,4 +403,62 @@ fn a_failing_later_page_removes_nothing_and_the_next_warm_reconciles() {
     assert_eq!(entries(&status, "project"), PROJECTS as u64 - 3 + 1);
     assert_eq!(status["runs"][0]["removed"], 3);
     assert_eq!(cached_list(&sb), site_keys(&fake));
+}
+
+/// The issues stage's chain (count, then census pages) goes ahead of the
+/// users stage's many waiting requests: with every ordinary slot held at
+/// the site and more requests waiting, the chain's request still goes at
+/// once, and when the chain ends the others have every slot again.
+#[tokio::test]
+async fn a_chain_sent_ahead_never_queues_behind_waiting_requests() {
+    let gate = Gate::new();
+    let fake = fake(&[Fault::new(
+        "/rest/api/3/myself",
+        FaultKind::Hold(gate.clone()),
+    )]);
+    let client = client(&fake, 3);
+    let chain = client.ahead().await;
+    let ordinary: Vec<_> = (0..6)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.myself().await.map(|_| ()) })
+        })
+        .collect();
+    common::events::wait_until_async("the ordinary requests take their slots", || {
+        gate.reached() >= 2
+    })
+    .await;
+    // Without a slot of its own this would wait behind the 4 queued
+    // requests, which wait for the gate: the guard gives up then.
+    let answer = tokio::time::timeout(Duration::from_secs(60), chain.server_info())
+        .await
+        .expect("the chain's request queued behind the held ones");
+    answer.unwrap();
+    assert_eq!(gate.reached(), 2, "the others keep to one slot fewer");
+    drop(chain);
+    common::events::wait_until_async("the kept slot goes back to the others", || {
+        gate.reached() >= 3
+    })
+    .await;
+    gate.open();
+    for task in ordinary {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(gate.reached(), 6);
+    assert_eq!(client.stats().requests, 7);
+}
+
+/// With one slot there is none to keep: a chain sent ahead only skips the
+/// queue, and the other requests of the same task still go.
+#[tokio::test]
+async fn with_one_slot_a_chain_sent_ahead_keeps_none() {
+    let fake = fake(&[]);
+    let client = client(&fake, 1);
+    let chain = client.ahead().await;
+    let answer = tokio::time::timeout(Duration::from_secs(60), client.server_info())
+        .await
+        .expect("the chain kept the only slot");
+    answer.unwrap();
+    chain.server_info().await.unwrap();
+    assert_eq!(client.stats().requests, 2);
 }

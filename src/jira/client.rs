@@ -9,14 +9,14 @@
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::adaptive::{AdaptiveRate, RateStats, Signal, family, limit_reason, throttle_wait};
 use super::error::JiraError;
@@ -146,7 +146,16 @@ struct Inner {
     /// The pace found from the site's answers, under `limiter`'s ceiling.
     adaptive: AdaptiveRate,
     gate: Gate,
+    /// Requests in flight: never more than the profile's `concurrency`.
     permits: Semaphore,
+    /// The ordinary lane to `permits`: every request passes it first except
+    /// those of a [`JiraClient::ahead`] clone, which holds one of its places
+    /// while it lives, so one of `permits` is always theirs.
+    lane: Arc<Semaphore>,
+    /// The profile's `concurrency` (at least 1).
+    concurrency: usize,
+    /// Lane slots kept by live [`JiraClient::ahead`] clones.
+    kept: AtomicUsize,
     policy: RetryPolicy,
     timeout: Duration,
     max_response: u64,
@@ -165,6 +174,22 @@ pub struct JiraClient {
     /// A second count of this clone's traffic (and its clones'), beside the
     /// client's own: see [`JiraClient::counted_apart`].
     apart: Option<Arc<Counters>>,
+    /// Set on an [`JiraClient::ahead`] clone (and its clones): the lane's
+    /// place it keeps for them.
+    ahead: Option<Arc<Option<Kept>>>,
+}
+
+/// A slot of the ordinary lane kept for an [`JiraClient::ahead`] clone.
+struct Kept {
+    /// Held, never read; `None` only if the lane was closed, which it never is.
+    _permit: Option<OwnedSemaphorePermit>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.inner.kept.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for JiraClient {
@@ -241,6 +266,9 @@ impl JiraClient {
                 adaptive: AdaptiveRate::new(config.rate_limit, config.burst),
                 gate: Gate::default(),
                 permits: Semaphore::new(config.concurrency.max(1)),
+                lane: Arc::new(Semaphore::new(config.concurrency.max(1))),
+                concurrency: config.concurrency.max(1),
+                kept: AtomicUsize::new(0),
                 policy: config.retry,
                 timeout: config.timeout,
                 max_response: config.max_response,
@@ -248,6 +276,7 @@ impl JiraClient {
                 halted: std::sync::OnceLock::new(),
             }),
             apart: None,
+            ahead: None,
         })
     }
 
@@ -274,7 +303,39 @@ impl JiraClient {
         JiraClient {
             inner: self.inner.clone(),
             apart: Some(Arc::default()),
+            ahead: self.ahead.clone(),
         }
+    }
+
+    /// A clone whose requests never queue behind this client's others: for
+    /// a serial chain (a count, then a census page, then the next) that the
+    /// rest of a stage waits on, while other stages keep many requests
+    /// waiting. While the clone (or a clone of it) lives, the others share
+    /// one request slot fewer, which is kept for it; its requests still
+    /// count, pace and stop at the gate as every other. Waits for that slot
+    /// to be free. Slots are kept only while the others keep at least one
+    /// (never with `concurrency = 1`): past that, the clone only skips the
+    /// queue.
+    pub async fn ahead(&self) -> JiraClient {
+        let mut clone = self.clone();
+        if clone.ahead.is_none() {
+            let inner = &self.inner;
+            let keep = inner
+                .kept
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| {
+                    (k + 1 < inner.concurrency).then_some(k + 1)
+                })
+                .is_ok();
+            let slot = match keep {
+                true => Some(Kept {
+                    _permit: inner.lane.clone().acquire_owned().await.ok(),
+                    inner: inner.clone(),
+                }),
+                false => None,
+            };
+            clone.ahead = Some(Arc::new(slot));
+        }
+        clone
     }
 
     /// The traffic of this clone since [`JiraClient::counted_apart`] (for a
@@ -389,12 +450,17 @@ impl JiraClient {
         body: Option<&serde_json::Value>,
     ) -> Result<T, (Outcome, JiraError)> {
         let inner = &*self.inner;
-        let _permit = inner.permits.acquire().await.map_err(|_| {
+        let shut = |_| {
             (
                 Outcome::Status(0),
                 JiraError::Setup("the client was shut down".into()),
             )
-        })?;
+        };
+        let _lane = match self.ahead {
+            Some(_) => None,
+            None => Some(inner.lane.acquire().await.map_err(shut)?),
+        };
+        let _permit = inner.permits.acquire().await.map_err(shut)?;
         inner.gate.wait_open().await;
         // The site's pace for this endpoint family first, then the
         // profile's ceiling over every request.

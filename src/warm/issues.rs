@@ -54,7 +54,8 @@ use serde_json::value::RawValue;
 use super::{ErrorKind, StageError, StageReport, WarmContext, WarmError, now_ms, write_page};
 use crate::cache::{Cache, KeyScope, NewEntry, issue_alias_meta_key};
 use crate::jira::{
-    BULKFETCH_MAX, DC_SEARCH_PAGE, Item, JiraError, KEY_CENSUS_PAGE, Pager, SEARCH_JQL_PAGE,
+    BULKFETCH_MAX, DC_SEARCH_PAGE, Item, JiraClient, JiraError, KEY_CENSUS_PAGE, Pager,
+    SEARCH_JQL_PAGE,
 };
 use crate::{Category, Deployment};
 
@@ -386,21 +387,21 @@ async fn list_facts(mut pager: Pager, expected: u64, what: &str) -> (Vec<IssueFa
 
 /// A pager for a stage listing, with a hard ceiling on its requests.
 fn pager(
-    ctx: &WarmContext,
+    client: &JiraClient,
     jql: &str,
     fields: &[String],
     page: usize,
     expected: u64,
     lenient: bool,
 ) -> Pager {
-    let mut listing = ctx.client.search_listing(jql, fields, page);
-    if lenient && ctx.client.deployment() == Deployment::DataCenter {
+    let mut listing = client.search_listing(jql, fields, page);
+    if lenient && client.deployment() == Deployment::DataCenter {
         listing = listing.body_field("validateQuery", serde_json::json!(false));
     }
     // The hard ceiling: a page that brings at least one issue. The
     // budget of `list_facts`, from the first page's size, is the tighter one.
     listing.max_pages = page_budget(expected, 1);
-    Pager::new(ctx.client.clone(), listing)
+    Pager::new(client.clone(), listing)
 }
 
 /// What fetching issues by key found.
@@ -497,7 +498,14 @@ async fn fetch_batch(ctx: &WarmContext, batch: Vec<String>) -> Fetched {
             .map_err(Into::into),
         Deployment::DataCenter => {
             let jql = keys_jql(&batch);
-            let mut pager = pager(ctx, &jql, &fields, batch.len(), batch.len() as u64, true);
+            let mut pager = pager(
+                &ctx.client,
+                &jql,
+                &fields,
+                batch.len(),
+                batch.len() as u64,
+                true,
+            );
             let mut items = Vec::new();
             let mut failed = None;
             loop {
@@ -849,6 +857,9 @@ async fn pass(
     };
     let deployment = ctx.client.deployment();
     let window_start = start.saturating_sub(super::millis(options.since));
+    // Steps 1 to 3 are one request after another, and everything after
+    // waits on them: they go ahead of the other stages' queued requests.
+    let chain = ctx.client.ahead().await;
     // 1. The count, which also finds projects Jira refuses in a query
     //    (deleted, or not visible): those fail alone, the rest go on.
     let expected = loop {
@@ -856,7 +867,7 @@ async fn pass(
             return Ok(HashMap::new());
         }
         let jql = census_jql(&chunk, options.since, deployment);
-        match ctx.client.issue_count(&jql).await {
+        match chain.issue_count(&jql).await {
             Ok(n) => break n,
             Err(e) => {
                 let refused = refused_projects(&e, &chunk);
@@ -896,7 +907,7 @@ async fn pass(
             jql_relative(window)
         );
         let fields = vec!["updated".to_string()];
-        let pager = pager(ctx, &jql, &fields, SEARCH_JQL_PAGE, expected, false);
+        let pager = pager(&chain, &jql, &fields, SEARCH_JQL_PAGE, expected, false);
         let (changes, end) = list_facts(pager, expected, "the search for changed issues").await;
         for f in changes {
             if let Some(u) = f.updated {
@@ -927,8 +938,9 @@ async fn pass(
         Deployment::DataCenter => (vec!["updated".to_string()], DC_SEARCH_PAGE),
     };
     let jql = census_jql(&chunk, options.since, deployment);
-    let pager = pager(ctx, &jql, &fields, page, expected, false);
+    let pager = pager(&chain, &jql, &fields, page, expected, false);
     let (listed, end) = list_facts(pager, expected, "the issue census").await;
+    drop(chain);
     let mut dc_order: HashMap<String, Vec<(String, Option<i64>)>> = HashMap::new();
     for f in listed {
         let project = f.project.clone().unwrap_or_default();
