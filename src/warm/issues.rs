@@ -982,6 +982,7 @@ async fn pass(
         }
     }
     // 4. Which issues to fetch, per project.
+    let deciding = std::time::Instant::now();
     let reader = Cache::open_read_only(&ctx.cache_path)?;
     let mut passes: HashMap<String, ProjectPass> = HashMap::new();
     let mut to_fetch: Vec<String> = Vec::new();
@@ -1021,6 +1022,11 @@ async fn pass(
         passes.insert(p.clone(), pp);
     }
     drop(reader);
+    tracing::debug!(
+        fetch = to_fetch.len(),
+        ms = deciding.elapsed().as_millis() as u64,
+        "issues to fetch, from the census and the cache"
+    );
     let fetched = fetch_by_keys(ctx, &to_fetch).await;
     report.items += fetched.items;
     report.written += fetched.written;
