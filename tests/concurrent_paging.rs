@@ -14,7 +14,7 @@ use common::*;
 use fake_jira::{FakeJira, Fault, FaultKind, Flavor, Gate, PageCap, Site, SiteSize};
 use jira_cache::Deployment;
 use jira_cache::jira::{
-    Auth, ClientConfig, End, JiraClient, Listing, Pager, RetryPolicy, Style, by_key,
+    Auth, ClientConfig, End, JiraClient, Listing, Metadata, Pager, RetryPolicy, Style, by_key,
 };
 
 const PROJECTS: usize = 230;
@@ -406,59 +406,59 @@ fn a_failing_later_page_removes_nothing_and_the_next_warm_reconciles() {
 }
 
 /// The issues stage's chain (count, then census pages) goes ahead of the
-/// users stage's many waiting requests: with every ordinary slot held at
-/// the site and more requests waiting, the chain's request still goes at
-/// once, and when the chain ends the others have every slot again.
+/// users stage's many waiting requests: when a slot frees, the chain's
+/// request takes it, not the ordinary requests that were waiting before it.
+/// (A current-thread runtime: each spawned request has queued by the time
+/// the test task yields.)
 #[tokio::test]
-async fn a_chain_sent_ahead_never_queues_behind_waiting_requests() {
-    let gate = Gate::new();
-    let fake = fake(&[Fault::new(
-        "/rest/api/3/myself",
-        FaultKind::Hold(gate.clone()),
-    )]);
-    let client = client(&fake, 3);
-    let chain = client.ahead().await;
-    let ordinary: Vec<_> = (0..6)
-        .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.myself().await.map(|_| ()) })
-        })
-        .collect();
-    common::events::wait_until_async("the ordinary requests take their slots", || {
-        gate.reached() >= 2
+async fn a_chain_sent_ahead_takes_the_first_slot_that_frees() {
+    let first = Gate::new();
+    let held = Gate::new();
+    let fake = fake(&[
+        Fault::new("/rest/api/3/myself", FaultKind::Hold(first.clone())),
+        Fault::new("/rest/api/3/field", FaultKind::Hold(held.clone())),
+    ]);
+    let client = client(&fake, 2);
+    let fields = |c: &JiraClient| {
+        let c = c.clone();
+        tokio::spawn(async move { c.metadata(Metadata::Fields).collect_all().await.map(|_| ()) })
+    };
+    let mine = client.clone();
+    let one = tokio::spawn(async move { mine.myself().await.map(|_| ()) });
+    let mut ordinary = vec![fields(&client)];
+    common::events::wait_until_async("both slots taken at the site", || {
+        first.reached() == 1 && held.reached() == 1
     })
     .await;
-    // Without a slot of its own this would wait behind the 4 queued
-    // requests, which wait for the gate: the guard gives up then.
-    let answer = tokio::time::timeout(Duration::from_secs(60), chain.server_info())
+    ordinary.extend((0..4).map(|_| fields(&client)));
+    tokio::task::yield_now().await;
+    let chain = client.ahead();
+    let sent = tokio::spawn(async move { chain.server_info().await.map(|_| ()) });
+    tokio::task::yield_now().await;
+    // The slot `myself` frees goes to the chain. In one queue it would go
+    // to the first of the 4 waiting, held at the site like the rest, and
+    // the chain would wait for the held gate: the guard gives up then.
+    first.open();
+    one.await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), sent)
         .await
-        .expect("the chain's request queued behind the held ones");
-    answer.unwrap();
-    assert_eq!(gate.reached(), 2, "the others keep to one slot fewer");
-    drop(chain);
-    common::events::wait_until_async("the kept slot goes back to the others", || {
-        gate.reached() >= 3
-    })
-    .await;
-    gate.open();
+        .expect("the chain's request queued behind the waiting ones")
+        .unwrap()
+        .unwrap();
+    held.open();
     for task in ordinary {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(gate.reached(), 6);
+    // In the order the site saw them: the chain's request came before
+    // every one that waited (only the first `field`, held from the start,
+    // may come before it).
+    let paths: Vec<String> = fake.requests().iter().map(|r| r.path.clone()).collect();
+    let chain_at = paths.iter().position(|p| p.ends_with("/serverInfo"));
+    let fields_at: Vec<usize> = (0..paths.len())
+        .filter(|&i| paths[i] == "/rest/api/3/field")
+        .collect();
+    assert_eq!(fields_at.len(), 5, "{paths:?}");
+    assert!(chain_at.is_some_and(|c| c < fields_at[1]), "{paths:?}");
+    assert_eq!(held.reached(), 5);
     assert_eq!(client.stats().requests, 7);
-}
-
-/// With one slot there is none to keep: a chain sent ahead only skips the
-/// queue, and the other requests of the same task still go.
-#[tokio::test]
-async fn with_one_slot_a_chain_sent_ahead_keeps_none() {
-    let fake = fake(&[]);
-    let client = client(&fake, 1);
-    let chain = client.ahead().await;
-    let answer = tokio::time::timeout(Duration::from_secs(60), client.server_info())
-        .await
-        .expect("the chain kept the only slot");
-    answer.unwrap();
-    chain.server_info().await.unwrap();
-    assert_eq!(client.stats().requests, 2);
 }

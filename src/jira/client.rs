@@ -9,14 +9,14 @@
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{self, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::adaptive::{AdaptiveRate, RateStats, Signal, family, limit_reason, throttle_wait};
 use super::error::JiraError;
@@ -148,14 +148,11 @@ struct Inner {
     gate: Gate,
     /// Requests in flight: never more than the profile's `concurrency`.
     permits: Semaphore,
-    /// The ordinary lane to `permits`: every request passes it first except
-    /// those of a [`JiraClient::ahead`] clone, which holds one of its places
-    /// while it lives, so one of `permits` is always theirs.
-    lane: Arc<Semaphore>,
-    /// The profile's `concurrency` (at least 1).
-    concurrency: usize,
-    /// Lane slots kept by live [`JiraClient::ahead`] clones.
-    kept: AtomicUsize,
+    /// The ordinary lane to `permits`, as wide: every request passes it
+    /// first except those of a [`JiraClient::ahead`] clone. So however many
+    /// ordinary requests wait, none of them waits at `permits` itself, and
+    /// a request sent ahead takes the first slot that frees.
+    lane: Semaphore,
     policy: RetryPolicy,
     timeout: Duration,
     max_response: u64,
@@ -174,22 +171,8 @@ pub struct JiraClient {
     /// A second count of this clone's traffic (and its clones'), beside the
     /// client's own: see [`JiraClient::counted_apart`].
     apart: Option<Arc<Counters>>,
-    /// Set on an [`JiraClient::ahead`] clone (and its clones): the lane's
-    /// place it keeps for them.
-    ahead: Option<Arc<Option<Kept>>>,
-}
-
-/// A slot of the ordinary lane kept for an [`JiraClient::ahead`] clone.
-struct Kept {
-    /// Held, never read; `None` only if the lane was closed, which it never is.
-    _permit: Option<OwnedSemaphorePermit>,
-    inner: Arc<Inner>,
-}
-
-impl Drop for Kept {
-    fn drop(&mut self) {
-        self.inner.kept.fetch_sub(1, Ordering::SeqCst);
-    }
+    /// Set on an [`JiraClient::ahead`] clone (and its clones).
+    ahead: bool,
 }
 
 impl std::fmt::Debug for JiraClient {
@@ -266,9 +249,7 @@ impl JiraClient {
                 adaptive: AdaptiveRate::new(config.rate_limit, config.burst),
                 gate: Gate::default(),
                 permits: Semaphore::new(config.concurrency.max(1)),
-                lane: Arc::new(Semaphore::new(config.concurrency.max(1))),
-                concurrency: config.concurrency.max(1),
-                kept: AtomicUsize::new(0),
+                lane: Semaphore::new(config.concurrency.max(1)),
                 policy: config.retry,
                 timeout: config.timeout,
                 max_response: config.max_response,
@@ -276,7 +257,7 @@ impl JiraClient {
                 halted: std::sync::OnceLock::new(),
             }),
             apart: None,
-            ahead: None,
+            ahead: false,
         })
     }
 
@@ -303,39 +284,23 @@ impl JiraClient {
         JiraClient {
             inner: self.inner.clone(),
             apart: Some(Arc::default()),
-            ahead: self.ahead.clone(),
+            ahead: self.ahead,
         }
     }
 
-    /// A clone whose requests never queue behind this client's others: for
-    /// a serial chain (a count, then a census page, then the next) that the
-    /// rest of a stage waits on, while other stages keep many requests
-    /// waiting. While the clone (or a clone of it) lives, the others share
-    /// one request slot fewer, which is kept for it; its requests still
-    /// count, pace and stop at the gate as every other. Waits for that slot
-    /// to be free. Slots are kept only while the others keep at least one
-    /// (never with `concurrency = 1`): past that, the clone only skips the
-    /// queue.
-    pub async fn ahead(&self) -> JiraClient {
-        let mut clone = self.clone();
-        if clone.ahead.is_none() {
-            let inner = &self.inner;
-            let keep = inner
-                .kept
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| {
-                    (k + 1 < inner.concurrency).then_some(k + 1)
-                })
-                .is_ok();
-            let slot = match keep {
-                true => Some(Kept {
-                    _permit: inner.lane.clone().acquire_owned().await.ok(),
-                    inner: inner.clone(),
-                }),
-                false => None,
-            };
-            clone.ahead = Some(Arc::new(slot));
+    /// A clone whose requests never queue behind this client's others:
+    /// for a serial chain (a count, then a census page, then the next) that
+    /// the rest of a stage waits on, while other stages keep many requests
+    /// waiting. Its requests take the first request slot that frees, ahead
+    /// of every ordinary request waiting; they still count, pace and stop
+    /// at the gate as every other, and the site never sees more than
+    /// `concurrency` requests at once. It keeps no slot, so it costs the
+    /// others nothing while it has no request out.
+    pub fn ahead(&self) -> JiraClient {
+        JiraClient {
+            ahead: true,
+            ..self.clone()
         }
-        clone
     }
 
     /// The traffic of this clone since [`JiraClient::counted_apart`] (for a
@@ -457,8 +422,8 @@ impl JiraClient {
             )
         };
         let _lane = match self.ahead {
-            Some(_) => None,
-            None => Some(inner.lane.acquire().await.map_err(shut)?),
+            true => None,
+            false => Some(inner.lane.acquire().await.map_err(shut)?),
         };
         let _permit = inner.permits.acquire().await.map_err(shut)?;
         inner.gate.wait_open().await;

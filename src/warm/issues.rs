@@ -859,7 +859,7 @@ async fn pass(
     let window_start = start.saturating_sub(super::millis(options.since));
     // Steps 1 to 3 are one request after another, and everything after
     // waits on them: they go ahead of the other stages' queued requests.
-    let chain = ctx.client.ahead().await;
+    let chain = ctx.client.ahead();
     // 1. The count, which also finds projects Jira refuses in a query
     //    (deleted, or not visible): those fail alone, the rest go on.
     let expected = loop {
@@ -940,7 +940,6 @@ async fn pass(
     let jql = census_jql(&chunk, options.since, deployment);
     let pager = pager(&chain, &jql, &fields, page, expected, false);
     let (listed, end) = list_facts(pager, expected, "the issue census").await;
-    drop(chain);
     let mut dc_order: HashMap<String, Vec<(String, Option<i64>)>> = HashMap::new();
     for f in listed {
         let project = f.project.clone().unwrap_or_default();
