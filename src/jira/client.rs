@@ -421,11 +421,11 @@ impl JiraClient {
                 JiraError::Setup("the client was shut down".into()),
             )
         };
-        let _lane = match self.ahead {
+        let lane = match self.ahead {
             true => None,
             false => Some(inner.lane.acquire().await.map_err(shut)?),
         };
-        let _permit = inner.permits.acquire().await.map_err(shut)?;
+        let permit = inner.permits.acquire().await.map_err(shut)?;
         inner.gate.wait_open().await;
         // The site's pace for this endpoint family first, then the
         // profile's ceiling over every request.
@@ -485,6 +485,9 @@ impl JiraClient {
                 }
                 Err(e) => return Err((Outcome::Transport, self.transport_error(&e, path))),
             };
+            // The site is done with this request: its slot goes to the
+            // next one while the answer is decoded.
+            drop((permit, lane));
             return decode(path, &content_type, &bytes);
         }
         let retry_after = throttle_wait(response.headers(), chrono::Utc::now());
