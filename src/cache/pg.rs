@@ -1085,7 +1085,6 @@ struct Rows<'a> {
 }
 
 impl<'a> Rows<'a> {
-    #[expect(clippy::too_many_arguments, reason = "one row's columns")]
     fn push(
         &mut self,
         e: &'a NewEntry,
