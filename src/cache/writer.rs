@@ -18,7 +18,10 @@
 //! last commits before a power cut may be rolled back (never half of one).
 //! On PostgreSQL a transaction of pages only does not wait for the server's
 //! disk either ([`RELAXED_COMMIT`]); every other write that changes a row
-//! does, and with it every page committed before it.
+//! does, and with it every page committed before it. On PostgreSQL the
+//! plain pages next to each other in a batch are also stored in one
+//! look-up and one insert ([`pg::put_pages`]), and the rows the look-up
+//! found absent are inserted without a conflict check ([`pg::NewRows`]).
 //! If one write of a batch fails, the batch is rolled back and its writes are run
 //! again one transaction each, so only the failing one fails. A batch of
 //! patient writes only (the ends of projects' issue listings, whose callers
