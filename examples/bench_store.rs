@@ -23,8 +23,12 @@
 //! `--cache-url postgres://user@host:port/db` runs the same against
 //! PostgreSQL (password from `PGPASSWORD`), each run in a fresh schema that
 //! is dropped at its end. The writer thread's CPU is then the client's
-//! share only; the server's is not counted. `--reads N` also times N cached
-//! reads of random keys through the read-through API (`ReadThrough::get`).
+//! share only; the server's is reported apart, as the CPU time of the
+//! server's processes (the postmaster and its children, from `/proc`, when
+//! the server runs on this machine and `/proc` shows them), which depends
+//! far less on other work on the machine than the wall time does. `--reads
+//! N` also times N cached reads of random keys through the read-through API
+//! (`ReadThrough::get`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -151,6 +155,8 @@ fn time_reads(args: &Args, location: &CacheLocation) -> Result<Vec<Duration>, St
 struct Phase {
     wall: Duration,
     writer_cpu: Duration,
+    /// CPU time of the PostgreSQL server's processes, when it is local.
+    server_cpu: Option<Duration>,
     written: u64,
     unchanged: u64,
     storage_write_bytes: u64,
@@ -182,6 +188,14 @@ async fn run(args: &Args) -> Result<(), String> {
         "{} entries of {} B, pages of {}, {} in flight, {} run(s)",
         args.entries, args.value_bytes, args.page, args.in_flight, args.runs
     );
+    if let Some(url) = &args.cache_url {
+        let postmaster = find_postmaster(url).await;
+        match postmaster {
+            Some(pid) => println!("server: postmaster pid {pid} on this machine"),
+            None => println!("server: not on this machine (its CPU is not measured)"),
+        }
+        let _ = POSTMASTER.set(postmaster);
+    }
     let mut runs = Vec::new();
     for i in 1..=args.runs {
         let dir = match &args.dir {
@@ -336,6 +350,7 @@ async fn write_all(
     let tid = tid.ok_or("cannot find the writer thread in /proc/self/task")?;
     let cpu_before = thread_cpu_time(&tid).unwrap_or_default();
     let io_before = storage_write_bytes();
+    let server_before = server_cpu_time();
     let now = now_ms();
     let pool = pad_pool();
     let issues = args.entries.saturating_sub(PROJECTS + FIELDS + USERS);
@@ -365,6 +380,9 @@ async fn write_all(
         .unwrap_or_default()
         .saturating_sub(cpu_before);
     writer.shutdown().await.map_err(|e| e.to_string())?;
+    phase.server_cpu = server_before
+        .zip(server_cpu_time())
+        .map(|(before, after)| after.saturating_sub(before));
     phase.storage_write_bytes = storage_write_bytes().saturating_sub(io_before);
     Ok(phase)
 }
@@ -565,6 +583,74 @@ fn thread_cpu_time(tid: &str) -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
+/// The PostgreSQL server's process id (its postmaster), when it runs on
+/// this machine: the parent of the backend of a connection to it. Set once
+/// per process by [`find_postmaster`].
+static POSTMASTER: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
+/// Finds the postmaster of the server at `url` (see [`POSTMASTER`]).
+async fn find_postmaster(url: &str) -> Option<u32> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut config: postgres::Config = url.parse().ok()?;
+        if let Ok(p) = std::env::var("PGPASSWORD") {
+            config.password(p);
+        }
+        let mut client = config.connect(postgres::NoTls).ok()?;
+        let backend: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .ok()?
+            .get(0);
+        let stat = std::fs::read_to_string(format!("/proc/{backend}/stat")).ok()?;
+        // The fourth field, after the parenthesised command name.
+        let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+        ppid.parse().ok()
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// CPU time of the server's processes so far: the postmaster's own and
+/// that of its children that ended (`cutime`, `cstime`), plus that of its
+/// live children. `None` when the server is not local.
+fn server_cpu_time() -> Option<Duration> {
+    let postmaster = (*POSTMASTER.get()?)?;
+    // SAFETY: sysconf cannot fail for _SC_CLK_TCK.
+    let ticks = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&t| t > 0)?;
+    let fields = |pid: &str| -> Option<(u32, [u64; 4])> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // After the name: state, ppid, ..., utime (14th field of the
+        // line, index 11 here), stime, cutime, cstime.
+        let ppid = rest.get(1)?.parse().ok()?;
+        let mut t = [0u64; 4];
+        for (i, v) in t.iter_mut().enumerate() {
+            *v = rest.get(11 + i)?.parse().ok()?;
+        }
+        Some((ppid, t))
+    };
+    let (_, own) = fields(&postmaster.to_string())?;
+    let mut total: u64 = own.iter().sum();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some((ppid, t)) = fields(pid)
+            && ppid == postmaster
+        {
+            total += t[0] + t[1];
+        }
+    }
+    Some(Duration::from_nanos(total * 1_000_000_000 / ticks))
+}
+
 /// Bytes this process caused to be sent to the storage layer.
 fn storage_write_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/io")
@@ -606,6 +692,15 @@ fn print_phase(label: &str, p: &Phase) {
         p.storage_write_bytes as f64 / 1_048_576.0,
         p.storage_write_bytes as f64 / 1_048_576.0 / p.wall.as_secs_f64()
     );
+    if let Some(server) = p.server_cpu {
+        let entries = (p.written + p.unchanged).max(1);
+        println!(
+            "  {label}: server CPU {:.2} s ({:.1} µs per entry), writer CPU {:.1} µs per entry",
+            server.as_secs_f64(),
+            server.as_secs_f64() * 1e6 / entries as f64,
+            p.writer_cpu.as_secs_f64() * 1e6 / entries as f64
+        );
+    }
 }
 
 fn print_run(run: &Run) {
@@ -650,6 +745,16 @@ fn print_medians(runs: &[Run]) {
         m(&|r| Some(r.ingest.wall.as_secs_f64())),
         m(&|r| Some(r.ingest.writer_cpu.as_secs_f64()))
     );
+    if runs.iter().any(|r| r.ingest.server_cpu.is_some()) {
+        println!(
+            "  ingest: server CPU {:.1} µs per entry",
+            m(&|r| r
+                .ingest
+                .server_cpu
+                .map(|c| c.as_secs_f64() * 1e6
+                    / (r.ingest.written + r.ingest.unchanged).max(1) as f64))
+        );
+    }
     if runs.iter().any(|r| r.rewrite.is_some()) {
         println!(
             "  same values again: {:.0} entries/s, {:.1} % of the ingest's wall, {:.1} % of its writer CPU",

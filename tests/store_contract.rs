@@ -931,3 +931,247 @@ fn readers_reuse_their_connections_and_replace_ones_the_server_ended() {
     let reader = Cache::open_read_only(&location).unwrap();
     assert!(reader.peek(Category::Project, "A").unwrap().is_none());
 }
+
+/// Polls `page` (a write handed to the writer) once, so that it is queued
+/// behind what the writer is doing, and leaves it waiting for its answer.
+fn queue<F: std::future::Future>(page: &mut std::pin::Pin<Box<F>>) {
+    let mut cx = std::task::Context::from_waker(futures::task::noop_waker_ref());
+    assert!(
+        page.as_mut().poll(&mut cx).is_pending(),
+        "the write was answered before the writer was let go"
+    );
+}
+
+/// Waits until a statement of jira-cache's waits for a lock held by the
+/// test (the writer is then stuck on a row or table the test holds).
+fn wait_for_writer_blocked(client: &mut postgres::Client) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let waiting: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = 'jira-cache' AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never waited for the test's lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Inserts `key` (an issue of `project`, expiring at `expires_at`) into
+/// `schema`'s entries in `client`'s open transaction, as another writer of
+/// the scope would. (Two such transactions must not share a project or an
+/// expiry minute: each holds the totals' rows it changed until it ends.)
+fn insert_elsewhere(
+    client: &mut postgres::Transaction<'_>,
+    schema: &str,
+    scope: &str,
+    (key, project, expires_at): (&str, &str, i64),
+) {
+    // The totals' trigger names its tables as the store's sessions see
+    // them, on the schema's search path.
+    client
+        .batch_execute(&format!("SET LOCAL search_path TO {schema}"))
+        .unwrap();
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {schema}.entries (scope, category, key, value, hash, size,
+                                               fetched_at, expires_at, project, updated_at)
+                 VALUES ($1, 'issue', $2, 'theirs', 1, 6, $3, $4, $5, $3)"
+            ),
+            &[&scope, &key, &NOW, &expires_at, &project],
+        )
+        .unwrap();
+}
+
+/// Pages queued while the writer is busy share a transaction, and the
+/// PostgreSQL writer stores them in one look-up and one insert
+/// (`pg::put_pages`). Each page is still answered what storing it alone, in
+/// order, would have answered: unchanged and changed values, a key in two
+/// pages (the later page finds the earlier one's value). Both stores agree, on
+/// the outcomes, the values and the figures.
+#[test]
+fn pages_queued_together_are_answered_as_if_stored_one_by_one() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scope = "p https://a.example/";
+    let mut seen = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![(
+        "sqlite",
+        CacheLocation::File(dir.path().join("c.sqlite3")),
+        None,
+    )];
+    if let Some(server) = common::pg::shared() {
+        let schema = fresh_schema();
+        stores.push((
+            "postgres",
+            pg_location(server, &schema, scope),
+            Some(schema),
+        ));
+    }
+    for (name, location, schema) in stores {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        let page = |items: &[(&str, &str)]| -> Vec<NewEntry> {
+            items
+                .iter()
+                .map(|(k, v)| NewEntry {
+                    value: format!(r#"{{"v":"{v}"}}"#),
+                    ..issue(k, NOW)
+                })
+                .collect()
+        };
+        runtime
+            .block_on(writer.put_page(page(&[("P-1", "1"), ("P-2", "1")])))
+            .unwrap();
+        // On PostgreSQL, hold the writer on a row another transaction is
+        // inserting until all the pages are queued behind it.
+        let mut blocker = schema
+            .as_ref()
+            .map(|_| common::pg::shared().unwrap().client("postgres"));
+        let mut held = blocker.as_mut().map(|c| c.transaction().unwrap());
+        if let (Some(tx), Some(schema)) = (held.as_mut(), &schema) {
+            insert_elsewhere(tx, schema, scope, ("P-0", "P", NOW + HOUR));
+        }
+        let mut first = Box::pin(writer.put_page(page(&[("P-0", "1")])));
+        queue(&mut first);
+        if held.is_some() {
+            let mut watcher = common::pg::shared().unwrap().client("postgres");
+            wait_for_writer_blocked(&mut watcher);
+        }
+        let mut pages = vec![
+            // P-1 unchanged; P-3 new.
+            Box::pin(writer.put_page(page(&[("P-1", "1"), ("P-3", "2")]))),
+            // P-2 changed; P-4 new.
+            Box::pin(writer.put_page(page(&[("P-2", "2"), ("P-4", "1")]))),
+            // P-4 again, as the page before wrote it; P-5 new.
+            Box::pin(writer.put_page(page(&[("P-4", "1"), ("P-5", "1")]))),
+            // P-4 changed once more.
+            Box::pin(writer.put_page(page(&[("P-4", "3")]))),
+        ];
+        for p in &mut pages {
+            queue(p);
+        }
+        // Let the writer go: the row it waited for never existed.
+        if let Some(tx) = held.take() {
+            tx.rollback().unwrap();
+        }
+        let first = runtime.block_on(first).unwrap();
+        let outcomes: Vec<(u64, u64)> = pages
+            .into_iter()
+            .map(|p| {
+                let o = runtime.block_on(p).unwrap();
+                (o.written, o.unchanged)
+            })
+            .collect();
+        assert_eq!((first.written, first.unchanged), (1, 0), "{name}");
+        assert_eq!(outcomes, vec![(1, 1), (2, 0), (1, 1), (1, 0)], "{name}");
+        let reader = cache.reader().unwrap();
+        let values: Vec<String> = ["P-0", "P-1", "P-2", "P-3", "P-4", "P-5"]
+            .iter()
+            .map(|k| {
+                reader
+                    .peek(Category::Issue, k)
+                    .unwrap()
+                    .map(|e| e.value)
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            values,
+            ["1", "1", "2", "2", "3", "1"]
+                .iter()
+                .map(|v| format!(r#"{{"v":"{v}"}}"#))
+                .collect::<Vec<_>>(),
+            "{name}"
+        );
+        seen.push((name, figures(&cache)));
+        runtime.block_on(writer.shutdown()).unwrap();
+    }
+    for pair in seen.windows(2) {
+        assert_eq!(
+            pair[0].1, pair[1].1,
+            "{} and {} differ",
+            pair[0].0, pair[1].0
+        );
+    }
+}
+
+/// PostgreSQL only: inside a batch, the rows a page's look-up found absent
+/// are inserted without a conflict check. When another writer of the scope
+/// inserts one of those keys after the look-up, the insert fails, the batch
+/// is rolled back and each of its writes runs again alone: every page is
+/// stored, the other writer's row is replaced by this page's value, and the
+/// totals count it once.
+#[test]
+fn a_key_another_writer_inserted_after_the_look_up_is_written_on_the_retry() {
+    let Some(server) = common::pg::shared() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let schema = fresh_schema();
+    let scope = "p https://a.example/";
+    let cache = Cache::open(pg_location(server, &schema, scope)).unwrap();
+    let writer = cache.writer().unwrap();
+    let mine = |key: &str| NewEntry {
+        value: r#"{"mine":true}"#.to_string(),
+        ..issue(key, NOW)
+    };
+    let mut first_holder = server.client("postgres");
+    let mut second_holder = server.client("postgres");
+    let mut watcher = server.client("postgres");
+    // The writer waits on P-1, which a transaction is inserting.
+    let mut first_tx = first_holder.transaction().unwrap();
+    insert_elsewhere(&mut first_tx, &schema, scope, ("P-1", "P", NOW + HOUR));
+    let mut blocked = Box::pin(writer.put_page(vec![mine("P-1")]));
+    queue(&mut blocked);
+    wait_for_writer_blocked(&mut watcher);
+    // Meanwhile another transaction inserts P-2 and two pages queue up, one
+    // of them with P-2: they will share the next batch.
+    let mut second_tx = second_holder.transaction().unwrap();
+    insert_elsewhere(&mut second_tx, &schema, scope, ("P-2", "Q", NOW + 3 * HOUR));
+    let mut racing = Box::pin(writer.put_page(vec![mine("P-2"), mine("P-3")]));
+    let mut other = Box::pin(writer.put_page(vec![mine("P-4")]));
+    queue(&mut racing);
+    queue(&mut other);
+    first_tx.rollback().unwrap();
+    let done = runtime.block_on(blocked).unwrap();
+    assert_eq!((done.written, done.unchanged), (1, 0));
+    // The batch's look-up did not see the uncommitted P-2; its insert waits
+    // for that transaction, which then commits the key.
+    wait_for_writer_blocked(&mut watcher);
+    second_tx.commit().unwrap();
+    let racing = runtime.block_on(racing).unwrap();
+    let other = runtime.block_on(other).unwrap();
+    assert_eq!((racing.written, racing.unchanged), (2, 0));
+    assert_eq!((other.written, other.unchanged), (1, 0));
+    let reader = cache.reader().unwrap();
+    for key in ["P-1", "P-2", "P-3", "P-4"] {
+        assert_eq!(
+            reader.peek(Category::Issue, key).unwrap().map(|e| e.value),
+            Some(r#"{"mine":true}"#.to_string()),
+            "{key}"
+        );
+    }
+    let issues = reader
+        .category_stats(NOW)
+        .unwrap()
+        .into_iter()
+        .find(|s| s.category == Category::Issue)
+        .unwrap();
+    assert_eq!(issues.entries, 4);
+    assert_eq!(
+        reader.issue_counts_by_project().unwrap(),
+        vec![("P".to_string(), 4)]
+    );
+    runtime.block_on(writer.shutdown()).unwrap();
+}

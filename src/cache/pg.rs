@@ -1028,7 +1028,8 @@ const TOUCH_UNCHANGED: &str = "UPDATE entries e
                                LIMIT 1) x) t
      WHERE e.ctid = t.row_id";
 
-/// A page's new and changed rows.
+/// A page's changed rows (and, when a conflict check is wanted, its new
+/// ones).
 const UPSERT_CHANGED: &str = "INSERT INTO entries (scope, category, key, value, hash, size,
                           fetched_at, expires_at, fetch_ms, project, updated_at, listing)
      SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[],
@@ -1040,32 +1041,196 @@ const UPSERT_CHANGED: &str = "INSERT INTO entries (scope, category, key, value, 
          fetch_ms = excluded.fetch_ms, project = excluded.project,
          updated_at = excluded.updated_at, listing = excluded.listing";
 
-/// Stores a page of entries (see `write::put_page`), in multi-row
-/// statements: one look-up of the page's existing rows, then one upsert of
-/// the changed ones and one update of the unchanged ones' times.
+/// The rows the look-up found absent, without the conflict check of
+/// [`UPSERT_CHANGED`]: `ON CONFLICT` inserts each row speculatively (one
+/// more probe of the primary key, one more log record and heap page change
+/// per row to confirm it), and makes the statement fire the update
+/// trigger too. A key another writer inserted after the look-up fails the
+/// statement with a unique violation; the writer then runs the write again
+/// alone, where new rows go through [`UPSERT_CHANGED`] (see
+/// [`NewRows::Checked`]).
+const INSERT_NEW: &str = "INSERT INTO entries (scope, category, key, value, hash, size,
+                          fetched_at, expires_at, fetch_ms, project, updated_at, listing)
+     SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[],
+                              $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+                              $10::text[], $11::bigint[], $12::bigint[])";
+
+/// How [`put_pages`] writes the rows its look-up found absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NewRows {
+    /// A plain `INSERT` ([`INSERT_NEW`]): a key another writer inserted
+    /// since the look-up fails the statement (and with it the
+    /// transaction), so only for writes that are run again alone when they
+    /// fail, as the writer's batches are.
+    Insert,
+    /// An upsert ([`UPSERT_CHANGED`]): never fails on a key another writer
+    /// inserted since the look-up.
+    Checked,
+}
+
+/// The columns of the rows one statement writes.
+#[derive(Default)]
+struct Rows<'a> {
+    category: Vec<&'a str>,
+    key: Vec<&'a str>,
+    value: Vec<&'a str>,
+    hash: Vec<i64>,
+    size: Vec<i64>,
+    fetched: Vec<Option<i64>>,
+    expires: Vec<Option<i64>>,
+    fetch_ms: Vec<i64>,
+    project: Vec<Option<&'a str>>,
+    updated: Vec<Option<i64>>,
+    listing: Vec<Option<i64>>,
+}
+
+impl<'a> Rows<'a> {
+    fn push(
+        &mut self,
+        e: &'a NewEntry,
+        hash: i64,
+        size: i64,
+        fetched_at: Option<i64>,
+        expires_at: Option<i64>,
+        listing: Option<i64>,
+    ) {
+        self.category.push(e.category.as_str());
+        self.key.push(e.key.as_str());
+        self.value.push(e.value.as_str());
+        self.hash.push(hash);
+        self.size.push(size);
+        self.fetched.push(fetched_at);
+        self.expires.push(expires_at);
+        self.fetch_ms.push(e.fetch_ms);
+        self.project.push(e.project.as_deref());
+        self.updated.push(e.updated_at);
+        self.listing.push(listing);
+    }
+
+    /// Runs `sql` (an insert of these columns) on `tx`, unless there are no rows.
+    fn write(
+        &self,
+        tx: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        sql: &'static str,
+        scope: &str,
+    ) -> Result<(), postgres::Error> {
+        if self.key.is_empty() {
+            return Ok(());
+        }
+        let statement = prepared.get(tx, sql)?;
+        tx.execute(
+            &statement,
+            &[
+                &scope,
+                &self.category,
+                &self.key,
+                &self.value,
+                &self.hash,
+                &self.size,
+                &self.fetched,
+                &self.expires,
+                &self.fetch_ms,
+                &self.project,
+                &self.updated,
+                &self.listing,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Stores a page of entries (see `write::put_page`); see [`put_pages`].
 pub(crate) fn put_page(
     tx: &mut impl GenericClient,
     prepared: &mut Prepared,
     scope: &str,
     entries: &[NewEntry],
     listing: Option<&Listing>,
+    new_rows: NewRows,
 ) -> Result<PutOutcome, postgres::Error> {
-    let mut outcome = PutOutcome::default();
-    if entries.is_empty() {
-        return Ok(outcome);
+    let outcomes = put_pages(tx, prepared, scope, &[entries], listing, new_rows)?;
+    Ok(outcomes.into_iter().next().unwrap_or_default())
+}
+
+/// Stores pages of entries, each as `write::put_page` would one after the
+/// other, and answers each page's outcome. Consecutive pages that share no
+/// key are stored together, in multi-row statements: one look-up of their
+/// existing rows, then one insert of the new ones, one upsert of the changed
+/// ones and one update of the unchanged ones' times. Each statement has a
+/// fixed cost in the server (planning, executor start, the totals'
+/// triggers) that a page of 100 entries paid ten times over what 800 pay
+/// (BENCHMARKS.md). A page with a key an earlier page of the run also has
+/// starts a new run, so that each page's outcome is what storing the pages
+/// one by one would have answered.
+pub(crate) fn put_pages(
+    tx: &mut impl GenericClient,
+    prepared: &mut Prepared,
+    scope: &str,
+    pages: &[&[NewEntry]],
+    listing: Option<&Listing>,
+    new_rows: NewRows,
+) -> Result<Vec<PutOutcome>, postgres::Error> {
+    let mut outcomes = vec![PutOutcome::default(); pages.len()];
+    if pages.iter().all(|p| p.is_empty()) {
+        return Ok(outcomes);
     }
     let listing = match listing {
         Some(l) => Some((l.category, open_listing(tx, scope, l)?)),
         None => None,
     };
-    // The page may hold the same key twice; the last one wins, as one
-    // statement per entry would have it.
-    let mut last: HashMap<(Category, &str), usize> = HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        last.insert((e.category, e.key.as_str()), i);
+    let mut first = 0;
+    while first < pages.len() {
+        let mut seen: HashSet<(Category, &str)> = HashSet::new();
+        let mut end = first;
+        while end < pages.len() {
+            let keys: HashSet<(Category, &str)> = pages[end]
+                .iter()
+                .map(|e| (e.category, e.key.as_str()))
+                .collect();
+            if end > first && !keys.is_disjoint(&seen) {
+                break;
+            }
+            seen.extend(keys);
+            end += 1;
+        }
+        put_disjoint(
+            tx,
+            prepared,
+            scope,
+            &pages[first..end],
+            listing,
+            new_rows,
+            &mut outcomes[first..end],
+        )?;
+        first = end;
     }
-    let categories: Vec<&str> = entries.iter().map(|e| e.category.as_str()).collect();
-    let keys: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
+    Ok(outcomes)
+}
+
+/// [`put_pages`] for pages that share no key.
+fn put_disjoint(
+    tx: &mut impl GenericClient,
+    prepared: &mut Prepared,
+    scope: &str,
+    pages: &[&[NewEntry]],
+    listing: Option<(Category, i64)>,
+    new_rows: NewRows,
+    outcomes: &mut [PutOutcome],
+) -> Result<(), postgres::Error> {
+    // A page may hold the same key twice; the last one wins, as one
+    // statement per entry would have it. (Pages here share no key.)
+    let mut last: HashMap<(Category, &str), (usize, usize)> = HashMap::new();
+    for (p, page) in pages.iter().enumerate() {
+        for (i, e) in page.iter().enumerate() {
+            last.insert((e.category, e.key.as_str()), (p, i));
+        }
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let categories: Vec<&str> = last.keys().map(|(c, _)| c.as_str()).collect();
+    let keys: Vec<&str> = last.keys().map(|(_, k)| *k).collect();
     let mut existing: HashMap<(String, String), (i64, i64, Option<i64>)> = HashMap::new();
     let lookup = prepared.get(tx, LOOK_UP_PAGE)?;
     for row in tx.query(&lookup, &[&scope, &categories, &keys])? {
@@ -1074,65 +1239,53 @@ pub(crate) fn put_page(
             (row.get(2), row.get(3), row.get(4)),
         );
     }
-    let mut w_cat = Vec::new();
-    let mut w_key = Vec::new();
-    let mut w_value = Vec::new();
-    let mut w_hash = Vec::new();
-    let mut w_size = Vec::new();
-    let mut w_fetched = Vec::new();
-    let mut w_expires = Vec::new();
-    let mut w_fetch_ms = Vec::new();
-    let mut w_project = Vec::new();
-    let mut w_updated = Vec::new();
-    let mut w_listing = Vec::new();
+    let mut inserted = Rows::default();
+    let mut upserted = Rows::default();
     let mut t_cat = Vec::new();
     let mut t_key = Vec::new();
     let mut t_fetched = Vec::new();
     let mut t_expires = Vec::new();
     let mut t_fetch_ms = Vec::new();
     let mut t_listing = Vec::new();
-    for (i, e) in entries.iter().enumerate() {
-        if last.get(&(e.category, e.key.as_str())) != Some(&i) {
-            continue;
-        }
-        let hash = value_hash(&e.value);
-        let size = size_of(&e.key, &e.value);
-        let member = listing.and_then(|(category, id)| (category == e.category).then_some(id));
-        let (fetched_at, expires_at) = match member {
-            Some(_) => (None, None),
-            None => (Some(e.fetched_at), Some(e.expires_at)),
-        };
-        match existing.get(&(e.category.as_str().to_string(), e.key.clone())) {
-            Some(&(old_hash, old_size, old_listing))
-                if old_hash == hash
-                    && old_size == size
-                    && member.is_some()
-                    && old_listing == member =>
-            {
-                outcome.unchanged += 1;
+    for (p, page) in pages.iter().enumerate() {
+        let outcome = &mut outcomes[p];
+        for (i, e) in page.iter().enumerate() {
+            if last.get(&(e.category, e.key.as_str())) != Some(&(p, i)) {
+                continue;
             }
-            Some(&(old_hash, old_size, _)) if old_hash == hash && old_size == size => {
-                t_cat.push(e.category.as_str());
-                t_key.push(e.key.as_str());
-                t_fetched.push(fetched_at);
-                t_expires.push(expires_at);
-                t_fetch_ms.push(e.fetch_ms);
-                t_listing.push(member);
-                outcome.unchanged += 1;
-            }
-            _ => {
-                w_cat.push(e.category.as_str());
-                w_key.push(e.key.as_str());
-                w_value.push(e.value.as_str());
-                w_hash.push(hash);
-                w_size.push(size);
-                w_fetched.push(fetched_at);
-                w_expires.push(expires_at);
-                w_fetch_ms.push(e.fetch_ms);
-                w_project.push(e.project.as_deref());
-                w_updated.push(e.updated_at);
-                w_listing.push(member);
-                outcome.written += 1;
+            let hash = value_hash(&e.value);
+            let size = size_of(&e.key, &e.value);
+            let member = listing.and_then(|(category, id)| (category == e.category).then_some(id));
+            let (fetched_at, expires_at) = match member {
+                Some(_) => (None, None),
+                None => (Some(e.fetched_at), Some(e.expires_at)),
+            };
+            match existing.get(&(e.category.as_str().to_string(), e.key.clone())) {
+                Some(&(old_hash, old_size, old_listing))
+                    if old_hash == hash
+                        && old_size == size
+                        && member.is_some()
+                        && old_listing == member =>
+                {
+                    outcome.unchanged += 1;
+                }
+                Some(&(old_hash, old_size, _)) if old_hash == hash && old_size == size => {
+                    t_cat.push(e.category.as_str());
+                    t_key.push(e.key.as_str());
+                    t_fetched.push(fetched_at);
+                    t_expires.push(expires_at);
+                    t_fetch_ms.push(e.fetch_ms);
+                    t_listing.push(member);
+                    outcome.unchanged += 1;
+                }
+                None if new_rows == NewRows::Insert => {
+                    inserted.push(e, hash, size, fetched_at, expires_at, member);
+                    outcome.written += 1;
+                }
+                _ => {
+                    upserted.push(e, hash, size, fetched_at, expires_at, member);
+                    outcome.written += 1;
+                }
             }
         }
     }
@@ -1151,27 +1304,9 @@ pub(crate) fn put_page(
             ],
         )?;
     }
-    if !w_key.is_empty() {
-        let upsert = prepared.get(tx, UPSERT_CHANGED)?;
-        tx.execute(
-            &upsert,
-            &[
-                &scope,
-                &w_cat,
-                &w_key,
-                &w_value,
-                &w_hash,
-                &w_size,
-                &w_fetched,
-                &w_expires,
-                &w_fetch_ms,
-                &w_project,
-                &w_updated,
-                &w_listing,
-            ],
-        )?;
-    }
-    Ok(outcome)
+    upserted.write(tx, prepared, UPSERT_CHANGED, scope)?;
+    inserted.write(tx, prepared, INSERT_NEW, scope)?;
+    Ok(())
 }
 
 /// Waits until every commit of this connection is on the server's disk,

@@ -18,7 +18,10 @@
 //! last commits before a power cut may be rolled back (never half of one).
 //! On PostgreSQL a transaction of pages only does not wait for the server's
 //! disk either ([`RELAXED_COMMIT`]); every other write that changes a row
-//! does, and with it every page committed before it.
+//! does, and with it every page committed before it. On PostgreSQL the
+//! plain pages next to each other in a batch are also stored in one
+//! look-up and one insert ([`pg::put_pages`]), and the rows the look-up
+//! found absent are inserted without a conflict check ([`pg::NewRows`]).
 //! If one write of a batch fails, the batch is rolled back and its writes are run
 //! again one transaction each, so only the failing one fails. A batch of
 //! patient writes only (the ends of projects' issue listings, whose callers
@@ -125,6 +128,10 @@ pub(crate) enum Tx<'a> {
         tx: postgres::Transaction<'a>,
         prepared: &'a mut pg::Prepared,
         scope: &'a str,
+        /// How a page's rows that its look-up found absent are written:
+        /// plainly inserted inside a batch (a batch that fails is run again
+        /// write by write), with a conflict check when a write runs alone.
+        new_rows: pg::NewRows,
     },
 }
 
@@ -155,6 +162,74 @@ trait Batched: Send {
 
     /// Answers the caller: its result if `committed` is `Ok`, else that error.
     fn answer(self: Box<Self>, committed: Result<(), CacheError>);
+
+    /// The entries of a plain page (one without a listing), which a
+    /// PostgreSQL batch stores together with the plain pages next to it
+    /// ([`pg::put_pages`]); `None` for any other write.
+    fn plain_page(&self) -> Option<&[NewEntry]> {
+        None
+    }
+
+    /// Keeps the outcome of its page, stored together with others (see
+    /// [`Batched::plain_page`]), in place of running it.
+    fn page_stored(&mut self, _outcome: PutOutcome) {}
+}
+
+/// A plain page ([`CacheWriter::put_page`]).
+struct PageWrite {
+    entries: Vec<NewEntry>,
+    result: Option<PutOutcome>,
+    reply: oneshot::Sender<Result<PutOutcome, CacheError>>,
+    path: Arc<PathBuf>,
+}
+
+impl Batched for PageWrite {
+    fn weight(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn patient(&self) -> bool {
+        false
+    }
+
+    fn relaxed(&self) -> bool {
+        true
+    }
+
+    fn run(&mut self, tx: &mut Tx<'_>, path: &Path) -> Result<(), CacheError> {
+        self.result = None;
+        self.result = Some(match tx {
+            Tx::Lite(tx) => write::put_page(tx, &self.entries, None).at(path)?,
+            Tx::Pg {
+                tx,
+                prepared,
+                scope,
+                new_rows,
+            } => pg::put_page(tx, prepared, scope, &self.entries, None, *new_rows).at_pg(path)?,
+        });
+        Ok(())
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), CacheError>) {
+        let answer = match (committed, self.result) {
+            (Ok(()), Some(result)) => Ok(result),
+            (Err(e), _) => Err(e),
+            // Not reachable: a write is only answered Ok after it ran.
+            (Ok(()), None) => Err(CacheError::WriterStopped {
+                path: self.path.as_ref().clone(),
+            }),
+        };
+        // The caller may have gone away (cancelled); the work is done anyway.
+        let _ = self.reply.send(answer);
+    }
+
+    fn plain_page(&self) -> Option<&[NewEntry]> {
+        Some(&self.entries)
+    }
+
+    fn page_stored(&mut self, outcome: PutOutcome) {
+        self.result = Some(outcome);
+    }
 }
 
 struct Write<T, F> {
@@ -304,15 +379,22 @@ impl CacheWriter {
     /// whole page is committed. An entry whose value is unchanged (same
     /// hash) only has its times refreshed; its stored value is not rewritten.
     pub async fn put_page(&self, entries: Vec<NewEntry>) -> Result<PutOutcome, CacheError> {
-        let weight = entries.len();
-        self.page(weight, move |tx, path| match tx {
-            Tx::Lite(tx) => write::put_page(tx, &entries, None).at(path),
-            Tx::Pg {
-                tx,
-                prepared,
-                scope,
-            } => pg::put_page(tx, prepared, scope, &entries, None).at_pg(path),
-        })
+        let (reply, done) = oneshot::channel();
+        let write = PageWrite {
+            entries,
+            result: None,
+            reply,
+            path: Arc::clone(&self.path),
+        };
+        self.tx
+            .send(Message::Batched(Box::new(write)))
+            .await
+            .map_err(|_| self.stopped())?;
+        Pending {
+            done,
+            path: Arc::clone(&self.path),
+        }
+        .outcome()
         .await
     }
 
@@ -338,7 +420,8 @@ impl CacheWriter {
                 tx,
                 prepared,
                 scope,
-            } => pg::put_page(tx, prepared, scope, &entries, Some(&listing)).at_pg(path),
+                new_rows,
+            } => pg::put_page(tx, prepared, scope, &entries, Some(&listing), *new_rows).at_pg(path),
         })
         .await
     }
@@ -490,8 +573,10 @@ impl CacheWriter {
                     tx,
                     prepared,
                     scope: s,
+                    new_rows,
                 } => {
-                    let put = pg::put_page(tx, prepared, s, &last_page, None).at_pg(path)?;
+                    let put =
+                        pg::put_page(tx, prepared, s, &last_page, None, *new_rows).at_pg(path)?;
                     let removed = match &removal {
                         Some((scope, keep)) => {
                             pg::remove_missing(tx, s, Category::Issue, scope, keep).at_pg(path)?
@@ -861,12 +946,47 @@ fn together(conn: &mut Conn, path: &Path, batch: &mut [Box<dyn Batched>]) -> Tog
                 tx,
                 prepared,
                 scope,
+                new_rows: pg::NewRows::Insert,
             };
-            for write in batch.iter_mut() {
-                if write.run(&mut open, path).is_err() {
+            let mut i = 0;
+            while i < batch.len() {
+                // Consecutive plain pages go in one look-up and one insert.
+                let pages = batch[i..]
+                    .iter()
+                    .take_while(|w| w.plain_page().is_some())
+                    .count();
+                if pages > 1 {
+                    let stored = {
+                        let Tx::Pg {
+                            tx,
+                            prepared,
+                            scope,
+                            new_rows,
+                        } = &mut open
+                        else {
+                            unreachable!("opened as a PostgreSQL transaction")
+                        };
+                        let entries: Vec<&[NewEntry]> = batch[i..i + pages]
+                            .iter()
+                            .filter_map(|w| w.plain_page())
+                            .collect();
+                        pg::put_pages(tx, prepared, scope, &entries, None, *new_rows)
+                    };
+                    let Ok(outcomes) = stored else {
+                        // Dropping the transaction rolls the batch back.
+                        return Together::WriteFailed;
+                    };
+                    for (write, outcome) in batch[i..i + pages].iter_mut().zip(outcomes) {
+                        write.page_stored(outcome);
+                    }
+                    i += pages;
+                    continue;
+                }
+                if batch[i].run(&mut open, path).is_err() {
                     // Dropping the transaction rolls the batch back.
                     return Together::WriteFailed;
                 }
+                i += 1;
             }
             let Tx::Pg { tx, .. } = open else {
                 unreachable!("opened as a PostgreSQL transaction")
@@ -901,6 +1021,7 @@ fn alone(conn: &mut Conn, path: &Path, write: &mut dyn Batched) -> Result<(), Ca
                 tx,
                 prepared,
                 scope,
+                new_rows: pg::NewRows::Checked,
             };
             write.run(&mut open, path)?;
             let Tx::Pg { tx, .. } = open else {
