@@ -976,11 +976,8 @@ fn insert_elsewhere(
     scope: &str,
     (key, project, expires_at): (&str, &str, i64),
 ) {
-    // The totals' trigger names its tables as the store's sessions see
-    // them, on the schema's search path.
-    client
-        .batch_execute(&format!("SET LOCAL search_path TO {schema}"))
-        .unwrap();
+    // On the session's own search path, as a DBA's psql would be: the
+    // totals' trigger finds its tables in its schema all the same (schema 3).
     client
         .execute(
             &format!(
@@ -1042,9 +1039,13 @@ fn pages_queued_together_are_answered_as_if_stored_one_by_one() {
         if let (Some(tx), Some(schema)) = (held.as_mut(), &schema) {
             insert_elsewhere(tx, schema, scope, ("P-0", "P", NOW + HOUR));
         }
+        // Only PostgreSQL's writer can be held here: SQLite's may answer a
+        // page between the poll that hands it over and the poll's check, so
+        // its pages are not asserted to be queued (they go in order).
+        let holds = held.is_some();
         let mut first = Box::pin(writer.put_page(page(&[("P-0", "1")])));
-        queue(&mut first);
-        if held.is_some() {
+        if holds {
+            queue(&mut first);
             let mut watcher = common::pg::shared().unwrap().client("postgres");
             wait_for_writer_blocked(&mut watcher);
         }
@@ -1058,8 +1059,10 @@ fn pages_queued_together_are_answered_as_if_stored_one_by_one() {
             // P-4 changed once more.
             Box::pin(writer.put_page(page(&[("P-4", "3")]))),
         ];
-        for p in &mut pages {
-            queue(p);
+        if holds {
+            for p in &mut pages {
+                queue(p);
+            }
         }
         // Let the writer go: the row it waited for never existed.
         if let Some(tx) = held.take() {

@@ -539,7 +539,7 @@ pub(crate) fn park_reader(key: String, actor: Actor) {
 
 /// The migrations, oldest first. Append only; each takes the schema from
 /// version n - 1 to n.
-const MIGRATIONS: &[&str] = &[PG_V1, PG_V2];
+const MIGRATIONS: &[&str] = &[PG_V1, PG_V2, PG_V3];
 
 /// The schema version this binary writes and understands.
 pub(crate) const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -793,6 +793,13 @@ CREATE TRIGGER entries_deleted AFTER DELETE ON entries
     REFERENCING OLD TABLE AS removed
     FOR EACH STATEMENT EXECUTE FUNCTION count_entries_changes();
 "#;
+
+/// Schema 3: the totals' trigger finds its tables in its own schema
+/// whatever the session's search path (the store's sessions set it, but a
+/// DBA's `DELETE FROM <schema>.entries` from psql failed with "relation
+/// entry_totals does not exist"). Migrations run with the search path set
+/// to the cache's schema, which `FROM CURRENT` fixes on the function.
+const PG_V3: &str = "ALTER FUNCTION count_entries_changes() SET search_path FROM CURRENT;";
 
 /// The advisory lock key that serialises migrations of one schema.
 fn migration_lock_key(schema: &str) -> i64 {
