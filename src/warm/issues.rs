@@ -462,8 +462,10 @@ impl Fetched {
 }
 
 /// Fetches the issues with these keys (Cloud bulkfetch, Data Center `key
-/// in` searches), batches in flight up to the profile's concurrency, and
-/// caches each under the key Jira returns.
+/// in` searches) and caches each under the key Jira returns. Twice as many
+/// batches run as the profile's concurrency, so that while some wait for
+/// the cache writer others keep the request slots busy (the client still
+/// caps the requests in flight).
 async fn fetch_by_keys(ctx: &WarmContext, keys: &[String]) -> Fetched {
     let batches: Vec<Vec<String>> = match ctx.client.deployment() {
         Deployment::Cloud => keys.chunks(BULKFETCH_MAX).map(<[String]>::to_vec).collect(),
@@ -472,7 +474,7 @@ async fn fetch_by_keys(ctx: &WarmContext, keys: &[String]) -> Fetched {
     let mut all = Fetched::default();
     let mut results = futures::stream::iter(batches)
         .map(|batch| fetch_batch(ctx, batch))
-        .buffer_unordered(ctx.concurrency.max(1));
+        .buffer_unordered(super::listings_at_once(ctx));
     while let Some(fetched) = results.next().await {
         all.absorb(fetched);
     }
