@@ -220,6 +220,9 @@ async fn a_write_through_the_cache_drops_the_issue_so_it_is_never_read_back_stal
         .expect("an issue path");
     let url = format!("{}{issue_path}", served.url);
     let before = get(&http, &url, Some(&cloud_auth())).await;
+    // The first hit reads the file and keeps the answer in memory; the
+    // second is answered from memory.
+    assert_eq!(get(&http, &url, Some(&cloud_auth())).await.cache, "HIT");
     assert_eq!(get(&http, &url, Some(&cloud_auth())).await.cache, "HIT");
     let write = http
         .put(&url)
@@ -269,6 +272,16 @@ async fn wrong_or_missing_credentials_get_401_and_never_reach_the_site() {
     assert_eq!((bearer.status, bearer.cache.as_str()), (200, "MISS"));
     let as_basic = get(&http, &url, Some(&basic("anyone", "serve-secret-1"))).await;
     assert_eq!((as_basic.status, as_basic.cache.as_str()), (200, "HIT"));
+    // An answer kept in memory is no less guarded.
+    assert_eq!(
+        get(&http, &url, Some("Bearer serve-secret-1")).await.cache,
+        "HIT"
+    );
+    assert_eq!(get(&http, &url, None).await.status, 401);
+    assert_eq!(
+        get(&http, &url, Some("Bearer serve-secret-2")).await.status,
+        401
+    );
 }
 
 /// Sends a raw request line (clients normalise `..` away before sending).
@@ -466,7 +479,9 @@ async fn served_reads_count_in_the_hit_and_miss_figures_cache_status_shows() {
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::new();
     let url = format!("{}/rest/api/3/field", served.url);
-    for _ in 0..3 {
+    // A miss, a hit from the file, then hits answered from memory: all
+    // counted.
+    for _ in 0..5 {
         assert_eq!(get(&http, &url, Some(&cloud_auth())).await.status, 200);
     }
     // The counts are written at the latest when the server stops.
@@ -480,7 +495,7 @@ async fn served_reads_count_in_the_hit_and_miss_figures_cache_status_shows() {
         .expect("the field category")
         .clone();
     assert_eq!(field["misses"], 1, "{field}");
-    assert_eq!(field["hits"], 2, "{field}");
+    assert_eq!(field["hits"], 4, "{field}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1184,4 +1199,65 @@ async fn a_search_answered_while_a_write_is_under_way_refreshes_nothing() {
         "the site went away mid-write"
     );
     assert!(served.terminate().success());
+}
+
+/// Stores `value` as the entry `cache_serve` keeps for `GET
+/// /rest/api/3/issue/{issue}`, fresh for an hour, through a connection of
+/// this test process: another process than the server.
+async fn store_from_another_process(sandbox: &Sandbox, issue: &str, value: &str) {
+    let writer = jira_cache::cache::Cache::open(sandbox.cache_path("test"))
+        .unwrap()
+        .writer()
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    writer
+        .put_page(vec![jira_cache::cache::NewEntry {
+            category: jira_cache::Category::Issue,
+            key: format!("serve:3/issue/{issue}"),
+            value: value.to_string(),
+            fetched_at: now,
+            expires_at: now + 3_600_000,
+            fetch_ms: 0,
+            project: None,
+            updated_at: None,
+        }])
+        .await
+        .unwrap();
+    writer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_another_process_changes_is_served_changed_at_the_next_read() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let issue = fake.site().snapshot().issues[0]["key"]
+        .as_str()
+        .expect("an issue")
+        .to_string();
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rest/api/3/issue/{issue}", served.url);
+    assert_eq!(get(&http, &url, Some(&cloud_auth())).await.cache, "MISS");
+    // Read from the file and kept in memory, then answered from memory.
+    for _ in 0..3 {
+        let hit = get(&http, &url, Some(&cloud_auth())).await;
+        assert_eq!(hit.cache, "HIT");
+        assert_ne!(hit.json["fields"]["summary"], "changed elsewhere 1");
+    }
+    for round in 1..=2 {
+        let summary = format!("changed elsewhere {round}");
+        let value = format!(r#"{{"key":"{issue}","fields":{{"summary":"{summary}"}}}}"#);
+        store_from_another_process(&sandbox, &issue, &value).await;
+        for _ in 0..2 {
+            let after = get(&http, &url, Some(&cloud_auth())).await;
+            assert_eq!(after.cache, "HIT");
+            assert_eq!(after.json["fields"]["summary"], summary.as_str());
+        }
+    }
+    assert_eq!(
+        fake.count_path(&format!("/rest/api/3/issue/{issue}")),
+        1,
+        "the changes came from the file, not the site"
+    );
 }

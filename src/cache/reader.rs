@@ -306,11 +306,31 @@ impl CacheReader {
         now_ms: i64,
     ) -> Result<Option<CachedEntry>, CacheError> {
         let entry = self.peek(category, key)?;
+        self.count_read(
+            category,
+            key,
+            entry.as_ref().map(|e| e.freshness(now_ms)),
+            now_ms,
+        );
+        Ok(entry)
+    }
+
+    /// Counts a read of `key` that found nothing (`None`) or an entry of
+    /// this freshness, as [`Self::get`] counts its reads, for a caller that
+    /// answered from its own copy of an entry it read before (`cache_serve`'s
+    /// in-memory answers). Flushed in the same batches.
+    pub fn count_read(
+        &mut self,
+        category: Category,
+        key: &str,
+        found: Option<Freshness>,
+        now_ms: i64,
+    ) {
         let reads = self.pending.entry((self.source, category)).or_default();
-        match &entry {
+        match found {
             None => reads.misses += 1,
-            Some(e) => {
-                match e.freshness(now_ms) {
+            Some(freshness) => {
+                match freshness {
                     Freshness::Fresh => reads.hits += 1,
                     Freshness::Stale => reads.stale_hits += 1,
                 }
@@ -328,7 +348,22 @@ impl CacheReader {
         {
             tracing::warn!(error = %e, "could not record cache reads; keeping them for later");
         }
-        Ok(entry)
+    }
+
+    /// SQLite's `PRAGMA data_version` of this connection: it changes
+    /// whenever another connection (of this process or another) commits to
+    /// the file, so a caller that keeps copies of entries can tell when to
+    /// drop them. `None` for a PostgreSQL store, which has no such cheap
+    /// signal.
+    pub fn data_version(&self) -> Result<Option<i64>, CacheError> {
+        if self.pg.is_some() {
+            return Ok(None);
+        }
+        self.conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
+            .map(Some)
+            .at(&self.path)
     }
 
     /// Reads an entry without counting the read (for the warmer's own

@@ -452,6 +452,16 @@ impl ReadThrough {
         .await
     }
 
+    /// Counts a fresh hit of `key`, as [`Self::get`] would have, for a
+    /// caller that answered from its own in-memory copy of an entry this
+    /// handle's cache holds (`cache_serve`'s hot answers), so every read
+    /// still counts in the persisted figures.
+    pub fn count_hit(&self, category: Category, key: &str) {
+        self.inner
+            .reader()
+            .count_read(category, key, Some(Freshness::Fresh), now_ms());
+    }
+
     /// Writes the counted reads to the cache file now (they are otherwise
     /// written in batches, and when the last clone is dropped). Returns
     /// `false` if the database was busy; the counts are kept for later.

@@ -31,6 +31,7 @@
 //! followed, and a `Location` off the site is dropped.
 
 pub mod auth;
+mod hot;
 pub mod route;
 pub mod schedule;
 pub mod upstream;
@@ -54,6 +55,7 @@ use crate::read::{CachedValue, Origin, ReadError, ReadThrough};
 use crate::site::{self, ConnectError};
 use crate::{Category, Deployment};
 
+use hot::{Hot, HotAnswer};
 use route::{PathRefusal, SafePath};
 use upstream::{Answer, Unreachable, Upstream};
 use warmed::{Fit, Source, Versions};
@@ -121,9 +123,48 @@ struct App {
     /// Writes started so far: a search answer refreshes nothing if a write
     /// started while it was under way.
     writes: AtomicU64,
+    /// In-memory copies of answers given from fresh entries ([`hot`]).
+    hot: Hot,
 }
 
 impl App {
+    /// The cache file's `data_version` on the peek connection ([`hot`]);
+    /// `None` when there is none (PostgreSQL) or it cannot be read, and
+    /// then nothing is answered from memory.
+    fn data_version(&self) -> Option<i64> {
+        let reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
+        reader.data_version().ok().flatten()
+    }
+
+    /// Keeps the answer to `target` in memory if its entry (read now,
+    /// after the file was at `version`) is fresh: until its expiry, less
+    /// the margin in which the read path may refresh it early.
+    fn keep_hot(&self, target: &str, version: i64, category: Category, key: &str) {
+        let Some(entry) = self.peek(category, key) else {
+            return;
+        };
+        let beta = self.read.options().beta;
+        let margin = match beta > 0.0 && entry.fetch_ms > 0 {
+            true => (hot::XFETCH_MARGIN * beta * entry.fetch_ms as f64).ceil() as i64,
+            false => 0,
+        };
+        let until = entry.expires_at.saturating_sub(margin);
+        if chrono::Utc::now().timestamp_millis() >= until {
+            return;
+        }
+        self.hot.put(
+            target,
+            version,
+            HotAnswer {
+                body: Bytes::from(entry.value),
+                fetched_at: entry.fetched_at,
+                until,
+                category,
+                key: key.into(),
+            },
+        );
+    }
+
     /// The entry, uncounted; `None` also when the cache cannot say.
     fn peek(&self, category: Category, key: &str) -> Option<CachedEntry> {
         let reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
@@ -191,6 +232,7 @@ impl Server {
             deployment,
             write_gate: tokio::sync::RwLock::new(()),
             writes: AtomicU64::new(0),
+            hot: Hot::default(),
         });
         // Room for the site's own timeout and a retry behind a lease.
         let timeout = profile.timeout * 2 + Duration::from_secs(5);
@@ -266,6 +308,22 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
             "absolute request targets are refused",
         );
     }
+    // A GET answered before from a fresh entry, if nothing was committed
+    // to the cache since ([`hot`]): the same target passed the same checks
+    // below then.
+    let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let hot = match *method == Method::GET {
+        true => app.data_version().map(|version| (target, version)),
+        false => None,
+    };
+    if let Some((target, version)) = hot {
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Some(answer) = app.hot.get(target, version, now) {
+            app.read.count_hit(answer.category, &answer.key);
+            let age = Duration::from_millis(u64::try_from(now - answer.fetched_at).unwrap_or(0));
+            return cached_json(answer.body, "HIT", age);
+        }
+    }
     let path = match route::check_path(uri.path(), app.deployment) {
         Ok(p) => p,
         Err(PathRefusal::Unsafe) => {
@@ -286,9 +344,15 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         && let Some((category, key)) = route::cache_key(&path, query)
     {
         if let Some(source) = warmed::source(&path, query, app.deployment) {
-            return from_warmed(&app, source, category, key, path, query).await;
+            return from_warmed(&app, source, category, key, path, query, hot).await;
         }
         let read = read_through(&app, category, &key, path, query).await;
+        if let (Some((target, version)), Ok(value)) = (hot, &read)
+            && matches!(value.origin, Origin::Cache)
+            && value.is_fresh()
+        {
+            app.keep_hot(target, version, category, &key);
+        }
         return answer_read(read, &key);
     }
     // The body as the `Bytes` extractor takes it (its size limit included).
@@ -370,8 +434,13 @@ fn site_answer(e: &ReadError) -> Option<&Answer> {
 }
 
 /// JSON from the cache, with `X-Cache` and `Age`.
-fn cached_json(body: String, result: &'static str, age: Duration) -> Response {
-    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, JSON_TYPE)], body).into_response();
+fn cached_json(body: impl Into<Body>, result: &'static str, age: Duration) -> Response {
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, JSON_TYPE)],
+        body.into(),
+    )
+        .into_response();
     let h = response.headers_mut();
     h.insert(X_CACHE, HeaderValue::from_static(result));
     h.insert(header::AGE, HeaderValue::from(age.as_secs()));
@@ -390,6 +459,7 @@ async fn from_warmed(
     key: String,
     path: SafePath,
     query: Option<&str>,
+    hot: Option<(&str, i64)>,
 ) -> Response {
     let versions = Versions::of(path.version.unwrap_or(2), app.deployment);
     let self_url = app.upstream.url_of(&path);
@@ -408,12 +478,32 @@ async fn from_warmed(
         && let Fit::Whole(body) = fit(&entry.value)
     {
         // Counted as the hit it is (the look above was not counted).
-        if let Err(e) = app.read.get(source.category(), source.key()) {
-            tracing::warn!(key = source.key(), "cannot count the read: {e}");
+        app.read.count_hit(source.category(), source.key());
+        let body = Bytes::from(body);
+        if let Some((target, version)) = hot {
+            app.hot.put(
+                target,
+                version,
+                HotAnswer {
+                    body: body.clone(),
+                    fetched_at: entry.fetched_at,
+                    until: entry.expires_at,
+                    category: source.category(),
+                    key: source.key().into(),
+                },
+            );
         }
         return cached_json(body, "HIT", age(entry.fetched_at));
     }
     let read = read_through(app, category, &key, path, query).await;
+    if let (Some((target, version)), Ok(value)) = (hot, &read)
+        && matches!(value.origin, Origin::Cache)
+        && value.is_fresh()
+    {
+        // The warmed entry did not answer; it cannot start to before a
+        // commit, which drops the copy.
+        app.keep_hot(target, version, category, &key);
+    }
     let site_failed = match &read {
         Ok(value) => matches!(
             value.origin,
@@ -469,6 +559,7 @@ async fn forward(
                 refresh_from_search(app, &answer.body, writes_before).await;
             }
             if is_write && answer.status.is_success() {
+                app.hot.clear();
                 for (category, pattern) in route::invalidated_by_write(path) {
                     if let Err(e) = app.read.invalidate(category, &pattern).await {
                         // The write happened; the client must not read it
@@ -552,6 +643,7 @@ async fn refresh_from_search(app: &App, body: &[u8], writes_before: u64) {
         tracing::warn!("cannot refresh issues from a search answer: {e}");
         return;
     }
+    app.hot.clear();
     for key in moved {
         let key = route::glob_escape(&key);
         for pattern in [
