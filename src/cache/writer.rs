@@ -211,16 +211,7 @@ impl Batched for PageWrite {
     }
 
     fn answer(self: Box<Self>, committed: Result<(), CacheError>) {
-        let answer = match (committed, self.result) {
-            (Ok(()), Some(result)) => Ok(result),
-            (Err(e), _) => Err(e),
-            // Not reachable: a write is only answered Ok after it ran.
-            (Ok(()), None) => Err(CacheError::WriterStopped {
-                path: self.path.as_ref().clone(),
-            }),
-        };
-        // The caller may have gone away (cancelled); the work is done anyway.
-        let _ = self.reply.send(answer);
+        send_answer(self.reply, self.result, committed, &self.path);
     }
 
     fn plain_page(&self) -> Option<&[NewEntry]> {
@@ -230,6 +221,26 @@ impl Batched for PageWrite {
     fn page_stored(&mut self, outcome: PutOutcome) {
         self.result = Some(outcome);
     }
+}
+
+/// Answers a write: its result if it ran and its batch committed, else the
+/// batch's error.
+fn send_answer<T>(
+    reply: oneshot::Sender<Result<T, CacheError>>,
+    result: Option<T>,
+    committed: Result<(), CacheError>,
+    path: &Path,
+) {
+    let answer = match (committed, result) {
+        (Ok(()), Some(result)) => Ok(result),
+        (Err(e), _) => Err(e),
+        // Not reachable: a write is only answered Ok after it ran.
+        (Ok(()), None) => Err(CacheError::WriterStopped {
+            path: path.to_path_buf(),
+        }),
+    };
+    // The caller may have gone away (cancelled); the work is done anyway.
+    let _ = reply.send(answer);
 }
 
 struct Write<T, F> {
@@ -266,16 +277,7 @@ where
     }
 
     fn answer(self: Box<Self>, committed: Result<(), CacheError>) {
-        let answer = match (committed, self.result) {
-            (Ok(()), Some(result)) => Ok(result),
-            (Err(e), _) => Err(e),
-            // Not reachable: a write is only answered Ok after it ran.
-            (Ok(()), None) => Err(CacheError::WriterStopped {
-                path: self.path.as_ref().clone(),
-            }),
-        };
-        // The caller may have gone away (cancelled); the work is done anyway.
-        let _ = self.reply.send(answer);
+        send_answer(self.reply, self.result, committed, &self.path);
     }
 }
 
