@@ -388,16 +388,7 @@ impl CacheWriter {
             reply,
             path: Arc::clone(&self.path),
         };
-        self.tx
-            .send(Message::Batched(Box::new(write)))
-            .await
-            .map_err(|_| self.stopped())?;
-        Pending {
-            done,
-            path: Arc::clone(&self.path),
-        }
-        .outcome()
-        .await
+        self.queue(Box::new(write), done).await?.outcome().await
     }
 
     /// Stores a page of one run of `listing` atomically: its entries become
@@ -711,8 +702,17 @@ impl CacheWriter {
             reply,
             path: Arc::clone(&self.path),
         };
+        self.queue(Box::new(write), done).await
+    }
+
+    /// Hands `write` to the writer thread; `done` receives its answer.
+    async fn queue<T>(
+        &self,
+        write: Box<dyn Batched>,
+        done: oneshot::Receiver<Result<T, CacheError>>,
+    ) -> Result<Pending<T>, CacheError> {
         self.tx
-            .send(Message::Batched(Box::new(write)))
+            .send(Message::Batched(write))
             .await
             .map_err(|_| self.stopped())?;
         Ok(Pending {
