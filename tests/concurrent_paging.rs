@@ -43,6 +43,10 @@ fn fake(faults: &[Fault]) -> FakeJira {
 
 /// A client with `concurrency` permits that never retries.
 fn client(fake: &FakeJira, concurrency: usize) -> JiraClient {
+    client_with_timeout(fake, concurrency, Duration::from_secs(30))
+}
+
+fn client_with_timeout(fake: &FakeJira, concurrency: usize, timeout: Duration) -> JiraClient {
     JiraClient::new(ClientConfig {
         site: url::Url::parse(&fake.url()).unwrap(),
         deployment: Deployment::Cloud,
@@ -53,7 +57,7 @@ fn client(fake: &FakeJira, concurrency: usize) -> JiraClient {
         rate_limit: None,
         burst: 1,
         concurrency,
-        timeout: Duration::from_secs(30),
+        timeout,
         ca_file: None,
         max_response: jira_cache::profile::DEFAULT_MAX_RESPONSE,
         retry: RetryPolicy {
@@ -461,4 +465,31 @@ async fn a_chain_sent_ahead_takes_the_first_slot_that_frees() {
     assert!(chain_at.is_some_and(|c| c < fields_at[1]), "{paths:?}");
     assert_eq!(held.reached(), 5);
     assert_eq!(client.stats().requests, 7);
+}
+
+/// Each request runs as a task of its own (so its answer is read by
+/// whichever runtime thread is free); dropping the caller's future must
+/// still stop it and free its slot, as dropping it in place did. Here the
+/// only slot is held by a request the site never answers: once its caller
+/// gives up, the next request must get through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_caller_gives_up_frees_its_slot() {
+    let never = Gate::new();
+    let fake = fake(&[Fault::new(
+        "/rest/api/3/myself",
+        FaultKind::Hold(never.clone()),
+    )]);
+    // Its own timeout would free the slot too, but only long after the
+    // guard below gives up.
+    let client = client_with_timeout(&fake, 1, Duration::from_secs(600));
+    let mine = client.clone();
+    let stuck = tokio::spawn(async move { mine.myself().await.map(|_| ()) });
+    common::events::wait_until_async("the request held at the site", || never.reached() == 1).await;
+    stuck.abort();
+    assert!(stuck.await.unwrap_err().is_cancelled());
+    tokio::time::timeout(Duration::from_secs(60), client.server_info())
+        .await
+        .expect("the slot stayed with the request its caller dropped")
+        .unwrap();
+    assert_eq!(client.stats().requests, 2);
 }

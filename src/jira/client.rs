@@ -332,7 +332,7 @@ impl JiraClient {
     }
 
     /// `GET path?query`, decoded as `T`.
-    pub async fn get<T: DeserializeOwned>(
+    pub async fn get<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
         query: &[(&str, String)],
@@ -342,7 +342,7 @@ impl JiraClient {
 
     /// `POST path` with a JSON body, decoded as `T`. Only used for reads
     /// (searches, bulk fetches), which are safe to retry.
-    pub async fn post<T: DeserializeOwned>(
+    pub async fn post<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
         body: &serde_json::Value,
@@ -350,9 +350,48 @@ impl JiraClient {
         self.request(Method::POST, path, &[], Some(body)).await
     }
 
-    /// Sends one logical request, with every retry the policy allows.
-    #[tracing::instrument(level = "debug", skip_all, fields(method = %method, path = %path))]
-    async fn request<T: DeserializeOwned>(
+    /// Sends one logical request as a task of its own, so that its answer
+    /// is read (and its slot freed) by whichever runtime thread is free, and
+    /// decoded there, rather than waiting for the caller's thread: a warm's
+    /// stages are futures of one task, which also decodes every other
+    /// answer. Dropping the returned future stops the request, as dropping
+    /// it in place would.
+    async fn request<T: DeserializeOwned + Send + 'static>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, JiraError> {
+        use tracing::Instrument;
+        let client = self.clone();
+        let path = path.to_string();
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let body = body.cloned();
+        let span = tracing::debug_span!("request", method = %method, path = %path);
+        let task = tokio::spawn(
+            async move {
+                let query: Vec<(&str, String)> =
+                    query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                client
+                    .request_here(method, &path, &query, body.as_ref())
+                    .await
+            }
+            .instrument(span),
+        );
+        let mut task = AbortOnDrop(task);
+        match (&mut task.0).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(JiraError::Setup("the client was shut down".into())),
+        }
+    }
+
+    /// [`JiraClient::request`] on the caller's task.
+    async fn request_here<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -426,6 +465,7 @@ impl JiraClient {
             false => Some(inner.lane.acquire().await.map_err(shut)?),
         };
         let permit = inner.permits.acquire().await.map_err(shut)?;
+        let held = std::time::Instant::now();
         inner.gate.wait_open().await;
         // The site's pace for this endpoint family first, then the
         // profile's ceiling over every request.
@@ -488,6 +528,13 @@ impl JiraClient {
             // The site is done with this request: its slot goes to the
             // next one while the answer is decoded.
             drop((permit, lane));
+            // How long the request held its slot: the site's time, plus
+            // the wait for a thread to read the answer.
+            tracing::debug!(
+                bytes = bytes.len(),
+                held_ms = %format_args!("{:.1}", held.elapsed().as_secs_f64() * 1000.0),
+                "answer read"
+            );
             return decode(path, &content_type, &bytes);
         }
         let retry_after = throttle_wait(response.headers(), chrono::Utc::now());
@@ -854,6 +901,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// A spawned task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
