@@ -19,6 +19,7 @@ pub mod scrub;
 pub mod serve;
 pub mod site;
 pub mod status;
+mod task;
 pub mod warm;
 
 pub use category::Category;

@@ -372,7 +372,7 @@ impl JiraClient {
             .collect();
         let body = body.cloned();
         let span = tracing::debug_span!("request", method = %method, path = %path);
-        let task = tokio::spawn(
+        let task = crate::task::Owned::spawn(
             async move {
                 let query: Vec<(&str, String)> =
                     query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
@@ -382,12 +382,9 @@ impl JiraClient {
             }
             .instrument(span),
         );
-        let mut task = AbortOnDrop(task);
-        match (&mut task.0).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(JiraError::Setup("the client was shut down".into())),
-        }
+        task.join()
+            .await
+            .unwrap_or_else(|| Err(JiraError::Setup("the client was shut down".into())))
     }
 
     /// [`JiraClient::request`] on the caller's task.
@@ -901,15 +898,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
-}
-
-/// A spawned task that is aborted when its handle is dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

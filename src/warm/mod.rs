@@ -233,23 +233,46 @@ pub async fn run(plan: &WarmPlan, ctx: &WarmContext) -> RunReport {
         }
         let one = |stage: Stage| {
             let scope_error = scope_error.clone().filter(|_| needs_scope(plan, stage));
-            let scope = scope.as_deref().unwrap_or(&[]);
-            async move {
+            let scope = scope.clone().unwrap_or_default();
+            let (plan, ctx) = (plan.clone(), ctx.clone());
+            // Started here, in the plan's order, whichever task runs first
+            // (the output shows the stages' lines in the order they started).
+            tracing::info!(stage = stage.as_str(), "stage starts");
+            let units = match scope_error {
+                None if stage == Stage::Issues && plan.issues.recent => Some(scope.len() as u64),
+                _ => None,
+            };
+            ctx.progress.stage_started(stage, units);
+            // Each stage is a task of its own: what one stage does on its
+            // thread between requests (decoding, deciding, reading the
+            // cache) never keeps another from starting its next request.
+            crate::task::Owned::spawn(async move {
                 let report = match scope_error {
                     Some(error) => {
-                        ctx.progress.stage_started(stage, None);
                         let mut report = StageReport::new(stage);
                         report.errors.push(error);
                         report.finish(Duration::ZERO, ctx.client.stats(), ctx.client.stats());
                         report
                     }
-                    None => run_stage(stage, plan, scope, ctx).await,
+                    None => run_stage(stage, &plan, &scope, &ctx).await,
                 };
                 ctx.progress.stage_finished(&report);
                 report
-            }
+            })
         };
-        let reports = futures::future::join_all(group.iter().map(|&stage| one(stage))).await;
+        // Dropped with the run's future (an interrupt, `--max-duration`),
+        // they stop as stages run in place did.
+        let tasks: Vec<_> = group.iter().map(|&stage| one(stage)).collect();
+        let mut reports = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            match task.join().await {
+                Some(report) => reports.push(report),
+                // Only a runtime shutting down stops it: nothing to report.
+                None => {
+                    return RunReport::new(started, start.elapsed(), stages, ctx.client.stats());
+                }
+            }
+        }
         for mut report in reports {
             if report.errors.iter().any(|e| e.kind == ErrorKind::Cache) {
                 // Stages run together can both meet the cache file's error
@@ -330,9 +353,6 @@ async fn run_stage(
     };
     let start = Instant::now();
     let mut report = StageReport::new(stage);
-    tracing::info!(stage = stage.as_str(), "stage starts");
-    let units = (stage == Stage::Issues && plan.issues.recent).then_some(scope.len() as u64);
-    ctx.progress.stage_started(stage, units);
     let skip = match fresh_listings(stage, plan, scope, ctx) {
         Ok(verdicts) => {
             // The stage's own line counts them ("N fresh listings not
