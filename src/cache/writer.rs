@@ -20,8 +20,10 @@
 //! disk either ([`RELAXED_COMMIT`]); every other write that changes a row
 //! does, and with it every page committed before it. On PostgreSQL the
 //! plain pages next to each other in a batch are also stored in one
-//! look-up and one insert ([`pg::put_pages`]), and the rows the look-up
-//! found absent are inserted without a conflict check ([`pg::NewRows`]).
+//! look-up and one `COPY` ([`pg::put_pages`]), and the rows the look-up
+//! found absent are copied in without a conflict check ([`pg::NewRows`]);
+//! after a look-up that found nothing, the next pages are copied in
+//! without one, and looked up only if a key turns out to be there.
 //! If one write of a batch fails, the batch is rolled back and its writes are run
 //! again one transaction each, so only the failing one fails. A batch of
 //! patient writes only (the ends of projects' issue listings, whose callers
@@ -952,7 +954,7 @@ fn together(conn: &mut Conn, path: &Path, batch: &mut [Box<dyn Batched>]) -> Tog
             };
             let mut i = 0;
             while i < batch.len() {
-                // Consecutive plain pages go in one look-up and one insert.
+                // Consecutive plain pages go in one look-up and one copy.
                 let pages = batch[i..]
                     .iter()
                     .take_while(|w| w.plain_page().is_some())
