@@ -1152,7 +1152,9 @@ fn another_writer_inserts_a_key_of_a_batch(known_key: bool) {
     let mut watcher = server.client("postgres");
     let mut blocked_page = vec![mine("P-1")];
     if known_key {
-        runtime.block_on(writer.put_page(vec![mine("P-0")])).unwrap();
+        runtime
+            .block_on(writer.put_page(vec![mine("P-0")]))
+            .unwrap();
         blocked_page.insert(0, mine("P-0"));
     }
     // The writer waits on P-1, which a transaction is inserting.
@@ -1171,10 +1173,7 @@ fn another_writer_inserts_a_key_of_a_batch(known_key: bool) {
     queue(&mut other);
     first_tx.rollback().unwrap();
     let done = runtime.block_on(blocked).unwrap();
-    assert_eq!(
-        (done.written, done.unchanged),
-        (1, u64::from(known_key))
-    );
+    assert_eq!((done.written, done.unchanged), (1, u64::from(known_key)));
     // The batch's look-up (if any) did not see the uncommitted P-2; its copy
     // waits for that transaction, which then commits the key.
     wait_for_writer_blocked(&mut watcher);

@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use postgres::error::SqlState;
 use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::error::SqlState;
 use postgres::types::Type;
 use postgres::{Client, GenericClient, NoTls};
 
@@ -1327,7 +1327,14 @@ fn put_disjoint(
                 if last.get(&(e.category, e.key.as_str())) == Some(&(p, i)) {
                     let (member, fetched_at, expires_at) = placed(e);
                     let size = size_of(&e.key, &e.value);
-                    rows.push(e, value_hash(&e.value), size, fetched_at, expires_at, member);
+                    rows.push(
+                        e,
+                        value_hash(&e.value),
+                        size,
+                        fetched_at,
+                        expires_at,
+                        member,
+                    );
                     written[p] += 1;
                 }
             }
