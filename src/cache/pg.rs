@@ -1431,6 +1431,11 @@ fn put_disjoint(
 /// transaction inserted it meanwhile and committed), so that the caller
 /// looks the keys up. Sound without a look-up, as the unique index checks
 /// every row against all rows committed or being written.
+///
+/// A transaction of the writer holds at most 64 pages (`BATCH_WRITES` in
+/// `writer.rs`), so at most 64 such savepoints: the server keeps up to 64
+/// subtransactions of a backend in shared memory, and other sessions'
+/// snapshots need not look further.
 fn copy_all_new(
     tx: &mut impl GenericClient,
     prepared: &mut Prepared,
