@@ -1110,13 +1110,31 @@ fn pages_queued_together_are_answered_as_if_stored_one_by_one() {
 }
 
 /// PostgreSQL only: inside a batch, the rows a page's look-up found absent
-/// are inserted without a conflict check. When another writer of the scope
-/// inserts one of those keys after the look-up, the insert fails, the batch
+/// are copied in without a conflict check. When another writer of the scope
+/// inserts one of those keys after the look-up, the copy fails, the batch
 /// is rolled back and each of its writes runs again alone: every page is
 /// stored, the other writer's row is replaced by this page's value, and the
-/// totals count it once.
+/// totals count it once. (The page before the race found a key it already
+/// had, so the writer looks the next pages' keys up.)
 #[test]
 fn a_key_another_writer_inserted_after_the_look_up_is_written_on_the_retry() {
+    another_writer_inserts_a_key_of_a_batch(true);
+}
+
+/// PostgreSQL only: once a look-up found none of its pages' keys (as in an
+/// ingest into an empty cache), the writer copies the next pages in without
+/// a look-up. When another writer of the scope has inserted one of their
+/// keys, the copy fails, is rolled back to its savepoint, and the pages are
+/// looked up and written as usual: the same answers, values and totals as
+/// with a look-up.
+#[test]
+fn a_key_another_writer_inserted_while_new_keys_are_expected_is_written_after_a_look_up() {
+    another_writer_inserts_a_key_of_a_batch(false);
+}
+
+/// The race of the two tests above: `known_key` makes the page before the
+/// race hold a key already stored, so that the racing batch is looked up.
+fn another_writer_inserts_a_key_of_a_batch(known_key: bool) {
     let Some(server) = common::pg::shared() else {
         return;
     };
@@ -1132,10 +1150,17 @@ fn a_key_another_writer_inserted_after_the_look_up_is_written_on_the_retry() {
     let mut first_holder = server.client("postgres");
     let mut second_holder = server.client("postgres");
     let mut watcher = server.client("postgres");
+    let mut blocked_page = vec![mine("P-1")];
+    if known_key {
+        runtime
+            .block_on(writer.put_page(vec![mine("P-0")]))
+            .unwrap();
+        blocked_page.insert(0, mine("P-0"));
+    }
     // The writer waits on P-1, which a transaction is inserting.
     let mut first_tx = first_holder.transaction().unwrap();
     insert_elsewhere(&mut first_tx, &schema, scope, ("P-1", "P", NOW + HOUR));
-    let mut blocked = Box::pin(writer.put_page(vec![mine("P-1")]));
+    let mut blocked = Box::pin(writer.put_page(blocked_page));
     queue(&mut blocked);
     wait_for_writer_blocked(&mut watcher);
     // Meanwhile another transaction inserts P-2 and two pages queue up, one
@@ -1148,9 +1173,9 @@ fn a_key_another_writer_inserted_after_the_look_up_is_written_on_the_retry() {
     queue(&mut other);
     first_tx.rollback().unwrap();
     let done = runtime.block_on(blocked).unwrap();
-    assert_eq!((done.written, done.unchanged), (1, 0));
-    // The batch's look-up did not see the uncommitted P-2; its insert waits
-    // for that transaction, which then commits the key.
+    assert_eq!((done.written, done.unchanged), (1, u64::from(known_key)));
+    // The batch's look-up (if any) did not see the uncommitted P-2; its copy
+    // waits for that transaction, which then commits the key.
     wait_for_writer_blocked(&mut watcher);
     second_tx.commit().unwrap();
     let racing = runtime.block_on(racing).unwrap();
@@ -1158,7 +1183,11 @@ fn a_key_another_writer_inserted_after_the_look_up_is_written_on_the_retry() {
     assert_eq!((racing.written, racing.unchanged), (2, 0));
     assert_eq!((other.written, other.unchanged), (1, 0));
     let reader = cache.reader().unwrap();
-    for key in ["P-1", "P-2", "P-3", "P-4"] {
+    let mut stored = vec!["P-1", "P-2", "P-3", "P-4"];
+    if known_key {
+        stored.insert(0, "P-0");
+    }
+    for key in stored.iter().copied() {
         assert_eq!(
             reader.peek(Category::Issue, key).unwrap().map(|e| e.value),
             Some(r#"{"mine":true}"#.to_string()),
@@ -1171,10 +1200,11 @@ fn a_key_another_writer_inserted_after_the_look_up_is_written_on_the_retry() {
         .into_iter()
         .find(|s| s.category == Category::Issue)
         .unwrap();
-    assert_eq!(issues.entries, 4);
+    let n = u64::try_from(stored.len()).unwrap();
+    assert_eq!(issues.entries, n);
     assert_eq!(
         reader.issue_counts_by_project().unwrap(),
-        vec![("P".to_string(), 4)]
+        vec![("P".to_string(), n)]
     );
     runtime.block_on(writer.shutdown()).unwrap();
 }

@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::error::SqlState;
+use postgres::types::Type;
 use postgres::{Client, GenericClient, NoTls};
 
 use super::error::CacheError;
@@ -354,12 +356,25 @@ impl<T> PgResultExt<T> for Result<T, postgres::Error> {
 /// round trip more each time; the hot statements (a page's look-up and
 /// upsert, a cached read) are prepared once per connection instead. A
 /// protocol-level prepared statement outlives a rolled-back transaction.
+///
+/// It also keeps what the connection's last page look-up found (see
+/// [`Prepared::new_keys_expected`]).
 #[derive(Default)]
-pub(crate) struct Prepared(HashMap<&'static str, postgres::Statement>);
+pub(crate) struct Prepared {
+    statements: HashMap<&'static str, postgres::Statement>,
+    /// Whether the last look-up of pages written with [`NewRows::Insert`]
+    /// on this connection found none of their keys: then the next such
+    /// pages are copied in without a look-up ([`put_disjoint`]), as in an
+    /// ingest into an empty cache, where every look-up finds nothing.
+    new_keys_expected: bool,
+}
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Prepared").field(&self.0.len()).finish()
+        f.debug_struct("Prepared")
+            .field("statements", &self.statements.len())
+            .field("new_keys_expected", &self.new_keys_expected)
+            .finish()
     }
 }
 
@@ -371,11 +386,11 @@ impl Prepared {
         client: &mut impl GenericClient,
         sql: &'static str,
     ) -> Result<postgres::Statement, postgres::Error> {
-        if let Some(statement) = self.0.get(sql) {
+        if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
         let statement = client.prepare(sql)?;
-        self.0.insert(sql, statement.clone());
+        self.statements.insert(sql, statement.clone());
         Ok(statement)
     }
 }
@@ -1056,19 +1071,43 @@ const UPSERT_CHANGED: &str = "INSERT INTO entries (scope, category, key, value, 
 /// statement with a unique violation; the writer then runs the write again
 /// alone, where new rows go through [`UPSERT_CHANGED`] (see
 /// [`NewRows::Checked`]).
-const INSERT_NEW: &str = "INSERT INTO entries (scope, category, key, value, hash, size,
+///
+/// `COPY` rather than `INSERT … SELECT FROM unnest(…)`: it skips the
+/// executor's per-row work (unnesting twelve arrays, projecting, the
+/// insert node) and the server's parsing of the arrays, and inserts its
+/// rows into each heap page in one go. It fires the same statement-level
+/// triggers, with the same transition tables, so the totals count its rows
+/// as an `INSERT`'s (BENCHMARKS.md, issue 18, fourth round).
+const COPY_NEW: &str = "COPY entries (scope, category, key, value, hash, size,
                           fetched_at, expires_at, fetch_ms, project, updated_at, listing)
-     SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[],
-                              $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
-                              $10::text[], $11::bigint[], $12::bigint[])";
+     FROM STDIN (FORMAT binary)";
+
+/// The column types of [`COPY_NEW`], in its order.
+const COPY_TYPES: [Type; 12] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+];
 
 /// How [`put_pages`] writes the rows its look-up found absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum NewRows {
-    /// A plain `INSERT` ([`INSERT_NEW`]): a key another writer inserted
-    /// since the look-up fails the statement (and with it the
-    /// transaction), so only for writes that are run again alone when they
-    /// fail, as the writer's batches are.
+    /// A plain `COPY` ([`COPY_NEW`]): a key another writer inserted since
+    /// the look-up fails the statement (and with it the transaction), so
+    /// only for writes that are run again alone when they fail, as the
+    /// writer's batches are. After a look-up that found none of its pages'
+    /// keys, the connection copies the next pages in without a look-up,
+    /// inside a savepoint, and looks them up only if a key was there
+    /// ([`Prepared::new_keys_expected`]).
     Insert,
     /// An upsert ([`UPSERT_CHANGED`]): never fails on a key another writer
     /// inserted since the look-up.
@@ -1112,6 +1151,38 @@ impl<'a> Rows<'a> {
         self.project.push(e.project.as_deref());
         self.updated.push(e.updated_at);
         self.listing.push(listing);
+    }
+
+    /// Copies these rows in as new ones ([`COPY_NEW`]), unless there are none.
+    fn copy(
+        &self,
+        tx: &mut impl GenericClient,
+        prepared: &mut Prepared,
+        scope: &str,
+    ) -> Result<(), postgres::Error> {
+        if self.key.is_empty() {
+            return Ok(());
+        }
+        let statement = prepared.get(tx, COPY_NEW)?;
+        let mut rows = BinaryCopyInWriter::new(tx.copy_in(&statement)?, &COPY_TYPES);
+        for i in 0..self.key.len() {
+            rows.write(&[
+                &scope,
+                &self.category[i],
+                &self.key[i],
+                &self.value[i],
+                &self.hash[i],
+                &self.size[i],
+                &self.fetched[i],
+                &self.expires[i],
+                &self.fetch_ms[i],
+                &self.project[i],
+                &self.updated[i],
+                &self.listing[i],
+            ])?;
+        }
+        rows.finish()?;
+        Ok(())
     }
 
     /// Runs `sql` (an insert of these columns) on `tx`, unless there are no rows.
@@ -1163,8 +1234,11 @@ pub(crate) fn put_page(
 /// Stores pages of entries, each as `write::put_page` would one after the
 /// other, and answers each page's outcome. Consecutive pages that share no
 /// key are stored together, in multi-row statements: one look-up of their
-/// existing rows, then one insert of the new ones, one upsert of the changed
-/// ones and one update of the unchanged ones' times. Each statement has a
+/// existing rows, then one copy of the new ones (with [`NewRows::Checked`]
+/// the upsert takes them), one upsert of the changed ones and one update of
+/// the unchanged ones' times; or, when the connection expects new keys
+/// ([`Prepared::new_keys_expected`]), one copy of them all, inside a
+/// savepoint, and the look-up only if a key was there. Each statement has a
 /// fixed cost in the server (planning, executor start, the totals'
 /// triggers) that a page of 100 entries paid ten times over what 800 pay
 /// (BENCHMARKS.md). A page with a key an earlier page of the run also has
@@ -1236,6 +1310,43 @@ fn put_disjoint(
     if last.is_empty() {
         return Ok(());
     }
+    // Where each entry goes: into the listing's rows (without times of its
+    // own) or with its own times.
+    let placed = |e: &NewEntry| {
+        let member = listing.and_then(|(category, id)| (category == e.category).then_some(id));
+        match member {
+            Some(_) => (member, None, None),
+            None => (None, Some(e.fetched_at), Some(e.expires_at)),
+        }
+    };
+    if new_rows == NewRows::Insert && prepared.new_keys_expected {
+        let mut rows = Rows::default();
+        let mut written = vec![0; pages.len()];
+        for (p, page) in pages.iter().enumerate() {
+            for (i, e) in page.iter().enumerate() {
+                if last.get(&(e.category, e.key.as_str())) == Some(&(p, i)) {
+                    let (member, fetched_at, expires_at) = placed(e);
+                    let size = size_of(&e.key, &e.value);
+                    rows.push(
+                        e,
+                        value_hash(&e.value),
+                        size,
+                        fetched_at,
+                        expires_at,
+                        member,
+                    );
+                    written[p] += 1;
+                }
+            }
+        }
+        if copy_all_new(tx, prepared, scope, &rows)? {
+            for (outcome, written) in outcomes.iter_mut().zip(written) {
+                outcome.written += written;
+            }
+            return Ok(());
+        }
+        prepared.new_keys_expected = false;
+    }
     let categories: Vec<&str> = last.keys().map(|(c, _)| c.as_str()).collect();
     let keys: Vec<&str> = last.keys().map(|(_, k)| *k).collect();
     let mut existing: HashMap<(String, String), (i64, i64, Option<i64>)> = HashMap::new();
@@ -1262,11 +1373,7 @@ fn put_disjoint(
             }
             let hash = value_hash(&e.value);
             let size = size_of(&e.key, &e.value);
-            let member = listing.and_then(|(category, id)| (category == e.category).then_some(id));
-            let (fetched_at, expires_at) = match member {
-                Some(_) => (None, None),
-                None => (Some(e.fetched_at), Some(e.expires_at)),
-            };
+            let (member, fetched_at, expires_at) = placed(e);
             match existing.get(&(e.category.as_str().to_string(), e.key.clone())) {
                 Some(&(old_hash, old_size, old_listing))
                     if old_hash == hash
@@ -1312,8 +1419,42 @@ fn put_disjoint(
         )?;
     }
     upserted.write(tx, prepared, UPSERT_CHANGED, scope)?;
-    inserted.write(tx, prepared, INSERT_NEW, scope)?;
+    inserted.copy(tx, prepared, scope)?;
+    if new_rows == NewRows::Insert {
+        prepared.new_keys_expected = existing.is_empty();
+    }
     Ok(())
+}
+
+/// Copies `rows` in as new rows, inside a savepoint: `false`, with nothing
+/// written, if one of their keys was already there (or another writer's
+/// transaction inserted it meanwhile and committed), so that the caller
+/// looks the keys up. Sound without a look-up, as the unique index checks
+/// every row against all rows committed or being written.
+///
+/// A transaction of the writer holds at most 64 pages (`BATCH_WRITES` in
+/// `writer.rs`), so at most 64 such savepoints: the server keeps up to 64
+/// subtransactions of a backend in shared memory, and other sessions'
+/// snapshots need not look further.
+fn copy_all_new(
+    tx: &mut impl GenericClient,
+    prepared: &mut Prepared,
+    scope: &str,
+    rows: &Rows<'_>,
+) -> Result<bool, postgres::Error> {
+    let mut savepoint = tx.transaction()?;
+    match rows.copy(&mut savepoint, prepared, scope) {
+        Ok(()) => {
+            savepoint.commit()?;
+            Ok(true)
+        }
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            savepoint.rollback()?;
+            Ok(false)
+        }
+        // Dropping the savepoint rolls it back; the error fails the write.
+        Err(e) => Err(e),
+    }
 }
 
 /// Waits until every commit of this connection is on the server's disk,
