@@ -326,13 +326,30 @@ impl CacheReader {
         found: Option<Freshness>,
         now_ms: i64,
     ) {
+        self.count_reads(category, key, found, 1, now_ms);
+    }
+
+    /// Counts `n` reads of `key` at once, the latest at `now_ms`, as `n`
+    /// calls of [`Self::count_read`] would (for a caller that tallies its
+    /// own reads in memory and hands them over in batches).
+    pub fn count_reads(
+        &mut self,
+        category: Category,
+        key: &str,
+        found: Option<Freshness>,
+        n: u64,
+        now_ms: i64,
+    ) {
+        if n == 0 {
+            return;
+        }
         let reads = self.pending.entry((self.source, category)).or_default();
         match found {
-            None => reads.misses += 1,
+            None => reads.misses += n,
             Some(freshness) => {
                 match freshness {
-                    Freshness::Fresh => reads.hits += 1,
-                    Freshness::Stale => reads.stale_hits += 1,
+                    Freshness::Fresh => reads.hits += n,
+                    Freshness::Stale => reads.stale_hits += n,
                 }
                 match reads.keys.get_mut(key) {
                     Some(at) => *at = (*at).max(now_ms),
@@ -342,7 +359,7 @@ impl CacheReader {
                 }
             }
         }
-        self.unflushed += 1;
+        self.unflushed += n;
         if self.unflushed >= FLUSH_EVERY
             && let Err(e) = self.flush_read_counts()
         {
