@@ -12,7 +12,11 @@
 //!   and this server's own writer (fetched values, the entries a write
 //!   through the server drops, leases, the read counts). A change drops
 //!   every copy. So every commit that completed before the request came is
-//!   seen;
+//!   seen. The version is asked without a read transaction when the WAL
+//!   index header shows no commit since it was last asked
+//!   ([`crate::cache::CacheReader::data_version_since`]: every commit
+//!   rewrites that header before it returns), else with `PRAGMA
+//!   data_version`;
 //! - a copy is filled only under the version read *before* the entry was
 //!   read, so it is never older than the version it is filed under;
 //! - a copy is served only before its entry's expiry, and for the entries

@@ -139,8 +139,8 @@ impl App {
     /// `None` when there is none (PostgreSQL) or it cannot be read, and
     /// then nothing is answered from memory.
     fn data_version(&self) -> Option<i64> {
-        let reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
-        reader.data_version().ok().flatten()
+        let mut reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
+        reader.data_version_since().ok().flatten()
     }
 
     /// Hands the reads answered from memory ([`hot`]) to the read counts,
