@@ -135,11 +135,11 @@ impl Hot {
         now: i64,
         version: impl FnOnce() -> Option<i64>,
     ) -> Option<(Bytes, i64)> {
-        if !self
+        if self
             .state()
             .answers
             .get(target)
-            .is_some_and(|kept| now < kept.answer.until)
+            .is_none_or(|kept| now >= kept.answer.until)
         {
             return None;
         }
