@@ -1261,3 +1261,65 @@ async fn an_entry_another_process_changes_is_served_changed_at_the_next_read() {
         "the changes came from the file, not the site"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_kept_in_memory_still_needs_credentials_counts_and_is_logged() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let issue = fake.site().snapshot().issues[0]["key"]
+        .as_str()
+        .expect("an issue")
+        .to_string();
+    let log = sandbox.dir.path().join("serve.log");
+    // Quiet: the access log only reaches the file.
+    let served = Served::start(&sandbox, &["-q", "--log-file", log.to_str().unwrap()]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rest/api/3/issue/{issue}", served.url);
+    assert_eq!(get(&http, &url, Some(&cloud_auth())).await.cache, "MISS");
+    // From the file (then kept in memory), then from memory.
+    for _ in 0..3 {
+        assert_eq!(get(&http, &url, Some(&cloud_auth())).await.cache, "HIT");
+    }
+    // Kept in memory, and still nothing for a stranger: the router's 401.
+    for auth in [None, Some(basic(CLOUD_EMAIL, "not-the-token"))] {
+        let response = match &auth {
+            Some(auth) => http.get(&url).header("Authorization", auth),
+            None => http.get(&url),
+        }
+        .send()
+        .await
+        .expect("an answer");
+        assert_eq!(response.status().as_u16(), 401, "{auth:?}");
+        assert_eq!(response.headers()["x-cache"], "BYPASS");
+        assert!(response.headers().contains_key("www-authenticate"));
+        let body = response.text().await.expect("a body");
+        assert!(!body.contains(&issue), "{body}");
+    }
+    // An absolute-form target is refused even for an answer kept in memory.
+    let addr = served.url.trim_start_matches("http://").to_string();
+    let status = raw(&served, &format!("http://{addr}/rest/api/3/issue/{issue}")).await;
+    assert!(status.contains(" 400 "), "{status}");
+    assert!(served.terminate().success());
+    let text = std::fs::read_to_string(&log).expect("the log file");
+    let lines = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    let path = format!("GET /rest/api/3/issue/{issue} ");
+    assert_eq!(lines(&format!("{path}200 MISS ")), 1, "{text}");
+    assert_eq!(lines(&format!("{path}200 HIT ")), 3, "{text}");
+    assert_eq!(lines(&format!("{path}401 BYPASS ")), 2, "{text}");
+    assert!(!text.contains(CLOUD_TOKEN) && !text.contains(&cloud_auth()[6..]));
+    // Every read from memory counts (the 401s do not).
+    let status = sandbox.status_json();
+    let issues = status["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["category"] == "issue")
+        .expect("the issue category")
+        .clone();
+    assert_eq!(
+        (issues["hits"].clone(), issues["misses"].clone()),
+        (3.into(), 1.into()),
+        "{issues}"
+    );
+}

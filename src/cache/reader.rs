@@ -215,7 +215,19 @@ pub struct CacheReader {
     pending: BTreeMap<(ReadSource, Category), PendingReads>,
     unflushed: u64,
     source: ReadSource,
+    /// For [`Self::data_version_since`]: the WAL index header seen before
+    /// the last `PRAGMA data_version`, and what that said; `None` until
+    /// the file is known to be in WAL mode with its index mapped.
+    wal_mark: Option<(WalIndexHeader, i64)>,
+    /// Whether the file is in WAL mode (asked once).
+    wal: Option<bool>,
+    /// `PRAGMA data_version` statements run (for tests).
+    version_reads: u64,
 }
+
+/// The first 48 bytes of a WAL index (`-shm`): SQLite's `WalIndexHdr`.
+type WalIndexHeader = [u8; WAL_INDEX_HEADER];
+const WAL_INDEX_HEADER: usize = 48;
 
 impl CacheReader {
     pub(crate) fn new(conn: Connection, path: PathBuf) -> CacheReader {
@@ -228,6 +240,9 @@ impl CacheReader {
             pending: BTreeMap::new(),
             unflushed: 0,
             source: ReadSource::Library,
+            wal_mark: None,
+            wal: None,
+            version_reads: 0,
         }
     }
 
@@ -326,13 +341,30 @@ impl CacheReader {
         found: Option<Freshness>,
         now_ms: i64,
     ) {
+        self.count_reads(category, key, found, 1, now_ms);
+    }
+
+    /// Counts `n` reads of `key` at once, the latest at `now_ms`, as `n`
+    /// calls of [`Self::count_read`] would (for a caller that tallies its
+    /// own reads in memory and hands them over in batches).
+    pub fn count_reads(
+        &mut self,
+        category: Category,
+        key: &str,
+        found: Option<Freshness>,
+        n: u64,
+        now_ms: i64,
+    ) {
+        if n == 0 {
+            return;
+        }
         let reads = self.pending.entry((self.source, category)).or_default();
         match found {
-            None => reads.misses += 1,
+            None => reads.misses += n,
             Some(freshness) => {
                 match freshness {
-                    Freshness::Fresh => reads.hits += 1,
-                    Freshness::Stale => reads.stale_hits += 1,
+                    Freshness::Fresh => reads.hits += n,
+                    Freshness::Stale => reads.stale_hits += n,
                 }
                 match reads.keys.get_mut(key) {
                     Some(at) => *at = (*at).max(now_ms),
@@ -342,7 +374,7 @@ impl CacheReader {
                 }
             }
         }
-        self.unflushed += 1;
+        self.unflushed += n;
         if self.unflushed >= FLUSH_EVERY
             && let Err(e) = self.flush_read_counts()
         {
@@ -355,15 +387,111 @@ impl CacheReader {
     /// the file, so a caller that keeps copies of entries can tell when to
     /// drop them. `None` for a PostgreSQL store, which has no such cheap
     /// signal.
-    pub fn data_version(&self) -> Result<Option<i64>, CacheError> {
+    pub fn data_version(&mut self) -> Result<Option<i64>, CacheError> {
         if self.pg.is_some() {
             return Ok(None);
         }
+        self.version_reads += 1;
         self.conn
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
             .map(Some)
             .at(&self.path)
+    }
+
+    /// [`Self::data_version`] as it is now, without a read transaction
+    /// when nothing was committed since it was last asked.
+    ///
+    /// `PRAGMA data_version` begins a read transaction (two `fcntl` calls
+    /// for the WAL read lock, and SQLite's statement machinery). Every
+    /// commit to a WAL file, by any connection of any process, rewrites
+    /// the header at the start of the WAL index (`-shm`, shared memory)
+    /// before the commit returns: `mxFrame` (the last valid frame) grows,
+    /// or after a WAL restart the salts change, and the frame checksums
+    /// change with either. So if that header, read now, is byte for byte
+    /// the one read just *before* the last `PRAGMA data_version`, nothing
+    /// was committed since that pragma, and its answer still holds. The
+    /// header is read as SQLite's readers read it: both copies, with a
+    /// fence between, and only a consistent, initialised pair is trusted;
+    /// anything else (no WAL, no index mapped yet, a writer updating it)
+    /// asks the pragma. SQLite documents the format in "walformat.html"
+    /// (stable since 3.7.0, `WALINDEX_MAX_VERSION` 3007000).
+    pub fn data_version_since(&mut self) -> Result<Option<i64>, CacheError> {
+        if self.pg.is_some() {
+            return Ok(None);
+        }
+        let mark = self.wal_index_header();
+        if let (Some(mark), Some((seen, version))) = (mark, self.wal_mark)
+            && mark == seen
+        {
+            return Ok(Some(version));
+        }
+        let version = self.data_version()?;
+        self.wal_mark = mark.zip(version);
+        Ok(version)
+    }
+
+    /// `PRAGMA data_version` statements this reader ran.
+    pub fn version_reads(&self) -> u64 {
+        self.version_reads
+    }
+
+    /// The WAL index header, if the file is in WAL mode, this connection
+    /// has the index mapped, and both copies of the header agree.
+    fn wal_index_header(&mut self) -> Option<WalIndexHeader> {
+        use rusqlite::ffi;
+        use std::sync::atomic::{Ordering, fence};
+        if self.wal.is_none() {
+            let mode: Result<String, _> = self
+                .conn
+                .query_row("PRAGMA journal_mode", [], |row| row.get(0));
+            self.wal = Some(mode.is_ok_and(|m| m.eq_ignore_ascii_case("wal")));
+        }
+        if self.wal != Some(true) {
+            return None;
+        }
+        // SAFETY: the handle is this reader's open connection, used from
+        // this thread only (`&mut self`). The file pointer SQLite hands
+        // out lives as long as the connection. `xShmMap` with `bExtend`
+        // 0 only returns the region already mapped (or null), which stays
+        // mapped while the connection is open in WAL mode; it is read,
+        // never written, and only within its first 96 bytes (a region is
+        // 32 KiB).
+        unsafe {
+            let db = self.conn.handle();
+            let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+            let rc = ffi::sqlite3_file_control(
+                db,
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_FILE_POINTER,
+                (&raw mut file).cast(),
+            );
+            if rc != ffi::SQLITE_OK || file.is_null() {
+                return None;
+            }
+            let methods = (*file).pMethods;
+            if methods.is_null() || (*methods).iVersion < 2 {
+                return None;
+            }
+            let shm_map = (*methods).xShmMap?;
+            let mut region: *mut std::ffi::c_void = std::ptr::null_mut();
+            let rc = shm_map(file, 0, 32 * 1024, 0, &raw mut region);
+            if rc != ffi::SQLITE_OK || region.is_null() {
+                return None;
+            }
+            let base = region.cast::<u8>().cast_const();
+            let mut copies = [[0u8; WAL_INDEX_HEADER]; 2];
+            for (n, copy) in copies.iter_mut().enumerate() {
+                if n == 1 {
+                    fence(Ordering::SeqCst);
+                }
+                for (i, byte) in copy.iter_mut().enumerate() {
+                    *byte = std::ptr::read_volatile(base.add(n * WAL_INDEX_HEADER + i));
+                }
+            }
+            // Byte 12 is `isInit`.
+            (copies[0] == copies[1] && copies[0][12] == 1).then_some(copies[0])
+        }
     }
 
     /// Reads an entry without counting the read (for the warmer's own
@@ -917,6 +1045,57 @@ mod tests {
     use super::*;
     use crate::cache::{Cache, NewEntry};
     use rusqlite::StatementStatus;
+
+    /// The commit signal skips the read transaction only while nothing is
+    /// committed: any commit, by another connection, and one after a
+    /// checkpoint that restarts the WAL, is seen at the next call.
+    #[tokio::test]
+    async fn the_data_version_is_read_again_after_any_commit_and_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite3");
+        let cache = Cache::open(&path).unwrap();
+        let writer = cache.writer().unwrap();
+        let entry = |key: &str| NewEntry {
+            category: Category::Issue,
+            key: key.to_string(),
+            value: format!(r#"{{"key":"{key}"}}"#),
+            fetched_at: 1,
+            expires_at: i64::MAX,
+            fetch_ms: 1,
+            project: Some("P".into()),
+            updated_at: Some(1),
+        };
+        writer.put_page(vec![entry("P-1")]).await.unwrap();
+        let mut reader = Cache::open_read_only(&path).unwrap();
+        let mut version = reader.data_version_since().unwrap().unwrap();
+        let mut versions = vec![version];
+        for round in 0..3 {
+            // Settled: no transaction while nothing is committed.
+            assert_eq!(reader.data_version_since().unwrap(), Some(version));
+            let reads = reader.version_reads();
+            for _ in 0..3 {
+                assert_eq!(reader.data_version_since().unwrap(), Some(version));
+            }
+            assert_eq!(reader.version_reads(), reads, "round {round}");
+            if round == 1 {
+                // The next commit starts the WAL again (new salts).
+                let other = rusqlite::Connection::open(&path).unwrap();
+                other
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .unwrap();
+            }
+            writer.put_page(vec![entry("P-1")]).await.unwrap();
+            version = reader.data_version_since().unwrap().unwrap();
+            assert!(!versions.contains(&version), "round {round}: {version}");
+            assert_eq!(
+                Some(version),
+                reader.data_version().unwrap(),
+                "the pragma agrees"
+            );
+            versions.push(version);
+        }
+        writer.shutdown().await.unwrap();
+    }
 
     /// The look-up every read makes is compiled once, not once per read:
     /// SQLite recompiles a cached statement whose plan depends on its

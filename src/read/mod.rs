@@ -462,6 +462,16 @@ impl ReadThrough {
             .count_read(category, key, Some(Freshness::Fresh), now_ms());
     }
 
+    /// Counts `n` fresh hits of `key`, the latest at `at_ms` (unix ms), as
+    /// `n` calls of [`Self::count_hit`] would: for a caller that tallies
+    /// its in-memory answers itself and hands the tallies over off the
+    /// request path. May write the batch of counts, as any read may.
+    pub fn count_hits(&self, category: Category, key: &str, n: u64, at_ms: i64) {
+        self.inner
+            .reader()
+            .count_reads(category, key, Some(Freshness::Fresh), n, at_ms);
+    }
+
     /// Writes the counted reads to the cache file now (they are otherwise
     /// written in batches, and when the last clone is dropped). Returns
     /// `false` if the database was busy; the counts are kept for later.

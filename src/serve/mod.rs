@@ -5,7 +5,11 @@
 //!
 //! A router plus layers: the access log (one line per request at info:
 //! method, path, status, cache result, time; never a header or a query),
-//! a timeout, then the credential check ([`auth`]), in front of one handler:
+//! a timeout, then the credential check ([`auth`]), in front of one handler.
+//! Before the router, a thin front answers a `GET` with accepted
+//! credentials whose answer is kept in memory ([`hot`]), with the same
+//! access-log line; everything else goes to the router unchanged. The
+//! handler:
 //! - **Reads the cache answers** (`serverInfo`, `myself`, `field`,
 //!   `issuetype`, `priority[/search]`, `status`, `resolution[/search]`,
 //!   `project`, `project/search`, `project/{key}`, `user`, `users/search`,
@@ -107,6 +111,9 @@ impl ServeError {
     }
 }
 
+/// How often the reads answered from memory are handed to the read counts.
+const HAND_OVER_EVERY: Duration = Duration::from_secs(1);
+
 /// What the handler works with.
 #[derive(Debug)]
 struct App {
@@ -132,8 +139,17 @@ impl App {
     /// `None` when there is none (PostgreSQL) or it cannot be read, and
     /// then nothing is answered from memory.
     fn data_version(&self) -> Option<i64> {
-        let reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
-        reader.data_version().ok().flatten()
+        let mut reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
+        reader.data_version_since().ok().flatten()
+    }
+
+    /// Hands the reads answered from memory ([`hot`]) to the read counts,
+    /// which write them in their batches.
+    fn hand_over_hits(&self) {
+        for tally in self.hot.take_tallies() {
+            self.read
+                .count_hits(tally.category, &tally.key, tally.hits, tally.last_read);
+        }
     }
 
     /// Keeps the answer to `target` in memory if its entry (read now,
@@ -182,6 +198,8 @@ impl App {
 #[derive(Debug)]
 pub struct Server {
     router: Router,
+    app: Arc<App>,
+    gate: Arc<auth::Gate>,
     /// Cloud or Data Center (which API versions are served).
     pub deployment: Deployment,
     read: ReadThrough,
@@ -238,8 +256,8 @@ impl Server {
         let timeout = profile.timeout * 2 + Duration::from_secs(5);
         let router = Router::new()
             .fallback(handle)
-            .with_state(app)
-            .layer(middleware::from_fn_with_state(gate, auth::require))
+            .with_state(app.clone())
+            .layer(middleware::from_fn_with_state(gate.clone(), auth::require))
             .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 StatusCode::GATEWAY_TIMEOUT,
                 timeout,
@@ -247,12 +265,16 @@ impl Server {
             .layer(middleware::from_fn(access_log));
         Ok(Server {
             router,
+            app,
+            gate,
             deployment,
             read,
         })
     }
 
-    /// The router, for tests and embedding.
+    /// The router, for tests and embedding: every request through the
+    /// library's read path (what [`Self::serve`] serves, less the answers
+    /// it keeps in memory).
     pub fn router(&self) -> Router {
         self.router.clone()
     }
@@ -264,34 +286,140 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router)
+        use axum::ServiceExt as _;
+        let front = Front {
+            app: self.app.clone(),
+            gate: self.gate.clone(),
+            router: self.router.clone(),
+        };
+        // The reads answered from memory are handed to the read counts
+        // here, off the requests' path (which may write a batch of them).
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let app = self.app.clone();
+        let tallies = tokio::spawn(async move {
+            let mut every = tokio::time::interval(HAND_OVER_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stopped.changed() => break,
+                }
+                let app = app.clone();
+                let _ = tokio::task::spawn_blocking(move || app.hand_over_hits()).await;
+            }
+        });
+        let served = axum::serve(listener, front.into_make_service())
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        let _ = stop.send(true);
+        let _ = tallies.await;
+        self.app.hand_over_hits();
+        served?;
         // Best effort: a busy database keeps the counts for the drop.
         let _ = self.read.flush_read_counts();
         Ok(())
     }
 }
 
+/// Whether the access log is on (its target is enabled at info).
+fn access_log_on() -> bool {
+    tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO)
+}
+
+const ACCESS_LOG: &str = "jira_cache::serve::access";
+
 /// One line per request, at info: never a header, a query or a body.
 async fn access_log(request: Request, next: Next) -> Response {
+    if !access_log_on() {
+        return next.run(request).await;
+    }
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let start = Instant::now();
     let response = next.run(request).await;
+    log_access(&method, &path, &response, start);
+    response
+}
+
+/// The access log's line for one answered request.
+fn log_access(method: &Method, path: &str, response: &Response, start: Instant) {
     let cache = response
         .headers()
         .get(&X_CACHE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
+        .unwrap_or("-");
     tracing::info!(
-        target: "jira_cache::serve::access",
+        target: ACCESS_LOG,
         "{method} {path} {} {cache} {:.1}ms",
         response.status().as_u16(),
         start.elapsed().as_secs_f64() * 1000.0
     );
-    response
+}
+
+/// The server's front: a `GET` whose answer is kept in memory ([`hot`]) is
+/// answered here, before the router and its layers (routing, the timeout,
+/// two boxed middlewares): it costs a credential check, one look-up and
+/// the file's version. Everything else, and any request without accepted
+/// credentials, goes to the router unchanged, whose layers then log it,
+/// time it and turn strangers away with 401. So the credential check still
+/// comes before any cache access, and each request still gets one
+/// access-log line.
+#[derive(Clone)]
+struct Front {
+    app: Arc<App>,
+    gate: Arc<auth::Gate>,
+    router: Router,
+}
+
+impl Front {
+    /// The answer from memory, if this request has one.
+    fn hot_answer(&self, request: &Request) -> Option<Response> {
+        let uri = request.uri();
+        // An absolute-form target is the router's to refuse.
+        if request.method() != Method::GET || uri.scheme().is_some() || uri.authority().is_some() {
+            return None;
+        }
+        // Strangers go on to the router's 401, before any cache access.
+        if !self
+            .gate
+            .accepts(request.headers().get(header::AUTHORIZATION))
+        {
+            return None;
+        }
+        let start = access_log_on().then(Instant::now);
+        let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let now = chrono::Utc::now().timestamp_millis();
+        let (body, fetched_at) = self.app.hot.get(target, now, || self.app.data_version())?;
+        let age = Duration::from_millis(u64::try_from(now - fetched_at).unwrap_or(0));
+        let response = cached_json(body, "HIT", age);
+        if let Some(start) = start {
+            log_access(request.method(), uri.path(), &response, start);
+        }
+        Some(response)
+    }
+}
+
+impl tower::Service<Request> for Front {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::Either<
+        std::future::Ready<Result<Response, std::convert::Infallible>>,
+        axum::routing::future::RouteFuture<std::convert::Infallible>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<Request>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.hot_answer(&request) {
+            Some(response) => futures::future::Either::Left(std::future::ready(Ok(response))),
+            None => futures::future::Either::Right(self.router.call(request)),
+        }
+    }
 }
 
 /// The one handler: check the path, then answer from the cache or forward.
@@ -308,22 +436,17 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
             "absolute request targets are refused",
         );
     }
-    // A GET answered before from a fresh entry, if nothing was committed
-    // to the cache since ([`hot`]): the same target passed the same checks
-    // below then.
+    // The answers kept in memory ([`hot`]) were answered by [`Front`];
+    // a GET the cache answers from a fresh entry may become one, filed
+    // under the file's version read now, before its entry.
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let hot = match *method == Method::GET {
-        true => app.data_version().map(|version| (target, version)),
+        true => app.data_version().map(|version| {
+            app.hot.observe(version);
+            (target, version)
+        }),
         false => None,
     };
-    if let Some((target, version)) = hot {
-        let now = chrono::Utc::now().timestamp_millis();
-        if let Some(answer) = app.hot.get(target, version, now) {
-            app.read.count_hit(answer.category, &answer.key);
-            let age = Duration::from_millis(u64::try_from(now - answer.fetched_at).unwrap_or(0));
-            return cached_json(answer.body, "HIT", age);
-        }
-    }
     let path = match route::check_path(uri.path(), app.deployment) {
         Ok(p) => p,
         Err(PathRefusal::Unsafe) => {
@@ -435,13 +558,11 @@ fn site_answer(e: &ReadError) -> Option<&Answer> {
 
 /// JSON from the cache, with `X-Cache` and `Age`.
 fn cached_json(body: impl Into<Body>, result: &'static str, age: Duration) -> Response {
-    let mut response = (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, JSON_TYPE)],
-        body.into(),
-    )
-        .into_response();
+    // Built directly, with static header values: this is every hit's path.
+    let mut response = Response::new(body.into());
     let h = response.headers_mut();
+    h.reserve(3);
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_TYPE));
     h.insert(X_CACHE, HeaderValue::from_static(result));
     h.insert(header::AGE, HeaderValue::from(age.as_secs()));
     response
