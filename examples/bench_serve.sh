@@ -2,7 +2,8 @@
 # Benchmark: a cached GET issue/{key} through cache_serve, wrk at 32 connections.
 # Needs wrk (apt-get install wrk) and the release binaries:
 #   cargo build --release --workspace --bins
-# BIN_DIR=target/debug runs the debug ones; QUIET=-q turns the access log off.
+# BIN_DIR=target/debug runs the debug ones; QUIET=-q turns the access log off;
+# RATE=10000 also measures the latency at that rate with oha (cargo install oha).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${BIN_DIR:-$repo/target/release}"
@@ -38,6 +39,15 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cpu_before=$(awk '{print $14+$15}' /proc/$serve/stat)
 wrk -t2 -c32 -d15s --latency -H "Authorization: $auth" "$url/rest/api/3/issue/$issue"
 echo "cache_serve CPU during the run: $(( $(awk '{print $14+$15}' /proc/$serve/stat) - cpu_before )) ticks of $(getconf CLK_TCK)/s"
+# The latency at a fixed rate rather than at saturation: `oha` (cargo
+# install oha) sends RATE requests/s over the same 32 connections and, with
+# --latency-correction, counts each request's latency from when it was due,
+# so a stall is not hidden by the requests it held back.
+if [ -n "${RATE:-}" ] && command -v oha >/dev/null; then
+    echo "oha at ${RATE} requests/s, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    oha -z 15s -c 32 -q "$RATE" --latency-correction --no-tui \
+        -H "Authorization: $auth" "$url/rest/api/3/issue/$issue"
+fi
 kill $serve $fake
 wait $serve $fake 2>/dev/null || true
 rm -rf "$dir"
