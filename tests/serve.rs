@@ -363,25 +363,8 @@ async fn two_hundred_clients_asking_for_one_expired_key_make_at_most_one_upstrea
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let old = format!(r#"{{"key":"{issue}","fields":{{"summary":"before the expiry"}}}}"#);
-    let writer = jira_cache::cache::Cache::open(sandbox.cache_path("test"))
-        .unwrap()
-        .writer()
-        .unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    writer
-        .put_page(vec![jira_cache::cache::NewEntry {
-            category: jira_cache::Category::Issue,
-            key: format!("serve:3/issue/{issue}"),
-            value: old.clone(),
-            fetched_at: now - 2 * 3_600_000,
-            expires_at: now - 3_600_000,
-            fetch_ms: 0,
-            project: None,
-            updated_at: None,
-        }])
-        .await
-        .unwrap();
-    writer.shutdown().await.unwrap();
+    store_serve_entry(&sandbox, &issue, &old, now - 2 * 3_600_000, now - 3_600_000).await;
 
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::builder()
@@ -1202,21 +1185,27 @@ async fn a_search_answered_while_a_write_is_under_way_refreshes_nothing() {
 }
 
 /// Stores `value` as the entry `cache_serve` keeps for `GET
-/// /rest/api/3/issue/{issue}`, fresh for an hour, through a connection of
-/// this test process: another process than the server.
-async fn store_from_another_process(sandbox: &Sandbox, issue: &str, value: &str) {
+/// /rest/api/3/issue/{issue}`, fetched at `fetched_at` and expiring at
+/// `expires_at` (unix ms), through a connection of this test process:
+/// another process than the server.
+async fn store_serve_entry(
+    sandbox: &Sandbox,
+    issue: &str,
+    value: &str,
+    fetched_at: i64,
+    expires_at: i64,
+) {
     let writer = jira_cache::cache::Cache::open(sandbox.cache_path("test"))
         .unwrap()
         .writer()
         .unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
     writer
         .put_page(vec![jira_cache::cache::NewEntry {
             category: jira_cache::Category::Issue,
             key: format!("serve:3/issue/{issue}"),
             value: value.to_string(),
-            fetched_at: now,
-            expires_at: now + 3_600_000,
+            fetched_at,
+            expires_at,
             fetch_ms: 0,
             project: None,
             updated_at: None,
@@ -1248,7 +1237,8 @@ async fn an_entry_another_process_changes_is_served_changed_at_the_next_read() {
     for round in 1..=2 {
         let summary = format!("changed elsewhere {round}");
         let value = format!(r#"{{"key":"{issue}","fields":{{"summary":"{summary}"}}}}"#);
-        store_from_another_process(&sandbox, &issue, &value).await;
+        let now = chrono::Utc::now().timestamp_millis();
+        store_serve_entry(&sandbox, &issue, &value, now, now + 3_600_000).await;
         for _ in 0..2 {
             let after = get(&http, &url, Some(&cloud_auth())).await;
             assert_eq!(after.cache, "HIT");

@@ -1046,6 +1046,20 @@ mod tests {
     use crate::cache::{Cache, NewEntry};
     use rusqlite::StatementStatus;
 
+    /// An issue of project `P` that never expires.
+    fn entry(key: &str) -> NewEntry {
+        NewEntry {
+            category: Category::Issue,
+            key: key.to_string(),
+            value: format!(r#"{{"key":"{key}"}}"#),
+            fetched_at: 1,
+            expires_at: i64::MAX,
+            fetch_ms: 1,
+            project: Some("P".into()),
+            updated_at: Some(1),
+        }
+    }
+
     /// The commit signal skips the read transaction only while nothing is
     /// committed: any commit, by another connection, and one after a
     /// checkpoint that restarts the WAL, is seen at the next call.
@@ -1055,16 +1069,6 @@ mod tests {
         let path = dir.path().join("c.sqlite3");
         let cache = Cache::open(&path).unwrap();
         let writer = cache.writer().unwrap();
-        let entry = |key: &str| NewEntry {
-            category: Category::Issue,
-            key: key.to_string(),
-            value: format!(r#"{{"key":"{key}"}}"#),
-            fetched_at: 1,
-            expires_at: i64::MAX,
-            fetch_ms: 1,
-            project: Some("P".into()),
-            updated_at: Some(1),
-        };
         writer.put_page(vec![entry("P-1")]).await.unwrap();
         let mut reader = Cache::open_read_only(&path).unwrap();
         let mut version = reader.data_version_since().unwrap().unwrap();
@@ -1105,16 +1109,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path().join("c.sqlite3")).unwrap();
         let writer = cache.writer().unwrap();
-        let entry = |key: &str| NewEntry {
-            category: Category::Issue,
-            key: key.to_string(),
-            value: format!(r#"{{"key":"{key}"}}"#),
-            fetched_at: 1,
-            expires_at: i64::MAX,
-            fetch_ms: 1,
-            project: Some("P".into()),
-            updated_at: Some(1),
-        };
         writer
             .put_page(vec![entry("P-1"), entry("P-2")])
             .await
