@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::served::Served;
-use common::{CLOUD_EMAIL, CLOUD_TOKEN, DC_TOKEN, Sandbox};
+use common::{CLOUD_EMAIL, CLOUD_TOKEN, DC_TOKEN, Sandbox, category};
 use fake_jira::{FakeJira, Fault, FaultKind, Flavor};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -470,13 +470,7 @@ async fn served_reads_count_in_the_hit_and_miss_figures_cache_status_shows() {
     // The counts are written at the latest when the server stops.
     assert!(served.terminate().success());
     let status = sandbox.status_json();
-    let field = status["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["category"] == "field")
-        .expect("the field category")
-        .clone();
+    let field = category(&status, "field");
     assert_eq!(field["misses"], 1, "{field}");
     assert_eq!(field["hits"], 4, "{field}");
 }
@@ -502,13 +496,7 @@ async fn with_warm_it_warms_at_start_as_cache_warm_does_and_records_the_run() {
     let run = runs.first().expect("a recorded run");
     assert_eq!(run["result"], "ok", "{run}");
     let status = sandbox.status_json();
-    let issues = status["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["category"] == "issue")
-        .expect("the issue category")
-        .clone();
+    let issues = category(&status, "issue");
     assert!(issues["entries"].as_u64().unwrap() > 0, "{issues}");
     assert!(served.terminate().success());
 }
@@ -674,13 +662,7 @@ async fn after_a_data_center_warm_projects_fields_and_issues_are_answered_from_t
     assert!(served.terminate().success());
     // Answers from warmed entries count as the hits they are.
     let status = sandbox.status_json();
-    let field = status["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["category"] == "field")
-        .expect("the field category")
-        .clone();
+    let field = category(&status, "field");
     assert_eq!(
         (field["hits"].as_u64(), field["misses"].as_u64()),
         (Some(2), Some(0)),
@@ -1300,13 +1282,7 @@ async fn an_answer_kept_in_memory_still_needs_credentials_counts_and_is_logged()
     assert!(!text.contains(CLOUD_TOKEN) && !text.contains(&cloud_auth()[6..]));
     // Every read from memory counts (the 401s do not).
     let status = sandbox.status_json();
-    let issues = status["categories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["category"] == "issue")
-        .expect("the issue category")
-        .clone();
+    let issues = category(&status, "issue");
     assert_eq!(
         (issues["hits"].clone(), issues["misses"].clone()),
         (3.into(), 1.into()),

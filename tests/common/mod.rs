@@ -180,13 +180,19 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// Entries of a category in a `cache_status --json` object.
-pub fn entries(status: &serde_json::Value, category: &str) -> u64 {
+/// A category's figures in a `cache_status --json` object.
+pub fn category<'a>(status: &'a serde_json::Value, category: &str) -> &'a serde_json::Value {
     status["categories"]
         .as_array()
         .and_then(|cs| cs.iter().find(|c| c["category"] == category))
-        .and_then(|c| c["entries"].as_u64())
         .unwrap_or_else(|| panic!("no category {category} in {status}"))
+}
+
+/// Entries of a category in a `cache_status --json` object.
+pub fn entries(status: &serde_json::Value, name: &str) -> u64 {
+    category(status, name)["entries"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no entries for {name} in {status}"))
 }
 
 /// Runs a command and returns its output, exit code checked.
