@@ -63,6 +63,20 @@ async fn get(http: &reqwest::Client, url: &str, auth: Option<&str>) -> Got {
         json,
     }
 }
+/// A sandbox whose profile `test` points at `fake` as a Cloud site.
+fn cloud_sandbox(fake: &FakeJira) -> Sandbox {
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    sandbox
+}
+
+/// The key of the site's first issue.
+fn first_issue(fake: &FakeJira) -> String {
+    fake.site().snapshot().issues[0]["key"]
+        .as_str()
+        .expect("an issue")
+        .to_string()
+}
 
 /// `serverInfo` carries the site's clock: equal but for `serverTime`.
 fn comparable(mut v: Value) -> Value {
@@ -79,10 +93,7 @@ async fn served_paths(http: &reqwest::Client, fake: &FakeJira, auth: &str) -> Ve
     let v = api.trim_start_matches(&fake.url()).to_string();
     let projects = get(http, &format!("{api}/project"), Some(auth)).await.json;
     let project = projects[0]["key"].as_str().expect("a project").to_string();
-    let issue = fake.site().snapshot().issues[0]["key"]
-        .as_str()
-        .expect("an issue")
-        .to_string();
+    let issue = first_issue(fake);
     let mut paths = vec![
         "/rest/api/2/serverInfo".to_string(),
         format!("{v}/myself"),
@@ -209,8 +220,7 @@ async fn past_its_ttl_an_entry_is_served_stale_while_the_site_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_the_cache_drops_the_issue_so_it_is_never_read_back_stale() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let sandbox = cloud_sandbox(&fake);
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::new();
     let paths = served_paths(&http, &fake, &cloud_auth()).await;
@@ -301,8 +311,7 @@ async fn raw(served: &Served, target: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_that_would_leave_the_api_or_the_site_are_refused() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let sandbox = cloud_sandbox(&fake);
     let served = Served::start(&sandbox, &[]);
     for target in [
         "/rest/api/3/../../secure/admin",
@@ -327,8 +336,7 @@ async fn two_hundred_clients_asking_for_one_key_make_one_upstream_request() {
     let fake = FakeJira::builder(Flavor::Cloud)
         .latency(Duration::from_millis(200))
         .start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let sandbox = cloud_sandbox(&fake);
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -351,12 +359,8 @@ async fn two_hundred_clients_asking_for_one_expired_key_make_at_most_one_upstrea
     let fake = FakeJira::builder(Flavor::Cloud)
         .latency(Duration::from_millis(200))
         .start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
-    let issue = fake.site().snapshot().issues[0]["key"]
-        .as_str()
-        .expect("an issue")
-        .to_string();
+    let sandbox = cloud_sandbox(&fake);
+    let issue = first_issue(&fake);
     let path = format!("/rest/api/3/issue/{issue}");
     // The entry cache_serve itself keeps for this read, an hour past its TTL.
     let dir = sandbox.cache_dir();
@@ -393,8 +397,7 @@ async fn sigterm_lets_the_requests_under_way_finish_then_exits_0() {
     let fake = FakeJira::builder(Flavor::Cloud)
         .latency(Duration::from_millis(300))
         .start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let sandbox = cloud_sandbox(&fake);
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::new();
     let auth = cloud_auth();
@@ -422,8 +425,7 @@ async fn sigterm_lets_the_requests_under_way_finish_then_exits_0() {
 #[test]
 fn a_non_loopback_address_needs_allow_remote() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let sandbox = cloud_sandbox(&fake);
     let out = sandbox
         .shell_command(env!("CARGO_BIN_EXE_cache_serve"))
         .args(["--profile", "test", "--listen", "0.0.0.0:0"])
@@ -436,8 +438,7 @@ fn a_non_loopback_address_needs_allow_remote() {
 #[test]
 fn print_systemd_gives_a_service_for_the_profile() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let sandbox = cloud_sandbox(&fake);
     let out = common::run_ok(
         sandbox
             .shell_command(env!("CARGO_BIN_EXE_cache_serve"))
@@ -457,8 +458,7 @@ fn print_systemd_gives_a_service_for_the_profile() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn served_reads_count_in_the_hit_and_miss_figures_cache_status_shows() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let sandbox = cloud_sandbox(&fake);
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::new();
     let url = format!("{}/rest/api/3/field", served.url);
@@ -478,8 +478,7 @@ async fn served_reads_count_in_the_hit_and_miss_figures_cache_status_shows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_warm_it_warms_at_start_as_cache_warm_does_and_records_the_run() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    let sandbox = cloud_sandbox(&fake);
     let served = Served::start(&sandbox, &["--warm"]);
     // The warm runs beside the server; wait for its run to be recorded.
     let mut runs = Vec::new();
@@ -1200,12 +1199,8 @@ async fn store_serve_entry(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_another_process_changes_is_served_changed_at_the_next_read() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
-    let issue = fake.site().snapshot().issues[0]["key"]
-        .as_str()
-        .expect("an issue")
-        .to_string();
+    let sandbox = cloud_sandbox(&fake);
+    let issue = first_issue(&fake);
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::new();
     let url = format!("{}/rest/api/3/issue/{issue}", served.url);
@@ -1237,12 +1232,8 @@ async fn an_entry_another_process_changes_is_served_changed_at_the_next_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_kept_in_memory_still_needs_credentials_counts_and_is_logged() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(&fake, Flavor::Cloud, "deployment = \"cloud\"\n");
-    let issue = fake.site().snapshot().issues[0]["key"]
-        .as_str()
-        .expect("an issue")
-        .to_string();
+    let sandbox = cloud_sandbox(&fake);
+    let issue = first_issue(&fake);
     let log = sandbox.dir.path().join("serve.log");
     // Quiet: the access log only reaches the file.
     let served = Served::start(&sandbox, &["-q", "--log-file", log.to_str().unwrap()]);
