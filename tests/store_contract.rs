@@ -154,6 +154,38 @@ async fn values_round_trip_and_unchanged_values_are_not_rewritten() {
     }
 }
 
+/// A page that gives a key twice (a site repeating an item across its
+/// answer) stores the last, and counts each as one statement per entry
+/// would: `written + unchanged` is the page's length on both stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_given_twice_in_a_page_counts_twice_and_the_last_is_stored() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        let user =
+            |key: &str, v: u32| entry(Category::User, key, &format!(r#"{{"v":{v}}}"#), NOW + HOUR);
+        // New, then changed by its second entry; new, then the same again.
+        let first = writer
+            .put_page(vec![user("a", 1), user("a", 2), user("b", 1), user("b", 1)])
+            .await
+            .unwrap();
+        assert_eq!((first.written, first.unchanged), (3, 1), "{name}");
+        // "a" holds 2: its first entry changes it, its second changes it
+        // back; "b" is unchanged twice.
+        let again = writer
+            .put_page(vec![user("a", 1), user("a", 2), user("b", 1), user("b", 1)])
+            .await
+            .unwrap();
+        assert_eq!((again.written, again.unchanged), (2, 2), "{name}");
+        let reader = cache.reader().unwrap();
+        for (key, value) in [("a", r#"{"v":2}"#), ("b", r#"{"v":1}"#)] {
+            let stored = reader.peek(Category::User, key).unwrap().unwrap();
+            assert_eq!(stored.value, value, "{name}: {key}");
+        }
+        writer.shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complete_listing_removes_only_what_it_proved_gone_inside_its_scope() {
     for (name, location, _keep) in stores() {

@@ -1289,6 +1289,38 @@ pub(crate) fn put_pages(
     Ok(outcomes)
 }
 
+/// Counts each page's entries as SQLite's store does, entry by entry in
+/// the page's order: unchanged when the key already holds the same value
+/// (in `existing`, the stored rows, or from an earlier entry of the page),
+/// else written. Only a page's last entry of a key is stored, but a key
+/// given twice counts twice, as two statements would have it, so that
+/// `written + unchanged` is the page's length on both stores.
+fn count_pages(
+    pages: &[&[NewEntry]],
+    existing: &HashMap<(String, String), (i64, i64, Option<i64>)>,
+    outcomes: &mut [PutOutcome],
+) {
+    let mut given: HashMap<(Category, &str), (i64, i64)> = HashMap::new();
+    for (page, outcome) in pages.iter().zip(outcomes.iter_mut()) {
+        for e in page.iter() {
+            let now = (value_hash(&e.value), size_of(&e.key, &e.value));
+            let before = given
+                .get(&(e.category, e.key.as_str()))
+                .copied()
+                .or_else(|| {
+                    existing
+                        .get(&(e.category.as_str().to_string(), e.key.clone()))
+                        .map(|&(hash, size, _)| (hash, size))
+                });
+            match before == Some(now) {
+                true => outcome.unchanged += 1,
+                false => outcome.written += 1,
+            }
+            given.insert((e.category, e.key.as_str()), now);
+        }
+    }
+}
+
 /// [`put_pages`] for pages that share no key.
 fn put_disjoint(
     tx: &mut impl GenericClient,
@@ -1321,7 +1353,6 @@ fn put_disjoint(
     };
     if new_rows == NewRows::Insert && prepared.new_keys_expected {
         let mut rows = Rows::default();
-        let mut written = vec![0; pages.len()];
         for (p, page) in pages.iter().enumerate() {
             for (i, e) in page.iter().enumerate() {
                 if last.get(&(e.category, e.key.as_str())) == Some(&(p, i)) {
@@ -1335,14 +1366,11 @@ fn put_disjoint(
                         expires_at,
                         member,
                     );
-                    written[p] += 1;
                 }
             }
         }
         if copy_all_new(tx, prepared, scope, &rows)? {
-            for (outcome, written) in outcomes.iter_mut().zip(written) {
-                outcome.written += written;
-            }
+            count_pages(pages, &HashMap::new(), outcomes);
             return Ok(());
         }
         prepared.new_keys_expected = false;
@@ -1365,8 +1393,8 @@ fn put_disjoint(
     let mut t_expires = Vec::new();
     let mut t_fetch_ms = Vec::new();
     let mut t_listing = Vec::new();
+    count_pages(pages, &existing, outcomes);
     for (p, page) in pages.iter().enumerate() {
-        let outcome = &mut outcomes[p];
         for (i, e) in page.iter().enumerate() {
             if last.get(&(e.category, e.key.as_str())) != Some(&(p, i)) {
                 continue;
@@ -1379,10 +1407,7 @@ fn put_disjoint(
                     if old_hash == hash
                         && old_size == size
                         && member.is_some()
-                        && old_listing == member =>
-                {
-                    outcome.unchanged += 1;
-                }
+                        && old_listing == member => {}
                 Some(&(old_hash, old_size, _)) if old_hash == hash && old_size == size => {
                     t_cat.push(e.category.as_str());
                     t_key.push(e.key.as_str());
@@ -1390,15 +1415,12 @@ fn put_disjoint(
                     t_expires.push(expires_at);
                     t_fetch_ms.push(e.fetch_ms);
                     t_listing.push(member);
-                    outcome.unchanged += 1;
                 }
                 None if new_rows == NewRows::Insert => {
                     inserted.push(e, hash, size, fetched_at, expires_at, member);
-                    outcome.written += 1;
                 }
                 _ => {
                     upserted.push(e, hash, size, fetched_at, expires_at, member);
-                    outcome.written += 1;
                 }
             }
         }
