@@ -177,8 +177,26 @@ async fn a_key_given_twice_in_a_page_counts_twice_and_the_last_is_stored() {
             .await
             .unwrap();
         assert_eq!((again.written, again.unchanged), (2, 2), "{name}");
+        // The same in a listing's page, which SQLite may skip whole when
+        // it is unchanged: not when a key comes twice.
+        let users = listing("users", NOW);
+        let page = || vec![user("c", 1), user("c", 2)];
+        let first = writer
+            .put_listing_page(users.clone(), 0, page())
+            .await
+            .unwrap();
+        assert_eq!((first.written, first.unchanged), (2, 0), "{name}");
+        let again = writer
+            .put_listing_page(users.clone(), 0, page())
+            .await
+            .unwrap();
+        assert_eq!((again.written, again.unchanged), (2, 0), "{name}");
         let reader = cache.reader().unwrap();
-        for (key, value) in [("a", r#"{"v":2}"#), ("b", r#"{"v":1}"#)] {
+        for (key, value) in [
+            ("a", r#"{"v":2}"#),
+            ("b", r#"{"v":1}"#),
+            ("c", r#"{"v":2}"#),
+        ] {
             let stored = reader.peek(Category::User, key).unwrap().unwrap();
             assert_eq!(stored.value, value, "{name}: {key}");
         }

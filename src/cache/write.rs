@@ -395,8 +395,11 @@ pub(crate) fn put_page(
 /// page is always looked at entry by entry).
 fn page_digest(category: Category, entries: &[NewEntry], sums: &[(i64, i64)]) -> Option<i64> {
     let mut bytes = Vec::with_capacity(entries.len() * 48);
+    let mut keys = std::collections::HashSet::with_capacity(entries.len());
     for (e, (hash, size)) in entries.iter().zip(sums) {
-        if e.category != category {
+        // A page that gives a key twice is counted entry by entry (as on
+        // PostgreSQL), which an unchanged digest would skip.
+        if e.category != category || !keys.insert(e.key.as_str()) {
             return None;
         }
         // Each key's length first, so that no two pages run together alike.
