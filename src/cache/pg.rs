@@ -1297,13 +1297,13 @@ pub(crate) fn put_pages(
 /// `written + unchanged` is the page's length on both stores.
 fn count_pages(
     pages: &[&[NewEntry]],
+    sums: &[Vec<(i64, i64)>],
     existing: &HashMap<(String, String), (i64, i64, Option<i64>)>,
     outcomes: &mut [PutOutcome],
 ) {
     let mut given: HashMap<(Category, &str), (i64, i64)> = HashMap::new();
-    for (page, outcome) in pages.iter().zip(outcomes.iter_mut()) {
-        for e in page.iter() {
-            let now = (value_hash(&e.value), size_of(&e.key, &e.value));
+    for ((page, sums), outcome) in pages.iter().zip(sums).zip(outcomes.iter_mut()) {
+        for (e, &now) in page.iter().zip(sums) {
             let before = given
                 .get(&(e.category, e.key.as_str()))
                 .copied()
@@ -1342,6 +1342,15 @@ fn put_disjoint(
     if last.is_empty() {
         return Ok(());
     }
+    // Each value's hash and size, computed once.
+    let sums: Vec<Vec<(i64, i64)>> = pages
+        .iter()
+        .map(|page| {
+            page.iter()
+                .map(|e| (value_hash(&e.value), size_of(&e.key, &e.value)))
+                .collect()
+        })
+        .collect();
     // Where each entry goes: into the listing's rows (without times of its
     // own) or with its own times.
     let placed = |e: &NewEntry| {
@@ -1357,20 +1366,13 @@ fn put_disjoint(
             for (i, e) in page.iter().enumerate() {
                 if last.get(&(e.category, e.key.as_str())) == Some(&(p, i)) {
                     let (member, fetched_at, expires_at) = placed(e);
-                    let size = size_of(&e.key, &e.value);
-                    rows.push(
-                        e,
-                        value_hash(&e.value),
-                        size,
-                        fetched_at,
-                        expires_at,
-                        member,
-                    );
+                    let (hash, size) = sums[p][i];
+                    rows.push(e, hash, size, fetched_at, expires_at, member);
                 }
             }
         }
         if copy_all_new(tx, prepared, scope, &rows)? {
-            count_pages(pages, &HashMap::new(), outcomes);
+            count_pages(pages, &sums, &HashMap::new(), outcomes);
             return Ok(());
         }
         prepared.new_keys_expected = false;
@@ -1393,14 +1395,13 @@ fn put_disjoint(
     let mut t_expires = Vec::new();
     let mut t_fetch_ms = Vec::new();
     let mut t_listing = Vec::new();
-    count_pages(pages, &existing, outcomes);
+    count_pages(pages, &sums, &existing, outcomes);
     for (p, page) in pages.iter().enumerate() {
         for (i, e) in page.iter().enumerate() {
             if last.get(&(e.category, e.key.as_str())) != Some(&(p, i)) {
                 continue;
             }
-            let hash = value_hash(&e.value);
-            let size = size_of(&e.key, &e.value);
+            let (hash, size) = sums[p][i];
             let (member, fetched_at, expires_at) = placed(e);
             match existing.get(&(e.category.as_str().to_string(), e.key.clone())) {
                 Some(&(old_hash, old_size, old_listing))
