@@ -352,10 +352,9 @@ impl JiraClient {
 
     /// Sends one logical request as a task of its own, so that its answer
     /// is read (and its slot freed) by whichever runtime thread is free, and
-    /// decoded there, rather than waiting for the caller's thread: a warm's
-    /// stages are futures of one task, which also decodes every other
-    /// answer. Dropping the returned future stops the request, as dropping
-    /// it in place would.
+    /// decoded there, rather than waiting for the caller's task, which may
+    /// be busy decoding another answer. Dropping the returned future stops
+    /// the request, as dropping it in place would.
     async fn request<T: DeserializeOwned + Send + 'static>(
         &self,
         method: Method,
@@ -364,37 +363,31 @@ impl JiraClient {
         body: Option<&serde_json::Value>,
     ) -> Result<T, JiraError> {
         use tracing::Instrument;
-        let client = self.clone();
-        let path = path.to_string();
-        let query: Vec<(String, String)> = query
+        let span = tracing::debug_span!("request", method = %method, path = %path);
+        let query = query
             .iter()
             .map(|(k, v)| ((*k).to_string(), v.clone()))
             .collect();
-        let body = body.cloned();
-        let span = tracing::debug_span!("request", method = %method, path = %path);
         let task = crate::task::Owned::spawn(
-            async move {
-                let query: Vec<(&str, String)> =
-                    query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                client
-                    .request_here(method, &path, &query, body.as_ref())
-                    .await
-            }
-            .instrument(span),
+            self.clone()
+                .with_retries(method, path.to_string(), query, body.cloned())
+                .instrument(span),
         );
         task.join()
             .await
             .unwrap_or_else(|| Err(JiraError::Setup("the client was shut down".into())))
     }
 
-    /// [`JiraClient::request`] on the caller's task.
-    async fn request_here<T: DeserializeOwned>(
-        &self,
+    /// The body of [`JiraClient::request`]'s task: every attempt the retry
+    /// policy allows.
+    async fn with_retries<T: DeserializeOwned>(
+        self,
         method: Method,
-        path: &str,
-        query: &[(&str, String)],
-        body: Option<&serde_json::Value>,
+        path: String,
+        query: Vec<(String, String)>,
+        body: Option<serde_json::Value>,
     ) -> Result<T, JiraError> {
+        let (path, query, body) = (path.as_str(), query.as_slice(), body.as_ref());
         let inner = &*self.inner;
         let url = format!("{}{}", inner.site, path);
         let mut attempt: u32 = 0;
@@ -447,7 +440,7 @@ impl JiraClient {
         method: &Method,
         url: &str,
         path: &str,
-        query: &[(&str, String)],
+        query: &[(String, String)],
         body: Option<&serde_json::Value>,
     ) -> Result<T, (Outcome, JiraError)> {
         let inner = &*self.inner;
