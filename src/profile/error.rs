@@ -181,15 +181,21 @@ pub enum ProfileError {
         message: String,
     },
 
-    /// The variable named by `token_env` is unset or empty.
+    /// The variable named by `token_env` (or `serve_token_env`) is unset
+    /// or empty.
     #[error(
-        "profile `{profile}`: no API token: environment variable {variable} is not set or empty; export it, or set token_cmd in the profile"
+        "profile `{profile}`: no {what}: environment variable {variable} is not set or empty; export it, or set {command_key} in the profile"
     )]
     TokenMissing {
         /// The profile.
         profile: String,
         /// The variable that should hold the token.
         variable: String,
+        /// Which token: "API token" or "cache_serve token".
+        what: &'static str,
+        /// The key that would run a command instead: `token_cmd` or
+        /// `serve_token_cmd`.
+        command_key: &'static str,
     },
 
     /// `token_cmd` could not run, failed, or printed no usable token. The

@@ -44,6 +44,17 @@ use crate::{Category, Deployment};
 pub use env::Env;
 pub use error::{Location, ProfileError};
 pub use token::{Credentials, DEFAULT_TOKEN_ENV, Secret, TOKEN_COMMAND_TIMEOUT, TokenSource};
+
+/// The profile's own token, as errors name it: what it is, and the key
+/// that runs a command for it instead.
+const OWN_TOKEN: (&str, &str) = ("API token", "token_cmd");
+
+/// `cache_serve`'s token for its clients (`serve_token_env`), as errors
+/// name it.
+const SERVE_TOKEN: (&str, &str) = ("cache_serve token", "serve_token_cmd");
+
+/// The PostgreSQL password from `cache_password_cmd`, as errors name it.
+const CACHE_PASSWORD: (&str, &str) = ("database password", "cache_password_cmd");
 pub use values::{QuietHours, RateLimit};
 
 use raw::RawFile;
@@ -348,7 +359,7 @@ impl Profile {
                     })?,
             ),
             Some(source) => Some(
-                block_on_own_thread(self.read_token(source))?
+                block_on_own_thread(self.read_token(source, CACHE_PASSWORD))?
                     .expose()
                     .to_owned(),
             ),
@@ -412,7 +423,7 @@ impl Profile {
     /// A profiles file other users can write is refused before `token_cmd`
     /// runs. Errors name the command or the variable, never a value.
     pub async fn resolve_token_async(&self) -> Result<Secret, ProfileError> {
-        self.read_token(&self.token).await
+        self.read_token(&self.token, OWN_TOKEN).await
     }
 
     /// Reads `cache_serve`'s extra token (`serve_token_cmd` or
@@ -420,12 +431,18 @@ impl Profile {
     /// profile's own; `None` when the profile names none.
     pub fn resolve_serve_token(&self) -> Result<Option<Secret>, ProfileError> {
         match &self.serve_token {
-            Some(source) => block_on_own_thread(self.read_token(source)).map(Some),
+            Some(source) => block_on_own_thread(self.read_token(source, SERVE_TOKEN)).map(Some),
             None => Ok(None),
         }
     }
 
-    async fn read_token(&self, source: &TokenSource) -> Result<Secret, ProfileError> {
+    /// Reads one of the profile's tokens; `role` names it in an error (see
+    /// [`OWN_TOKEN`], [`SERVE_TOKEN`]).
+    async fn read_token(
+        &self,
+        source: &TokenSource,
+        role: (&'static str, &'static str),
+    ) -> Result<Secret, ProfileError> {
         match source {
             TokenSource::Command(command) => {
                 let failed = |reason| ProfileError::TokenCommandFailed {
@@ -453,6 +470,8 @@ impl Profile {
                     .ok_or_else(|| ProfileError::TokenMissing {
                         profile: self.name.clone(),
                         variable: variable.clone(),
+                        what: role.0,
+                        command_key: role.1,
                     })?;
                 crate::scrub::register(secret.expose());
                 Ok(secret)

@@ -852,7 +852,16 @@ fn a_missing_token_variable_is_named_with_the_fix() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("JIRA_OTHER_TOKEN") && text.contains("token_cmd"),
+        text.contains("no API token: environment variable JIRA_OTHER_TOKEN")
+            && text.contains("set token_cmd in the profile"),
+        "{text}"
+    );
+    // cache_serve's token names its own key, not the profile's token_cmd.
+    let p = with("serve_token_env = \"JIRA_CACHE_SERVE_TOKEN\"").unwrap();
+    let text = p.resolve_serve_token().unwrap_err().to_string();
+    assert!(
+        text.contains("no cache_serve token: environment variable JIRA_CACHE_SERVE_TOKEN")
+            && text.contains("set serve_token_cmd in the profile"),
         "{text}"
     );
 
