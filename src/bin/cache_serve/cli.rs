@@ -20,7 +20,14 @@ use crate::common;
     name = "cache_serve",
     version,
     after_help = common::exit_codes_help(
-        &[jira_cache::exit::PARTIAL, jira_cache::exit::LOCKED, jira_cache::exit::QUIET_HOURS],
+        &[
+            jira_cache::exit::PARTIAL,
+            jira_cache::exit::LOCKED,
+            jira_cache::exit::QUIET_HOURS,
+            // A signal stops the server with 0.
+            jira_cache::exit::SIGINT,
+            jira_cache::exit::SIGTERM,
+        ],
         &[(jira_cache::exit::OK, "stopped by SIGINT or SIGTERM after the requests under way finished")],
     )
 )]

@@ -37,7 +37,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     common::remember_user_flags(cli.config.as_deref(), cli.profile.as_deref());
     let exit_status = common::exit_status_rows(
-        &[exit::PARTIAL, exit::LOCKED, exit::QUIET_HOURS],
+        &[
+            exit::PARTIAL,
+            exit::LOCKED,
+            exit::QUIET_HOURS,
+            exit::SIGINT,
+            exit::SIGTERM,
+        ],
         &[(
             exit::OK,
             "stopped by SIGINT or SIGTERM after the requests under way finished",

@@ -52,8 +52,10 @@ pub fn exit_codes_help(never: &[u8], own: &[(u8, &str)]) -> String {
             .map_or(*meaning, |(_, m)| *m);
         help.push_str(&format!("  {code:<4} {meaning}\n"));
     }
-    help.push_str("  130  interrupted by SIGINT, 143 by SIGTERM");
-    help
+    if !never.contains(&exit::SIGINT) {
+        help.push_str("  130  interrupted by SIGINT, 143 by SIGTERM");
+    }
+    help.trim_end().to_string()
 }
 
 /// The exit-code rows of the man page's EXIT STATUS section, filtered
@@ -74,7 +76,9 @@ pub fn exit_status_rows(
             (code.to_string(), meaning.to_string())
         })
         .collect();
-    rows.push(("130, 143".into(), "interrupted by SIGINT, SIGTERM".into()));
+    if !never.contains(&exit::SIGINT) {
+        rows.push(("130, 143".into(), "interrupted by SIGINT, SIGTERM".into()));
+    }
     rows.extend(extra.iter().map(|(c, m)| (c.to_string(), m.to_string())));
     rows
 }
