@@ -201,11 +201,14 @@ pub enum ProfileError {
     /// `token_cmd` could not run, failed, or printed no usable token. The
     /// reason never includes what the command printed on stdout.
     #[error(
-        "profile `{profile}`: token_cmd `{command}` {reason}; run it by hand to see why, or fix token_cmd"
+        "profile `{profile}`: {command_key} `{command}` {reason}; run it by hand to see why, or fix {command_key}"
     )]
     TokenCommandFailed {
         /// The profile.
         profile: String,
+        /// The key that holds the command: `token_cmd`, `serve_token_cmd`
+        /// or `cache_password_cmd`.
+        command_key: &'static str,
         /// The command, as written in the profile.
         command: String,
         /// Exit status and the first line of stderr, a timeout, or why the

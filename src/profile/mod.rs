@@ -447,6 +447,7 @@ impl Profile {
             TokenSource::Command(command) => {
                 let failed = |reason| ProfileError::TokenCommandFailed {
                     profile: self.name.clone(),
+                    command_key: role.1,
                     command: command.clone(),
                     reason,
                 };
@@ -569,6 +570,7 @@ fn block_on_own_thread<T: Send>(
                 .build()
                 .map_err(|e| ProfileError::TokenCommandFailed {
                     profile: String::new(),
+                    command_key: OWN_TOKEN.1,
                     command: String::new(),
                     reason: format!("could not start a runtime to run it ({e})"),
                 })?;

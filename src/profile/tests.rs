@@ -840,6 +840,14 @@ fn a_failing_token_cmd_names_the_command_but_not_its_output() {
     let p = with("token_cmd = \"true\"").unwrap();
     let text = p.resolve_token().unwrap_err().to_string();
     assert!(text.contains("printed nothing"), "{text}");
+    // A failing serve_token_cmd is named by its own key.
+    let p = with("serve_token_cmd = \"true\"").unwrap();
+    let text = p.resolve_serve_token().unwrap_err().to_string();
+    assert!(
+        text.contains("serve_token_cmd `true` printed nothing")
+            && text.ends_with("or fix serve_token_cmd"),
+        "{text}"
+    );
 }
 
 #[test]
