@@ -559,6 +559,30 @@ fn a_warmed_issue(sandbox: &Sandbox) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answers_cache_serve_keeps_stay_out_of_keys_unless_a_pattern_asks() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let got = get(
+        &http,
+        &format!("{}/rest/api/3/serverInfo", served.url),
+        Some(&cloud_auth()),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{}", got.json);
+    assert!(served.terminate().success());
+    let keys = |extra: &[&str]| {
+        let mut args = vec!["--profile", "test", "--keys", "field"];
+        args.extend_from_slice(extra);
+        common::stdout(&common::run_ok(&mut sandbox.status(&args)))
+    };
+    let plain = keys(&[]);
+    assert!(plain.contains("list:fields"), "{plain}");
+    assert!(!plain.contains("serve:"), "{plain}");
+    assert_eq!(keys(&["--pattern", "serve:*"]).trim(), "serve:3/serverInfo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_warm_projects_fields_and_issues_are_answered_from_the_warmed_entries() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let (sandbox, served) = warmed_then_served(&fake, "");

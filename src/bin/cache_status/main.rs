@@ -100,6 +100,8 @@ struct Cli {
     #[arg(long, num_args = 2, value_names = ["CATEGORY", "KEY"], conflicts_with_all = ["keys", "json", "all_profiles"])]
     get: Option<Vec<String>>,
     /// List the keys of a category (project, field, user, issue), sorted.
+    /// The answers cache_serve keeps (`serve:…` keys) are listed only when
+    /// --pattern asks for them, e.g. --pattern 'serve:*'.
     #[arg(long, value_name = "CATEGORY", conflicts_with_all = ["json", "all_profiles"])]
     keys: Option<Category>,
     /// With --keys: only keys matching this SQLite GLOB (case-sensitive), e.g. 'PROJ-*'.
@@ -210,8 +212,13 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             Err(CacheError::Missing { .. }) => return Ok(exit::OK),
             Err(e) => return Err(e.into()),
         };
+        // The contract's keys; the answers `cache_serve` keeps (`serve:…`)
+        // only when a pattern asks for them.
+        let serve_prefix = jira_cache::serve::route::SERVE_PREFIX;
         for key in reader.keys(category, cli.pattern.as_deref())? {
-            println!("{key}");
+            if cli.pattern.is_some() || !key.starts_with(serve_prefix) {
+                println!("{key}");
+            }
         }
         return Ok(exit::OK);
     }
