@@ -67,7 +67,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let options = LoadOptions::from_process_env(cli.config.clone(), cli.profile.clone());
     let profile = profile::load(&options)?;
     if cli.print_systemd {
-        print!("{}", unit::systemd(&profile, cli.warm));
+        let (text, warning) = unit::systemd(&profile, cli.warm);
+        print!("{text}");
+        if let Some(warning) = warning {
+            eprintln!("{warning}");
+        }
         return Ok(exit::OK);
     }
     let default_listen = DEFAULT_SERVE_LISTEN.parse().expect("a valid address");

@@ -5,13 +5,15 @@
 //! kept in `token_env` has to come from a file the job reads; the printed
 //! output says so and names `token_cmd` as the cleaner fix.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Local, NaiveTime};
 use jira_cache::profile::{Profile, TokenSource};
 use jira_cache::schedule::CronSchedule;
 use jira_cache::warm;
+
+use crate::common::recipe::{build_directory_warning, env_file, env_file_note, quote};
 
 /// The time the quiet-hours guard reads: now, or `JIRA_CACHE_NOW`
 /// (RFC 3339) when set, so that tests can stand at any hour.
@@ -65,63 +67,6 @@ pub fn fresh_policy(
     }
 }
 
-/// The absolute path of the running binary.
-fn binary() -> PathBuf {
-    std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .unwrap_or_else(|_| PathBuf::from("cache_warm"))
-}
-
-/// A warning when `binary` sits in a Cargo build directory
-/// (`target/debug`, `target/release`, …): `cargo build` replaces it and
-/// `cargo clean` deletes it, so a schedule must not point there.
-fn build_directory_warning(binary: &Path) -> Option<String> {
-    let parent = binary.parent()?;
-    let profile_dir = parent.file_name()?.to_str()?;
-    let in_target = parent
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|n| n == "target");
-    (in_target && matches!(profile_dir, "debug" | "release")).then(|| {
-        format!(
-            "warning: {} is in a Cargo build directory, which `cargo build` replaces and `cargo clean` deletes; \
-             install it (`cargo install --path . --locked`) and print this again with the installed cache_warm",
-            binary.display()
-        )
-    })
-}
-
-/// The file a scheduled job reads the token from, when it comes from `token_env`.
-fn env_file(profile: &Profile) -> PathBuf {
-    let dir = match &profile.source {
-        jira_cache::profile::ProfileSource::File(path) => path.parent().map(Path::to_path_buf),
-        jira_cache::profile::ProfileSource::Environment => None,
-    };
-    dir.unwrap_or_else(|| profile.cache_dir.clone())
-        .join(format!("{}.env", profile.name))
-}
-
-/// The one env-file format both recipes read, stated once: systemd's
-/// `EnvironmentFile=` takes `NAME=value` lines, and cron's shell reads the
-/// same file with `set -a` (export everything it sets).
-fn env_file_note(profile: &Profile, var: &str) -> String {
-    format!(
-        "# {file} holds one line `{var}=<token>` (no `export`, no quotes; chmod 600).\n\
-         # Cron and systemd both read it as is. Better: set token_cmd in the profile (e.g. token_cmd = \"pass show jira\").\n",
-        file = env_file(profile).display()
-    )
-}
-
-fn quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 fn command_line(profile: &Profile, binary: &Path) -> String {
     let mut args = vec![quote(&binary.display().to_string()), "--all".into()];
     if let jira_cache::profile::ProfileSource::File(path) = &profile.source {
@@ -143,7 +88,7 @@ pub struct Recipe {
 
 /// The crontab line (and, for a `token_env` token, the file it sources).
 pub fn cron(profile: &Profile) -> Recipe {
-    cron_for(profile, &binary())
+    cron_for(profile, &crate::common::recipe::binary("cache_warm"))
 }
 
 fn cron_for(profile: &Profile, binary: &Path) -> Recipe {
@@ -177,7 +122,7 @@ fn cron_for(profile: &Profile, binary: &Path) -> Recipe {
 /// A systemd service and timer pair for the profile, or why its schedule
 /// cannot be one.
 pub fn systemd(profile: &Profile) -> Result<Recipe, String> {
-    systemd_for(profile, &binary())
+    systemd_for(profile, &crate::common::recipe::binary("cache_warm"))
 }
 
 fn systemd_for(profile: &Profile, binary: &Path) -> Result<Recipe, String> {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each binary uses its own subset
 
+pub mod recipe;
+
 use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
