@@ -456,3 +456,26 @@ fn the_issues_stage_runs_while_the_users_stage_waits_and_each_counts_its_own_req
         "{sent:?}"
     );
 }
+
+#[test]
+fn copy_to_a_url_with_a_password_blames_the_flag_and_never_prints_the_password() {
+    let (_fake, sb) = cloud();
+    run_ok(&mut sb.warm(&["--all", "--profile", "test"]));
+    let out = run_code(
+        &mut sb.warm(&[
+            "--copy-to",
+            "postgres://jira:hunter2-secret@127.0.0.1:1/cache",
+            "--profile",
+            "test",
+        ]),
+        3,
+    );
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("cache_warm: --copy-to: the URL holds a password"),
+        "{err}"
+    );
+    assert!(!err.contains("profiles.toml"), "{err}");
+    assert!(!text(&out).contains("hunter2-secret"), "{}", text(&out));
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

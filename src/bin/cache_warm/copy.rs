@@ -4,7 +4,7 @@
 use jira_cache::cache::{Cache, CacheError, CacheLocation};
 use jira_cache::exit;
 use jira_cache::lock::WarmLock;
-use jira_cache::profile::Profile;
+use jira_cache::profile::{Profile, ProfileError};
 
 /// Copies the profile's SQLite cache into the database at `url`, under the
 /// profile's warm lock (so no warm changes the file meanwhile). The
@@ -24,7 +24,19 @@ pub async fn copy_to(profile: &Profile, url: &str) -> anyhow::Result<u8> {
     }
     let mut target_profile = profile.clone();
     target_profile.cache_url = Some(url.trim().to_owned());
-    let CacheLocation::Postgres(target) = target_profile.cache_location()? else {
+    let location = match target_profile.cache_location() {
+        Ok(location) => location,
+        // The URL came from the flag, not from the profile's file.
+        Err(ProfileError::Invalid { key, message, .. }) if key == "cache_url" => {
+            eprintln!(
+                "cache_warm: --copy-to: {}",
+                message.replace("`cache_url`", "the URL")
+            );
+            return Ok(exit::CONFIG);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let CacheLocation::Postgres(target) = location else {
         unreachable!("a profile with cache_url is in PostgreSQL")
     };
     let _lock = WarmLock::acquire(&profile.lock_path())?;
