@@ -85,7 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             }
         };
-        if let Some(warning) = &recipe.warning {
+        for warning in &recipe.warnings {
             eprintln!("cache_warm: {warning}");
         }
         print!("{}", recipe.text);

@@ -67,6 +67,55 @@ pub fn fresh_policy(
     }
 }
 
+/// What to fix before installing a recipe that runs `binary` on the
+/// profile's schedule.
+fn warnings(profile: &Profile, binary: &Path) -> Vec<String> {
+    build_directory_warning(binary)
+        .into_iter()
+        .chain(quiet_hours_warning(profile, Local::now()))
+        .collect()
+}
+
+/// How many of the schedule's runs to look at for quiet hours: a year of a
+/// daily job, a few days of an every-minute one.
+const RUNS_TO_CHECK: usize = 400;
+
+/// A warning when runs of the profile's schedule (from `now`, in local
+/// time, as cron and the quiet-hours guard read it) fall inside its
+/// `quiet_hours`: each such run is refused with exit 6.
+fn quiet_hours_warning(profile: &Profile, now: DateTime<Local>) -> Option<String> {
+    let quiet = profile.quiet_hours.as_ref()?;
+    let schedule: CronSchedule = profile.schedule.parse().ok()?;
+    let mut at = now;
+    let (mut runs, mut refused) = (0usize, 0usize);
+    while runs < RUNS_TO_CHECK {
+        let Some(next) = schedule.next_after(&at) else {
+            break;
+        };
+        runs += 1;
+        if quiet.contains(next.time()) {
+            refused += 1;
+        }
+        at = next;
+    }
+    let window = format!(
+        "{}-{}",
+        quiet.start.format("%H:%M"),
+        quiet.end.format("%H:%M")
+    );
+    if refused == 0 {
+        return None;
+    }
+    let schedule = &profile.schedule;
+    let how_many = match refused == runs {
+        true => format!("every run of schedule `{schedule}` falls"),
+        false => format!("{refused} of the next {runs} runs of schedule `{schedule}` fall"),
+    };
+    Some(format!(
+        "warning: {how_many} inside quiet_hours {window} and will be refused (exit 6); move the schedule or the quiet hours"
+    ))
+}
+
 fn command_line(profile: &Profile, binary: &Path) -> String {
     let mut args = vec![quote(&binary.display().to_string()), "--all".into()];
     if let jira_cache::profile::ProfileSource::File(path) = &profile.source {
@@ -82,8 +131,8 @@ fn command_line(profile: &Profile, binary: &Path) -> String {
 pub struct Recipe {
     /// The crontab line or the units, with their comments.
     pub text: String,
-    /// Something to fix before installing it.
-    pub warning: Option<String>,
+    /// Things to fix before installing it.
+    pub warnings: Vec<String>,
 }
 
 /// The crontab line (and, for a `token_env` token, the file it sources).
@@ -115,7 +164,7 @@ fn cron_for(profile: &Profile, binary: &Path) -> Recipe {
     };
     Recipe {
         text,
-        warning: build_directory_warning(binary),
+        warnings: warnings(profile, binary),
     }
 }
 
@@ -185,7 +234,7 @@ fn systemd_for(profile: &Profile, binary: &Path) -> Result<Recipe, String> {
     );
     Ok(Recipe {
         text,
-        warning: build_directory_warning(binary),
+        warnings: warnings(profile, binary),
     })
 }
 
@@ -268,16 +317,39 @@ mod tests {
         let p = profile("0 6 * * *");
         let debug = cron_for(&p, Path::new("/home/me/jira-cache/target/debug/cache_warm"));
         assert!(
-            debug
-                .warning
-                .as_deref()
-                .unwrap()
-                .contains("build directory"),
+            debug.warnings.len() == 1 && debug.warnings[0].contains("build directory"),
             "{:?}",
-            debug.warning
+            debug.warnings
         );
         let installed = cron_for(&p, Path::new("/home/me/.cargo/bin/cache_warm"));
-        assert_eq!(installed.warning, None);
+        assert_eq!(installed.warnings, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_schedule_inside_quiet_hours_is_warned_about() {
+        let with_quiet = |schedule: &str| {
+            let mut p = profile(schedule);
+            p.quiet_hours = Some(jira_cache::profile::QuietHours {
+                start: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+                end: NaiveTime::from_hms_opt(17, 0, 0).unwrap(),
+            });
+            p
+        };
+        let now = Local::now();
+        let every = quiet_hours_warning(&with_quiet("0 10 * * *"), now).unwrap();
+        assert!(
+            every.starts_with("warning: every run of schedule `0 10 * * *` falls inside")
+                && every.contains("quiet_hours 09:00-17:00")
+                && every.contains("exit 6"),
+            "{every}"
+        );
+        let some = quiet_hours_warning(&with_quiet("0 */4 * * *"), now).unwrap();
+        assert!(
+            some.contains("of the next 400 runs of schedule `0 */4 * * *` fall inside"),
+            "{some}"
+        );
+        assert_eq!(quiet_hours_warning(&with_quiet("0 6 * * *"), now), None);
+        assert_eq!(quiet_hours_warning(&profile("0 10 * * *"), now), None);
     }
 
     #[test]
