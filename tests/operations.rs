@@ -479,3 +479,44 @@ fn copy_to_a_url_with_a_password_blames_the_flag_and_never_prints_the_password()
     assert!(!text(&out).contains("hunter2-secret"), "{}", text(&out));
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// `--json` stdout of a command that failed before it had a report.
+fn json_error_of(out: &std::process::Output, code: i32) -> serde_json::Value {
+    let stdout = stdout(out);
+    assert_eq!(stdout.lines().count(), 1, "one object: {}", text(out));
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(v["result"], "error", "{v}");
+    assert_eq!(v["exit_code"], code, "{v}");
+    assert!(v["schema_version"].is_u64(), "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    v
+}
+
+#[test]
+fn json_carries_one_object_when_a_command_fails_before_its_report() {
+    let (_fake, sb) = cloud();
+    let missing = sb.home().join("nowhere.toml");
+    let missing = missing.to_str().unwrap();
+    let out = run_code(&mut sb.warm(&["--all", "--json", "--config", missing]), 3);
+    let v = json_error_of(&out, 3);
+    assert!(v["error"].as_str().unwrap().contains("nowhere.toml"), "{v}");
+    let out = run_code(&mut sb.status(&["--json", "--config", missing]), 3);
+    json_error_of(&out, 3);
+
+    // Refused inside quiet hours: exit 6, and still one object.
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nquiet_hours = \"09:00-17:00\"",
+    );
+    sb.set_env("TZ", "Europe/Paris");
+    sb.set_env("JIRA_CACHE_NOW", "2026-11-26T10:30:00+01:00");
+    let out = run_code(
+        &mut sb.warm(&["--projects", "--json", "--profile", "test"]),
+        6,
+    );
+    let v = json_error_of(&out, 6);
+    assert!(v["error"].as_str().unwrap().contains("quiet hours"), "{v}");
+}

@@ -830,3 +830,24 @@ fn all_profiles_prints_one_line_per_profile_as_pinned() {
     let out = run_code(&mut sb.status(&["--all-profiles"]), 3);
     insta::assert_snapshot!("all_profiles", redact(&sb, &stdout(&out)));
 }
+
+#[test]
+fn json_of_a_corrupt_cache_is_one_error_object_the_schema_describes() {
+    let sb = sandbox("");
+    let path = sb.cache_path("test");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"not a database, not at all, no pages here.........").unwrap();
+    let out = run_code(&mut sb.status(&["--json", "--profile", "test"]), 7);
+    let json = json_of(&out);
+    assert_eq!(
+        (&json["result"], &json["exit_code"]),
+        (&Value::from("error"), &Value::from(7))
+    );
+    validate(&json).unwrap();
+    // The human line on stderr is the same one.
+    assert!(
+        stderr(&out).contains(json["error"].as_str().unwrap()),
+        "{}",
+        text(&out)
+    );
+}

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         eprintln!("cache_serve: {e}");
         return ExitCode::from(exit::CONFIG);
     }
-    common::run_to_exit("cache_serve", run(cli), |_| {})
+    common::run_to_exit("cache_serve", run(cli), None, |_| {})
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {

@@ -187,6 +187,13 @@ fn main() -> ExitCode {
                 Some(_) => exit::USAGE,
                 None => exit::code_for(err.as_ref()),
             };
+            if cli.json {
+                let line = common::one_line(&err);
+                println!(
+                    "{}",
+                    common::json_error(status::SCHEMA_VERSION, code, &line)
+                );
+            }
             ExitCode::from(code)
         }
     }

@@ -51,7 +51,8 @@ fn main() -> ExitCode {
         eprintln!("cache_warm: {e}");
         return ExitCode::from(exit::CONFIG);
     }
-    common::run_to_exit("cache_warm", run(cli), |line| {
+    let json = cli.json.then_some(output::JSON_SCHEMA_VERSION);
+    common::run_to_exit("cache_warm", run(cli), json, |line| {
         // --log-file keeps the cause of a run that failed before it began.
         tracing::error!(target: output::SUMMARY_TARGET, "{line}");
     })
@@ -114,11 +115,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         && let Some(quiet) = profile.quiet_hours
         && quiet.contains(schedule::local_time_of_day())
     {
-        eprintln!(
-            "cache_warm: profile `{}`: refusing to warm inside its quiet hours ({quiet}, local time); \
+        let line = format!(
+            "profile `{}`: refusing to warm inside its quiet hours ({quiet}, local time); \
              run it outside them, or pass --force",
             profile.name
         );
+        eprintln!("cache_warm: {line}");
+        if cli.json {
+            println!(
+                "{}",
+                common::json_error(output::JSON_SCHEMA_VERSION, exit::QUIET_HOURS, &line)
+            );
+        }
         return Ok(exit::QUIET_HOURS);
     }
 

@@ -526,7 +526,28 @@ pub fn print_completions_or_man<C: clap::CommandFactory>(
 /// outcome into the exit code: an error becomes one line on stderr
 /// (`<program>: <cause>`, passed to `on_error` first, e.g. for the log
 /// file) and its documented code.
-pub fn run_to_exit<F>(program: &str, main: F, on_error: impl FnOnce(&str)) -> std::process::ExitCode
+/// What `--json` prints on stdout when the command fails before it has a
+/// report to print: one object, as the contract asks of every `--json`
+/// output, with the exit code and the error's one line.
+pub fn json_error(schema_version: u32, exit_code: u8, error: &str) -> String {
+    serde_json::json!({
+        "schema_version": schema_version,
+        "result": "error",
+        "exit_code": exit_code,
+        "error": error,
+    })
+    .to_string()
+}
+
+/// Runs `main` on a multi-threaded runtime and turns its result into the
+/// exit code; an error is printed as one line on stderr (and, with
+/// `json`'s schema version, as [`json_error`]'s object on stdout).
+pub fn run_to_exit<F>(
+    program: &str,
+    main: F,
+    json: Option<u32>,
+    on_error: impl FnOnce(&str),
+) -> std::process::ExitCode
 where
     F: std::future::Future<Output = anyhow::Result<u8>>,
 {
@@ -547,7 +568,11 @@ where
             let line = one_line(&err);
             on_error(&line);
             eprintln!("{program}: {line}");
-            ExitCode::from(jira_cache::exit::code_for(err.as_ref()))
+            let code = jira_cache::exit::code_for(err.as_ref());
+            if let Some(version) = json {
+                println!("{}", json_error(version, code, &line));
+            }
+            ExitCode::from(code)
         }
     }
 }
