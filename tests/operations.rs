@@ -158,8 +158,8 @@ fn print_cron_with_token_cmd_needs_no_token_file() {
     );
 }
 
-#[test]
-fn quiet_hours_refuse_a_warm_and_force_overrides() {
+/// A profile with quiet hours 09:00-17:00, at 10:30 in Paris.
+fn inside_quiet_hours() -> (FakeJira, Sandbox) {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let mut sb = Sandbox::new();
     sb.profile_for(
@@ -169,6 +169,12 @@ fn quiet_hours_refuse_a_warm_and_force_overrides() {
     );
     sb.set_env("TZ", "Europe/Paris");
     sb.set_env("JIRA_CACHE_NOW", "2026-11-26T10:30:00+01:00");
+    (fake, sb)
+}
+
+#[test]
+fn quiet_hours_refuse_a_warm_and_force_overrides() {
+    let (fake, mut sb) = inside_quiet_hours();
     let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 6);
     assert!(
         stderr(&out).contains("09:00-17:00") && stderr(&out).contains("--force"),
@@ -504,15 +510,7 @@ fn json_carries_one_object_when_a_command_fails_before_its_report() {
     json_error_of(&out, 3);
 
     // Refused inside quiet hours: exit 6, and still one object.
-    let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sb = Sandbox::new();
-    sb.profile_for(
-        &fake,
-        Flavor::Cloud,
-        "deployment = \"cloud\"\nquiet_hours = \"09:00-17:00\"",
-    );
-    sb.set_env("TZ", "Europe/Paris");
-    sb.set_env("JIRA_CACHE_NOW", "2026-11-26T10:30:00+01:00");
+    let (_quiet_fake, sb) = inside_quiet_hours();
     let out = run_code(
         &mut sb.warm(&["--projects", "--json", "--profile", "test"]),
         6,
