@@ -522,10 +522,6 @@ pub fn print_completions_or_man<C: clap::CommandFactory>(
     )
 }
 
-/// Runs a binary's async `main` on a multi-thread runtime and turns its
-/// outcome into the exit code: an error becomes one line on stderr
-/// (`<program>: <cause>`, passed to `on_error` first, e.g. for the log
-/// file) and its documented code.
 /// What `--json` prints on stdout when the command fails before it has a
 /// report to print: one object, as the contract asks of every `--json`
 /// output, with the exit code and the error's one line.
@@ -539,9 +535,11 @@ pub fn json_error(schema_version: u32, exit_code: u8, error: &str) -> String {
     .to_string()
 }
 
-/// Runs `main` on a multi-threaded runtime and turns its result into the
-/// exit code; an error is printed as one line on stderr (and, with
-/// `json`'s schema version, as [`json_error`]'s object on stdout).
+/// Runs a binary's async `main` on a multi-thread runtime and turns its
+/// outcome into the exit code: an error becomes one line on stderr
+/// (`<program>: <cause>`, passed to `on_error` first, e.g. for the log
+/// file) and its documented code; with `json` (the binary's `--json`
+/// schema version) also [`json_error`]'s object on stdout.
 pub fn run_to_exit<F>(
     program: &str,
     main: F,
