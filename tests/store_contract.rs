@@ -221,14 +221,13 @@ async fn a_complete_listing_removes_only_what_it_proved_gone_inside_its_scope() 
             )
             .await
             .unwrap();
-        // An assignable list lives beside the users, outside their scope.
+        // An assignable list lives beside the users, outside their scope;
+        // so does an answer cache_serve kept, which no listing names.
         writer
-            .put_page(vec![entry(
-                Category::User,
-                "assignable:A",
-                "[]",
-                NOW + HOUR,
-            )])
+            .put_page(vec![
+                entry(Category::User, "assignable:A", "[]", NOW + HOUR),
+                entry(Category::User, "serve:3/myself", "{}", NOW + HOUR),
+            ])
             .await
             .unwrap();
         writer
@@ -262,8 +261,28 @@ async fn a_complete_listing_removes_only_what_it_proved_gone_inside_its_scope() 
         assert_eq!(removed, 1, "{name}");
         assert_eq!(
             keys(&cache, Category::User),
-            vec!["assignable:A", "u1", "u3"],
-            "{name}: only u2 went, the assignable list stayed"
+            vec!["assignable:A", "serve:3/myself", "u1", "u3"],
+            "{name}: only u2 went; the assignable list and cache_serve's answer stayed"
+        );
+        // Nor does a scope of the whole category remove cache_serve's answers.
+        writer
+            .put_page(vec![entry(
+                Category::Project,
+                "serve:3/project/A",
+                "{}",
+                NOW + HOUR,
+            )])
+            .await
+            .unwrap();
+        let removed = writer
+            .remove_missing(Category::Project, KeyScope::All, HashSet::new())
+            .await
+            .unwrap();
+        assert_eq!(removed, 0, "{name}");
+        assert_eq!(
+            keys(&cache, Category::Project),
+            vec!["serve:3/project/A"],
+            "{name}"
         );
         let u1 = cache
             .reader()

@@ -46,6 +46,13 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::CacheError;
+
+/// The prefix of every key `cache_serve` writes (its kept answers, beside
+/// the warm's entries of the same category). A warm's reconciliation never
+/// removes them: no listing of the site names them, so none can prove
+/// them gone; they leave by their TTL, eviction, `--clear` or a write
+/// through `cache_serve`.
+pub const SERVE_PREFIX: &str = "serve:";
 pub use pg::{CopyOutcome, PgTarget, PgWarmLock};
 
 /// The `meta` key that records where a moved issue went: Jira answers

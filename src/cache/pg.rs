@@ -31,6 +31,7 @@ use postgres::error::SqlState;
 use postgres::types::Type;
 use postgres::{Client, GenericClient, NoTls};
 
+use super::SERVE_PREFIX;
 use super::error::CacheError;
 use super::reader::{CachedEntry, CategoryStats, ReadCounts, ReadSource, Watermark};
 use super::runs::{RunEnd, RunId, RunRecord, RunResult, RunStart};
@@ -1569,28 +1570,29 @@ fn remove_unless(
 ) -> Result<u64, postgres::Error> {
     let keep: Vec<&str> = keep.iter().copied().collect();
     let category = category.as_str();
+    // `cache_serve`'s kept answers are in no listing: never proved gone.
     match key_scope {
         KeyScope::All => tx.execute(
-            "DELETE FROM entries WHERE scope = $1 AND category = $2 AND NOT (key = ANY($3::text[]))",
-            &[&scope, &category, &keep],
+            "DELETE FROM entries WHERE scope = $1 AND category = $2 AND NOT (key = ANY($3::text[])) AND NOT starts_with(key, $4)",
+            &[&scope, &category, &keep, &SERVE_PREFIX],
         ),
         KeyScope::Glob(g) => tx.execute(
             "DELETE FROM entries WHERE scope = $1 AND category = $2 AND key ~ $4
-               AND NOT (key = ANY($3::text[]))",
-            &[&scope, &category, &keep, &glob_to_regex(g)],
+               AND NOT (key = ANY($3::text[])) AND NOT starts_with(key, $5)",
+            &[&scope, &category, &keep, &glob_to_regex(g), &SERVE_PREFIX],
         ),
         KeyScope::NotGlob(g) => tx.execute(
             "DELETE FROM entries WHERE scope = $1 AND category = $2 AND key !~ $4
-               AND NOT (key = ANY($3::text[]))",
-            &[&scope, &category, &keep, &glob_to_regex(g)],
+               AND NOT (key = ANY($3::text[])) AND NOT starts_with(key, $5)",
+            &[&scope, &category, &keep, &glob_to_regex(g), &SERVE_PREFIX],
         ),
         KeyScope::IssueWindow {
             project,
             updated_since_ms,
         } => tx.execute(
             "DELETE FROM entries WHERE scope = $1 AND category = $2 AND project = $4
-               AND updated_at >= $5 AND NOT (key = ANY($3::text[]))",
-            &[&scope, &category, &keep, project, updated_since_ms],
+               AND updated_at >= $5 AND NOT (key = ANY($3::text[])) AND NOT starts_with(key, $6)",
+            &[&scope, &category, &keep, project, updated_since_ms, &SERVE_PREFIX],
         ),
     }
 }

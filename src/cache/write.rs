@@ -576,7 +576,8 @@ fn remove_unless(
         let mut rows = stmt.query(params_from_iter(args))?;
         let mut gone = Vec::new();
         while let Some(row) = rows.next()? {
-            if !keep(row.get_ref(1)?.as_str()?) {
+            let key = row.get_ref(1)?.as_str()?;
+            if !key.starts_with(super::SERVE_PREFIX) && !keep(key) {
                 gone.push(row.get(0)?);
             }
         }

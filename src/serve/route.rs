@@ -125,7 +125,7 @@ pub fn is_search(path: &SafePath) -> bool {
 }
 
 /// The prefix of every key `cache_serve` writes.
-pub const SERVE_PREFIX: &str = "serve:";
+pub use crate::cache::SERVE_PREFIX;
 
 /// The entries a successful write makes wrong: (category, GLOB pattern).
 /// Issue writes drop that issue's entries (any version, any query, and the
