@@ -139,11 +139,21 @@ pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
     let parts: Vec<&str> = path.rest.split('/').collect();
     match parts.as_slice() {
         ["issue", key, ..] if !key.is_empty() => {
-            let key = glob_escape(key);
+            // Jira reads an issue key in any letter case, and answers are
+            // kept under the case they were asked in.
+            let by_id = key.chars().all(|c| c.is_ascii_digit());
+            let key = glob_any_case(key);
             vec![
                 (Category::Issue, key.clone()),
                 (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}")),
                 (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}[?/]*")),
+                // The same issue asked the other way (by its numeric id,
+                // or for a write by id, by its key): which answers those
+                // are is not known here, so all of them go.
+                match by_id {
+                    true => (Category::Issue, format!("{SERVE_PREFIX}*/issue/*")),
+                    false => (Category::Issue, format!("{SERVE_PREFIX}*/issue/[0-9]*")),
+                },
             ]
         }
         ["project", rest @ ..] => {
@@ -168,6 +178,18 @@ pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
         }
         _ => Vec::new(),
     }
+}
+
+/// A key as a GLOB that matches only itself, in any ASCII letter case.
+fn glob_any_case(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphabetic() => {
+                format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase())
+            }
+            c => glob_escape(c.encode_utf8(&mut [0; 4])),
+        })
+        .collect()
 }
 
 /// A key as a GLOB that matches only itself.
@@ -262,15 +284,53 @@ mod tests {
         assert!(!is_search(&path("/rest/api/2/issue/P-1", cloud)));
     }
 
+    /// The keys of `keys` that one of `patterns` matches, by SQLite's GLOB.
+    fn dropped<'a>(patterns: &[(Category, String)], keys: &[&'a str]) -> Vec<&'a str> {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        keys.iter()
+            .copied()
+            .filter(|k| {
+                patterns.iter().any(|(_, p)| {
+                    conn.query_row("SELECT ?1 GLOB ?2", [k, p.as_str()], |r| r.get(0))
+                        .unwrap()
+                })
+            })
+            .collect()
+    }
+
     #[test]
-    fn an_issue_write_drops_that_issue_only() {
-        let edit = check_path("/rest/api/2/issue/PROJ-1/comment", Deployment::Cloud).unwrap();
+    fn an_issue_write_drops_that_issue_only_in_any_case_and_the_answers_asked_by_id() {
+        let keys = [
+            "PROJ-1",
+            "PROJ-10",
+            "PROJ-2",
+            "serve:3/issue/PROJ-1",
+            "serve:3/issue/proj-1?fields=summary",
+            "serve:2/issue/Proj-1/comment",
+            "serve:3/issue/PROJ-12",
+            "serve:3/issue/10003",
+            "serve:3/issue/10003?fields=summary",
+        ];
+        let edit = check_path("/rest/api/2/issue/proj-1/comment", Deployment::Cloud).unwrap();
         let patterns = invalidated_by_write(&edit);
-        assert!(patterns.contains(&(Category::Issue, "PROJ-1".to_string())));
-        assert!(
-            patterns
-                .iter()
-                .all(|(c, p)| *c == Category::Issue && p.contains("PROJ-1"))
+        assert!(patterns.iter().all(|(c, _)| *c == Category::Issue));
+        assert_eq!(
+            dropped(&patterns, &keys),
+            vec![
+                "PROJ-1",
+                "serve:3/issue/PROJ-1",
+                "serve:3/issue/proj-1?fields=summary",
+                "serve:2/issue/Proj-1/comment",
+                "serve:3/issue/10003",
+                "serve:3/issue/10003?fields=summary",
+            ]
+        );
+        // A write by id drops every answer kept for an issue (which key
+        // the id names is not known here).
+        let by_id = check_path("/rest/api/3/issue/10003", Deployment::Cloud).unwrap();
+        assert_eq!(
+            dropped(&invalidated_by_write(&by_id), &keys),
+            keys[3..].to_vec()
         );
     }
 }
