@@ -91,6 +91,15 @@ fn keys(cache: &Cache, category: Category) -> Vec<String> {
     cache.reader().unwrap().keys(category, None).unwrap()
 }
 
+/// The keys of the answers `cache_serve` keeps in `category`.
+fn serve_keys(cache: &Cache, category: Category) -> Vec<String> {
+    cache
+        .reader()
+        .unwrap()
+        .keys(category, Some("serve:*"))
+        .unwrap()
+}
+
 fn listing(name: &str, at: i64) -> Listing {
     Listing {
         category: Category::User,
@@ -261,8 +270,13 @@ async fn a_complete_listing_removes_only_what_it_proved_gone_inside_its_scope() 
         assert_eq!(removed, 1, "{name}");
         assert_eq!(
             keys(&cache, Category::User),
-            vec!["assignable:A", "serve:3/myself", "u1", "u3"],
-            "{name}: only u2 went; the assignable list and cache_serve's answer stayed"
+            vec!["assignable:A", "u1", "u3"],
+            "{name}: only u2 went, the assignable list stayed"
+        );
+        assert_eq!(
+            serve_keys(&cache, Category::User),
+            vec!["serve:3/myself"],
+            "{name}: cache_serve's answer stayed, listed only when asked for"
         );
         // Nor does a scope of the whole category remove cache_serve's answers.
         writer
@@ -280,8 +294,14 @@ async fn a_complete_listing_removes_only_what_it_proved_gone_inside_its_scope() 
             .unwrap();
         assert_eq!(removed, 0, "{name}");
         assert_eq!(
-            keys(&cache, Category::Project),
+            serve_keys(&cache, Category::Project),
             vec!["serve:3/project/A"],
+            "{name}"
+        );
+        // ...and no stage takes it for a project.
+        assert_eq!(
+            keys(&cache, Category::Project),
+            Vec::<String>::new(),
             "{name}"
         );
         let u1 = cache

@@ -574,8 +574,23 @@ impl CacheReader {
     }
 
     /// The keys of `category`, sorted, optionally only those matching the
-    /// SQLite GLOB `pattern` (case-sensitive).
+    /// SQLite GLOB `pattern` (case-sensitive). Without a pattern, the
+    /// answers `cache_serve` keeps ([`super::SERVE_PREFIX`]) are left out:
+    /// they are not the contract's keys, and no stage may take them for a
+    /// project or a user.
     pub fn keys(
+        &self,
+        category: Category,
+        pattern: Option<&str>,
+    ) -> Result<Vec<String>, CacheError> {
+        let mut keys = self.all_keys(category, pattern)?;
+        if pattern.is_none() {
+            keys.retain(|k| !k.starts_with(super::SERVE_PREFIX));
+        }
+        Ok(keys)
+    }
+
+    fn all_keys(
         &self,
         category: Category,
         pattern: Option<&str>,

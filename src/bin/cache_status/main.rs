@@ -219,13 +219,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             Err(CacheError::Missing { .. }) => return Ok(exit::OK),
             Err(e) => return Err(e.into()),
         };
-        // The contract's keys; the answers `cache_serve` keeps (`serve:…`)
-        // only when a pattern asks for them.
-        let serve_prefix = jira_cache::serve::route::SERVE_PREFIX;
+        // The answers cache_serve keeps only when a pattern asks for them.
         for key in reader.keys(category, cli.pattern.as_deref())? {
-            if cli.pattern.is_some() || !key.starts_with(serve_prefix) {
-                println!("{key}");
-            }
+            println!("{key}");
         }
         return Ok(exit::OK);
     }
