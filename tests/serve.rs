@@ -254,6 +254,43 @@ async fn a_write_through_the_cache_drops_the_issue_so_it_is_never_read_back_stal
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_several_mebibytes_reaches_the_site_whole_with_a_length_or_chunked() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let sandbox = cloud_sandbox(&fake);
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let key = first_issue(&fake);
+    let url = format!("{}/rest/api/3/issue/{key}", served.url);
+    let summary = "x".repeat(3 * 1024 * 1024);
+    let body = format!(r#"{{"fields":{{"summary":"{summary}"}}}}"#);
+    let chunks: Vec<Result<String, std::io::Error>> = body
+        .as_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+        .collect();
+    for sent in [
+        reqwest::Body::from(body.clone()),
+        reqwest::Body::wrap_stream(futures::stream::iter(chunks)),
+    ] {
+        let write = http
+            .put(&url)
+            .header("Authorization", cloud_auth())
+            .header("Content-Type", "application/json")
+            .body(sent)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(write.status().as_u16(), 204);
+        let at_site = fake
+            .requests()
+            .into_iter()
+            .rfind(|r| r.method == "PUT")
+            .expect("the write reached the site");
+        assert_eq!(at_site.body.as_deref(), Some(body.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_credentials_get_401_and_never_reach_the_site() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let mut sandbox = Sandbox::new();
@@ -420,6 +457,39 @@ async fn sigterm_lets_the_requests_under_way_finish_then_exits_0() {
     assert!(status.success(), "{status:?}");
     assert_eq!(answers.len(), 20);
     assert!(answers.iter().all(|a| a.status == 200 && a.cache == "MISS"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_half_a_request_neither_holds_its_connection_nor_the_stop() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let sandbox = cloud_sandbox(&fake);
+    let served = Served::start(&sandbox, &["--header-timeout", "1s"]);
+    let addr = served.url.trim_start_matches("http://").to_string();
+    let mut half = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    half.write_all(b"GET /rest/api/3/field HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("send");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), half.read_to_end(&mut rest))
+        .await
+        .expect("disconnected at the header deadline")
+        .expect("read");
+    // Another half-sent request, then the stop: the server does not wait
+    // for it beyond the same deadline.
+    let mut other = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    other
+        .write_all(b"GET /rest/api/3/field HTTP/1.1\r\n")
+        .await
+        .expect("send");
+    let status = tokio::task::spawn_blocking(move || served.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(fake.request_count(), 0, "nothing reached the site");
 }
 
 #[test]

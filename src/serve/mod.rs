@@ -36,6 +36,7 @@
 
 pub mod auth;
 mod hot;
+mod listen;
 pub mod route;
 pub mod schedule;
 pub mod upstream;
@@ -48,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -60,6 +61,7 @@ use crate::site::{self, ConnectError};
 use crate::{Category, Deployment};
 
 use hot::{Hot, HotAnswer};
+pub use listen::Limits;
 use route::{PathRefusal, SafePath};
 use upstream::{Answer, Unreachable, Upstream};
 use warmed::{Fit, Source, Versions};
@@ -203,6 +205,7 @@ pub struct Server {
     /// Cloud or Data Center (which API versions are served).
     pub deployment: Deployment,
     read: ReadThrough,
+    limits: Limits,
 }
 
 impl Server {
@@ -269,7 +272,14 @@ impl Server {
             gate,
             deployment,
             read,
+            limits: Limits::default(),
         })
+    }
+
+    /// These bounds on connections rather than the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Server {
+        self.limits = limits;
+        self
     }
 
     /// The router, for tests and embedding: every request through the
@@ -280,13 +290,13 @@ impl Server {
     }
 
     /// Serves on `listener` until `shutdown` resolves; then stops accepting,
-    /// lets the requests under way finish, and writes the read counts.
+    /// lets the requests under way finish (for up to [`Limits::drain`]),
+    /// and writes the read counts.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        use axum::ServiceExt as _;
         let front = Front {
             app: self.app.clone(),
             gate: self.gate.clone(),
@@ -308,13 +318,12 @@ impl Server {
                 let _ = tokio::task::spawn_blocking(move || app.hand_over_hits()).await;
             }
         });
-        let served = axum::serve(listener, front.into_make_service())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let service =
+            move |request| tower::ServiceExt::oneshot(front.clone(), listen::into_axum(request));
+        listen::serve(listener, service, self.limits, shutdown).await;
         let _ = stop.send(true);
         let _ = tallies.await;
         self.app.hand_over_hits();
-        served?;
         // Best effort: a busy database keeps the counts for the drop.
         let _ = self.read.flush_read_counts();
         Ok(())
@@ -478,11 +487,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         }
         return answer_read(read, &key);
     }
-    // The body as the `Bytes` extractor takes it (its size limit included).
-    let body = match Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await {
-        Ok(body) => body,
-        Err(rejection) => return rejection.into_response(),
-    };
+    // The body goes on as it comes, of any size (an attachment, say).
     forward(&app, parts.method, &path, query, &parts.headers, body).await
 }
 
@@ -505,7 +510,7 @@ async fn read_through(
                     &path,
                     query.as_deref(),
                     &json_accept(),
-                    Bytes::new(),
+                    Body::empty(),
                 )
                 .await
                 .map_err(FetchFailure::Unreachable)?;
@@ -662,7 +667,7 @@ async fn forward(
     path: &SafePath,
     query: Option<&str>,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let is_write =
         !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && !route::is_search(path);

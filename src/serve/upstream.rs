@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::profile::{Credentials, Profile};
@@ -110,14 +110,15 @@ impl Upstream {
         }
     }
 
-    /// Sends one request to the site and reads its whole answer.
+    /// Sends one request to the site, its body streamed as it comes, and
+    /// reads the site's whole answer.
     pub async fn send(
         &self,
         method: Method,
         path: &SafePath,
         query: Option<&str>,
         headers: &HeaderMap,
-        body: Bytes,
+        body: Body,
     ) -> Result<Answer, Unreachable> {
         // The path was checked: relative, no dot segments; joining it keeps
         // the site's host and context path.
@@ -138,8 +139,14 @@ impl Upstream {
                 request = request.header(*name, value.clone());
             }
         }
-        if !body.is_empty() {
-            request = request.body(body);
+        let size = body.size_hint().exact();
+        if size != Some(0) {
+            // The client's length, when it gave one, frames the body to the
+            // site too; else it goes chunked.
+            if let Some(size) = size {
+                request = request.header(header::CONTENT_LENGTH, size);
+            }
+            request = request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
         }
         let response = request
             .send()

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -47,6 +48,12 @@ pub struct Cli {
     /// Warm every stage at start, then on the profile's `schedule`, as `cache_warm --all` does.
     #[arg(long)]
     pub warm: bool,
+    /// Close a connection whose client has not sent a whole request head within this time; a keep-alive connection idle this long closes too.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    pub header_timeout: Duration,
+    /// Serve at most N connections at once; further clients wait until one closes (default: 1024, fewer under a low `ulimit -n`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
     /// Print a systemd service unit that runs this server, and exit.
     #[arg(long)]
     pub print_systemd: bool,
@@ -66,6 +73,15 @@ pub struct Cli {
     /// Print the man page and exit.
     #[arg(long, help_heading = "Output")]
     pub man: bool,
+}
+
+/// A duration above zero, such as `30s` or `2m`.
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("must be above zero; use e.g. 30s".to_string()),
+        Err(e) => Err(format!("`{s}` is not a duration ({e}); use e.g. 30s, 2m")),
+    }
 }
 
 #[cfg(test)]

@@ -92,7 +92,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
              credentials and Jira data cross the network unencrypted; put TLS in front of it"
         );
     }
-    let server = Server::new(&profile, common::retry_policy()).await?;
+    let mut limits = jira_cache::serve::Limits {
+        header_read: cli.header_timeout,
+        ..Default::default()
+    };
+    if let Some(n) = cli.max_connections {
+        limits.max_connections = n as usize;
+    }
+    let server = Server::new(&profile, common::retry_policy())
+        .await?
+        .with_limits(limits);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
