@@ -1324,6 +1324,38 @@ async fn an_entry_another_process_changes_is_served_changed_at_the_next_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_cache_warm_reset_the_server_serves_the_new_file() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let sandbox = cloud_sandbox(&fake);
+    let issue = first_issue(&fake);
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rest/api/3/issue/{issue}", served.url);
+    assert_eq!(get(&http, &url, Some(&cloud_auth())).await.cache, "MISS");
+    assert_eq!(get(&http, &url, Some(&cloud_auth())).await.cache, "HIT");
+    common::run_ok(&mut sandbox.warm(&["--reset", "--profile", "test"]));
+    let value = format!(r#"{{"key":"{issue}","fields":{{"summary":"after the reset"}}}}"#);
+    let now = chrono::Utc::now().timestamp_millis();
+    store_serve_entry(&sandbox, &issue, &value, now, now + 3_600_000).await;
+    // The server looks at the file every second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = get(&http, &url, Some(&cloud_auth())).await;
+        if got.json["fields"]["summary"] == "after the reset" {
+            assert_eq!(got.cache, "HIT");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still serving the deleted file: {}",
+            got.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fake.count_path(&format!("/rest/api/3/issue/{issue}")), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_kept_in_memory_still_needs_credentials_counts_and_is_logged() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let sandbox = cloud_sandbox(&fake);

@@ -206,6 +206,9 @@ pub struct Server {
     pub deployment: Deployment,
     read: ReadThrough,
     limits: Limits,
+    /// For opening the cache again when its file is replaced.
+    profile: Profile,
+    retry: crate::jira::RetryPolicy,
 }
 
 impl Server {
@@ -224,7 +227,7 @@ impl Server {
         let deployment = match profile.deployment.or(remembered) {
             Some(d) => d,
             None => {
-                site::connect(profile, None, retry)
+                site::connect(profile, None, retry.clone())
                     .await
                     .map_err(|source| match source {
                         ConnectError::Profile(p) => ServeError::Profile(p),
@@ -273,6 +276,12 @@ impl Server {
             deployment,
             read,
             limits: Limits::default(),
+            profile: {
+                let mut profile = profile.clone();
+                profile.deployment = Some(deployment);
+                profile
+            },
+            retry,
         })
     }
 
@@ -297,36 +306,143 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let front = Front {
+        let live = Arc::new(Live {
+            front: std::sync::RwLock::new(self.front()),
+            read: Mutex::new(self.read.clone()),
+        });
+        // Off the requests' path, every second: the reads answered from
+        // memory go to the read counts (which may write a batch of them),
+        // and the cache file is checked for a replacement.
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let chores = tokio::spawn({
+            let live = live.clone();
+            let file = match self.read.cache_location() {
+                crate::cache::CacheLocation::File(path) => Some(path),
+                crate::cache::CacheLocation::Postgres(_) => None,
+            };
+            let mut identity = file.as_deref().and_then(file_identity);
+            let (profile, retry) = (self.profile.clone(), self.retry.clone());
+            async move {
+                let mut every = tokio::time::interval(HAND_OVER_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => {}
+                        _ = stopped.changed() => break,
+                    }
+                    let app = live.app();
+                    let _ = tokio::task::spawn_blocking(move || app.hand_over_hits()).await;
+                    let Some(file) = &file else { continue };
+                    let now = file_identity(file);
+                    if now.is_none() || now == identity {
+                        continue;
+                    }
+                    if let Some(reopened) = reopen(&profile, &retry, file).await {
+                        live.replace(reopened);
+                        identity = now;
+                    }
+                }
+            }
+        });
+        let service = {
+            let live = live.clone();
+            move |request| {
+                let front = live
+                    .front
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                tower::ServiceExt::oneshot(front, listen::into_axum(request))
+            }
+        };
+        listen::serve(listener, service, self.limits, shutdown).await;
+        let _ = stop.send(true);
+        let _ = chores.await;
+        live.app().hand_over_hits();
+        // Best effort: a busy database keeps the counts for the drop.
+        let read = live
+            .read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let _ = read.flush_read_counts();
+        Ok(())
+    }
+
+    fn front(&self) -> Front {
+        Front {
             app: self.app.clone(),
             gate: self.gate.clone(),
             router: self.router.clone(),
-        };
-        // The reads answered from memory are handed to the read counts
-        // here, off the requests' path (which may write a batch of them).
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let app = self.app.clone();
-        let tallies = tokio::spawn(async move {
-            let mut every = tokio::time::interval(HAND_OVER_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {}
-                    _ = stopped.changed() => break,
-                }
-                let app = app.clone();
-                let _ = tokio::task::spawn_blocking(move || app.hand_over_hits()).await;
-            }
-        });
-        let service =
-            move |request| tower::ServiceExt::oneshot(front.clone(), listen::into_axum(request));
-        listen::serve(listener, service, self.limits, shutdown).await;
-        let _ = stop.send(true);
-        let _ = tallies.await;
-        self.app.hand_over_hits();
-        // Best effort: a busy database keeps the counts for the drop.
-        let _ = self.read.flush_read_counts();
-        Ok(())
+        }
+    }
+}
+
+/// What [`Server::serve`] answers with, swapped whole when the cache file
+/// is replaced.
+struct Live {
+    front: std::sync::RwLock<Front>,
+    /// The read path of `front`, whose read counts are written at the end.
+    read: Mutex<ReadThrough>,
+}
+
+impl Live {
+    fn app(&self) -> Arc<App> {
+        self.front
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .app
+            .clone()
+    }
+
+    /// Answers with `server` from now on; the reads the old one answered
+    /// from memory go to its file's counts first.
+    fn replace(&self, server: Server) {
+        let old = std::mem::replace(
+            &mut *self.front.write().unwrap_or_else(PoisonError::into_inner),
+            server.front(),
+        );
+        old.app.hand_over_hits();
+        let old_read = std::mem::replace(
+            &mut *self.read.lock().unwrap_or_else(PoisonError::into_inner),
+            server.read,
+        );
+        let _ = old_read.flush_read_counts();
+    }
+}
+
+/// The device and inode of the file at `path`, if there is one.
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// The server again, on the file now at `file` (another was put in its
+/// place, as `cache_warm --reset` does): without this, every later warm
+/// would be invisible to it until a restart. `None`, and a warning, if it
+/// cannot be opened; the next check tries again.
+async fn reopen(
+    profile: &Profile,
+    retry: &crate::jira::RetryPolicy,
+    file: &std::path::Path,
+) -> Option<Server> {
+    match Server::new(profile, retry.clone()).await {
+        Ok(server) => {
+            tracing::warn!(
+                "the cache file {} was replaced (cache_warm --reset?); serving the new one",
+                file.display()
+            );
+            Some(server)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "the cache file {} was replaced, and the new one cannot be opened yet: {e}",
+                file.display()
+            );
+            None
+        }
     }
 }
 
