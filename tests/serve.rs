@@ -291,6 +291,105 @@ async fn a_body_of_several_mebibytes_reaches_the_site_whole_with_a_length_or_chu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_past_max_response_is_never_kept_while_one_only_passed_on_streams_whole() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nmax_response = \"1KiB\"\n",
+    );
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let issue = first_issue(&fake);
+    // Kept answers and searches that refresh the cache are read whole:
+    // past the cap, 502 and nothing kept.
+    for path in [
+        format!("/rest/api/3/issue/{issue}"),
+        "/rest/api/3/search/jql?jql=project%20%3D%20ALPHA%20order%20by%20key&fields=summary,description".to_string(),
+    ] {
+        let got = get(&http, &format!("{}{path}", served.url), Some(&cloud_auth())).await;
+        assert_eq!(got.status, 502, "{path}: {}", got.json);
+        assert!(
+            got.json
+                .to_string()
+                .contains("larger than max_response (1.0 KiB)"),
+            "{path}: {}",
+            got.json
+        );
+    }
+    let reader = jira_cache::cache::Cache::open_read_only(sandbox.cache_path("test")).unwrap();
+    assert_eq!(
+        reader
+            .keys(jira_cache::Category::Issue, Some("serve:*"))
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    // An answer only passed on (a bulk fetch) goes whole.
+    let keys: Vec<Value> = fake
+        .site()
+        .snapshot()
+        .issues
+        .iter()
+        .take(5)
+        .map(|i| i["key"].clone())
+        .collect();
+    let answer = http
+        .post(format!("{}/rest/api/3/issue/bulkfetch", served.url))
+        .header("Authorization", cloud_auth())
+        .json(&serde_json::json!({"issueIdsOrKeys": keys, "fields": ["summary", "description"]}))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(answer.headers()["x-cache"], "BYPASS");
+    let text = answer.text().await.unwrap();
+    assert!(text.len() > 1024, "{text}");
+    let json: Value = serde_json::from_str(&text).expect("whole JSON");
+    assert_eq!(json["issues"].as_array().map(Vec::len), Some(5), "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_server_keeps_is_brought_under_max_size() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nmax_size = \"8KiB\"\n",
+    );
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let keys: Vec<String> = fake
+        .site()
+        .snapshot()
+        .issues
+        .iter()
+        .take(20)
+        .map(|i| i["key"].as_str().unwrap().to_string())
+        .collect();
+    for key in &keys {
+        let url = format!("{}/rest/api/3/issue/{key}", served.url);
+        assert_eq!(get(&http, &url, Some(&cloud_auth())).await.status, 200);
+    }
+    let reader = jira_cache::cache::Cache::open_read_only(sandbox.cache_path("test")).unwrap();
+    // The server looks at the total every second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let total = loop {
+        let total = reader.total_bytes().unwrap();
+        if total <= 8 * 1024 || std::time::Instant::now() > deadline {
+            break total;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(total <= 8 * 1024, "{total} bytes kept");
+    let kept = reader
+        .keys(jira_cache::Category::Issue, Some("serve:*"))
+        .unwrap();
+    assert!(!kept.is_empty() && kept.len() < keys.len(), "{kept:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_credentials_get_401_and_never_reach_the_site() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let mut sandbox = Sandbox::new();

@@ -513,6 +513,30 @@ impl ReadThrough {
             .await?)
     }
 
+    /// Brings the cache under `max_bytes` as a warm's end does (expired
+    /// entries first, then the least recently read), if it is over: for a
+    /// long-lived reader whose fetches keep adding entries (`cache_serve`).
+    /// `None` when it was under.
+    pub async fn enforce_max_size(
+        &self,
+        max_bytes: u64,
+    ) -> Result<Option<crate::cache::EvictionOutcome>, ReadError> {
+        let this = self.clone();
+        let total =
+            match tokio::task::spawn_blocking(move || this.inner.reader().total_bytes()).await {
+                Ok(total) => total?,
+                // The count panicked or was cancelled: try again next time.
+                Err(_) => return Ok(None),
+            };
+        if total <= max_bytes {
+            return Ok(None);
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        Ok(Some(
+            self.inner.writer.enforce_max_size(max_bytes, now).await?,
+        ))
+    }
+
     /// [`Self::get_or_fetch`] with the error already shared.
     async fn read_through<F, Fut>(
         &self,

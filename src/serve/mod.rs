@@ -63,7 +63,7 @@ use crate::{Category, Deployment};
 use hot::{Hot, HotAnswer};
 pub use listen::Limits;
 use route::{PathRefusal, SafePath};
-use upstream::{Answer, Unreachable, Upstream};
+use upstream::{Answer, SiteError, Upstream};
 use warmed::{Fit, Source, Versions};
 
 /// The content type Jira answers JSON with.
@@ -312,7 +312,8 @@ impl Server {
         });
         // Off the requests' path, every second: the reads answered from
         // memory go to the read counts (which may write a batch of them),
-        // and the cache file is checked for a replacement.
+        // the cache is brought under `max_size`, and its file is checked
+        // for a replacement.
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let chores = tokio::spawn({
             let live = live.clone();
@@ -332,6 +333,23 @@ impl Server {
                     }
                     let app = live.app();
                     let _ = tokio::task::spawn_blocking(move || app.hand_over_hits()).await;
+                    // What the server keeps counts against `max_size` as
+                    // what a warm writes does.
+                    let read = live
+                        .read
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    match read.enforce_max_size(profile.max_size).await {
+                        Ok(Some(outcome)) => tracing::info!(
+                            "the cache passed its max_size of {}: removed {} expired and {} least recently read entries",
+                            crate::warm::format_bytes(profile.max_size),
+                            outcome.removed_expired,
+                            outcome.removed_lru
+                        ),
+                        Ok(None) => {}
+                        Err(e) => tracing::debug!("cannot bring the cache under max_size: {e}"),
+                    }
                     let Some(file) = &file else { continue };
                     let now = file_identity(file);
                     if now.is_none() || now == identity {
@@ -629,7 +647,7 @@ async fn read_through(
                     Body::empty(),
                 )
                 .await
-                .map_err(FetchFailure::Unreachable)?;
+                .map_err(FetchFailure::Site)?;
             if !answer.status.is_success() {
                 return Err(FetchFailure::Answer(answer));
             }
@@ -795,38 +813,54 @@ async fn forward(
         app.writes.fetch_add(1, Ordering::SeqCst);
     }
     let writes_before = app.writes.load(Ordering::SeqCst);
-    match app.upstream.send(method, path, query, headers, body).await {
-        Ok(answer) => {
-            if answer.status.is_success() && route::is_entry_version_search(path, app.deployment) {
+    let opened = match app.upstream.open(method, path, query, headers, body).await {
+        Ok(opened) => opened,
+        Err(e) => return site_failure(&e),
+    };
+    let succeeded = opened.status.is_success();
+    // A search answer whose issues may refresh the cache is read whole
+    // (up to `max_response`); every other answer goes on as it comes, of
+    // any size (an attachment, say).
+    let response = match succeeded && route::is_entry_version_search(path, app.deployment) {
+        true => match opened.read(app.upstream.max_response()).await {
+            Ok(answer) => {
                 refresh_from_search(app, &answer.body, writes_before).await;
+                relay(answer, "BYPASS")
             }
-            if is_write && answer.status.is_success() {
-                app.hot.clear();
-                for (category, pattern) in route::invalidated_by_write(path) {
-                    if let Err(e) = app.read.invalidate(category, &pattern).await {
-                        // The write happened; the client must not read it
-                        // back stale: say so rather than answer 2xx.
-                        tracing::error!("cannot drop {category} entries after a write: {e}");
-                        return refusal(
-                            StatusCode::BAD_GATEWAY,
-                            "the write went through, but the cache could not drop the entries it touched; reads may be stale",
-                        );
-                    }
-                }
-            }
-            relay(answer, "BYPASS")
+            Err(e) => return site_failure(&e),
+        },
+        false => {
+            let (status, headers, body) = opened.streamed();
+            relay_body(status, headers, body, "BYPASS")
         }
-        Err(Unreachable(message)) => {
-            let mut response = refusal(
-                StatusCode::BAD_GATEWAY,
-                &format!("the site could not be reached: {message}"),
-            );
-            response
-                .headers_mut()
-                .insert(X_CACHE, HeaderValue::from_static("BYPASS"));
-            response
+    };
+    // The site has done the write once its answer's head is here: the
+    // entries it touched go before the client sees that head.
+    if is_write && succeeded {
+        app.hot.clear();
+        for (category, pattern) in route::invalidated_by_write(path) {
+            if let Err(e) = app.read.invalidate(category, &pattern).await {
+                // The write happened; the client must not read it back
+                // stale: say so rather than answer 2xx.
+                tracing::error!("cannot drop {category} entries after a write: {e}");
+                return refusal(
+                    StatusCode::BAD_GATEWAY,
+                    "the write went through, but the cache could not drop the entries it touched; reads may be stale",
+                );
+            }
         }
     }
+    response
+}
+
+/// A forwarded request the site did not answer, or answered with more
+/// than the server takes: 502, in Jira's error shape.
+fn site_failure(e: &SiteError) -> Response {
+    let mut response = refusal(StatusCode::BAD_GATEWAY, &e.to_string());
+    response
+        .headers_mut()
+        .insert(X_CACHE, HeaderValue::from_static("BYPASS"));
+    response
 }
 
 /// The issues of a search answer refresh their warmed entries, where the
@@ -907,9 +941,24 @@ fn json_accept() -> HeaderMap {
 
 /// The site's answer, passed on.
 fn relay(answer: Answer, result: &'static str) -> Response {
-    let mut response = Response::new(Body::from(answer.body));
-    *response.status_mut() = answer.status;
-    *response.headers_mut() = answer.headers;
+    relay_body(
+        answer.status,
+        answer.headers,
+        Body::from(answer.body),
+        result,
+    )
+}
+
+/// An answer of the site passed on with `body`, marked `result`.
+fn relay_body(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Body,
+    result: &'static str,
+) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
     response
         .headers_mut()
         .insert(X_CACHE, HeaderValue::from_static(result));
@@ -934,7 +983,7 @@ fn refusal(status: StatusCode, message: &str) -> Response {
 #[derive(Debug, thiserror::Error)]
 enum FetchFailure {
     #[error(transparent)]
-    Unreachable(Unreachable),
+    Site(SiteError),
     #[error("{0}")]
     Answer(Answer),
     #[error("the site's answer is not UTF-8 text")]

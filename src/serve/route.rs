@@ -118,10 +118,21 @@ pub fn is_entry_version_search(path: &SafePath, deployment: Deployment) -> bool 
     }
 }
 
-/// Whether `path` is an issue search of any version: a read, whatever its
-/// method (searches are often POSTed).
+/// Whether `path` is an issue search of any version, or another read Jira
+/// takes by POST (a bulk fetch, a count, a JQL parse): a read, whatever its
+/// method, which drops nothing.
 pub fn is_search(path: &SafePath) -> bool {
-    path.version.is_some() && matches!(path.rest.trim_end_matches('/'), "search" | "search/jql")
+    path.version.is_some()
+        && matches!(
+            path.rest.trim_end_matches('/'),
+            "search"
+                | "search/jql"
+                | "search/approximate-count"
+                | "issue/bulkfetch"
+                | "jql/parse"
+                | "jql/match"
+                | "jql/sanitize"
+        )
 }
 
 /// The prefix of every key `cache_serve` writes.
@@ -281,6 +292,7 @@ mod tests {
             dc
         ));
         assert!(is_search(&path("/rest/api/2/search/jql", cloud)));
+        assert!(is_search(&path("/rest/api/3/issue/bulkfetch", cloud)));
         assert!(!is_search(&path("/rest/api/2/issue/P-1", cloud)));
     }
 

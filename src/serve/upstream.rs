@@ -51,10 +51,61 @@ impl std::fmt::Display for Answer {
 
 impl std::error::Error for Answer {}
 
-/// Why the site gave no answer.
+/// Why the site gave no answer, or none the server takes.
 #[derive(Debug, thiserror::Error)]
-#[error("the site could not be reached: {0}")]
-pub struct Unreachable(pub String);
+pub enum SiteError {
+    /// No answer: the connection failed, timed out or broke.
+    #[error("the site could not be reached: {0}")]
+    Unreachable(String),
+    /// An answer past the profile's `max_response`, which is not kept.
+    #[error("the site's answer is larger than max_response ({0})")]
+    TooLarge(String),
+}
+
+/// An answer of the site whose body is still to come.
+pub struct Opened {
+    /// Its status.
+    pub status: StatusCode,
+    /// The headers worth passing on.
+    pub headers: HeaderMap,
+    response: reqwest::Response,
+}
+
+impl Opened {
+    /// Reads the whole body, up to `cap` bytes.
+    pub async fn read(mut self, cap: u64) -> Result<Answer, SiteError> {
+        if self.response.content_length().is_some_and(|n| n > cap) {
+            return Err(too_large(cap));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = self
+            .response
+            .chunk()
+            .await
+            .map_err(|e| SiteError::Unreachable(error_chain(&e)))?
+        {
+            if (body.len() + chunk.len()) as u64 > cap {
+                return Err(too_large(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Answer {
+            status: self.status,
+            headers: self.headers,
+            body: Bytes::from(body),
+        })
+    }
+
+    /// The answer with its body passed on as it comes, of any size.
+    pub fn streamed(self) -> (StatusCode, HeaderMap, Body) {
+        let body = Body::from_stream(self.response.bytes_stream());
+        (self.status, self.headers, body)
+    }
+}
+
+fn too_large(cap: u64) -> SiteError {
+    SiteError::TooLarge(crate::warm::format_bytes(cap))
+}
 
 /// The site of one profile.
 #[derive(Clone)]
@@ -62,6 +113,7 @@ pub struct Upstream {
     http: reqwest::Client,
     base: url::Url,
     authorization: HeaderValue,
+    max_response: u64,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -78,7 +130,9 @@ impl Upstream {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("jira-cache-serve/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(profile.timeout)
+            // Each read, not the whole exchange: an attachment may take
+            // longer to pass on, and the router's timeout bounds the rest.
+            .read_timeout(profile.timeout)
             .connect_timeout(profile.timeout.min(Duration::from_secs(10)));
         if let Some(ca) = &profile.ca_file {
             let pem = std::fs::read(ca)
@@ -99,7 +153,13 @@ impl Upstream {
             http,
             base: profile.url.clone(),
             authorization,
+            max_response: profile.max_response,
         })
+    }
+
+    /// The profile's `max_response`: the largest answer read whole.
+    pub fn max_response(&self) -> u64 {
+        self.max_response
     }
 
     /// The site's URL of `path`, without a query (a page's `self` link).
@@ -111,7 +171,7 @@ impl Upstream {
     }
 
     /// Sends one request to the site, its body streamed as it comes, and
-    /// reads the site's whole answer.
+    /// reads the site's whole answer, up to the profile's `max_response`.
     pub async fn send(
         &self,
         method: Method,
@@ -119,16 +179,33 @@ impl Upstream {
         query: Option<&str>,
         headers: &HeaderMap,
         body: Body,
-    ) -> Result<Answer, Unreachable> {
+    ) -> Result<Answer, SiteError> {
+        self.open(method, path, query, headers, body)
+            .await?
+            .read(self.max_response)
+            .await
+    }
+
+    /// Sends one request to the site, its body streamed as it comes, and
+    /// returns once the answer's head has come.
+    pub async fn open(
+        &self,
+        method: Method,
+        path: &SafePath,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Opened, SiteError> {
+        let unreachable = |e: &dyn std::error::Error| SiteError::Unreachable(error_chain(e));
         // The path was checked: relative, no dot segments; joining it keeps
         // the site's host and context path.
         let mut url = self
             .base
             .join(path.path.trim_start_matches('/'))
-            .map_err(|e| Unreachable(format!("bad path: {e}")))?;
+            .map_err(|e| SiteError::Unreachable(format!("bad path: {e}")))?;
         url.set_query(query.filter(|q| !q.is_empty()));
         if url.origin() != self.base.origin() {
-            return Err(Unreachable("the path left the site".into()));
+            return Err(SiteError::Unreachable("the path left the site".into()));
         }
         let mut request = self
             .http
@@ -148,10 +225,7 @@ impl Upstream {
             }
             request = request.body(reqwest::Body::wrap_stream(body.into_data_stream()));
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Unreachable(error_chain(&e)))?;
+        let response = request.send().await.map_err(|e| unreachable(&e))?;
         let status = response.status();
         let mut kept = HeaderMap::new();
         for name in FORWARDED_ANSWER_HEADERS {
@@ -165,14 +239,10 @@ impl Upstream {
             // Never point a client off the profile's site.
             kept.remove(header::LOCATION);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Unreachable(error_chain(&e)))?;
-        Ok(Answer {
+        Ok(Opened {
             status,
             headers: kept,
-            body,
+            response,
         })
     }
 
