@@ -1423,6 +1423,44 @@ async fn an_entry_another_process_changes_is_served_changed_at_the_next_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_by_numeric_id_drops_the_entry_the_warm_keeps_under_the_key() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let (sandbox, served) = warmed_then_served(&fake, "");
+    let http = reqwest::Client::new();
+    let issue = a_warmed_issue(&sandbox);
+    let id = fake
+        .site()
+        .snapshot()
+        .issues
+        .iter()
+        .find(|i| i["key"] == issue.as_str())
+        .and_then(|i| i["id"].as_str().map(str::to_string))
+        .expect("the issue's id");
+    let url = format!("{}/rest/api/3/issue/{issue}?fields=summary", served.url);
+    let before = get(&http, &url, Some(&cloud_auth())).await;
+    assert_eq!((before.status, before.cache.as_str()), (200, "HIT"));
+    // As the Python `jira` package's `issue.update()` does: by the id in
+    // the issue's `self` link.
+    let write = http
+        .put(format!("{}/rest/api/3/issue/{id}", served.url))
+        .header("Authorization", cloud_auth())
+        .header("Content-Type", "application/json")
+        .body(r#"{"fields":{"summary":"edited by id"}}"#)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(write.status().as_u16(), 204);
+    // The fake marks a write in the summary (it does not apply the body).
+    let after = get(&http, &url, Some(&cloud_auth())).await;
+    assert_eq!(after.cache, "MISS");
+    assert_ne!(
+        after.json["fields"]["summary"],
+        before.json["fields"]["summary"]
+    );
+    assert_eq!(after.json["fields"]["summary"], site_summary(&fake, &issue));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_cache_warm_reset_the_server_serves_the_new_file() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let sandbox = cloud_sandbox(&fake);

@@ -493,6 +493,52 @@ async fn globs_select_the_same_keys_on_both_stores() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warmed_issue_is_found_by_its_id_and_only_by_its_own() {
+    for (name, location, _keep) in stores() {
+        let cache = Cache::open(&location).unwrap();
+        let writer = cache.writer().unwrap();
+        let with_value = |key: &str, value: &str| NewEntry {
+            value: value.to_string(),
+            ..issue(key, NOW)
+        };
+        writer
+            .put_page(vec![
+                with_value("ALPHA-4", r#"{"id":"10003","key":"ALPHA-4"}"#),
+                // Another issue that holds the text "10003" elsewhere.
+                with_value(
+                    "BETA-1",
+                    r#"{"id":"20001","key":"BETA-1","fields":{"project":{"id":"10003"}}}"#,
+                ),
+                // An answer cache_serve keeps, asked by id: not the warm's.
+                entry(
+                    Category::Issue,
+                    "serve:3/issue/10003",
+                    r#"{"id":"10003","key":"ALPHA-4"}"#,
+                    NOW + HOUR,
+                ),
+            ])
+            .await
+            .unwrap();
+        let reader = cache.reader().unwrap();
+        assert_eq!(
+            reader.issue_keys_with_id("10003").unwrap(),
+            vec!["ALPHA-4"],
+            "{name}"
+        );
+        assert_eq!(
+            reader.issue_keys_with_id("20001").unwrap(),
+            vec!["BETA-1"],
+            "{name}"
+        );
+        assert!(
+            reader.issue_keys_with_id("1000").unwrap().is_empty(),
+            "{name}"
+        );
+        writer.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_are_recorded_and_scrubbed() {
     for (name, location, _keep) in stores() {
         let cache = Cache::open(&location).unwrap();

@@ -2020,6 +2020,23 @@ pub(crate) fn keys(
         .collect())
 }
 
+/// The warmed issues (key, value) whose value holds `needle`.
+pub(crate) fn issues_holding(
+    client: &mut impl GenericClient,
+    scope: &str,
+    needle: &str,
+) -> Result<Vec<(String, Vec<u8>)>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT key, value FROM entries WHERE scope = $1 AND category = 'issue'
+               AND project IS NOT NULL AND strpos(value, $2) > 0",
+            &[&scope, &needle],
+        )?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1).into_bytes()))
+        .collect())
+}
+
 pub(crate) fn scope_expiry(
     client: &mut impl GenericClient,
     scope: &str,

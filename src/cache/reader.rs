@@ -590,6 +590,45 @@ impl CacheReader {
         Ok(keys)
     }
 
+    /// The keys of the warmed issues whose Jira `id` is `id` (a write by
+    /// id must drop the entry the warm keeps under the issue's key). No
+    /// index leads from id to key: this reads the value of every warmed
+    /// issue that holds the text `"<id>"`, so it is for rare callers.
+    pub fn issue_keys_with_id(&self, id: &str) -> Result<Vec<String>, CacheError> {
+        let needle = format!("\"{id}\"");
+        let candidates: Vec<(String, Vec<u8>)> = match &self.pg {
+            Some(actor) => {
+                actor.call(move |c, scope, at| pg::issues_holding(c, scope, &needle).at_pg(at))?
+            }
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT e.key, CAST(v.value AS BLOB) FROM entries e JOIN entry_values v ON v.id = e.id
+                     WHERE e.category = 'issue' AND e.project IS NOT NULL
+                       AND instr(v.value, ?1) > 0",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![needle.into_bytes()], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })?
+                    .collect()
+                })
+                .at(&self.path)?,
+        };
+        #[derive(serde::Deserialize)]
+        struct Issue {
+            id: Option<String>,
+        }
+        Ok(candidates
+            .into_iter()
+            .filter(|(_, value)| {
+                serde_json::from_slice::<Issue>(value)
+                    .is_ok_and(|issue| issue.id.as_deref() == Some(id))
+            })
+            .map(|(key, _)| key)
+            .collect())
+    }
+
     fn all_keys(
         &self,
         category: Category,

@@ -184,6 +184,25 @@ impl App {
     }
 
     /// The entry, uncounted; `None` also when the cache cannot say.
+    /// The keys of the warmed issues whose id is `id` (none if the cache
+    /// cannot be read: then only the answers kept by id go).
+    async fn warmed_keys_of(self: &Arc<Self>, id: &str) -> Vec<String> {
+        let (app, id) = (self.clone(), id.to_string());
+        let found = tokio::task::spawn_blocking(move || {
+            let reader = app.peek.lock().unwrap_or_else(PoisonError::into_inner);
+            reader.issue_keys_with_id(&id)
+        })
+        .await;
+        match found {
+            Ok(Ok(keys)) => keys,
+            Ok(Err(e)) => {
+                tracing::warn!("cannot look up the issue written by id: {e}");
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
     fn peek(&self, category: Category, key: &str) -> Option<CachedEntry> {
         let reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
         match reader.peek(category, key) {
@@ -796,7 +815,7 @@ async fn from_warmed(
 /// Anything the cache does not answer: sent to the site unchanged; a
 /// successful write first drops what it touched.
 async fn forward(
-    app: &App,
+    app: &Arc<App>,
     method: Method,
     path: &SafePath,
     query: Option<&str>,
@@ -812,6 +831,13 @@ async fn forward(
     if is_write {
         app.writes.fetch_add(1, Ordering::SeqCst);
     }
+    // A write by numeric id: the warm keeps the issue under its key, which
+    // only the entry's value tells; found before the write (a delete would
+    // leave nothing to ask the site about afterwards).
+    let written_keys = match is_write.then(|| route::issue_id(path)).flatten() {
+        Some(id) => app.warmed_keys_of(id).await,
+        None => Vec::new(),
+    };
     let writes_before = app.writes.load(Ordering::SeqCst);
     let opened = match app.upstream.open(method, path, query, headers, body).await {
         Ok(opened) => opened,
@@ -838,7 +864,10 @@ async fn forward(
     // entries it touched go before the client sees that head.
     if is_write && succeeded {
         app.hot.clear();
-        for (category, pattern) in route::invalidated_by_write(path) {
+        let by_key = written_keys
+            .iter()
+            .flat_map(|key| route::invalidated_by_issue_write(key));
+        for (category, pattern) in route::invalidated_by_write(path).into_iter().chain(by_key) {
             if let Err(e) = app.read.invalidate(category, &pattern).await {
                 // The write happened; the client must not read it back
                 // stale: say so rather than answer 2xx.

@@ -150,22 +150,17 @@ pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
     let parts: Vec<&str> = path.rest.split('/').collect();
     match parts.as_slice() {
         ["issue", key, ..] if !key.is_empty() => {
-            // Jira reads an issue key in any letter case, and answers are
-            // kept under the case they were asked in.
             let by_id = key.chars().all(|c| c.is_ascii_digit());
-            let key = glob_any_case(key);
-            vec![
-                (Category::Issue, key.clone()),
-                (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}")),
-                (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}[?/]*")),
-                // The same issue asked the other way (by its numeric id,
-                // or for a write by id, by its key): which answers those
-                // are is not known here, so all of them go.
-                match by_id {
-                    true => (Category::Issue, format!("{SERVE_PREFIX}*/issue/*")),
-                    false => (Category::Issue, format!("{SERVE_PREFIX}*/issue/[0-9]*")),
-                },
-            ]
+            let mut drop = invalidated_by_issue_write(key);
+            // The same issue asked the other way (by its numeric id, or for
+            // a write by id, by its key): which answers those are is not
+            // known here, so all of them go. (The warm's entry of an issue
+            // written by id is found by the caller: [`issue_id`].)
+            drop.push(match by_id {
+                true => (Category::Issue, format!("{SERVE_PREFIX}*/issue/*")),
+                false => (Category::Issue, format!("{SERVE_PREFIX}*/issue/[0-9]*")),
+            });
+            drop
         }
         ["project", rest @ ..] => {
             let mut drop = vec![
@@ -188,6 +183,31 @@ pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
             vec![(Category::User, format!("{SERVE_PREFIX}*"))]
         }
         _ => Vec::new(),
+    }
+}
+
+/// What a write to the issue `key` (or id) makes wrong: the warm's entry
+/// and the answers kept for it, in any letter case (Jira reads an issue key
+/// in any case, and answers are kept under the case they were asked in).
+pub fn invalidated_by_issue_write(key: &str) -> Vec<(Category, String)> {
+    let key = glob_any_case(key);
+    vec![
+        (Category::Issue, key.clone()),
+        (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}")),
+        (Category::Issue, format!("{SERVE_PREFIX}*/issue/{key}[?/]*")),
+    ]
+}
+
+/// The numeric id of the issue `path` addresses (`issue/10003[/…]`), if it
+/// addresses one by id.
+pub fn issue_id(path: &SafePath) -> Option<&str> {
+    path.version?;
+    let mut parts = path.rest.split('/');
+    match (parts.next(), parts.next()) {
+        (Some("issue"), Some(id)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(id)
+        }
+        _ => None,
     }
 }
 

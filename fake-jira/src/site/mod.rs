@@ -130,11 +130,13 @@ impl Site {
             .find(|i| issue_key(i).is_some_and(|k| k.eq_ignore_ascii_case(key)))
     }
 
-    /// The issue with this key (case-insensitive), to change it.
+    /// The issue with this key (case-insensitive) or id, to change it.
     pub fn issue_mut(&mut self, key: &str) -> Option<&mut Value> {
-        self.issues
-            .iter_mut()
-            .find(|i| issue_key(i).is_some_and(|k| k.eq_ignore_ascii_case(key)))
+        // Jira takes an issue's numeric id wherever it takes its key.
+        self.issues.iter_mut().find(|i| {
+            issue_key(i).is_some_and(|k| k.eq_ignore_ascii_case(key))
+                || i.get("id").and_then(Value::as_str) == Some(key)
+        })
     }
 
     /// Deletes a project with its issues and its assignable list, as Jira
