@@ -202,6 +202,24 @@ fn only_stale_makes_no_request_when_everything_is_fresh() {
     ]));
     assert_eq!(fake.request_count(), 0, "{}", text(&out));
     assert!(stdout(&out).contains("Nothing to do"), "{}", text(&out));
+    // With --json, one object all the same: a script reads `result`.
+    let out = run_ok(&mut sb.warm(&[
+        "--projects",
+        "--fields",
+        "--only-stale",
+        "--json",
+        "--profile",
+        "test",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    assert_eq!(json["result"], "ok", "{json}");
+    assert_eq!(json["nothing_to_do"], true, "{json}");
+    assert_eq!(
+        json["fresh"],
+        serde_json::json!(["projects", "fields"]),
+        "{json}"
+    );
+    assert_eq!(fake.request_count(), 0);
     // A stage with nothing cached is stale.
     run_ok(&mut sb.warm(&["--projects", "--users", "--only-stale", "--profile", "test"]));
     assert!(fake.count_path("/rest/api/3/users/search") > 0);

@@ -33,7 +33,9 @@ pub(crate) fn header_of(credentials: &Credentials) -> String {
 
 /// The credentials `cache_serve` accepts.
 pub struct Gate {
-    /// The profile's own `Authorization` value.
+    /// The scheme of the profile's own `Authorization` value (`basic ` or
+    /// `bearer `; schemes are case-insensitive), and what follows it.
+    own_scheme: &'static [u8],
     own: Vec<u8>,
     /// The `serve_token`, if any.
     serve_token: Option<Vec<u8>>,
@@ -53,8 +55,13 @@ impl std::fmt::Debug for Gate {
 impl Gate {
     /// Accepts the profile's credentials and, when given, the serve token.
     pub fn new(own: &Credentials, serve_token: Option<&Secret>) -> Gate {
+        let (own_scheme, value): (&'static [u8], _) = match own {
+            Credentials::Basic { .. } => (b"basic ", header_of(own)),
+            Credentials::Bearer(_) => (b"bearer ", header_of(own)),
+        };
         Gate {
-            own: header_of(own).into_bytes(),
+            own_scheme,
+            own: value.as_bytes()[own_scheme.len()..].to_vec(),
             serve_token: serve_token.map(|t| t.expose().as_bytes().to_vec()),
         }
     }
@@ -64,7 +71,7 @@ impl Gate {
         let Some(value) = authorization.map(HeaderValue::as_bytes) else {
             return false;
         };
-        let mut ok = ct_eq(value, &self.own);
+        let mut ok = strip_scheme(value, self.own_scheme).is_some_and(|own| ct_eq(own, &self.own));
         if let Some(token) = &self.serve_token {
             if let Some(bearer) = strip_scheme(value, b"bearer ") {
                 ok |= ct_eq(bearer, token);
@@ -131,6 +138,11 @@ mod tests {
         let basic = base64::engine::general_purpose::STANDARD.encode("anyone:serve-secret");
         assert!(gate.accepts(Some(&header(&format!("Basic {basic}")))));
         assert!(!gate.accepts(None));
+        // Schemes are case-insensitive (RFC 9110), the credentials not.
+        let lower = header_of(&own).replacen("Basic", "basic", 1);
+        assert!(gate.accepts(Some(&header(&lower))));
+        assert!(gate.accepts(Some(&header(&format!("BASIC {basic}")))));
+        assert!(!gate.accepts(Some(&header(&header_of(&own).to_lowercase()))));
         assert!(!gate.accepts(Some(&header("Bearer t0ken"))));
         assert!(!gate.accepts(Some(&header("Bearer serve-secreT"))));
         let wrong = base64::engine::general_purpose::STANDARD.encode("bot@example.com:other");
@@ -141,6 +153,8 @@ mod tests {
     fn without_a_serve_token_a_bearer_guess_fails() {
         let gate = Gate::new(&Credentials::Bearer(Secret::new("pat")), None);
         assert!(gate.accepts(Some(&header("Bearer pat"))));
+        assert!(gate.accepts(Some(&header("bearer pat"))));
+        assert!(!gate.accepts(Some(&header("bearer PAT"))));
         assert!(!gate.accepts(Some(&header("Bearer "))));
         assert!(!gate.accepts(Some(&header("Basic Og=="))));
     }

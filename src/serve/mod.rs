@@ -283,10 +283,7 @@ impl Server {
             .fallback(handle)
             .with_state(app.clone())
             .layer(middleware::from_fn_with_state(gate.clone(), auth::require))
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                StatusCode::GATEWAY_TIMEOUT,
-                timeout,
-            ))
+            .layer(middleware::from_fn_with_state(timeout, time_limit))
             .layer(middleware::from_fn(access_log));
         Ok(Server {
             router,
@@ -479,6 +476,26 @@ async fn reopen(
                 file.display()
             );
             None
+        }
+    }
+}
+
+/// 504 in Jira's error shape for a request not answered within `limit`.
+async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = refusal(
+                StatusCode::GATEWAY_TIMEOUT,
+                &format!(
+                    "no answer within {} s; the site may be slow or down",
+                    limit.as_secs()
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(X_CACHE, HeaderValue::from_static("BYPASS"));
+            response
         }
     }
 }
@@ -1017,4 +1034,36 @@ enum FetchFailure {
     Answer(Answer),
     #[error("the site's answer is not UTF-8 text")]
     NotText,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_past_its_time_gets_504_in_jiras_error_shape() {
+        let router = Router::new()
+            .fallback(|| std::future::pending::<Response>())
+            .layer(middleware::from_fn_with_state(
+                Duration::from_millis(50),
+                time_limit,
+            ));
+        let request = Request::builder()
+            .uri("/rest/api/3/field")
+            .body(Body::empty())
+            .unwrap();
+        let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], JSON_TYPE);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            json["errorMessages"][0]
+                .as_str()
+                .is_some_and(|m| m.starts_with("cache_serve: ")),
+            "{json}"
+        );
+    }
 }

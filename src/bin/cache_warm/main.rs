@@ -208,11 +208,13 @@ async fn warm_stages(
     live.clear_bars();
     match outcome? {
         WarmOutcome::NothingToDo { fresh } => {
-            if mode == Mode::Human {
-                println!(
+            match mode {
+                Mode::Human => println!(
                     "Nothing to do: every entry of {} is still fresh",
                     names(&fresh)
-                );
+                ),
+                Mode::Json => output::print_nothing_to_do(profile, &fresh),
+                Mode::Quiet => {}
             }
             Ok(exit::OK)
         }

@@ -391,6 +391,23 @@ struct JsonReport<'a> {
     errors: Vec<&'a str>,
 }
 
+/// `--json` when `--only-stale` found every stage fresh: a run that did
+/// nothing and needed to do nothing, `result` `ok` with no stages.
+pub fn print_nothing_to_do(profile: &Profile, fresh: &[jira_cache::warm::Stage]) {
+    let json = serde_json::json!({
+        "schema_version": JSON_SCHEMA_VERSION,
+        "profile": profile.name,
+        "site": profile.url.as_str(),
+        "cache_path": profile.cache_display(),
+        "result": "ok",
+        "nothing_to_do": true,
+        "fresh": fresh.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "stages": [],
+        "errors": [],
+    });
+    println!("{json:#}");
+}
+
 /// The version of `cache_warm --json`'s shape.
 pub const JSON_SCHEMA_VERSION: u32 = 2;
 
