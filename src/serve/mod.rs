@@ -1043,7 +1043,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_past_its_time_gets_504_in_jiras_error_shape() {
         let router = Router::new()
-            .fallback(|| std::future::pending::<Response>())
+            .fallback(std::future::pending::<Response>)
             .layer(middleware::from_fn_with_state(
                 Duration::from_millis(50),
                 time_limit,
