@@ -372,7 +372,8 @@ impl Server {
                         continue;
                     }
                     if let Some(reopened) = reopen(&profile, &retry, file).await {
-                        live.replace(reopened);
+                        let live = live.clone();
+                        let _ = tokio::task::spawn_blocking(move || live.replace(reopened)).await;
                         identity = now;
                     }
                 }
