@@ -3,7 +3,7 @@
 //! Thin front end: parses flags, sets up logging (the access log is at info,
 //! shown by default), loads the profile, checks the listen address, builds
 //! the library's server ([`jira_cache::serve::Server`]) and runs it until
-//! SIGINT or SIGTERM, letting the requests under way finish. With `--warm`
+//! SIGINT or SIGTERM, letting the requests under way finish (30 s at most). With `--warm`
 //! it also warms through the library's [`jira_cache::warm::WarmSession`].
 
 mod cli;

@@ -44,7 +44,7 @@ fn unit_for(profile: &Profile, warm: bool, binary: &Path) -> String {
          [Service]\n\
          {env_line}\
          ExecStart={command}\n\
-         # SIGTERM: the requests under way finish, then it exits 0.\n\
+         # SIGTERM: the requests under way finish (30 s at most), then it exits 0.\n\
          KillSignal=SIGTERM\n\
          Restart=on-failure\n\
          RestartSec=5\n\
