@@ -172,6 +172,16 @@ pub fn invalidated_by_write(path: &SafePath) -> Vec<(Category, String)> {
             }
             drop
         }
+        // A link changes two issues the path does not name; a version or a
+        // component (renamed, merged, deleted) shows in every issue and
+        // project answer that lists it. The answers kept for those go; the
+        // warm's entries hold the default `issue_fields` (no `issuelinks`),
+        // and their `fixVersions`/`components` follow at the next warm.
+        ["issueLink", ..] => vec![(Category::Issue, format!("{SERVE_PREFIX}*/issue/*"))],
+        ["version", ..] | ["component", ..] => vec![
+            (Category::Issue, format!("{SERVE_PREFIX}*/issue/*")),
+            (Category::Project, format!("{SERVE_PREFIX}*")),
+        ],
         ["field", ..] => vec![
             (Category::Field, format!("{SERVE_PREFIX}*")),
             (Category::Field, super::warmed::FIELDS_LIST.to_string()),
@@ -364,5 +374,28 @@ mod tests {
             dropped(&invalidated_by_write(&by_id), &keys),
             keys[3..].to_vec()
         );
+        assert_eq!(issue_id(&by_id), Some("10003"));
+        assert_eq!(issue_id(&edit), None);
+    }
+
+    #[test]
+    fn link_version_and_component_writes_drop_every_kept_issue_answer_but_no_warmed_entry() {
+        let keys = [
+            "PROJ-1",
+            "serve:3/issue/PROJ-1",
+            "serve:2/issue/10003?fields=issuelinks",
+        ];
+        for write in [
+            "/rest/api/3/issueLink",
+            "/rest/api/2/version/10000",
+            "/rest/api/3/component/7",
+        ] {
+            let path = check_path(write, Deployment::Cloud).unwrap();
+            let issues: Vec<_> = invalidated_by_write(&path)
+                .into_iter()
+                .filter(|(c, _)| *c == Category::Issue)
+                .collect();
+            assert_eq!(dropped(&issues, &keys), keys[1..].to_vec(), "{write}");
+        }
     }
 }
