@@ -183,7 +183,6 @@ impl App {
         );
     }
 
-    /// The entry, uncounted; `None` also when the cache cannot say.
     /// The keys of the warmed issues whose id is `id` (none if the cache
     /// cannot be read: then only the answers kept by id go).
     async fn warmed_keys_of(self: &Arc<Self>, id: &str) -> Vec<String> {
@@ -203,6 +202,7 @@ impl App {
         }
     }
 
+    /// The entry, uncounted; `None` also when the cache cannot say.
     fn peek(&self, category: Category, key: &str) -> Option<CachedEntry> {
         let reader = self.peek.lock().unwrap_or_else(PoisonError::into_inner);
         match reader.peek(category, key) {
@@ -338,6 +338,7 @@ impl Server {
                 crate::cache::CacheLocation::Postgres(_) => None,
             };
             let mut identity = file.as_deref().and_then(file_identity);
+            let mut failed = None;
             let (profile, retry) = (self.profile.clone(), self.retry.clone());
             async move {
                 let mut every = tokio::time::interval(HAND_OVER_EVERY);
@@ -371,10 +372,16 @@ impl Server {
                     if now.is_none() || now == identity {
                         continue;
                     }
-                    if let Some(reopened) = reopen(&profile, &retry, file).await {
-                        let live = live.clone();
-                        let _ = tokio::task::spawn_blocking(move || live.replace(reopened)).await;
-                        identity = now;
+                    let first_try = failed != now;
+                    match reopen(&profile, &retry, file, first_try).await {
+                        Some(reopened) => {
+                            let live = live.clone();
+                            let _ =
+                                tokio::task::spawn_blocking(move || live.replace(reopened)).await;
+                            identity = now;
+                        }
+                        // Tried again every second, said once per file.
+                        None => failed = now,
                     }
                 }
             }
@@ -456,12 +463,13 @@ fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
 
 /// The server again, on the file now at `file` (another was put in its
 /// place, as `cache_warm --reset` does): without this, every later warm
-/// would be invisible to it until a restart. `None`, and a warning, if it
-/// cannot be opened; the next check tries again.
+/// would be invisible to it until a restart. `None` if it cannot be
+/// opened (with a warning when `say`); the next check tries again.
 async fn reopen(
     profile: &Profile,
     retry: &crate::jira::RetryPolicy,
     file: &std::path::Path,
+    say: bool,
 ) -> Option<Server> {
     match Server::new(profile, retry.clone()).await {
         Ok(server) => {
@@ -471,13 +479,14 @@ async fn reopen(
             );
             Some(server)
         }
-        Err(e) => {
+        Err(e) if say => {
             tracing::warn!(
-                "the cache file {} was replaced, and the new one cannot be opened yet: {e}",
+                "the cache file {} was replaced, and the new one cannot be opened: {e}; still serving the old one",
                 file.display()
             );
             None
         }
+        Err(_) => None,
     }
 }
 
