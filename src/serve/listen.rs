@@ -48,8 +48,9 @@ impl Default for Limits {
 }
 
 /// At most 1,024 connections, and never so many that the process runs out
-/// of file descriptors for the cache, the site and the database: 64 stay
-/// free under the soft `RLIMIT_NOFILE`.
+/// of file descriptors: each connection may need a second one to the site
+/// (a request passed on), and 64 stay free for the cache, the database and
+/// the listener, under the soft `RLIMIT_NOFILE`.
 fn connection_cap() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -60,7 +61,7 @@ fn connection_cap() -> usize {
         0 => usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX),
         _ => 1024,
     };
-    soft.saturating_sub(64).clamp(8, 1024)
+    (soft.saturating_sub(64) / 2).clamp(8, 1024)
 }
 
 /// Serves `service` on the connections of `listener` until `shutdown`
@@ -80,6 +81,7 @@ pub(super) async fn serve<S, F>(
     let (closing, closed) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut warned_full: Option<Instant> = None;
+    let mut warned_accept: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
         if permits.available_permits() == 0
@@ -104,13 +106,21 @@ pub(super) async fn serve<S, F>(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                Err(e) => {
-                    // A client gone before its accept, or no descriptor
-                    // left: neither ends the server.
+                Err(e) if is_per_connection(&e) => {
+                    // A client gone before its accept.
                     tracing::debug!("accept: {e}");
-                    if !is_per_connection(&e) {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => {
+                    // No descriptor left (a low `ulimit -n` and a
+                    // `--max-connections` above it): said, then retried.
+                    if warned_accept.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                        tracing::warn!(
+                            "cannot accept a connection: {e}; lower --max-connections or raise `ulimit -n`"
+                        );
+                        warned_accept = Some(Instant::now());
                     }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -225,6 +235,28 @@ mod tests {
             .await
             .unwrap();
         String::from_utf8_lossy(&until_closed(&mut stream).await).into_owned()
+    }
+
+    #[test]
+    fn the_cap_leaves_a_descriptor_to_the_site_for_each_connection_and_64_besides() {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct it is given.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        let cap = connection_cap();
+        assert!(cap <= 1024);
+        if limit.rlim_cur >= 80 {
+            assert!(
+                2 * cap as u64 + 64 <= limit.rlim_cur,
+                "{cap} of {}",
+                limit.rlim_cur
+            );
+        }
     }
 
     #[tokio::test]

@@ -133,7 +133,11 @@ impl Upstream {
             // Each read, not the whole exchange: an attachment may take
             // longer to pass on, and the router's timeout bounds the rest.
             .read_timeout(profile.timeout)
-            .connect_timeout(profile.timeout.min(Duration::from_secs(10)));
+            .connect_timeout(profile.timeout.min(Duration::from_secs(10)))
+            // Each idle connection to the site holds a descriptor, as the
+            // clients' connections do ([`super::Limits`]).
+            .pool_max_idle_per_host(32)
+            .pool_idle_timeout(Duration::from_secs(30));
         if let Some(ca) = &profile.ca_file {
             let pem = std::fs::read(ca)
                 .map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;

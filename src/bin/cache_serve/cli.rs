@@ -51,7 +51,7 @@ pub struct Cli {
     /// Close a connection whose client has not sent a whole request head within this time; a keep-alive connection idle this long closes too.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
     pub header_timeout: Duration,
-    /// Serve at most N connections at once; further clients wait until one closes (default: 1024, fewer under a low `ulimit -n`).
+    /// Serve at most N connections at once; further clients wait until one closes (default: half of `ulimit -n` less 64, at most 1024).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: Option<u32>,
     /// Print a systemd service unit that runs this server, and exit.
