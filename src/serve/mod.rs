@@ -184,12 +184,13 @@ impl App {
     }
 
     /// The keys of the warmed issues whose id is `id` (none if the cache
-    /// cannot be read: then only the answers kept by id go).
-    async fn warmed_keys_of(self: &Arc<Self>, id: &str) -> Vec<String> {
-        let (app, id) = (self.clone(), id.to_string());
+    /// cannot be read: then only the answers kept by id go). A scan of the
+    /// issues' values, on a connection of its own: the reads that answer
+    /// from memory ([`Front`]) need `peek` meanwhile.
+    async fn warmed_keys_of(&self, id: &str) -> Vec<String> {
+        let (location, id) = (self.read.cache_location(), id.to_string());
         let found = tokio::task::spawn_blocking(move || {
-            let reader = app.peek.lock().unwrap_or_else(PoisonError::into_inner);
-            reader.issue_keys_with_id(&id)
+            crate::cache::Cache::open_read_only(location)?.issue_keys_with_id(&id)
         })
         .await;
         match found {
@@ -858,13 +859,6 @@ async fn forward(
     if is_write {
         app.writes.fetch_add(1, Ordering::SeqCst);
     }
-    // A write by numeric id: the warm keeps the issue under its key, which
-    // only the entry's value tells; found before the write (a delete would
-    // leave nothing to ask the site about afterwards).
-    let written_keys = match is_write.then(|| route::issue_id(path)).flatten() {
-        Some(id) => app.warmed_keys_of(id).await,
-        None => Vec::new(),
-    };
     let writes_before = app.writes.load(Ordering::SeqCst);
     let opened = match app.upstream.open(method, path, query, headers, body).await {
         Ok(opened) => opened,
@@ -891,6 +885,13 @@ async fn forward(
     // entries it touched go before the client sees that head.
     if is_write && succeeded {
         app.hot.clear();
+        // A write by numeric id: the warm keeps the issue under its key,
+        // which only the entry's value tells (the cache still holds it
+        // after a delete at the site).
+        let written_keys = match route::issue_id(path) {
+            Some(id) => app.warmed_keys_of(id).await,
+            None => Vec::new(),
+        };
         let by_key = written_keys
             .iter()
             .flat_map(|key| route::invalidated_by_issue_write(key));
