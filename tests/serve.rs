@@ -1490,6 +1490,27 @@ async fn after_cache_warm_reset_the_server_serves_the_new_file() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(fake.count_path(&format!("/rest/api/3/issue/{issue}")), 1);
+    // The deleted file is closed, so its disk space is given back.
+    let fds = format!("/proc/{}/fd", served.child.id());
+    let holds_deleted = || {
+        std::fs::read_dir(&fds).unwrap().flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| target.to_string_lossy().ends_with("(deleted)"))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while holds_deleted() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deleted file is still open: {:?}",
+            std::fs::read_dir(&fds)
+                .unwrap()
+                .flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -323,9 +323,27 @@ impl Server {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let file = match self.read.cache_location() {
+            crate::cache::CacheLocation::File(path) => Some(path),
+            crate::cache::CacheLocation::Postgres(_) => None,
+        };
+        let front = self.front();
+        // Nothing else keeps this server's read path: once `live` swaps
+        // it out, the replaced file is closed.
+        let Server {
+            read,
+            limits,
+            profile,
+            retry,
+            router,
+            app,
+            gate,
+            deployment: _,
+        } = self;
+        drop((router, app, gate));
         let live = Arc::new(Live {
-            front: std::sync::RwLock::new(self.front()),
-            read: Mutex::new(self.read.clone()),
+            front: std::sync::RwLock::new(front),
+            read: Mutex::new(read),
         });
         // Off the requests' path, every second: the reads answered from
         // memory go to the read counts (which may write a batch of them),
@@ -334,13 +352,8 @@ impl Server {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let chores = tokio::spawn({
             let live = live.clone();
-            let file = match self.read.cache_location() {
-                crate::cache::CacheLocation::File(path) => Some(path),
-                crate::cache::CacheLocation::Postgres(_) => None,
-            };
             let mut identity = file.as_deref().and_then(file_identity);
             let mut failed = None;
-            let (profile, retry) = (self.profile.clone(), self.retry.clone());
             async move {
                 let mut every = tokio::time::interval(HAND_OVER_EVERY);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -398,7 +411,7 @@ impl Server {
                 tower::ServiceExt::oneshot(front, listen::into_axum(request))
             }
         };
-        listen::serve(listener, service, self.limits, shutdown).await;
+        listen::serve(listener, service, limits, shutdown).await;
         let _ = stop.send(true);
         let _ = chores.await;
         live.app().hand_over_hits();
