@@ -1514,6 +1514,50 @@ async fn after_cache_warm_reset_the_server_serves_the_new_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_moved_in_beside_the_servers_own_log_is_not_opened() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let sandbox = cloud_sandbox(&fake);
+    let issue = first_issue(&fake);
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    let url = format!("{}/rest/api/3/issue/{issue}", served.url);
+    let before = get(&http, &url, Some(&cloud_auth())).await;
+    assert_eq!(before.cache, "MISS");
+    // A cache file made elsewhere (closed, so without a log of its own),
+    // then moved over the served one by hand.
+    let path = sandbox.cache_path("test");
+    let elsewhere = path.with_file_name("restore.sqlite3");
+    {
+        let cache = jira_cache::cache::Cache::open(&elsewhere).unwrap();
+        let writer = cache.writer().unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        writer
+            .put_page(vec![jira_cache::cache::NewEntry {
+                category: jira_cache::Category::Issue,
+                key: format!("serve:3/issue/{issue}"),
+                value: r#"{"fields":{"summary":"moved in"}}"#.to_string(),
+                fetched_at: now,
+                expires_at: now + 3_600_000,
+                fetch_ms: 0,
+                project: None,
+                updated_at: None,
+            }])
+            .await
+            .unwrap();
+        writer.shutdown().await.unwrap();
+    }
+    std::fs::rename(&elsewhere, &path).unwrap();
+    // Three of the server's checks.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = get(&http, &url, Some(&cloud_auth())).await;
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        after.json["fields"]["summary"],
+        before.json["fields"]["summary"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_kept_in_memory_still_needs_credentials_counts_and_is_logged() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let sandbox = cloud_sandbox(&fake);

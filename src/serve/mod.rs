@@ -353,6 +353,13 @@ impl Server {
         let chores = tokio::spawn({
             let live = live.clone();
             let mut identity = file.as_deref().and_then(file_identity);
+            // The write-ahead log this server's connections hold.
+            let wal = file.as_deref().map(|f| {
+                let mut wal = f.as_os_str().to_owned();
+                wal.push("-wal");
+                std::path::PathBuf::from(wal)
+            });
+            let mut held_wal = wal.as_deref().and_then(file_identity);
             let mut failed = None;
             async move {
                 let mut every = tokio::time::interval(HAND_OVER_EVERY);
@@ -387,12 +394,27 @@ impl Server {
                         continue;
                     }
                     let first_try = failed != now;
+                    // A file moved in by hand next to the log this server
+                    // still writes: SQLite would read that log into it.
+                    let wal_now = wal.as_deref().and_then(file_identity);
+                    if wal_now.is_some() && wal_now == held_wal {
+                        if first_try {
+                            tracing::warn!(
+                                "the cache file {} was replaced while this server's {}-wal stays beside it: opening it would mix the old file's changes into it; replace the file with `cache_warm --reset`, or with cache_serve stopped; still serving the old one",
+                                file.display(),
+                                file.display()
+                            );
+                        }
+                        failed = now;
+                        continue;
+                    }
                     match reopen(&profile, &retry, file, first_try).await {
                         Some(reopened) => {
                             let live = live.clone();
                             let _ =
                                 tokio::task::spawn_blocking(move || live.replace(reopened)).await;
                             identity = now;
+                            held_wal = wal.as_deref().and_then(file_identity);
                         }
                         // Tried again every second, said once per file.
                         None => failed = now,
