@@ -390,6 +390,45 @@ async fn what_the_server_keeps_is_brought_under_max_size() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_longer_than_the_profiles_timeout_reaches_the_site_whole() {
+    let fake = FakeJira::builder(Flavor::Cloud).start();
+    let mut sandbox = Sandbox::new();
+    sandbox.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\ntimeout = \"1s\"\n",
+    );
+    let served = Served::start(&sandbox, &[]);
+    let key = first_issue(&fake);
+    let body = r#"{"fields":{"summary":"sent slowly, over three seconds"}}"#;
+    // Six pieces half a second apart: three times the profile's timeout.
+    let pieces: Vec<String> = body
+        .as_bytes()
+        .chunks(body.len().div_ceil(6))
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let slow = futures::StreamExt::then(futures::stream::iter(pieces), |piece| async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok::<_, std::io::Error>(piece)
+    });
+    let write = reqwest::Client::new()
+        .put(format!("{}/rest/api/3/issue/{key}", served.url))
+        .header("Authorization", cloud_auth())
+        .header("Content-Type", "application/json")
+        .body(reqwest::Body::wrap_stream(slow))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(write.status().as_u16(), 204);
+    let at_site = fake
+        .requests()
+        .into_iter()
+        .rfind(|r| r.method == "PUT")
+        .expect("the write reached the site");
+    assert_eq!(at_site.body.as_deref(), Some(body));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_credentials_get_401_and_never_reach_the_site() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
     let mut sandbox = Sandbox::new();

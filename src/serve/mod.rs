@@ -526,8 +526,17 @@ async fn reopen(
     }
 }
 
-/// 504 in Jira's error shape for a request not answered within `limit`.
+/// How long a request with a body (an upload) may take, body included.
+const UPLOAD_LIMIT: Duration = Duration::from_secs(3600);
+
+/// 504 in Jira's error shape for a request not answered within `limit`
+/// (within [`UPLOAD_LIMIT`] for one with a body: its upload counts).
 async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    use axum::body::HttpBody as _;
+    let limit = match request.body().size_hint().exact() {
+        Some(0) => limit,
+        _ => limit.max(UPLOAD_LIMIT),
+    };
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {

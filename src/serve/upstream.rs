@@ -111,6 +111,7 @@ fn too_large(cap: u64) -> SiteError {
 #[derive(Clone)]
 pub struct Upstream {
     http: reqwest::Client,
+    upload: reqwest::Client,
     base: url::Url,
     authorization: HeaderValue,
     max_response: u64,
@@ -127,27 +128,43 @@ impl std::fmt::Debug for Upstream {
 impl Upstream {
     /// The profile's site, with these credentials.
     pub fn new(profile: &Profile, credentials: &Credentials) -> Result<Upstream, String> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("jira-cache-serve/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            // Each read, not the whole exchange: an attachment may take
-            // longer to pass on, and the router's timeout bounds the rest.
-            .read_timeout(profile.timeout)
-            .connect_timeout(profile.timeout.min(Duration::from_secs(10)))
-            // Each idle connection to the site holds a descriptor, as the
-            // clients' connections do ([`super::Limits`]).
-            .pool_max_idle_per_host(32)
-            .pool_idle_timeout(Duration::from_secs(30));
-        if let Some(ca) = &profile.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|_| format!("ca_file {} is not a PEM certificate", ca.display()))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot set up HTTP: {e}"))?;
+        let cert =
+            match &profile.ca_file {
+                Some(ca) => {
+                    let pem = std::fs::read(ca)
+                        .map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
+                    Some(reqwest::Certificate::from_pem(&pem).map_err(|_| {
+                        format!("ca_file {} is not a PEM certificate", ca.display())
+                    })?)
+                }
+                None => None,
+            };
+        let client = |read_timeout: Option<Duration>| {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(concat!("jira-cache-serve/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(profile.timeout.min(Duration::from_secs(10)))
+                // Each idle connection to the site holds a descriptor, as
+                // the clients' connections do ([`super::Limits`]).
+                .pool_max_idle_per_host(32)
+                .pool_idle_timeout(Duration::from_secs(30));
+            if let Some(timeout) = read_timeout {
+                builder = builder.read_timeout(timeout);
+            }
+            if let Some(cert) = &cert {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+            builder
+                .build()
+                .map_err(|e| format!("cannot set up HTTP: {e}"))
+        };
+        // Each read, not the whole exchange: an answer passed on may take
+        // longer, and the router's time limit bounds the wait for its head.
+        let http = client(Some(profile.timeout))?;
+        // reqwest's read timeout runs from the request's start, so it
+        // would cut an upload longer than `timeout`: a request with a body
+        // has only the router's (longer) limit.
+        let upload = client(None)?;
         let mut authorization = HeaderValue::from_str(&super::auth::header_of(credentials))
             .map_err(|_| {
                 "the token contains characters not allowed in an HTTP header".to_string()
@@ -155,6 +172,7 @@ impl Upstream {
         authorization.set_sensitive(true);
         Ok(Upstream {
             http,
+            upload,
             base: profile.url.clone(),
             authorization,
             max_response: profile.max_response,
@@ -211,8 +229,12 @@ impl Upstream {
         if url.origin() != self.base.origin() {
             return Err(SiteError::Unreachable("the path left the site".into()));
         }
-        let mut request = self
-            .http
+        let size = body.size_hint().exact();
+        let client = match size {
+            Some(0) => &self.http,
+            _ => &self.upload,
+        };
+        let mut request = client
             .request(method, url)
             .header(header::AUTHORIZATION, self.authorization.clone());
         for name in FORWARDED_REQUEST_HEADERS {
@@ -220,7 +242,6 @@ impl Upstream {
                 request = request.header(*name, value.clone());
             }
         }
-        let size = body.size_hint().exact();
         if size != Some(0) {
             // The client's length, when it gave one, frames the body to the
             // site too; else it goes chunked.
