@@ -209,7 +209,7 @@ impl App {
         match reader.peek(category, key) {
             Ok(entry) => entry,
             Err(e) => {
-                tracing::warn!(%category, key, "cannot read the cache: {e}");
+                tracing::warn!(%category, key = logged(key), "cannot read the cache: {}", e.to_string().replace(key, logged(key)));
                 None
             }
         }
@@ -361,6 +361,7 @@ impl Server {
             });
             let mut held_wal = wal.as_deref().and_then(file_identity);
             let mut failed = None;
+            let mut evicted_said = None;
             async move {
                 let mut every = tokio::time::interval(HAND_OVER_EVERY);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -379,12 +380,25 @@ impl Server {
                         .unwrap_or_else(PoisonError::into_inner)
                         .clone();
                     match read.enforce_max_size(profile.max_size).await {
-                        Ok(Some(outcome)) => tracing::info!(
-                            "the cache passed its max_size of {}: removed {} expired and {} least recently read entries",
-                            crate::warm::format_bytes(profile.max_size),
-                            outcome.removed_expired,
-                            outcome.removed_lru
-                        ),
+                        Ok(Some(outcome)) => {
+                            let line = format!(
+                                "the cache passed its max_size of {}: removed {} expired and {} least recently read entries",
+                                crate::warm::format_bytes(profile.max_size),
+                                outcome.removed_expired,
+                                outcome.removed_lru
+                            );
+                            // A working set above max_size evicts every
+                            // second: said every ten minutes.
+                            match evicted_said
+                                .is_none_or(|at: Instant| at.elapsed() > Duration::from_secs(600))
+                            {
+                                true => {
+                                    tracing::info!("{line}");
+                                    evicted_said = Some(Instant::now());
+                                }
+                                false => tracing::debug!("{line}"),
+                            }
+                        }
                         Ok(None) => {}
                         Err(e) => tracing::debug!("cannot bring the cache under max_size: {e}"),
                     }
@@ -524,6 +538,12 @@ async fn reopen(
         }
         Err(_) => None,
     }
+}
+
+/// A key as the log shows it: without the query of the answer it keeps
+/// (the log never holds a query, as the access log does not).
+fn logged(key: &str) -> &str {
+    key.split_once('?').map_or(key, |(path, _)| path)
 }
 
 /// How long a request with a body (an upload) may take, body included.
@@ -757,7 +777,7 @@ fn answer_read(read: Result<CachedValue, ReadError>, key: &str) -> Response {
                 _ => "STALE",
             };
             if let Origin::StaleAfterError(cause) = &value.origin {
-                tracing::warn!(%key, "served stale: {cause}");
+                tracing::warn!(key = logged(key), "served stale: {cause}");
             }
             cached_json(value.value, result, value.age)
         }
@@ -765,7 +785,11 @@ fn answer_read(read: Result<CachedValue, ReadError>, key: &str) -> Response {
             if let Some(answer) = site_answer(&e) {
                 return relay(answer.clone(), "MISS");
             }
-            tracing::warn!(%key, "{e}");
+            tracing::warn!(
+                key = logged(key),
+                "{}",
+                e.to_string().replace(key, logged(key))
+            );
             let mut response = refusal(StatusCode::BAD_GATEWAY, &e.to_string());
             response
                 .headers_mut()
@@ -873,11 +897,17 @@ async fn from_warmed(
         .map(|e| (fit(&e.value), e.fetched_at));
     match (fallback, read) {
         (Some((Fit::Whole(body), at)), _) => {
-            tracing::warn!(%key, "the site failed; served the warmed entry stale");
+            tracing::warn!(
+                key = logged(&key),
+                "the site failed; served the warmed entry stale"
+            );
             cached_json(body, "STALE", age(at))
         }
         (Some((Fit::Partial(body), at)), Err(_)) => {
-            tracing::warn!(%key, "the site failed; served the warmed issue's cached fields, fewer than asked");
+            tracing::warn!(
+                key = logged(&key),
+                "the site failed; served the warmed issue's cached fields, fewer than asked"
+            );
             cached_json(body, "STALE-PARTIAL", age(at))
         }
         (_, read) => answer_read(read, &key),
