@@ -65,8 +65,17 @@ async fn get(http: &reqwest::Client, url: &str, auth: Option<&str>) -> Got {
 }
 /// A sandbox whose profile `test` points at `fake` as a Cloud site.
 fn cloud_sandbox(fake: &FakeJira) -> Sandbox {
+    cloud_sandbox_with(fake, "")
+}
+
+/// [`cloud_sandbox`] with `extra` profile lines.
+fn cloud_sandbox_with(fake: &FakeJira, extra: &str) -> Sandbox {
     let mut sandbox = Sandbox::new();
-    sandbox.profile_for(fake, Flavor::Cloud, "deployment = \"cloud\"\n");
+    sandbox.profile_for(
+        fake,
+        Flavor::Cloud,
+        &format!("deployment = \"cloud\"\n{extra}"),
+    );
     sandbox
 }
 
@@ -293,12 +302,7 @@ async fn a_body_of_several_mebibytes_reaches_the_site_whole_with_a_length_or_chu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_past_max_response_is_never_kept_while_one_only_passed_on_streams_whole() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(
-        &fake,
-        Flavor::Cloud,
-        "deployment = \"cloud\"\nmax_response = \"1KiB\"\n",
-    );
+    let sandbox = cloud_sandbox_with(&fake, "max_response = \"1KiB\"\n");
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::new();
     let issue = first_issue(&fake);
@@ -352,12 +356,7 @@ async fn an_answer_past_max_response_is_never_kept_while_one_only_passed_on_stre
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_server_keeps_is_brought_under_max_size() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(
-        &fake,
-        Flavor::Cloud,
-        "deployment = \"cloud\"\nmax_size = \"8KiB\"\n",
-    );
+    let sandbox = cloud_sandbox_with(&fake, "max_size = \"8KiB\"\n");
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::new();
     let keys: Vec<String> = fake
@@ -392,12 +391,7 @@ async fn what_the_server_keeps_is_brought_under_max_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_longer_than_the_profiles_timeout_reaches_the_site_whole() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(
-        &fake,
-        Flavor::Cloud,
-        "deployment = \"cloud\"\ntimeout = \"1s\"\n",
-    );
+    let sandbox = cloud_sandbox_with(&fake, "timeout = \"1s\"\n");
     let served = Served::start(&sandbox, &[]);
     let key = first_issue(&fake);
     let body = r#"{"fields":{"summary":"sent slowly, over three seconds"}}"#;
@@ -431,12 +425,7 @@ async fn an_upload_longer_than_the_profiles_timeout_reaches_the_site_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_or_missing_credentials_get_401_and_never_reach_the_site() {
     let fake = FakeJira::builder(Flavor::Cloud).start();
-    let mut sandbox = Sandbox::new();
-    sandbox.profile_for(
-        &fake,
-        Flavor::Cloud,
-        "deployment = \"cloud\"\nserve_token_env = \"SERVE_TOKEN\"\n",
-    );
+    let mut sandbox = cloud_sandbox_with(&fake, "serve_token_env = \"SERVE_TOKEN\"\n");
     sandbox.set_env("SERVE_TOKEN", "serve-secret-1");
     let served = Served::start(&sandbox, &[]);
     let http = reqwest::Client::new();
