@@ -657,7 +657,7 @@ fn connect_cause(e: &reqwest::Error) -> String {
 }
 
 /// A body read up to a cap.
-enum Body {
+pub(crate) enum Body {
     /// The whole body, within the cap.
     Whole(Vec<u8>),
     /// The first `cap` bytes of a longer body; the rest was never read.
@@ -667,7 +667,10 @@ enum Body {
 /// Reads a response body chunk by chunk, never holding more than `cap`
 /// bytes: a `Content-Length` above the cap is refused before reading, a
 /// body without one is cut as soon as it passes the cap.
-async fn read_capped(mut response: reqwest::Response, cap: u64) -> Result<Body, reqwest::Error> {
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: u64,
+) -> Result<Body, reqwest::Error> {
     if response.content_length().is_some_and(|n| n > cap) {
         return Ok(Body::Cut(Vec::new()));
     }

@@ -3,7 +3,7 @@
 //! shared rate limiter. Facts it gets right are in `JIRA_API.md`.
 
 mod adaptive;
-mod client;
+pub(crate) mod client;
 mod error;
 mod issues;
 mod metadata;

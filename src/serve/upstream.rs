@@ -73,22 +73,15 @@ pub struct Opened {
 
 impl Opened {
     /// Reads the whole body, up to `cap` bytes.
-    pub async fn read(mut self, cap: u64) -> Result<Answer, SiteError> {
-        if self.response.content_length().is_some_and(|n| n > cap) {
-            return Err(too_large(cap));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = self
-            .response
-            .chunk()
-            .await
-            .map_err(|e| SiteError::Unreachable(error_chain(&e)))?
-        {
-            if (body.len() + chunk.len()) as u64 > cap {
-                return Err(too_large(cap));
+    pub async fn read(self, cap: u64) -> Result<Answer, SiteError> {
+        use crate::jira::client::{Body as Read, read_capped};
+        let body = match read_capped(self.response, cap).await {
+            Ok(Read::Whole(body)) => body,
+            Ok(Read::Cut(_)) => {
+                return Err(SiteError::TooLarge(crate::warm::format_bytes(cap)));
             }
-            body.extend_from_slice(&chunk);
-        }
+            Err(e) => return Err(SiteError::Unreachable(error_chain(&e))),
+        };
         Ok(Answer {
             status: self.status,
             headers: self.headers,
@@ -101,10 +94,6 @@ impl Opened {
         let body = Body::from_stream(self.response.bytes_stream());
         (self.status, self.headers, body)
     }
-}
-
-fn too_large(cap: u64) -> SiteError {
-    SiteError::TooLarge(crate::warm::format_bytes(cap))
 }
 
 /// The site of one profile.
