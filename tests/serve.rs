@@ -79,6 +79,15 @@ fn cloud_sandbox_with(fake: &FakeJira, extra: &str) -> Sandbox {
     sandbox
 }
 
+/// The body of the last PUT the site received.
+fn last_write_body(fake: &FakeJira) -> Option<String> {
+    fake.requests()
+        .into_iter()
+        .rfind(|r| r.method == "PUT")
+        .expect("the write reached the site")
+        .body
+}
+
 /// The key of the site's first issue.
 fn first_issue(fake: &FakeJira) -> String {
     fake.site().snapshot().issues[0]["key"]
@@ -290,12 +299,7 @@ async fn a_body_of_several_mebibytes_reaches_the_site_whole_with_a_length_or_chu
             .await
             .expect("an answer");
         assert_eq!(write.status().as_u16(), 204);
-        let at_site = fake
-            .requests()
-            .into_iter()
-            .rfind(|r| r.method == "PUT")
-            .expect("the write reached the site");
-        assert_eq!(at_site.body.as_deref(), Some(body.as_str()));
+        assert_eq!(last_write_body(&fake).as_deref(), Some(body.as_str()));
     }
 }
 
@@ -414,12 +418,7 @@ async fn an_upload_longer_than_the_profiles_timeout_reaches_the_site_whole() {
         .await
         .expect("an answer");
     assert_eq!(write.status().as_u16(), 204);
-    let at_site = fake
-        .requests()
-        .into_iter()
-        .rfind(|r| r.method == "PUT")
-        .expect("the write reached the site");
-    assert_eq!(at_site.body.as_deref(), Some(body));
+    assert_eq!(last_write_body(&fake).as_deref(), Some(body));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
