@@ -29,6 +29,7 @@
 //!
 //! All SQL of the project lives in this module.
 
+mod checkpoint;
 mod error;
 pub mod leases;
 mod pg;
@@ -352,7 +353,12 @@ impl Cache {
             return CacheWriter::start_postgres(target);
         }
         let conn = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        CacheWriter::start(conn, self.path.clone())
+        // The checkpoints' own connection; without it the writer checkpoints
+        // on its own thread.
+        let checkpoints = open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .inspect_err(|e| tracing::debug!(error = %e, "no connection for checkpoints"))
+            .ok();
+        CacheWriter::start(conn, checkpoints, self.path.clone())
     }
 
     /// Opens a reader with its own connection.

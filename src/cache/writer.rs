@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpoint::Checkpointer;
 use super::error::{CacheError, SqliteResultExt};
 use super::pg::{self, PgResultExt, PgTarget};
 use super::runs::{self, RunEnd, RunId, RunStart};
@@ -89,20 +90,6 @@ const RELAXED_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 /// How long the writer sleeps at a time while a patient batch waits.
 const PATIENCE_STEP: Duration = Duration::from_millis(5);
 
-/// Entries written since the last checkpoint after which an idle writer
-/// (it waited for this batch, and nothing more is queued) gives the WAL
-/// back to the file (SQLite): a warm that waits on the network spreads the
-/// checkpoints over its idle time, instead of one copy of the whole run's
-/// WAL after its last write (a fifth of a cold warm's wall time on the
-/// benchmark site). A busy writer leaves them to
-/// the wide `wal_autocheckpoint`, as before.
-const IDLE_CHECKPOINT_ENTRIES: usize = 2000;
-
-/// The wait for work that makes a writer idle: one that had to wait this
-/// long for its batch is not what its senders wait on (an ingest keeps it
-/// busy with no wait at all).
-const IDLE_WAIT: Duration = Duration::from_millis(2);
-
 /// An operation that runs alone, opening its own transaction(s).
 type Job = Box<dyn FnOnce(&mut Conn, &Path) + Send>;
 
@@ -139,6 +126,9 @@ pub(crate) enum Tx<'a> {
 
 enum Message {
     Job(Job),
+    /// A job that checkpoints the whole WAL itself: run while the
+    /// [`Checkpointer`] is kept from copying.
+    Alone(Job),
     Batched(Box<dyn Batched>),
     Shutdown(oneshot::Sender<Result<(), CacheError>>),
 }
@@ -312,6 +302,7 @@ impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Message::Job(_) => "Job",
+            Message::Alone(_) => "Alone",
             Message::Batched(_) => "Batched",
             Message::Shutdown(_) => "Shutdown",
         })
@@ -320,12 +311,19 @@ impl std::fmt::Debug for Message {
 
 impl CacheWriter {
     /// Starts the thread on a configured, migrated connection.
-    pub(crate) fn start(conn: Connection, path: PathBuf) -> Result<CacheWriter, CacheError> {
+    /// Its checkpoints run on a thread of their own ([`Checkpointer`]) when
+    /// `checkpoints`, a second connection to the file, is given.
+    pub(crate) fn start(
+        mut conn: Connection,
+        checkpoints: Option<Connection>,
+        path: PathBuf,
+    ) -> Result<CacheWriter, CacheError> {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let thread_path = path.clone();
+        let checkpointer = checkpoints.and_then(|own| Checkpointer::start(&mut conn, own, &path));
         std::thread::Builder::new()
             .name("jira-cache-writer".to_string())
-            .spawn(move || run(Conn::Lite(conn), thread_path, rx))
+            .spawn(move || run(Conn::Lite(conn), checkpointer, thread_path, rx))
             .map_err(|e| CacheError::Io {
                 path: path.clone(),
                 source: e,
@@ -358,6 +356,7 @@ impl CacheWriter {
                             scope,
                             unsynced: false,
                         },
+                        None,
                         thread_path,
                         rx,
                     );
@@ -633,7 +632,7 @@ impl CacheWriter {
     /// (pass `now - grace` to keep stale entries for a while) and shrinks the
     /// file (incremental vacuum, truncating WAL checkpoint).
     pub async fn prune(&self, expired_before_ms: i64) -> Result<PruneOutcome, CacheError> {
-        self.call(move |conn, path| match conn {
+        self.call_alone(move |conn, path| match conn {
             Conn::Lite(conn) => write::prune(conn, path, expired_before_ms),
             Conn::Pg { client, scope, .. } => {
                 pg::prune(client, scope, expired_before_ms).at_pg(path)
@@ -724,7 +723,7 @@ impl CacheWriter {
     }
 
     /// Runs `op` on the writer thread, alone, and returns its result.
-    async fn call<T, F>(&self, op: F) -> Result<T, CacheError>
+    async fn send_job<T, F>(&self, alone: bool, op: F) -> Result<T, CacheError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Conn, &Path) -> Result<T, CacheError> + Send + 'static,
@@ -735,10 +734,31 @@ impl CacheWriter {
             let _ = reply.send(op(conn, path));
         });
         self.tx
-            .send(Message::Job(job))
+            .send(if alone {
+                Message::Alone(job)
+            } else {
+                Message::Job(job)
+            })
             .await
             .map_err(|_| self.stopped())?;
         done.await.map_err(|_| self.stopped())?
+    }
+
+    async fn call<T, F>(&self, op: F) -> Result<T, CacheError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn, &Path) -> Result<T, CacheError> + Send + 'static,
+    {
+        self.send_job(false, op).await
+    }
+
+    /// [`Self::call`] for a job that checkpoints the whole WAL itself.
+    async fn call_alone<T, F>(&self, op: F) -> Result<T, CacheError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Conn, &Path) -> Result<T, CacheError> + Send + 'static,
+    {
+        self.send_job(true, op).await
     }
 
     fn stopped(&self) -> CacheError {
@@ -749,28 +769,35 @@ impl CacheWriter {
 }
 
 /// The writer thread's loop.
-fn run(mut conn: Conn, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
-    // Checkpoint the WAL every 64 MiB rather than every 4 MiB: at the
-    // default, checkpoints took a fifth of the writer's time during a warm
+fn run(
+    mut conn: Conn,
+    mut checkpointer: Option<Checkpointer>,
+    path: PathBuf,
+    mut rx: mpsc::Receiver<Message>,
+) {
+    // Without a checkpoint thread, SQLite checkpoints on the writer's own
+    // thread: every 64 MiB rather than every 4 MiB, since at the default
+    // checkpoints took a fifth of the writer's time during a warm
     // (BENCHMARKS.md). The WAL is truncated once when the writer closes.
-    if let Conn::Lite(conn) = &conn
+    if checkpointer.is_none()
+        && let Conn::Lite(conn) = &conn
         && let Err(e) = conn.execute_batch("PRAGMA wal_autocheckpoint = 16384")
     {
         tracing::debug!(error = %e, "could not widen the WAL checkpoint interval");
     }
     let mut waiting = Vec::new();
-    let mut since_checkpoint = 0usize;
     // A message taken while filling a batch, to run right after it.
     let mut held: Option<Message> = None;
     loop {
-        // How long the writer had nothing to do before this message.
-        let waited_since = Instant::now();
         let Some(message) = held.take().or_else(|| rx.blocking_recv()) else {
             break;
         };
-        let waited = waited_since.elapsed();
         match message {
             Message::Job(job) => job(&mut conn, &path),
+            Message::Alone(job) => match &checkpointer {
+                Some(checkpointer) => checkpointer.paused(|| job(&mut conn, &path)),
+                None => job(&mut conn, &path),
+            },
             Message::Batched(first) => {
                 let started = Instant::now();
                 let mut weight = first.weight();
@@ -816,20 +843,11 @@ fn run(mut conn: Conn, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
                     }
                 }
                 run_batch(&mut conn, &path, batch);
-                since_checkpoint += weight;
-                if since_checkpoint >= IDLE_CHECKPOINT_ENTRIES
-                    && waited >= IDLE_WAIT
-                    && held.is_none()
+                if held.is_none()
                     && rx.is_empty()
-                    && let Conn::Lite(conn) = &conn
+                    && let (Some(checkpointer), Conn::Lite(conn)) = (&checkpointer, &conn)
                 {
-                    since_checkpoint = 0;
-                    // PASSIVE never waits for readers; what it cannot copy
-                    // now, a later checkpoint does.
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::debug!(error = %e, "an idle checkpoint failed");
-                    }
+                    checkpointer.idle(conn);
                 }
             }
             Message::Shutdown(reply) => {
@@ -838,6 +856,10 @@ fn run(mut conn: Conn, path: PathBuf, mut rx: mpsc::Receiver<Message>) {
                 waiting.push(reply);
             }
         }
+    }
+    // The last checkpoint runs alone, so it can finish.
+    if let Some(checkpointer) = checkpointer.take() {
+        checkpointer.stop();
     }
     let closed = match conn {
         Conn::Lite(conn) => {

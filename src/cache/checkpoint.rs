@@ -1,0 +1,377 @@
+//! The SQLite writer's checkpoints, on a thread and connection of their own.
+//!
+//! A checkpoint copies the WAL's pages back into the file and `fsync`s both,
+//! 30-60 ms each on the benchmark machine's disk during a cold warm. Run on
+//! the writer's thread (SQLite's `wal_autocheckpoint`, or the writer's own
+//! "idle" checkpoints before this), every write queued behind one waited
+//! for it, and a checkpoint that started just before a stage's last writes
+//! delayed the end of the run by as much (BENCHMARKS.md, issue 16). A
+//! checkpoint needs no writer's lock in WAL mode, so another connection can
+//! run it while the writer goes on committing.
+//!
+//! The writer's WAL hook, which SQLite calls after each commit with the
+//! WAL's length, wakes this thread once [`CHECKPOINT_PAGES`] pages (SQLite's
+//! own default for its auto-checkpoint) have been written since its last
+//! copy; it then runs a `PASSIVE` checkpoint, which never waits for readers
+//! or the writer: what it cannot copy now, the next one does.
+//!
+//! SQLite starts the WAL over only when a write begins while every page of
+//! it has been copied, which a busy writer rarely sees while another thread
+//! copies: the WAL then grew to 27 MB in a cold warm, and this file system
+//! (mounted with `discard`) took 40-70 ms to truncate it at the end. So
+//! when the writer has nothing queued, the WAL is [`RESTART_PAGES`] long
+//! and this thread has copied all but the last pages, the writer copies
+//! those itself ([`Checkpointer::idle`]), and its next write starts the WAL
+//! over.
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+
+/// WAL pages after which a checkpoint is due (SQLite's default for
+/// `wal_autocheckpoint`).
+pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
+
+/// The WAL's length from which an idle writer copies what the thread has
+/// not, so that its next write starts the WAL over.
+const RESTART_PAGES: i32 = 2 * CHECKPOINT_PAGES;
+
+#[derive(Default)]
+struct State {
+    /// Enough pages came since the last copy: the thread has work.
+    due: bool,
+    /// The thread is copying.
+    copying: bool,
+    /// How far into the WAL the thread's last checkpoint copied (0 once the
+    /// WAL starts over).
+    copied: i32,
+    /// The WAL's length at the last commit.
+    pages: i32,
+    /// How many times the WAL started over.
+    restarts: u64,
+    /// The writer runs a checkpoint of its own that must not find this
+    /// thread copying ([`Checkpointer::paused`]).
+    paused: bool,
+    stop: bool,
+}
+
+/// The checkpoint thread; stopped (and waited for) by [`Checkpointer::stop`]
+/// or when dropped.
+pub(crate) struct Checkpointer {
+    shared: Arc<(Mutex<State>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts the thread on `own` (a configured connection to the same file)
+    /// and hooks the writer's commits on `writer`. `None` (logged at debug)
+    /// when the thread cannot be started: the writer then checkpoints for
+    /// itself, as SQLite does by default.
+    pub(crate) fn start(writer: &mut Connection, own: Connection, path: &Path) -> Option<Self> {
+        let shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
+        let thread_shared = Arc::clone(&shared);
+        let thread = match std::thread::Builder::new()
+            .name("jira-cache-checkpoint".to_string())
+            .spawn(move || run(own, &thread_shared))
+        {
+            Ok(thread) => thread,
+            Err(e) => {
+                tracing::debug!(error = %e, path = %path.display(), "no checkpoint thread; the writer checkpoints for itself");
+                return None;
+            }
+        };
+        let hook_shared = Arc::clone(&shared);
+        // Replaces SQLite's auto-checkpoint, which is a WAL hook too.
+        let hooked = writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+            let (state, wake) = &*hook_shared;
+            if let Ok(mut state) = state.lock() {
+                if pages < state.pages {
+                    state.restarts += 1;
+                    state.copied = 0;
+                }
+                state.pages = pages;
+                if !state.copying && pages - state.copied >= CHECKPOINT_PAGES {
+                    state.due = true;
+                    wake.notify_all();
+                }
+            }
+            Ok(())
+        }));
+        let checkpointer = Checkpointer {
+            shared,
+            thread: Some(thread),
+        };
+        match hooked {
+            Ok(()) => Some(checkpointer),
+            Err(e) => {
+                tracing::debug!(error = %e, path = %path.display(), "could not hook the writer's commits; the writer checkpoints for itself");
+                None
+            }
+        }
+    }
+
+    /// For the writer when it has nothing queued: once the WAL is
+    /// [`RESTART_PAGES`] long and the thread has copied all but at most
+    /// [`CHECKPOINT_PAGES`] of it, copies the rest on `writer` (what SQLite's
+    /// own auto-checkpoint would do there), so that the next write starts
+    /// the WAL over.
+    pub(crate) fn idle(&self, writer: &Connection) {
+        let (state, _) = &*self.shared;
+        let Ok(state) = state.lock() else {
+            return;
+        };
+        if state.copying
+            || state.pages < RESTART_PAGES
+            || state.pages - state.copied > CHECKPOINT_PAGES
+        {
+            return;
+        }
+        drop(state);
+        // Busy (the thread started one after all) or failed: a later one
+        // does it.
+        if let Err(e) = writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "the writer's checkpoint failed");
+        }
+    }
+
+    /// Runs `op` once the thread is not copying, and keeps it from starting
+    /// until `op` returns: for a writer's job that needs the whole WAL
+    /// copied (`prune`'s `TRUNCATE`), which SQLite refuses with "busy"
+    /// while another connection checkpoints.
+    pub(crate) fn paused<T>(&self, op: impl FnOnce() -> T) -> T {
+        let (state, wake) = &*self.shared;
+        let Ok(mut guard) = state.lock() else {
+            return op();
+        };
+        guard.paused = true;
+        while guard.copying {
+            guard = match wake.wait(guard) {
+                Ok(guard) => guard,
+                Err(_) => return op(),
+            };
+        }
+        drop(guard);
+        let result = op();
+        if let Ok(mut guard) = state.lock() {
+            guard.paused = false;
+            wake.notify_all();
+        }
+        result
+    }
+
+    /// Ends the thread once its checkpoint under way (if any) is done, so
+    /// that the writer's last checkpoint runs alone.
+    pub(crate) fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let (state, wake) = &*self.shared;
+        if let Ok(mut state) = state.lock() {
+            state.stop = true;
+            wake.notify_all();
+        }
+        let _ = thread.join();
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn run(conn: Connection, shared: &(Mutex<State>, Condvar)) {
+    let (state, wake) = shared;
+    loop {
+        let restarts = {
+            let Ok(mut guard) = state.lock() else {
+                return;
+            };
+            while (!guard.due || guard.paused) && !guard.stop {
+                guard = match wake.wait(guard) {
+                    Ok(guard) => guard,
+                    Err(_) => return,
+                };
+            }
+            if guard.stop {
+                break;
+            }
+            guard.due = false;
+            guard.copying = true;
+            guard.restarts
+        };
+        let started = std::time::Instant::now();
+        let copied = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i32>(1)?, row.get::<_, i32>(2)?))
+        }) {
+            Ok((wal_pages, copied)) => {
+                tracing::trace!(
+                    wal_pages,
+                    copied,
+                    ms = started.elapsed().as_millis() as u64,
+                    "checkpoint"
+                );
+                Some(copied)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "a checkpoint failed; the next one copies what it left");
+                None
+            }
+        };
+        let Ok(mut guard) = state.lock() else {
+            return;
+        };
+        guard.copying = false;
+        // What it copied was of a WAL that has started over since: none of
+        // the new one is.
+        if let Some(copied) = copied
+            && guard.restarts == restarts
+        {
+            guard.copied = copied;
+        }
+        // The commits made while it copied did not make it due.
+        guard.due = guard.pages - guard.copied >= CHECKPOINT_PAGES;
+        // A writer may be waiting to run its own checkpoint.
+        wake.notify_all();
+    }
+    // Not the file's last connection (the writer's still is): closing it
+    // neither checkpoints nor removes the WAL.
+    drop(conn);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Liveness only: how long a test waits for the thread before failing.
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    fn open(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        conn.execute_batch("PRAGMA synchronous = NORMAL").unwrap();
+        conn
+    }
+
+    fn pair() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Connection,
+        Checkpointer,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite3");
+        let mut writer = open(&path);
+        writer
+            .execute_batch("CREATE TABLE t (x BLOB NOT NULL)")
+            .unwrap();
+        let checkpointer = Checkpointer::start(&mut writer, open(&path), &path).unwrap();
+        (dir, path, writer, checkpointer)
+    }
+
+    /// About `rows` WAL pages: one row of 4,000 bytes fills a page.
+    fn write(conn: &Connection, rows: usize) {
+        let tx = conn.unchecked_transaction().unwrap();
+        for _ in 0..rows {
+            tx.execute("INSERT INTO t (x) VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    fn state(c: &Checkpointer) -> (i32, i32, bool) {
+        let s = c.shared.0.lock().unwrap();
+        (s.pages, s.copied, s.copying)
+    }
+
+    fn wait_for(c: &Checkpointer, what: &str, done: impl Fn(i32, i32, bool) -> bool) {
+        let start = Instant::now();
+        loop {
+            let (pages, copied, copying) = state(c);
+            if done(pages, copied, copying) {
+                return;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{what}: pages {pages}, copied {copied}, copying {copying}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn the_thread_copies_the_wal_while_the_writer_goes_on() {
+        let (_dir, path, writer, checkpointer) = pair();
+        for _ in 0..12 {
+            write(&writer, 100);
+        }
+        wait_for(&checkpointer, "no checkpoint", |_, copied, copying| {
+            copied >= CHECKPOINT_PAGES && !copying
+        });
+        // The copy reached the file, with no checkpoint on the writer's
+        // connection.
+        let file = std::fs::metadata(&path).unwrap().len();
+        assert!(file >= 1000 * 4096, "{file}");
+        checkpointer.stop();
+        let rows: i64 = writer
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1200);
+    }
+
+    #[test]
+    fn an_idle_writer_finishes_the_copy_and_its_next_write_starts_the_wal_over() {
+        let (_dir, _path, writer, checkpointer) = pair();
+        for _ in 0..25 {
+            write(&writer, 100);
+        }
+        let (pages, _, _) = state(&checkpointer);
+        assert!(pages >= RESTART_PAGES, "{pages}");
+        // Once the thread is within reach of the end, the idle writer copies
+        // the rest itself...
+        wait_for(
+            &checkpointer,
+            "the thread lags",
+            |pages, copied, copying| !copying && pages - copied <= CHECKPOINT_PAGES,
+        );
+        checkpointer.idle(&writer);
+        // ...and its next write starts at the WAL's beginning.
+        write(&writer, 10);
+        let (after, _, _) = state(&checkpointer);
+        assert!(
+            after < 100,
+            "the WAL did not start over: {pages} -> {after}"
+        );
+    }
+
+    #[test]
+    fn a_job_run_paused_checkpoints_the_whole_wal_however_busy_the_thread_is() {
+        let (_dir, path, writer, checkpointer) = pair();
+        for round in 0..5 {
+            // Enough for the thread to be due, and likely copying.
+            for _ in 0..12 {
+                write(&writer, 100);
+            }
+            let busy: i64 = checkpointer.paused(|| {
+                writer
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                    .unwrap()
+            });
+            assert_eq!(busy, 0, "round {round}");
+            let wal = std::fs::metadata(path.with_extension("sqlite3-wal"))
+                .unwrap()
+                .len();
+            assert_eq!(wal, 0, "round {round}");
+        }
+        checkpointer.stop();
+    }
+}
