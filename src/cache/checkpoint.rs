@@ -10,19 +10,18 @@
 //! run it while the writer goes on committing.
 //!
 //! The writer's WAL hook, which SQLite calls after each commit with the
-//! WAL's length, wakes this thread once [`CHECKPOINT_PAGES`] pages (SQLite's
-//! own default for its auto-checkpoint) have been written since its last
-//! copy; it then runs a `PASSIVE` checkpoint, which never waits for readers
+//! WAL's length, wakes this thread once [`CHECKPOINT_PAGES`] pages have
+//! been written since its last copy; it then runs a `PASSIVE` checkpoint, which never waits for readers
 //! or the writer: what it cannot copy now, the next one does.
 //!
 //! SQLite starts the WAL over only when a write begins while every page of
-//! it has been copied, which a busy writer rarely sees while another thread
-//! copies: the WAL then grew to 27 MB in a cold warm, and this file system
+//! it has been copied, which a busy writer never sees while another thread
+//! copies: the WAL then grew to 44 MB in a cold warm, and this file system
 //! (mounted with `discard`) took 40-70 ms to truncate it at the end. So
-//! when the writer has nothing queued, the WAL is [`RESTART_PAGES`] long
-//! and this thread has copied all but the last pages, the writer copies
-//! those itself ([`Checkpointer::idle`]), and its next write starts the WAL
-//! over.
+//! once this thread has copied a WAL [`RESTART_PAGES`] long, it leaves the
+//! rest to the writer, which copies it after its next batch
+//! ([`Checkpointer::after_batch`]: the pages of the commits made during the
+//! thread's copy), and the write after that starts the WAL over.
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,31 +29,46 @@ use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 
-/// WAL pages after which a checkpoint is due (SQLite's default for
-/// `wal_autocheckpoint`).
-pub(crate) const CHECKPOINT_PAGES: i32 = 1000;
+/// WAL pages (of 4 KiB) after which the thread copies: a quarter of
+/// SQLite's default for `wal_autocheckpoint`, so that what is left for the
+/// writer's last checkpoint (at most this plus what came during the
+/// thread's last copy) is small.
+pub(crate) const CHECKPOINT_PAGES: i32 = 256;
 
-/// The WAL's length from which an idle writer copies what the thread has
-/// not, so that its next write starts the WAL over.
-const RESTART_PAGES: i32 = 2 * CHECKPOINT_PAGES;
+/// The WAL's length from which the WAL is started over: once the thread
+/// has copied this far, the writer copies the rest and its next write
+/// starts at the WAL's beginning.
+const RESTART_PAGES: i32 = 4 * CHECKPOINT_PAGES;
 
 #[derive(Default)]
 struct State {
-    /// Enough pages came since the last copy: the thread has work.
-    due: bool,
-    /// The thread is copying.
-    copying: bool,
+    /// The WAL's length at the last commit.
+    pages: i32,
     /// How far into the WAL the thread's last checkpoint copied (0 once the
     /// WAL starts over).
     copied: i32,
-    /// The WAL's length at the last commit.
-    pages: i32,
     /// How many times the WAL started over.
     restarts: u64,
+    /// The thread is copying.
+    copying: bool,
+    /// The thread copied a WAL [`RESTART_PAGES`] long: the writer is to copy
+    /// the rest, and the thread waits for the WAL to start over (unless it
+    /// grows by [`RESTART_PAGES`] more meanwhile).
+    restart: bool,
     /// The writer runs a checkpoint of its own that must not find this
     /// thread copying ([`Checkpointer::paused`]).
     paused: bool,
     stop: bool,
+}
+
+impl State {
+    /// Whether the thread has copying to do.
+    fn due(&self) -> bool {
+        let behind = self.pages - self.copied;
+        !self.copying
+            && !self.paused
+            && (behind >= RESTART_PAGES || (!self.restart && behind >= CHECKPOINT_PAGES))
+    }
 }
 
 /// The checkpoint thread; stopped (and waited for) by [`Checkpointer::stop`]
@@ -88,12 +102,13 @@ impl Checkpointer {
             let (state, wake) = &*hook_shared;
             if let Ok(mut state) = state.lock() {
                 if pages < state.pages {
+                    tracing::trace!(from = state.pages, "the WAL starts over");
                     state.restarts += 1;
                     state.copied = 0;
+                    state.restart = false;
                 }
                 state.pages = pages;
-                if !state.copying && pages - state.copied >= CHECKPOINT_PAGES {
-                    state.due = true;
+                if state.due() {
                     wake.notify_all();
                 }
             }
@@ -112,27 +127,30 @@ impl Checkpointer {
         }
     }
 
-    /// For the writer when it has nothing queued: once the WAL is
-    /// [`RESTART_PAGES`] long and the thread has copied all but at most
-    /// [`CHECKPOINT_PAGES`] of it, copies the rest on `writer` (what SQLite's
-    /// own auto-checkpoint would do there), so that the next write starts
-    /// the WAL over.
-    pub(crate) fn idle(&self, writer: &Connection) {
+    /// For the writer after each batch: once the thread has copied a WAL
+    /// [`RESTART_PAGES`] long, copies the rest on `writer` (what SQLite's
+    /// own auto-checkpoint would do there: a few pages, those of the
+    /// commits made during the thread's copy), so that its next write
+    /// starts the WAL over.
+    pub(crate) fn after_batch(&self, writer: &Connection) {
         let (state, _) = &*self.shared;
-        let Ok(state) = state.lock() else {
-            return;
-        };
-        if state.copying
-            || state.pages < RESTART_PAGES
-            || state.pages - state.copied > CHECKPOINT_PAGES
-        {
-            return;
+        match state.lock() {
+            Ok(state) if state.restart && !state.copying => {}
+            _ => return,
         }
-        drop(state);
-        // Busy (the thread started one after all) or failed: a later one
-        // does it.
-        if let Err(e) = writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::debug!(error = %e, "the writer's checkpoint failed");
+        // Busy (the thread started one after all), cut short by a reader
+        // or failed: the next batch tries again.
+        match writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((
+                row.get::<_, i32>(0)?,
+                row.get::<_, i32>(1)?,
+                row.get::<_, i32>(2)?,
+            ))
+        }) {
+            Ok((busy, wal_pages, copied)) => {
+                tracing::trace!(busy, wal_pages, copied, "the writer's checkpoint");
+            }
+            Err(e) => tracing::debug!(error = %e, "the writer's checkpoint failed"),
         }
     }
 
@@ -193,7 +211,7 @@ fn run(conn: Connection, shared: &(Mutex<State>, Condvar)) {
             let Ok(mut guard) = state.lock() else {
                 return;
             };
-            while (!guard.due || guard.paused) && !guard.stop {
+            while !guard.due() && !guard.stop {
                 guard = match wake.wait(guard) {
                     Ok(guard) => guard,
                     Err(_) => return,
@@ -202,7 +220,6 @@ fn run(conn: Connection, shared: &(Mutex<State>, Condvar)) {
             if guard.stop {
                 break;
             }
-            guard.due = false;
             guard.copying = true;
             guard.restarts
         };
@@ -235,9 +252,11 @@ fn run(conn: Connection, shared: &(Mutex<State>, Condvar)) {
         {
             guard.copied = copied;
         }
-        // The commits made while it copied did not make it due.
-        guard.due = guard.pages - guard.copied >= CHECKPOINT_PAGES;
-        // A writer may be waiting to run its own checkpoint.
+        if guard.restarts == restarts && guard.copied >= RESTART_PAGES {
+            guard.restart = true;
+        }
+        // A writer may be waiting to run its own checkpoint, or the commits
+        // made while it copied made it due.
         wake.notify_all();
     }
     // Not the file's last connection (the writer's still is): closing it
@@ -329,21 +348,32 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_writer_finishes_the_copy_and_its_next_write_starts_the_wal_over() {
-        let (_dir, _path, writer, checkpointer) = pair();
-        for _ in 0..25 {
-            write(&writer, 100);
-        }
+    fn once_the_wal_is_long_the_writer_finishes_the_copy_and_its_next_write_starts_it_over() {
+        let (_dir, path, writer, checkpointer) = pair();
+        // A reader that began before the thread's copy keeps the WAL from
+        // starting over by itself, as a busy writer's commits during the
+        // copy do in a warm.
+        let reader = open(&path);
+        checkpointer.paused(|| {
+            write(&writer, RESTART_PAGES as usize + 200);
+            reader.execute_batch("BEGIN").unwrap();
+            reader
+                .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                .unwrap();
+        });
+        // The thread copies that WAL and leaves the rest to the writer.
+        wait_for(&checkpointer, "the thread lags", |_, copied, copying| {
+            copied >= RESTART_PAGES && !copying
+        });
+        assert!(checkpointer.shared.0.lock().unwrap().restart);
+        write(&writer, 10);
+        reader.execute_batch("COMMIT").unwrap();
+        // Left alone, the WAL goes on growing...
+        write(&writer, 10);
         let (pages, _, _) = state(&checkpointer);
-        assert!(pages >= RESTART_PAGES, "{pages}");
-        // Once the thread is within reach of the end, the idle writer copies
-        // the rest itself...
-        wait_for(
-            &checkpointer,
-            "the thread lags",
-            |pages, copied, copying| !copying && pages - copied <= CHECKPOINT_PAGES,
-        );
-        checkpointer.idle(&writer);
+        assert!(pages > RESTART_PAGES + 200, "{pages}");
+        // ...until the writer copies the rest...
+        checkpointer.after_batch(&writer);
         // ...and its next write starts at the WAL's beginning.
         write(&writer, 10);
         let (after, _, _) = state(&checkpointer);
@@ -351,6 +381,7 @@ mod tests {
             after < 100,
             "the WAL did not start over: {pages} -> {after}"
         );
+        assert!(!checkpointer.shared.0.lock().unwrap().restart);
     }
 
     #[test]

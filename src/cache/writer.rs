@@ -843,11 +843,8 @@ fn run(
                     }
                 }
                 run_batch(&mut conn, &path, batch);
-                if held.is_none()
-                    && rx.is_empty()
-                    && let (Some(checkpointer), Conn::Lite(conn)) = (&checkpointer, &conn)
-                {
-                    checkpointer.idle(conn);
+                if let (Some(checkpointer), Conn::Lite(conn)) = (&checkpointer, &conn) {
+                    checkpointer.after_batch(conn);
                 }
             }
             Message::Shutdown(reply) => {
