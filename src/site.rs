@@ -137,6 +137,18 @@ fn refused_status(e: &JiraError) -> Option<u16> {
     }
 }
 
+/// Starts building the HTTP transport of `profile`'s site on a thread of
+/// its own, for [`connect`] to take ([`crate::jira::Transport::prepare`]).
+pub fn prepare(profile: &Profile) {
+    crate::jira::Transport::new(
+        profile.url.clone(),
+        profile.timeout,
+        profile.concurrency,
+        profile.ca_file.clone(),
+    )
+    .prepare();
+}
+
 fn config(
     profile: &Profile,
     deployment: Deployment,

@@ -184,17 +184,80 @@ impl std::fmt::Debug for JiraClient {
     }
 }
 
-impl JiraClient {
-    /// Builds the client: rustls, the profile's timeout and CA, proxies from
-    /// the standard environment variables, the rate limiter and permits.
-    pub fn new(config: ClientConfig) -> Result<JiraClient, JiraError> {
+/// Everything of a [`ClientConfig`] that goes into the HTTP transport
+/// (reqwest's client): its connections, TLS roots, timeouts and redirects,
+/// but not its credentials, pace or counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transport {
+    site: url::Url,
+    timeout: Duration,
+    concurrency: usize,
+    ca_file: Option<PathBuf>,
+}
+
+/// A transport being built ahead of time ([`Transport::prepare`]).
+type Prepared = (
+    Transport,
+    std::thread::JoinHandle<Result<reqwest::Client, JiraError>>,
+);
+
+/// One in a warm; a list so that two preparing at once (tests) keep both.
+static PREPARED: std::sync::Mutex<Vec<Prepared>> = std::sync::Mutex::new(Vec::new());
+
+impl Transport {
+    /// The transport of a client for `site` with these settings.
+    pub fn new(
+        site: url::Url,
+        timeout: Duration,
+        concurrency: usize,
+        ca_file: Option<PathBuf>,
+    ) -> Transport {
+        Transport {
+            site,
+            timeout,
+            concurrency,
+            ca_file,
+        }
+    }
+
+    /// The transport `config` needs.
+    pub fn of(config: &ClientConfig) -> Transport {
+        Transport::new(
+            config.site.clone(),
+            config.timeout,
+            config.concurrency,
+            config.ca_file.clone(),
+        )
+    }
+
+    /// Starts building this transport on a thread of its own, for the
+    /// next [`JiraClient::new`] that needs it to take. Loading the system's
+    /// root certificates takes about 20 ms of CPU; `cache_warm` starts it
+    /// here while it takes its lock and opens the cache (issue 16). A
+    /// transport prepared and never taken costs only that.
+    pub fn prepare(self) {
+        let Ok(mut prepared) = PREPARED.lock() else {
+            return;
+        };
+        let transport = self.clone();
+        if let Ok(handle) = std::thread::Builder::new()
+            .name("jira-cache-tls".to_string())
+            .spawn(move || transport.build())
+        {
+            prepared.push((self, handle));
+        }
+    }
+
+    /// rustls, the profile's timeout and CA, proxies from the standard
+    /// environment variables.
+    fn build(&self) -> Result<reqwest::Client, JiraError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("jira-cache/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(config.concurrency.max(1))
-            .redirect(same_origin_redirects(&config.site));
-        if let Some(ca) = &config.ca_file {
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(self.concurrency.max(1))
+            .redirect(same_origin_redirects(&self.site));
+        if let Some(ca) = &self.ca_file {
             let pem = std::fs::read(ca).map_err(|e| {
                 JiraError::Setup(format!(
                     "cannot read ca_file {}: {e}; fix the path in the profile",
@@ -216,9 +279,32 @@ impl JiraClient {
             })?;
             builder = builder.add_root_certificate(cert);
         }
-        let http = builder
+        builder
             .build()
-            .map_err(|e| JiraError::Setup(format!("cannot set up HTTP: {}", error_chain(&e))))?;
+            .map_err(|e| JiraError::Setup(format!("cannot set up HTTP: {}", error_chain(&e))))
+    }
+}
+
+/// The transport prepared for `wanted`, once built; `None` when none was
+/// prepared for it (one prepared for another stays).
+fn take_prepared(wanted: &Transport) -> Option<Result<reqwest::Client, JiraError>> {
+    let (_, handle) = {
+        let mut prepared = PREPARED.lock().ok()?;
+        let at = prepared.iter().position(|(t, _)| t == wanted)?;
+        prepared.swap_remove(at)
+    };
+    handle.join().ok()
+}
+
+impl JiraClient {
+    /// Builds the client: its [`Transport`] (the one prepared for it, if
+    /// any), the rate limiter and permits.
+    pub fn new(config: ClientConfig) -> Result<JiraClient, JiraError> {
+        let transport = Transport::of(&config);
+        let http = match take_prepared(&transport) {
+            Some(http) => http,
+            None => transport.build(),
+        }?;
         let limiter = match config.rate_limit {
             Some(rate) if rate.is_finite() && rate > 0.0 => {
                 // A rate so low that one request's period does not fit
@@ -899,6 +985,40 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A transport no other test uses (the prepared one is process-wide).
+    fn transport(site: &str, ca_file: Option<PathBuf>) -> Transport {
+        Transport::new(
+            url::Url::parse(site).unwrap(),
+            Duration::from_secs(7),
+            3,
+            ca_file,
+        )
+    }
+
+    #[test]
+    fn a_prepared_transport_goes_to_the_client_that_needs_it_and_only_once() {
+        let mine = transport("https://prepared.example.test/", None);
+        mine.clone().prepare();
+        let other = transport("https://other.example.test/", None);
+        assert!(take_prepared(&other).is_none());
+        // The one asked for another site stays prepared for its own.
+        assert!(matches!(take_prepared(&mine), Some(Ok(_))));
+        assert!(take_prepared(&mine).is_none(), "taken twice");
+    }
+
+    #[test]
+    fn a_prepared_transport_keeps_the_ca_file_error_for_its_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let mine = transport("https://bad-ca.example.test/", Some(ca));
+        mine.clone().prepare();
+        let Some(Err(JiraError::Setup(message))) = take_prepared(&mine) else {
+            panic!("the CA error was lost");
+        };
+        assert!(message.contains("holds no PEM certificate"), "{message}");
+    }
 
     #[test]
     fn debug_of_auth_never_shows_the_token() {

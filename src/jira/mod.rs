@@ -14,7 +14,7 @@ mod server;
 mod users;
 
 pub use adaptive::{AdaptiveRate, RateStats, Signal};
-pub use client::{Auth, ClientConfig, JiraClient, RequestStats};
+pub use client::{Auth, ClientConfig, JiraClient, RequestStats, Transport};
 pub use error::JiraError;
 pub use issues::{BULKFETCH_MAX, BulkAnswer, DC_SEARCH_PAGE, KEY_CENSUS_PAGE, SEARCH_JQL_PAGE};
 pub use metadata::Metadata;

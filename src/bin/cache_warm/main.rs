@@ -141,6 +141,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     {
         say_what_we_wait_for(&profile, limit);
     }
+    if !stages.is_empty() {
+        // Its TLS roots load while the lock is taken and the cache opened.
+        jira_cache::site::prepare(&profile);
+    }
     let session = WarmSession::open(&profile, cli.wait, cli.reset).await?;
     // The library only returns this warning; the binary says it, once.
     if let Some(warning) = jira_cache::cache::directory_warning(&profile.cache_dir) {
