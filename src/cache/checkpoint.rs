@@ -24,7 +24,7 @@
 //! thread's copy), and the write after that starts the WAL over.
 
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use rusqlite::Connection;
@@ -55,6 +55,16 @@ struct State {
     /// the rest, and the thread waits for the WAL to start over (unless it
     /// grows by [`RESTART_PAGES`] more meanwhile).
     restart: bool,
+    /// The writer has yet to make its first attempt at that copy; later
+    /// ones (a reader kept the WAL from starting over) wait for
+    /// [`CHECKPOINT_PAGES`] more pages, so a writer kept from it for long
+    /// copies no more often than the thread would.
+    writer_due: bool,
+    /// After a checkpoint that copied nothing (a reader's snapshot,
+    /// another connection's checkpoint, a full disk), the WAL length at
+    /// which the thread tries again: [`CHECKPOINT_PAGES`] more, not at once
+    /// (it spun on the same pages otherwise).
+    retry_at: i32,
     /// The writer runs a checkpoint of its own that must not find this
     /// thread copying ([`Checkpointer::paused`]).
     paused: bool,
@@ -67,8 +77,25 @@ impl State {
         let behind = self.pages - self.copied;
         !self.copying
             && !self.paused
+            && self.pages >= self.retry_at
             && (behind >= RESTART_PAGES || (!self.restart && behind >= CHECKPOINT_PAGES))
     }
+
+    /// The WAL started over: nothing of it is copied.
+    fn started_over(&mut self) {
+        self.restarts += 1;
+        self.copied = 0;
+        self.restart = false;
+        self.writer_due = false;
+        self.retry_at = 0;
+    }
+}
+
+/// The state, even if a thread panicked holding it: every field stays
+/// meaningful, and a thread or writer that stopped looking at it would
+/// leave the WAL growing or a shutdown waiting.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The checkpoint thread; stopped (and waited for) by [`Checkpointer::stop`]
@@ -100,17 +127,14 @@ impl Checkpointer {
         // Replaces SQLite's auto-checkpoint, which is a WAL hook too.
         let hooked = writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
             let (state, wake) = &*hook_shared;
-            if let Ok(mut state) = state.lock() {
-                if pages < state.pages {
-                    tracing::trace!(from = state.pages, "the WAL starts over");
-                    state.restarts += 1;
-                    state.copied = 0;
-                    state.restart = false;
-                }
-                state.pages = pages;
-                if state.due() {
-                    wake.notify_all();
-                }
+            let mut state = lock(state);
+            if pages < state.pages {
+                tracing::trace!(from = state.pages, "the WAL starts over");
+                state.started_over();
+            }
+            state.pages = pages;
+            if state.due() {
+                wake.notify_all();
             }
             Ok(())
         }));
@@ -131,16 +155,24 @@ impl Checkpointer {
     /// [`RESTART_PAGES`] long, copies the rest on `writer` (what SQLite's
     /// own auto-checkpoint would do there: a few pages, those of the
     /// commits made during the thread's copy), so that its next write
-    /// starts the WAL over.
+    /// starts the WAL over; again every [`CHECKPOINT_PAGES`] while a reader
+    /// keeps it from starting over.
     pub(crate) fn after_batch(&self, writer: &Connection) {
         let (state, _) = &*self.shared;
-        match state.lock() {
-            Ok(state) if state.restart && !state.copying => {}
-            _ => return,
-        }
+        let restarts = {
+            let mut state = lock(state);
+            let due = state.restart
+                && !state.copying
+                && (state.writer_due || state.pages - state.copied >= CHECKPOINT_PAGES);
+            if !due {
+                return;
+            }
+            state.writer_due = false;
+            state.restarts
+        };
         // Busy (the thread started one after all), cut short by a reader
-        // or failed: the next batch tries again.
-        match writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        // or failed: a later batch tries again.
+        let copied = match writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             Ok((
                 row.get::<_, i32>(0)?,
                 row.get::<_, i32>(1)?,
@@ -149,8 +181,16 @@ impl Checkpointer {
         }) {
             Ok((busy, wal_pages, copied)) => {
                 tracing::trace!(busy, wal_pages, copied, "the writer's checkpoint");
+                copied
             }
-            Err(e) => tracing::debug!(error = %e, "the writer's checkpoint failed"),
+            Err(e) => {
+                tracing::debug!(error = %e, "the writer's checkpoint failed");
+                return;
+            }
+        };
+        let mut state = lock(state);
+        if state.restarts == restarts {
+            state.copied = state.copied.max(copied);
         }
     }
 
@@ -160,22 +200,15 @@ impl Checkpointer {
     /// while another connection checkpoints.
     pub(crate) fn paused<T>(&self, op: impl FnOnce() -> T) -> T {
         let (state, wake) = &*self.shared;
-        let Ok(mut guard) = state.lock() else {
-            return op();
-        };
+        let mut guard = lock(state);
         guard.paused = true;
         while guard.copying {
-            guard = match wake.wait(guard) {
-                Ok(guard) => guard,
-                Err(_) => return op(),
-            };
+            guard = wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
         }
         drop(guard);
         let result = op();
-        if let Ok(mut guard) = state.lock() {
-            guard.paused = false;
-            wake.notify_all();
-        }
+        lock(state).paused = false;
+        wake.notify_all();
         result
     }
 
@@ -190,10 +223,8 @@ impl Checkpointer {
             return;
         };
         let (state, wake) = &*self.shared;
-        if let Ok(mut state) = state.lock() {
-            state.stop = true;
-            wake.notify_all();
-        }
+        lock(state).stop = true;
+        wake.notify_all();
         let _ = thread.join();
     }
 }
@@ -207,53 +238,72 @@ impl Drop for Checkpointer {
 fn run(conn: Connection, shared: &(Mutex<State>, Condvar)) {
     let (state, wake) = shared;
     loop {
-        let restarts = {
-            let Ok(mut guard) = state.lock() else {
-                return;
-            };
+        let (restarts, before) = {
+            let mut guard = lock(state);
             while !guard.due() && !guard.stop {
-                guard = match wake.wait(guard) {
-                    Ok(guard) => guard,
-                    Err(_) => return,
-                };
+                guard = wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
             }
             if guard.stop {
                 break;
             }
             guard.copying = true;
-            guard.restarts
+            (guard.restarts, guard.copied)
         };
         let started = std::time::Instant::now();
-        let copied = match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        // `(busy, WAL pages, pages copied)`; -1 for the last two when busy.
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             Ok((row.get::<_, i32>(1)?, row.get::<_, i32>(2)?))
-        }) {
-            Ok((wal_pages, copied)) => {
+        });
+        let mut guard = lock(state);
+        guard.copying = false;
+        // Whether the result is of the WAL as this thread knows it: not if
+        // it started over during the copy (what was copied was of the old).
+        let mut current = guard.restarts == restarts;
+        let copied = match result {
+            Ok((wal_pages, copied)) if copied >= 0 => {
                 tracing::trace!(
                     wal_pages,
                     copied,
                     ms = started.elapsed().as_millis() as u64,
                     "checkpoint"
                 );
+                if current && wal_pages < before {
+                    // Started over by another connection (another process's
+                    // writer or its last checkpoint): this one's commits
+                    // would only show it later. The result is of the new
+                    // WAL.
+                    tracing::trace!(from = before, "the WAL started over elsewhere");
+                    guard.started_over();
+                    guard.pages = wal_pages;
+                    current = true;
+                }
                 Some(copied)
             }
+            Ok(_) => {
+                tracing::trace!("checkpoint busy: another connection is checkpointing");
+                None
+            }
             Err(e) => {
-                tracing::debug!(error = %e, "a checkpoint failed; the next one copies what it left");
+                tracing::debug!(error = %e, "a checkpoint failed; a later one copies what it left");
                 None
             }
         };
-        let Ok(mut guard) = state.lock() else {
-            return;
+        let progressed = match copied {
+            Some(copied) if current => {
+                let progressed = copied > guard.copied;
+                guard.copied = guard.copied.max(copied);
+                progressed
+            }
+            _ => false,
         };
-        guard.copying = false;
-        // What it copied was of a WAL that has started over since: none of
-        // the new one is.
-        if let Some(copied) = copied
-            && guard.restarts == restarts
-        {
-            guard.copied = copied;
-        }
-        if guard.restarts == restarts && guard.copied >= RESTART_PAGES {
+        guard.retry_at = if progressed {
+            0
+        } else {
+            guard.pages + CHECKPOINT_PAGES
+        };
+        if guard.copied >= RESTART_PAGES && !guard.restart {
             guard.restart = true;
+            guard.writer_due = true;
         }
         // A writer may be waiting to run its own checkpoint, or the commits
         // made while it copied made it due.
@@ -382,6 +432,43 @@ mod tests {
             "the WAL did not start over: {pages} -> {after}"
         );
         assert!(!checkpointer.shared.0.lock().unwrap().restart);
+    }
+
+    #[test]
+    fn a_checkpoint_that_copies_nothing_is_tried_again_only_after_more_pages() {
+        let (_dir, path, writer, checkpointer) = pair();
+        let reader = open(&path);
+        checkpointer.paused(|| {
+            write(&writer, 300);
+            // A snapshot the thread cannot copy past.
+            reader.execute_batch("BEGIN").unwrap();
+            reader
+                .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+                .unwrap();
+        });
+        write(&writer, 300);
+        // The thread copies up to the reader's snapshot, then finds nothing
+        // more it may copy: it waits for more pages instead of trying again
+        // at once (it spun, thousands of checkpoints a second).
+        wait_for(&checkpointer, "the thread keeps trying", |_, _, _| {
+            let s = checkpointer.shared.0.lock().unwrap();
+            !s.copying && !s.due()
+        });
+        let (pages, copied, retry_at) = {
+            let s = checkpointer.shared.0.lock().unwrap();
+            (s.pages, s.copied, s.retry_at)
+        };
+        assert!(copied < pages, "{copied} of {pages}");
+        assert_eq!(retry_at, pages + CHECKPOINT_PAGES);
+        // Once the reader is gone and more pages came, it copies them all.
+        reader.execute_batch("COMMIT").unwrap();
+        write(&writer, CHECKPOINT_PAGES as usize);
+        wait_for(
+            &checkpointer,
+            "no copy after the reader left",
+            |pages, copied, copying| !copying && copied == pages,
+        );
+        checkpointer.stop();
     }
 
     #[test]

@@ -1536,3 +1536,42 @@ async fn patient_writes_are_answered_and_flush_commits_them() {
     assert_eq!(reader.watermarks().unwrap().len(), 3);
     assert_eq!(keys(&cache, Category::Issue), ["A-1", "B-1", "C-1"]);
 }
+
+#[tokio::test]
+async fn a_writer_that_checkpointed_on_its_own_thread_leaves_the_whole_file_and_no_wal() {
+    let (_dir, path, cache) = temp_cache();
+    let writer = cache.writer().unwrap();
+    // ~12 MB in pages of 100 issues, as a warm's bulk fetches come: the
+    // checkpoint thread copies and the WAL starts over several times.
+    let value = "x".repeat(3000);
+    for page in 0..40 {
+        let entries = (0..100)
+            .map(|i| {
+                let key = format!("P-{}", page * 100 + i);
+                entry(Category::Issue, &key, &value, NOW + HOUR)
+            })
+            .collect();
+        writer.put_page(entries).await.unwrap();
+    }
+    writer.shutdown().await.unwrap();
+    drop(cache);
+    for suffix in ["-wal", "-shm"] {
+        assert!(
+            !super::companion(&path, suffix).exists(),
+            "{suffix} left behind"
+        );
+    }
+    let conn = raw(&path);
+    let (n, bytes): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(length(v.value)) FROM entries e JOIN entry_values v ON v.id = e.id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((n, bytes), (4000, 4000 * 3000));
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
