@@ -743,6 +743,30 @@ fn delete_ids(tx: &Connection, ids: &[i64], totals: &mut Totals) -> rusqlite::Re
     Ok(())
 }
 
+/// Copies the whole WAL into the file and truncates it (`TRUNCATE`),
+/// trying again for up to [`TRUNCATE_PATIENCE`] while another connection
+/// (another process's checkpoint thread: a server beside a warm) holds the
+/// checkpoint: SQLite answers that at once with "busy", without waiting.
+/// Whether it finished; a reader that outlasts the wait leaves the rest to
+/// a later checkpoint.
+pub(crate) fn truncate_wal(conn: &Connection) -> rusqlite::Result<bool> {
+    let started = std::time::Instant::now();
+    loop {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        if busy == 0 {
+            return Ok(true);
+        }
+        if started.elapsed() >= TRUNCATE_PATIENCE {
+            tracing::debug!("the WAL stays: another connection kept its checkpoint busy");
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// How long [`truncate_wal`] tries.
+const TRUNCATE_PATIENCE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Deletes the entries that expired at or before `expired_before_ms`, then
 /// returns the freed pages to the file system (incremental vacuum, then a
 /// truncating checkpoint of the WAL).
@@ -781,8 +805,7 @@ pub(crate) fn prune(
         while rows.next().at(path)?.is_some() {}
     }
     // A reader may keep the checkpoint from finishing; the next one will.
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .at(path)?;
+    truncate_wal(conn).at(path)?;
     let after = size_on_disk(path)?;
     Ok(PruneOutcome {
         removed,

@@ -865,9 +865,8 @@ fn run(
             // `optimize`: a full ANALYZE of a freshly warmed cache took 24 ms
             // of a 1.4 s warm), then give the WAL back to the file (readers
             // never wait for this: a busy checkpoint just does less).
-            let _ = conn.execute_batch(
-                "PRAGMA analysis_limit = 400; PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE)",
-            );
+            let _ = conn.execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize");
+            let _ = write::truncate_wal(&conn);
             conn.close()
                 .map_err(|(_, e)| CacheError::from_sqlite(&path, e))
         }
