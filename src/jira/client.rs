@@ -193,6 +193,10 @@ pub struct Transport {
     timeout: Duration,
     concurrency: usize,
     ca_file: Option<PathBuf>,
+    /// The `ca_file` as it was when this was made (inode, length, mtime):
+    /// a file replaced since (while a warm waited for the lock) is read
+    /// again, not trusted or refused as it was.
+    ca_stamp: Option<(u64, u64, Option<std::time::SystemTime>)>,
 }
 
 /// A transport being built ahead of time ([`Transport::prepare`]).
@@ -212,11 +216,17 @@ impl Transport {
         concurrency: usize,
         ca_file: Option<PathBuf>,
     ) -> Transport {
+        let ca_stamp = ca_file.as_deref().and_then(|ca| {
+            use std::os::unix::fs::MetadataExt as _;
+            let m = std::fs::metadata(ca).ok()?;
+            Some((m.ino(), m.len(), m.modified().ok()))
+        });
         Transport {
             site,
             timeout,
             concurrency,
             ca_file,
+            ca_stamp,
         }
     }
 
@@ -1018,6 +1028,19 @@ mod tests {
             panic!("the CA error was lost");
         };
         assert!(message.contains("holds no PEM certificate"), "{message}");
+    }
+
+    #[test]
+    fn a_ca_file_replaced_after_the_transport_was_prepared_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let site = "https://rotated-ca.example.test/";
+        transport(site, Some(ca.clone())).prepare();
+        // Replaced while the warm waited for its lock.
+        std::fs::write(dir.path().join("new.pem"), "still not one, but longer").unwrap();
+        std::fs::rename(dir.path().join("new.pem"), &ca).unwrap();
+        assert!(take_prepared(&transport(site, Some(ca))).is_none());
     }
 
     #[test]
