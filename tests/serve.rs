@@ -583,6 +583,18 @@ async fn sigterm_lets_the_requests_under_way_finish_then_exits_0() {
     assert!(status.success(), "{status:?}");
     assert_eq!(answers.len(), 20);
     assert!(answers.iter().all(|a| a.status == 200 && a.cache == "MISS"));
+    // Its writer closed before the process ended: the WAL went back into
+    // the file, nothing is left beside it.
+    let cache = sandbox.cache_path("test");
+    assert!(cache.exists());
+    for suffix in ["-wal", "-shm"] {
+        let mut side = cache.clone().into_os_string();
+        side.push(suffix);
+        assert!(
+            !std::path::Path::new(&side).exists(),
+            "{suffix} left behind"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -472,6 +472,16 @@ impl ReadThrough {
             .count_reads(category, key, Some(Freshness::Fresh), n, at_ms);
     }
 
+    /// Finishes the cache writes queued (of every clone of this read
+    /// path), closes the writer's connection (its last checkpoint) and
+    /// waits for that: a server that returned before its writer thread
+    /// ended left the `-wal` and `-shm` behind at exit. Writes after this
+    /// fail.
+    pub async fn close_writer(&self) -> Result<(), ReadError> {
+        self.inner.writer.clone().shutdown().await?;
+        Ok(())
+    }
+
     /// Writes the counted reads to the cache file now (they are otherwise
     /// written in batches, and when the last clone is dropped). Returns
     /// `false` if the database was busy; the counts are kept for later.

@@ -458,6 +458,11 @@ impl Server {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let _ = read.flush_read_counts();
+        // Its last checkpoint before the process exits; the readers then
+        // close with the server, the last of them removing the WAL.
+        if let Err(e) = read.close_writer().await {
+            tracing::debug!(error = %e, "closing the cache writer");
+        }
         Ok(())
     }
 
