@@ -145,29 +145,35 @@ mod tests {
     async fn a_hundred_concurrent_callers_share_one_run() {
         let flights = Arc::new(SingleFlight::<&str, Result<u32, String>>::new());
         let runs = Arc::new(AtomicUsize::new(0));
-        let gate = Arc::new(tokio::sync::Notify::new());
+        let entered = Arc::new(AtomicUsize::new(0));
+        // A gate that stays open once opened: a caller that came late (a
+        // loaded machine) and led a second flight fails the count below
+        // instead of waiting forever on a wake-up already spent.
+        let (open, gate) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         for _ in 0..100 {
-            let (flights, runs, gate) = (flights.clone(), runs.clone(), gate.clone());
+            let (flights, runs, entered, mut gate) =
+                (flights.clone(), runs.clone(), entered.clone(), gate.clone());
             tasks.push(tokio::spawn(async move {
+                entered.fetch_add(1, Ordering::SeqCst);
                 flights
                     .run("k", || async move {
                         runs.fetch_add(1, Ordering::SeqCst);
                         // Hold the flight open until every caller has joined.
-                        gate.notified().await;
+                        let _ = gate.wait_for(|open| *open).await;
                         Ok(7)
                     })
                     .await
             }));
         }
-        while flights.in_flight() == 0 {
+        while flights.in_flight() == 0 || entered.load(Ordering::SeqCst) < 100 {
             tokio::task::yield_now().await;
         }
         // Let the others reach the table; none can lead while the flight stands.
         for _ in 0..50 {
             tokio::task::yield_now().await;
         }
-        gate.notify_one();
+        open.send_replace(true);
         for t in tasks {
             assert_eq!(t.await.unwrap(), Ok(7));
         }
