@@ -11,8 +11,11 @@
 //!
 //! The writer's WAL hook, which SQLite calls after each commit with the
 //! WAL's length, wakes this thread once [`CHECKPOINT_PAGES`] pages have
-//! been written since its last copy; it then runs a `PASSIVE` checkpoint, which never waits for readers
-//! or the writer: what it cannot copy now, the next one does.
+//! been written since its last copy; it then runs a `PASSIVE` checkpoint,
+//! which never waits for readers or the writer: what it cannot copy now,
+//! a later one does (after [`CHECKPOINT_PAGES`] more pages, when it could
+//! copy nothing: a reader's snapshot, another process's checkpoint, a
+//! full disk).
 //!
 //! SQLite starts the WAL over only when a write begins while every page of
 //! it has been copied, which a busy writer never sees while another thread
