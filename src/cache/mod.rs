@@ -396,12 +396,33 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Refuses a symbolic link at the cache path: the file is never reached
 /// through one (`CONVENTIONS.md`, "Files").
 fn refuse_symlink(path: &Path) -> Result<(), CacheError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(CacheError::Symlink {
+    use std::os::unix::fs::FileTypeExt as _;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Err(CacheError::Symlink {
             path: path.to_path_buf(),
-        }),
-        _ => Ok(()),
+        });
     }
+    // SQLite would open a named pipe or a device and then fail with a
+    // "disk I/O error", which sends the user to the wrong place.
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
+    };
+    Err(CacheError::Unwritable {
+        path: path.to_path_buf(),
+        detail: format!("it is {what}, not a file; remove it"),
+    })
 }
 
 /// Warns about a cache directory other users can write, or that belongs to

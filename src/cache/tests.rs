@@ -1575,3 +1575,21 @@ async fn a_writer_that_checkpointed_on_its_own_thread_leaves_the_whole_file_and_
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn a_named_pipe_or_a_directory_at_the_cache_path_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.sqlite3");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let folder = dir.path().join("folder.sqlite3");
+    std::fs::create_dir(&folder).unwrap();
+    for (path, what) in [(&fifo, "a named pipe"), (&folder, "a directory")] {
+        let err = Cache::open(path).unwrap_err();
+        assert!(matches!(err, CacheError::Unwritable { .. }), "{err:?}");
+        assert!(err.to_string().contains(what), "{err}");
+        let err = Cache::open_read_only(path).unwrap_err();
+        assert!(err.to_string().contains(what), "{err}");
+    }
+}
