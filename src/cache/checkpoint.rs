@@ -36,7 +36,7 @@ use rusqlite::Connection;
 /// SQLite's default for `wal_autocheckpoint`, so that what is left for the
 /// writer's last checkpoint (at most this plus what came during the
 /// thread's last copy) is small.
-pub(crate) const CHECKPOINT_PAGES: i32 = 256;
+const CHECKPOINT_PAGES: i32 = 256;
 
 /// The WAL's length from which the WAL is started over: once the thread
 /// has copied this far, the writer copies the rest and its next write
