@@ -54,11 +54,51 @@ pub(crate) struct IssueIndex {
     projects_by_id: HashMap<String, usize>,
     /// The names of the issues' `fields`, numbered for [`MembersText`].
     field_names: Names,
+    /// What Data Center's `/user/search` matches, for each user of
+    /// [`Site::users`] at the same position: kept here so that each of the
+    /// hundreds of queries of a listing split by prefix does not lower-case
+    /// the whole site again.
+    user_texts: Vec<UserText>,
+}
+
+/// A user's name, display name and email address (those it has),
+/// lower-cased, and whether the user is active.
+#[derive(Debug, Default)]
+pub(crate) struct UserText {
+    /// The lower-cased `name` ("" without one): the order of answers.
+    pub(crate) name: String,
+    /// The lower-cased `name`, `displayName` and `emailAddress` present.
+    pub(crate) matched: Vec<String>,
+    /// `active`, true when absent.
+    pub(crate) active: bool,
+}
+
+impl UserText {
+    fn of(user: &Value) -> UserText {
+        UserText {
+            name: str_field(user, "name").unwrap_or_default().to_lowercase(),
+            matched: ["name", "displayName", "emailAddress"]
+                .iter()
+                .filter_map(|f| str_field(user, f))
+                .map(str::to_lowercase)
+                .collect(),
+            active: user.get("active").and_then(Value::as_bool).unwrap_or(true),
+        }
+    }
+
+    /// Whether the name, display name or email starts with `prefix`
+    /// (lower-cased).
+    pub(crate) fn starts_with(&self, prefix: &str) -> bool {
+        self.matched.iter().any(|t| t.starts_with(prefix))
+    }
 }
 
 impl IssueIndex {
     pub(crate) fn build(site: &Site) -> IssueIndex {
-        let mut index = IssueIndex::default();
+        let mut index = IssueIndex {
+            user_texts: site.users.iter().map(UserText::of).collect(),
+            ..IssueIndex::default()
+        };
         let mut users_by_id: HashMap<&str, usize> = HashMap::new();
         for (pos, user) in site.users.iter().enumerate() {
             if let Some(id) = Site::user_id(user) {
@@ -161,6 +201,12 @@ impl IssueIndex {
             .get(&key_or_id.to_ascii_uppercase())
             .or_else(|| self.by_id.get(key_or_id))
             .copied()
+    }
+
+    /// What `/user/search` matches of each user, by position in
+    /// [`Site::users`].
+    pub(crate) fn user_texts(&self) -> &[UserText] {
+        &self.user_texts
     }
 
     /// The users assignable in a project (its exact key in
