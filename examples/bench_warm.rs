@@ -24,7 +24,10 @@
 //! Each run warms a fresh cache, then warms it again with nothing changed
 //! on the site (the re-warm), then (unless `--changed-percent 0`) touches
 //! that share of the window's issues through fake-jira's stdin and warms
-//! once more. `--flavor datacenter` runs the same against a Data Center
+//! once more. A run after one that touched issues gets a fresh `fake-jira`:
+//! otherwise the touched issues would still be inside the next run's
+//! watermark margin, and its re-warms would count their pages again.
+//! `--flavor datacenter` runs the same against a Data Center
 //! fake. Figures are printed per run and as medians, per stage too.
 //! Traffic goes to 127.0.0.1 only; every child is killed at the deadline.
 
@@ -197,6 +200,19 @@ fn run(args: &Args) -> Result<(), String> {
     let in_window = args.projects * args.issues_per_project.div_ceil(2);
     let to_touch = (in_window as f64 * args.changed_percent / 100.0).round() as usize;
     for i in 1..=args.runs {
+        if i > 1 && to_touch > 0 && !args.no_rewarm {
+            // The last run touched issues: this run's site starts as the
+            // first run's did.
+            drop(fake);
+            let started = Instant::now();
+            fake = FakeJira::start(&bins, args, deadline)?;
+            println!(
+                "fake-jira started again for run {i}, with no issue touched: {} (pid {}), ready in {:.1} s",
+                fake.url,
+                fake.child.id(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         let dir = match &args.work_dir {
             Some(d) => tempfile::tempdir_in(d),
             None => tempfile::tempdir(),
