@@ -6,9 +6,6 @@
 //!   token, and the Basic header's base64 of `email:token`), and the value
 //!   of any `Authorization` header or `Basic`/`Bearer` credential a server
 //!   echoes back, whoever registered what.
-//! - [`excerpt`] makes a short, scrubbed, one-line quote of text nobody
-//!   vetted (a failing `token_cmd`'s stderr): long opaque words, which is
-//!   what tokens look like, are hidden even when no secret is registered.
 //! - [`for_terminal`] escapes control characters (ESC, newlines, bidi
 //!   overrides) in a string shown to a person, so a server cannot move the
 //!   cursor, fake lines or reverse text on the user's terminal.
@@ -143,37 +140,6 @@ fn redact_credentials(text: &str) -> Option<String> {
     Some(out)
 }
 
-/// A short quote of untrusted text for an error message: its first
-/// non-empty line, scrubbed, with words that look like secrets (16 or more
-/// characters mixing letters and digits) hidden, control characters
-/// escaped, and at most `max_chars` characters.
-pub fn excerpt(text: &str, max_chars: usize) -> Option<String> {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let line = scrub(line);
-    let words: Vec<Cow<'_, str>> = line
-        .split(' ')
-        .map(|w| {
-            let opaque = w.chars().count() >= 16
-                && w.chars().any(|c| c.is_ascii_digit())
-                && w.chars().any(|c| c.is_alphabetic());
-            if opaque {
-                Cow::Borrowed("[hidden]")
-            } else {
-                Cow::Borrowed(w)
-            }
-        })
-        .collect();
-    let joined = words.join(" ");
-    let shown = for_terminal(&joined);
-    if shown.chars().count() <= max_chars {
-        Some(shown.into_owned())
-    } else {
-        let mut short: String = shown.chars().take(max_chars).collect();
-        short.push('…');
-        Some(short)
-    }
-}
-
 /// `s` with every control character (C0, DEL, C1) and every bidirectional
 /// override or isolate escaped as `\u{…}` (`\n`, `\t`, `\r` as themselves
 /// escaped), for a string from a server or a file shown to a person.
@@ -254,21 +220,6 @@ mod tests {
             scrub("basic auth on cloud needs an email"),
             "basic auth on cloud needs an email"
         );
-    }
-
-    #[test]
-    fn an_excerpt_is_one_short_line_with_opaque_words_hidden() {
-        let e = excerpt(
-            "\n  gpg: failed for tok-ABCDEFGH-0123456789 \x1b[31m\nsecond line",
-            60,
-        )
-        .unwrap();
-        assert!(!e.contains("tok-ABCDEFGH"), "{e}");
-        assert!(!e.contains('\x1b'), "{e}");
-        assert!(e.starts_with("gpg: failed for [hidden]"), "{e}");
-        assert!(!e.contains("second"));
-        assert_eq!(excerpt(" \n ", 10), None);
-        assert!(excerpt(&"word ".repeat(100), 20).unwrap().ends_with('…'));
     }
 
     #[test]

@@ -482,6 +482,75 @@ fn an_authorization_header_echoed_by_the_server_reaches_no_output_log_or_cache()
 }
 
 #[test]
+fn a_token_a_site_echoes_in_its_user_or_in_a_redirects_address_is_never_shown() {
+    use base64::Engine as _;
+    // `/myself` names the user after the credentials it got; every other
+    // path redirects to an address that holds the token, on the site
+    // itself (a loop) or on another host.
+    let port_elsewhere = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Hostile::start(move |req, s, _| {
+        let got = req.authorization.clone().unwrap_or_default();
+        if req.path.contains("/myself") {
+            let body = serde_json::json!({
+                "displayName": format!("User {got}"),
+                "emailAddress": format!("bot@example.com:{TOKEN}"),
+                "accountId": "5b10ac8d82e05b22cc7d4ef5",
+            });
+            answer(s, "200 OK", &[], body.to_string().as_bytes());
+        } else if req.path.contains("/field") {
+            let to = format!("http://127.0.0.2:{port_elsewhere}/x/{TOKEN}/y");
+            answer(s, "302 Found", &[("Location", to)], b"");
+        } else {
+            answer(
+                s,
+                "302 Found",
+                &[("Location", format!("/x/{TOKEN}/y"))],
+                b"",
+            );
+        }
+    });
+    let mut sb = Sandbox::new();
+    sb.profiles(&format!(
+        "[profiles.test]\nurl = \"{}\"\ndeployment = \"cloud\"\nemail = \"bot@example.com\"\nrate_limit = \"unlimited\"\ntimeout = \"5s\"\n",
+        server.url()
+    ));
+    sb.set_env("JIRA_API_TOKEN", TOKEN);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("bot@example.com:{TOKEN}"));
+    let outputs = vec![
+        sb.warm(&["--check-auth", "--profile", "test"])
+            .output()
+            .unwrap(),
+        sb.warm(&["--projects", "--fields", "-vv", "--profile", "test"])
+            .output()
+            .unwrap(),
+        sb.warm(&["--projects", "--fields", "--json", "--profile", "test"])
+            .output()
+            .unwrap(),
+        sb.status(&["--profile", "test", "--json"])
+            .output()
+            .unwrap(),
+    ];
+    assert_eq!(outputs[0].status.code(), Some(0), "{}", text(&outputs[0]));
+    assert!(
+        String::from_utf8_lossy(&outputs[0].stdout).contains("[redacted]"),
+        "{}",
+        text(&outputs[0])
+    );
+    for out in &outputs[1..3] {
+        assert_ne!(out.status.code(), Some(0), "{}", text(out));
+        no_panic(out);
+    }
+    let warm = text(&outputs[1]);
+    assert!(warm.contains("redirect in a row"), "{warm}");
+    assert!(warm.contains("outside the profile's `url`"), "{warm}");
+    assert_nothing_holds(&sb, &outputs, &[TOKEN, &b64, b64.trim_end_matches('=')]);
+}
+
+#[test]
 fn a_failing_token_cmd_shows_its_exit_status_and_never_the_secret_it_printed() {
     let server = Hostile::start(|_, s, _| answer(s, "200 OK", &[], b"[]"));
     let mut sb = dc_sandbox(
@@ -511,8 +580,15 @@ fn a_failing_token_cmd_shows_its_exit_status_and_never_the_secret_it_printed() {
         "{}",
         text(&outputs[0])
     );
+    // Once, in the command's own text; never as its output.
+    assert_eq!(
+        stderr(&outputs[0]).matches("gpg: cannot decrypt").count(),
+        1,
+        "{}",
+        text(&outputs[0])
+    );
     assert!(
-        stderr(&outputs[0]).contains("gpg: cannot decrypt"),
+        stderr(&outputs[0]).contains("run it by hand"),
         "{}",
         text(&outputs[0])
     );

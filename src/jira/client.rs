@@ -793,12 +793,14 @@ fn same_origin_redirects(site: &url::Url) -> reqwest::redirect::Policy {
         let target = redacted(attempt.url().as_str());
         if attempt.previous().len() >= 10 {
             attempt.error(RedirectRefused(format!(
-                "{target} (more than 10 redirects)"
+                "{target}, the 11th redirect in a row (a loop?)"
             )))
         } else if attempt.url().origin() == origin {
             attempt.follow()
         } else {
-            attempt.error(RedirectRefused(target))
+            attempt.error(RedirectRefused(format!(
+                "{target}, outside the profile's `url`"
+            )))
         }
     })
 }
@@ -815,14 +817,15 @@ impl std::fmt::Display for RedirectRefused {
 
 impl std::error::Error for RedirectRefused {}
 
-/// A URL without its user info or query, fit for a message.
+/// A URL without its user info or query, fit for a message: any secret
+/// the server put in its path is scrubbed, and control characters escaped.
 fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_username("");
             let _ = u.set_password(None);
             u.set_query(None);
-            u.to_string()
+            crate::scrub::for_terminal(&crate::scrub::scrub(u.as_str())).into_owned()
         }
         Err(_) => "(unreadable URL)".into(),
     }

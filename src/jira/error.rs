@@ -130,12 +130,13 @@ pub enum JiraError {
     },
     /// A redirect to another origin than the site's (or too many).
     #[error(
-        "{endpoint}: the site redirected to {target}, outside the profile's `url`; nothing from there is cached: set `url` to the address Jira really answers on"
+        "{endpoint}: the site redirected to {target}; nothing from there is cached: set `url` to the address Jira really answers on"
     )]
     Redirect {
         /// The request path.
         endpoint: String,
-        /// Where the redirect pointed (without credentials or query).
+        /// Where the redirect pointed (without credentials or query), and
+        /// why it was not followed.
         target: String,
     },
     /// A page that breaks the shape the spec gives it (a negative `total`,

@@ -50,9 +50,10 @@ pub struct Myself {
 
 impl Myself {
     /// The best one-line name of the user, control characters escaped (the
-    /// server chooses it and it is printed for a person).
+    /// server chooses it and it is printed for a person) and secrets
+    /// scrubbed (a site may echo the credentials it got in any member).
     pub fn describe(&self) -> String {
-        crate::scrub::for_terminal(&self.describe_raw()).into_owned()
+        crate::scrub::for_terminal(&crate::scrub::scrub(&self.describe_raw())).into_owned()
     }
 
     fn describe_raw(&self) -> String {

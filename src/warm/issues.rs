@@ -878,10 +878,9 @@ async fn pass(
                     return Ok(HashMap::new());
                 }
                 for p in &refused {
-                    report.errors.push(StageError {
-                        kind: ErrorKind::Other,
-                        message: format!("{p}: {e}"),
-                    });
+                    report
+                        .errors
+                        .push(StageError::new(ErrorKind::Other, format!("{p}: {e}")));
                     ctx.progress.unit_done(super::Stage::Issues);
                 }
                 chunk.retain(|p| !refused.contains(p));
@@ -1171,10 +1170,9 @@ async fn pass(
             // A cache-file error (a full disk) is the storage's, not the
             // site's: it keeps its kind, so the run stops with exit 7.
             if let Some(e @ WarmError::Cache(_)) = failed_with {
-                report.errors.push(StageError {
-                    kind: ErrorKind::Cache,
-                    message: format!("{p}: {e}"),
-                });
+                report
+                    .errors
+                    .push(StageError::new(ErrorKind::Cache, format!("{p}: {e}")));
                 lines.insert(p, line);
                 continue;
             }
@@ -1186,10 +1184,10 @@ async fn pass(
                 "the second look at issues the census did not list failed; removed nothing"
                     .to_string()
             };
-            report.errors.push(StageError {
-                kind: ErrorKind::Other,
-                message: format!("{p}: incomplete: {why}"),
-            });
+            report.errors.push(StageError::new(
+                ErrorKind::Other,
+                format!("{p}: incomplete: {why}"),
+            ));
         }
         lines.insert(p, line);
     }

@@ -71,9 +71,19 @@ impl From<WarmError> for StageError {
             WarmError::Jira(j) => jira_kind(j),
             WarmError::Cache(_) => ErrorKind::Cache,
         };
+        StageError::new(kind, e.to_string())
+    }
+}
+
+impl StageError {
+    /// An error of `kind` with `message`, any secret in it scrubbed: the
+    /// message goes to output, `--json` and run history, and a site can
+    /// echo credentials in any text it sends.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> StageError {
+        let message = message.into();
         StageError {
             kind,
-            message: e.to_string(),
+            message: crate::scrub::scrub(&message).into_owned(),
         }
     }
 }
@@ -277,10 +287,7 @@ impl RunReport {
             requests,
             rate: RateStats::default(),
             notes: Vec::new(),
-            stopped: Some(StageError {
-                kind: ErrorKind::Other,
-                message: why,
-            }),
+            stopped: Some(StageError::new(ErrorKind::Other, why)),
         }
     }
 

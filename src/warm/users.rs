@@ -410,16 +410,16 @@ async fn dc_users(
     if !left_capped.is_empty() {
         left_capped.sort();
         let shown: Vec<&str> = left_capped.iter().take(5).map(String::as_str).collect();
-        report.errors.push(StageError {
-            kind: ErrorKind::Other,
-            message: format!(
+        report.errors.push(StageError::new(
+            ErrorKind::Other,
+            format!(
                 "the user listing is truncated: {} name prefixes ({}{}) still hit the site's cap of {DC_USER_SEARCH_CAP} after {} listings, the request budget; their users were cached as far as listed, none of them removed",
                 left_capped.len(),
                 shown.join(", "),
                 if left_capped.len() > shown.len() { ", …" } else { "" },
                 asked.len()
             ),
-        });
+        ));
     }
     if asked.len() > 1 && !root.is_subset(&by_prefix) {
         let missed = root.difference(&by_prefix).count();
