@@ -649,6 +649,50 @@ fn a_lock_file_that_is_a_symlink_is_refused_and_its_target_untouched() {
 }
 
 #[test]
+fn a_log_file_that_is_a_symlink_is_refused_and_a_new_one_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = project_server();
+    let sb = dc_sandbox(&server.url(), "");
+    let victim = sb.dir.path().join("victim.txt");
+    std::fs::write(&victim, "34 bytes that must stay as they are").unwrap();
+    let link = sb.dir.path().join("warm.log");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = sb
+        .warm(&[
+            "--projects",
+            "--profile",
+            "test",
+            "--log-file",
+            link.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    no_panic(&out);
+    assert!(stderr(&out).contains("symbolic link"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "34 bytes that must stay as they are"
+    );
+    assert_eq!(server.hits(), 0);
+
+    let log = sb.dir.path().join("new.log");
+    let out = sb
+        .warm(&[
+            "--projects",
+            "--profile",
+            "test",
+            "--log-file",
+            log.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
 fn a_cache_file_that_is_a_symlink_is_refused_and_its_target_untouched() {
     let server = project_server();
     let sb = dc_sandbox(&server.url(), "");

@@ -220,15 +220,25 @@ pub fn init_logging(
         .with_filter(filter(stderr_level, "off"));
     let file_layer = match log_file {
         Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            // Private (0600) when created, and a symlink at the path is
+            // refused rather than followed: the log must land where it is
+            // named, never in a file someone pointed it at.
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
-                .map_err(|e| {
-                    format!(
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::ELOOP) => format!(
+                        "cannot open the log file {}: it is a symbolic link, which is not followed; give the path of the file itself",
+                        path.display()
+                    ),
+                    _ => format!(
                         "cannot open the log file {}: {e}; check the path and its directory",
                         path.display()
-                    )
+                    ),
                 })?;
             let file = std::sync::Arc::new(file);
             Some(
