@@ -410,6 +410,58 @@ fn a_closed_stdout_ends_cache_status_quietly_as_it_ends_ls() {
     }
 }
 
+#[test]
+fn a_closed_stdout_or_stderr_neither_crashes_a_warm_nor_cuts_it_short() {
+    use fake_jira::{FakeJira, Flavor, Site, SiteSize};
+    let site = Site::generated(
+        Flavor::Cloud,
+        SiteSize {
+            projects: 6,
+            users: 5,
+            issues_per_project: 10,
+            ..Default::default()
+        },
+    );
+    // Slow enough that the stage lines come after the reader has gone.
+    let fake = FakeJira::builder(Flavor::Cloud)
+        .site(site)
+        .latency(std::time::Duration::from_millis(30))
+        .start();
+    let mut sb = Sandbox::new();
+    sb.profile_for(
+        &fake,
+        Flavor::Cloud,
+        "deployment = \"cloud\"\nconcurrency = 1",
+    );
+    // `cache_warm --all | head -1`, then `cache_warm --all 2>&1 | head -1`.
+    for both in [false, true] {
+        let mut command = sb.std_command(env!("CARGO_BIN_EXE_cache_warm"));
+        command
+            .args(["--all", "--full", "--profile", "test"])
+            .stdout(std::process::Stdio::piped());
+        if both {
+            command.stderr(std::process::Stdio::piped());
+        }
+        let mut child = command.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        drop(stdout);
+        if both {
+            drop(child.stderr.take());
+        }
+        let out = child.wait_with_output().unwrap();
+        no_panic(&out);
+        assert_eq!(out.status.code(), Some(0), "{first}{}", text(&out));
+        let status = sb
+            .status(&["--profile", "test", "--json"])
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        assert_eq!(json["runs"][0]["result"], "ok", "{}", text(&status));
+    }
+}
+
 // ---- Secrets ------------------------------------------------------------------
 
 #[test]

@@ -36,11 +36,11 @@ pub async fn check_auth(profile: &Profile) -> anyhow::Result<u8> {
         Some(info) => info,
         None => client.server_info().await.unwrap_or_default(),
     };
-    println!("Profile     {}", profile.name);
-    println!("Site        {}", profile.url);
-    println!("User        {}", me.describe());
-    println!("Deployment  {}", connection.deployment);
-    println!(
+    crate::common::outln!("Profile     {}", profile.name);
+    crate::common::outln!("Site        {}", profile.url);
+    crate::common::outln!("User        {}", me.describe());
+    crate::common::outln!("Deployment  {}", connection.deployment);
+    crate::common::outln!(
         "Version     {}",
         info.version.as_deref().unwrap_or("unknown")
     );

@@ -18,7 +18,7 @@ pub async fn clear(
     for category in scopes {
         total += writer.remove(category, pattern.clone(), false).await?;
     }
-    println!(
+    crate::common::outln!(
         "Removed {total} {}",
         clear_what(categories, pattern.as_deref())
     );

@@ -12,7 +12,7 @@ use jira_cache::profile::{Profile, ProfileError};
 /// `PGPASSWORD`, else `~/.pgpass`, as for `cache_url`.
 pub async fn copy_to(profile: &Profile, url: &str) -> anyhow::Result<u8> {
     if profile.cache_url.is_some() {
-        eprintln!(
+        crate::common::errln!(
             "cache_warm: profile `{}` already keeps its cache in PostgreSQL (`cache_url`); --copy-to copies a SQLite cache: run it with a profile without `cache_url`",
             profile.name
         );
@@ -28,7 +28,7 @@ pub async fn copy_to(profile: &Profile, url: &str) -> anyhow::Result<u8> {
         Ok(location) => location,
         // The URL came from the flag, not from the profile's file.
         Err(ProfileError::Invalid { key, message, .. }) if key == "cache_url" => {
-            eprintln!(
+            crate::common::errln!(
                 "cache_warm: --copy-to: {}",
                 message.replace("`cache_url`", "the URL")
             );
@@ -43,7 +43,7 @@ pub async fn copy_to(profile: &Profile, url: &str) -> anyhow::Result<u8> {
     let cache = Cache::open(&source)?;
     let copy_target = target.clone();
     let outcome = tokio::task::spawn_blocking(move || cache.copy_to(&copy_target)).await??;
-    println!(
+    crate::common::outln!(
         "Copied {} entries and {} runs from {} to {}; set `cache_url = \"{}\"` in profile `{}` to use it",
         outcome.entries,
         outcome.runs,

@@ -48,7 +48,7 @@ fn main() -> ExitCode {
             .exit();
     }
     if let Err(e) = common::init_logging(cli.verbose, cli.quiet, cli.log_file.as_deref()) {
-        eprintln!("cache_warm: {e}");
+        crate::common::errln!("cache_warm: {e}");
         return ExitCode::from(exit::CONFIG);
     }
     let json = cli.json.then_some(output::JSON_SCHEMA_VERSION);
@@ -81,15 +81,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             match schedule::systemd(&profile) {
                 Ok(recipe) => recipe,
                 Err(refusal) => {
-                    eprintln!("cache_warm: {refusal}");
+                    crate::common::errln!("cache_warm: {refusal}");
                     return Ok(exit::CONFIG);
                 }
             }
         };
         for warning in &recipe.warnings {
-            eprintln!("cache_warm: {warning}");
+            crate::common::errln!("cache_warm: {warning}");
         }
-        print!("{}", recipe.text);
+        crate::common::out!("{}", recipe.text);
         return Ok(exit::OK);
     }
     if let Some(url) = &cli.copy_to {
@@ -100,7 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         // Touch nothing: count what --clear would remove, show the plan.
         if let Some(categories) = &cli.clear {
             let n = clear::count_matching(&profile, categories, cli.pattern.as_deref())?;
-            println!(
+            crate::common::outln!(
                 "Would remove {n} {} (dry run: nothing removed)",
                 clear::clear_what(categories, cli.pattern.as_deref())
             );
@@ -120,9 +120,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
              run it outside them, or pass --force",
             profile.name
         );
-        eprintln!("cache_warm: {line}");
+        crate::common::errln!("cache_warm: {line}");
         if cli.json {
-            println!(
+            crate::common::outln!(
                 "{}",
                 common::json_error(output::JSON_SCHEMA_VERSION, exit::QUIET_HOURS, &line)
             );
@@ -148,10 +148,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let session = WarmSession::open(&profile, cli.wait, cli.reset).await?;
     // The library only returns this warning; the binary says it, once.
     if let Some(warning) = jira_cache::cache::directory_warning(&profile.cache_dir) {
-        eprintln!("cache_warm: warning: {warning}");
+        crate::common::errln!("cache_warm: warning: {warning}");
     }
     if cli.reset {
-        println!("Recreated {}", profile.cache_display());
+        crate::common::outln!("Recreated {}", profile.cache_display());
     }
     let writer = session.writer();
     if let Some(categories) = &cli.clear {
@@ -161,9 +161,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         let outcome = writer.prune(warm::now_ms()).await?;
         if profile.cache_url.is_some() {
             // The server reuses the space; its autovacuum gives it back.
-            println!("Pruned {} expired entries", outcome.removed);
+            crate::common::outln!("Pruned {} expired entries", outcome.removed);
         } else {
-            println!(
+            crate::common::outln!(
                 "Pruned {} expired entries; the file gave back {}",
                 outcome.removed,
                 common::bytes(outcome.bytes_freed_from_file)
@@ -213,7 +213,7 @@ async fn warm_stages(
     match outcome? {
         WarmOutcome::NothingToDo { fresh } => {
             match mode {
-                Mode::Human => println!(
+                Mode::Human => crate::common::outln!(
                     "Nothing to do: every entry of {} is still fresh",
                     names(&fresh)
                 ),
@@ -247,7 +247,7 @@ fn say_what_we_wait_for(profile: &Profile, limit: Option<std::time::Duration>) {
         Some(limit) => format!("for up to {}", humantime::format_duration(limit)),
         None => "for as long as it runs (Ctrl-C stops waiting)".to_string(),
     };
-    eprintln!(
+    crate::common::errln!(
         "cache_warm: profile `{}`: waiting for the warm that holds its lock ({holder}), {how_long}",
         profile.name
     );

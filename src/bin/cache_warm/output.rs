@@ -175,7 +175,7 @@ impl LiveOutput {
             Some(multi) if !self.bars.lock().map(|b| b.is_empty()).unwrap_or(true) => {
                 let _ = multi.println(&line);
             }
-            _ => eprintln!("{line}"),
+            _ => crate::common::errln!("{line}"),
         }
     }
 
@@ -202,8 +202,8 @@ impl LiveOutput {
     /// Prints a line above the bars, if any.
     fn print(&self, stage: Stage, text: &str) {
         match self.bar(stage) {
-            Some(bar) => bar.suspend(|| println!("{text}")),
-            None => println!("{text}"),
+            Some(bar) => bar.suspend(|| crate::common::outln!("{text}")),
+            None => crate::common::outln!("{text}"),
         }
     }
 
@@ -405,7 +405,7 @@ pub fn print_nothing_to_do(profile: &Profile, fresh: &[jira_cache::warm::Stage])
         "stages": [],
         "errors": [],
     });
-    println!("{json:#}");
+    crate::common::outln!("{json:#}");
 }
 
 /// The version of `cache_warm --json`'s shape.
@@ -551,42 +551,42 @@ pub fn print_report(
                 errors: report.errors().map(|e| e.message.as_str()).collect(),
             };
             match serde_json::to_string_pretty(&json) {
-                Ok(text) => println!("{text}"),
-                Err(e) => eprintln!("cache_warm: cannot write the JSON report: {e}"),
+                Ok(text) => crate::common::outln!("{text}"),
+                Err(e) => crate::common::errln!("cache_warm: cannot write the JSON report: {e}"),
             }
         }
         Mode::Quiet => {
             if report.result != RunResult::Ok {
-                eprintln!(
+                crate::common::errln!(
                     "cache_warm: profile `{}`: {}",
                     profile.name,
                     outcome_line(report, requested, started)
                 );
                 for e in &errors {
-                    eprintln!("cache_warm: {e}");
+                    crate::common::errln!("cache_warm: {e}");
                 }
             }
         }
         Mode::Human => {
             // Each stage's line was printed as it ended.
             for e in &errors {
-                eprintln!("cache_warm: {e}");
+                crate::common::errln!("cache_warm: {e}");
             }
             if let Some(stopped) = &report.stopped {
-                eprintln!("cache_warm: {}", stopped.message);
+                crate::common::errln!("cache_warm: {}", stopped.message);
             }
             if report.stopped.is_some() || report.result != RunResult::Ok {
                 let outcome = outcome_line(report, requested, started);
                 if outcome.contains("not run") || outcome.contains("cut short") {
-                    eprintln!("cache_warm: {outcome}");
+                    crate::common::errln!("cache_warm: {outcome}");
                 }
             }
             for note in &report.notes {
-                println!("note: {note}");
+                crate::common::outln!("note: {note}");
             }
-            println!("{done}");
+            crate::common::outln!("{done}");
             if let Some(line) = rate_line(&report.rate) {
-                println!("{line}");
+                crate::common::outln!("{line}");
             }
         }
     }

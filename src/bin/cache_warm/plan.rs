@@ -46,7 +46,7 @@ pub fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Res
         Some(r) => site::remembered_deployment(r, profile)?,
         None => None,
     });
-    println!(
+    crate::common::outln!(
         "Plan for profile `{}` ({}), {}:",
         profile.name,
         profile.url,
@@ -56,9 +56,9 @@ pub fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Res
         }
     );
     if projects.is_empty() {
-        println!("  scope: all projects ({scope_size} cached)");
+        crate::common::outln!("  scope: all projects ({scope_size} cached)");
     } else {
-        println!("  scope: {}", projects.join(", "));
+        crate::common::outln!("  scope: {}", projects.join(", "));
     }
     let fresh = schedule::fresh_policy(profile, cli.full, reader.as_ref());
     let assignable_scope: Vec<String> = match (&reader, projects.is_empty()) {
@@ -129,10 +129,12 @@ pub fn print_plan(cli: &Cli, profile: &Profile, stages: &[Stage]) -> anyhow::Res
         };
         total += estimate;
         let unit = if estimate == 1 { "request" } else { "requests" };
-        println!("  {:<9} ~{estimate} {unit}: {how}", stage.as_str());
+        crate::common::outln!("  {:<9} ~{estimate} {unit}: {how}", stage.as_str());
         print_verdicts(&verdicts);
     }
-    println!("  total     ~{total} requests; nothing was sent and nothing written (dry run)");
+    crate::common::outln!(
+        "  total     ~{total} requests; nothing was sent and nothing written (dry run)"
+    );
     Ok(())
 }
 
@@ -144,12 +146,12 @@ fn print_verdicts(verdicts: &[warm::ListingVerdict]) {
         .iter()
         .partition(|v| v.listing.starts_with("assignable:"));
     for v in others {
-        println!("    {} {}: {}", what(v.skip), v.listing, v.reason);
+        crate::common::outln!("    {} {}: {}", what(v.skip), v.listing, v.reason);
     }
     for skip in [true, false] {
         let group: Vec<_> = assignable.iter().filter(|v| v.skip == skip).collect();
         if let Some(first) = group.first() {
-            println!(
+            crate::common::outln!(
                 "    {} {} assignable lists (e.g. {}: {})",
                 what(skip),
                 group.len(),

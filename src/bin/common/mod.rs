@@ -5,6 +5,57 @@
 
 pub mod recipe;
 
+/// `println!` that never panics: once stdout is closed (`cache_warm --all |
+/// head -1`), what is left to print is dropped and the run goes on, to be
+/// recorded as it ends. `println!` would panic on the broken pipe and leave
+/// the run abandoned.
+#[allow(unused_macros)]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::common::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use outln;
+
+/// `print!` that never panics; see [`outln`].
+#[allow(unused_macros)]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::common::write_out(format_args!($($arg)*))
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use out;
+
+/// Writes to stdout, ignoring a failure: a reader gone early is no error
+/// of the run's, and nothing else could be told of it there.
+#[allow(dead_code)]
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_fmt(args).is_ok() {
+        let _ = stdout.flush();
+    }
+}
+
+/// `eprintln!` that never panics, for the same reason as [`outln`]
+/// (`cache_warm --all 2>&1 | head -1`).
+#[allow(unused_macros)]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::common::write_err(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use errln;
+
+/// Writes to stderr, ignoring a failure.
+pub fn write_err(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_fmt(args);
+}
+
 use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -525,7 +576,7 @@ pub fn print_completions_or_man<C: clap::CommandFactory>(
             // `--man | head` closes the pipe early: not an error worth a word.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("{name}: cannot write the man page: {e}");
+                errln!("{name}: cannot write the man page: {e}");
                 std::process::ExitCode::from(jira_cache::exit::FAILED)
             }
         },
@@ -566,7 +617,7 @@ where
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("{program}: cannot start the async runtime: {e}");
+            errln!("{program}: cannot start the async runtime: {e}");
             return ExitCode::from(jira_cache::exit::FAILED);
         }
     };
@@ -575,10 +626,10 @@ where
         Err(err) => {
             let line = one_line(&err);
             on_error(&line);
-            eprintln!("{program}: {line}");
+            errln!("{program}: {line}");
             let code = jira_cache::exit::code_for(err.as_ref());
             if let Some(version) = json {
-                println!("{}", json_error(version, code, &line));
+                outln!("{}", json_error(version, code, &line));
             }
             ExitCode::from(code)
         }
