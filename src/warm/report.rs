@@ -248,7 +248,16 @@ impl RunReport {
             .iter()
             .any(|s| matches!(s.status, StageStatus::Ok | StageStatus::Partial));
         let all_ok = stages.iter().all(|s| s.status == StageStatus::Ok);
-        let result = if all_ok {
+        // Refused credentials fail the run, whatever the other stages did:
+        // a stage that found its listing fresh sent nothing, so its "ok"
+        // proves nothing of the token, and the exit code (3) says "fix the
+        // profile", not "partly done".
+        let refused = stages
+            .iter()
+            .any(|s| s.errors.iter().any(|e| e.kind == ErrorKind::Auth));
+        let result = if refused {
+            RunResult::Failed
+        } else if all_ok {
             RunResult::Ok
         } else if any_ok {
             RunResult::Partial
@@ -304,5 +313,36 @@ impl RunReport {
         self.stages.iter().fold((0, 0, 0), |(w, u, r), s| {
             (w + s.written, u + s.unchanged, r + s.removed)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_fail_the_run_even_beside_stages_that_sent_nothing() {
+        let fresh = StageReport::new(Stage::Projects);
+        let mut refused = StageReport::new(Stage::Issues);
+        refused.status = StageStatus::Failed;
+        refused
+            .errors
+            .push(StageError::new(ErrorKind::Auth, "HTTP 401"));
+        let run = |stages| {
+            RunReport::new(
+                chrono::Utc::now(),
+                Duration::ZERO,
+                stages,
+                RequestStats::default(),
+            )
+            .result
+        };
+        assert_eq!(run(vec![fresh.clone(), refused]), RunResult::Failed);
+        let mut forbidden = StageReport::new(Stage::Issues);
+        forbidden.status = StageStatus::Failed;
+        forbidden
+            .errors
+            .push(StageError::new(ErrorKind::Forbidden, "HTTP 403"));
+        assert_eq!(run(vec![fresh, forbidden]), RunResult::Partial);
     }
 }
