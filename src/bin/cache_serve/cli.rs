@@ -16,21 +16,33 @@ use crate::common;
 /// within `max_stale` when the site fails); search, writes and everything
 /// else go to the profile's site unchanged (`X-Cache: BYPASS`), and a write
 /// drops the entries it touched.
+/// The exit codes of the contract that the server never uses (a signal
+/// stops it with 0).
+pub const NEVER_EXITS_WITH: &[u8] = &[
+    jira_cache::exit::PARTIAL,
+    jira_cache::exit::LOCKED,
+    jira_cache::exit::QUIET_HOURS,
+    jira_cache::exit::SIGINT,
+    jira_cache::exit::SIGTERM,
+];
+
+/// What the server's own exit codes mean, where the warm's words do not fit.
+pub const OWN_EXIT_MEANINGS: &[(u8, &str)] = &[
+    (
+        jira_cache::exit::OK,
+        "stopped by SIGINT or SIGTERM after the requests under way finished",
+    ),
+    (
+        jira_cache::exit::FAILED,
+        "could not start or go on serving (e.g. the --listen address is taken)",
+    ),
+];
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cache_serve",
     version,
-    after_help = common::exit_codes_help(
-        &[
-            jira_cache::exit::PARTIAL,
-            jira_cache::exit::LOCKED,
-            jira_cache::exit::QUIET_HOURS,
-            // A signal stops the server with 0.
-            jira_cache::exit::SIGINT,
-            jira_cache::exit::SIGTERM,
-        ],
-        &[(jira_cache::exit::OK, "stopped by SIGINT or SIGTERM after the requests under way finished")],
-    )
+    after_help = common::exit_codes_help(NEVER_EXITS_WITH, OWN_EXIT_MEANINGS)
 )]
 pub struct Cli {
     /// The profile to serve (default: $JIRA_PROFILE, the file's `default`, or its only profile).

@@ -36,20 +36,7 @@ fn main() -> ExitCode {
     clap_complete::CompleteEnv::with_factory(<Cli as clap::CommandFactory>::command).complete();
     let cli = Cli::parse();
     common::remember_user_flags(cli.config.as_deref(), cli.profile.as_deref());
-    let exit_status = common::exit_status_rows(
-        &[
-            exit::PARTIAL,
-            exit::LOCKED,
-            exit::QUIET_HOURS,
-            exit::SIGINT,
-            exit::SIGTERM,
-        ],
-        &[(
-            exit::OK,
-            "stopped by SIGINT or SIGTERM after the requests under way finished",
-        )],
-        &[],
-    );
+    let exit_status = common::exit_status_rows(cli::NEVER_EXITS_WITH, cli::OWN_EXIT_MEANINGS, &[]);
     if let Some(code) =
         common::print_completions_or_man::<Cli>(cli.completions, cli.man, &exit_status)
     {
