@@ -34,6 +34,54 @@ pub fn register(secret: &str) {
     }
 }
 
+/// Secrets at least this long are also removed from data (a site's
+/// answers, before they are cached or passed on); shorter ones only from
+/// messages, since in data they would match ordinary words. No Jira token
+/// is shorter: Cloud's API tokens and Data Center's personal access tokens
+/// are tens of characters.
+pub const DATA_SECRET_MIN: usize = 12;
+
+/// Replaces every registered secret of [`DATA_SECRET_MIN`] characters or
+/// more in `data` (a site's answer) with [`REDACTED`]: a site that echoes
+/// the credentials it got in a `200` answer must not get them cached or
+/// shown. Data holding no secret, the usual case, is left as it is, after
+/// one fast search per secret.
+pub fn remove_secrets_from_data(data: &mut Vec<u8>) {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    for secret in secrets.iter().filter(|s| s.len() >= DATA_SECRET_MIN) {
+        let needle = secret.as_bytes();
+        let found: Vec<usize> = memchr::memmem::find_iter(data.as_slice(), needle).collect();
+        if found.is_empty() {
+            continue;
+        }
+        let mut out = Vec::with_capacity(data.len());
+        let mut at = 0;
+        for start in found {
+            if start < at {
+                continue;
+            }
+            out.extend_from_slice(&data[at..start]);
+            out.extend_from_slice(REDACTED.as_bytes());
+            at = start + needle.len();
+        }
+        out.extend_from_slice(&data[at..]);
+        *data = out;
+    }
+}
+
+/// The length of the longest secret [`remove_secrets_from_data`] removes
+/// (0 if none): how much of a stream must be held back so that a secret
+/// split between two chunks is still found.
+pub fn longest_data_secret() -> usize {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    secrets
+        .iter()
+        .map(String::len)
+        .filter(|&n| n >= DATA_SECRET_MIN)
+        .max()
+        .unwrap_or(0)
+}
+
 /// Registers a Basic credential: the token, and the base64 of
 /// `email:token` that travels in the header.
 pub fn register_basic(email: &str, token: &str) {
@@ -185,6 +233,24 @@ impl<W: std::io::Write> std::io::Write for ScrubWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_data_are_replaced_and_short_ones_left_to_messages() {
+        register("data-secret-0123456789");
+        register("shortsecret");
+        let mut data =
+            br#"{"a":"data-secret-0123456789","b":"xdata-secret-0123456789data-secret-0123456789","c":"shortsecret"}"#
+                .to_vec();
+        remove_secrets_from_data(&mut data);
+        assert_eq!(
+            String::from_utf8(data).unwrap(),
+            r#"{"a":"[redacted]","b":"x[redacted][redacted]","c":"shortsecret"}"#
+        );
+        let mut clean = b"nothing here".to_vec();
+        remove_secrets_from_data(&mut clean);
+        assert_eq!(clean, b"nothing here");
+        assert!(longest_data_secret() >= "data-secret-0123456789".len());
+    }
 
     #[test]
     fn registered_secrets_and_their_basic_form_are_removed() {

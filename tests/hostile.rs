@@ -603,6 +603,37 @@ fn a_token_a_site_echoes_in_its_user_or_in_a_redirects_address_is_never_shown() 
 }
 
 #[test]
+fn a_token_a_site_echoes_in_a_successful_answer_is_neither_cached_nor_shown() {
+    let server = Hostile::start(|req, s, _| {
+        let got = req.authorization.clone().unwrap_or_default();
+        if req.path.starts_with("/rest/api/2/project") {
+            let body = serde_json::json!([{
+                "id": "1",
+                "key": "GOOD",
+                "name": TOKEN,
+                "description": format!("you sent {got}"),
+            }]);
+            answer(s, "200 OK", &[], body.to_string().as_bytes());
+        } else {
+            answer(s, "404 Not Found", &[], b"{}");
+        }
+    });
+    let sb = dc_sandbox(&server.url(), "");
+    let warm = sb
+        .warm(&["--projects", "-vvv", "--profile", "test"])
+        .output()
+        .unwrap();
+    assert_eq!(warm.status.code(), Some(0), "{}", text(&warm));
+    let get = sb
+        .status(&["--profile", "test", "--get", "project", "GOOD"])
+        .output()
+        .unwrap();
+    assert_eq!(get.status.code(), Some(0), "{}", text(&get));
+    assert!(stdout(&get).contains("[redacted]"), "{}", text(&get));
+    assert_nothing_holds(&sb, &[warm, get], &[TOKEN]);
+}
+
+#[test]
 fn a_failing_token_cmd_shows_its_exit_status_and_never_the_secret_it_printed() {
     let server = Hostile::start(|_, s, _| answer(s, "200 OK", &[], b"[]"));
     let mut sb = dc_sandbox(

@@ -1647,3 +1647,60 @@ async fn an_answer_kept_in_memory_still_needs_credentials_counts_and_is_logged()
         "{issues}"
     );
 }
+
+/// The operator's credentials, echoed by the site in an answer's body or
+/// `Location`, never reach a client of the server: it holds only the serve
+/// token. Neither does the cache keep them.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_the_site_echoes_are_not_passed_on_to_the_servers_clients() {
+    use common::scripted::{Answer, Scripted};
+    const SECRET: &str = "operator-token-0123456789";
+    let site = Scripted::start(|req| {
+        let got = req.authorization.clone().unwrap_or_default();
+        if req.path == "/rest/api/3/project/ECHO" {
+            return Answer::json(serde_json::json!({
+                "id": "1", "key": "ECHO", "name": SECRET, "description": format!("you sent {got}"),
+            }));
+        }
+        Answer {
+            status: 401,
+            headers: vec![("Location".into(), format!("/x/{SECRET}/y"))],
+            body: serde_json::json!({"errorMessages": [format!("{got} is not valid")]}).to_string(),
+        }
+    });
+    let mut sandbox = Sandbox::new();
+    sandbox.profiles(&format!(
+        "[profiles.test]\nurl = \"{}\"\ndeployment = \"cloud\"\nemail = \"bot@example.com\"\nrate_limit = \"unlimited\"\nserve_token_env = \"SERVE_TOKEN\"\n",
+        site.url()
+    ));
+    sandbox.set_env("JIRA_API_TOKEN", SECRET);
+    sandbox.set_env("SERVE_TOKEN", "serve-secret-1");
+    let basic_b64 =
+        base64::engine::general_purpose::STANDARD.encode(format!("bot@example.com:{SECRET}"));
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    for path in ["/rest/api/3/project/ECHO", "/rest/api/3/myself"] {
+        let answer = http
+            .get(format!("{}{path}", served.url))
+            .header("Authorization", "Bearer serve-secret-1")
+            .send()
+            .await
+            .unwrap();
+        let head = format!("{:?}", answer.headers());
+        let body = answer.text().await.unwrap();
+        for leaked in [SECRET, basic_b64.as_str()] {
+            assert!(!head.contains(leaked), "{path}: {head}");
+            assert!(!body.contains(leaked), "{path}: {body}");
+        }
+        assert!(body.contains("[redacted]"), "{path}: {body}");
+    }
+    // What the server kept of the answers (file, WAL and all).
+    let mut kept = 0;
+    for file in std::fs::read_dir(sandbox.cache_dir()).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        kept += bytes.len();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(SECRET) && !text.contains(&basic_b64));
+    }
+    assert!(kept > 0);
+}

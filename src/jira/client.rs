@@ -598,7 +598,7 @@ impl JiraClient {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_string();
-            let bytes = match read_capped(response, inner.max_response).await {
+            let mut bytes = match read_capped(response, inner.max_response).await {
                 Ok(Body::Whole(bytes)) => bytes,
                 Ok(Body::Cut(_)) => {
                     return Err((
@@ -621,6 +621,9 @@ impl JiraClient {
                 held_ms = %format_args!("{:.1}", held.elapsed().as_secs_f64() * 1000.0),
                 "answer read"
             );
+            // A site may echo the credentials it got (in a user's name, a
+            // `self` link): they must not reach the cache or any output.
+            crate::scrub::remove_secrets_from_data(&mut bytes);
             return decode(path, &content_type, &bytes);
         }
         let retry_after = throttle_wait(response.headers(), chrono::Utc::now());

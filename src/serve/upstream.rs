@@ -82,6 +82,8 @@ impl Opened {
             }
             Err(e) => return Err(SiteError::Unreachable(error_chain(&e))),
         };
+        let mut body = body;
+        crate::scrub::remove_secrets_from_data(&mut body);
         Ok(Answer {
             status: self.status,
             headers: self.headers,
@@ -89,11 +91,48 @@ impl Opened {
         })
     }
 
-    /// The answer with its body passed on as it comes, of any size.
+    /// The answer with its body passed on as it comes, of any size, the
+    /// operator's credentials removed from it as from a whole answer.
     pub fn streamed(self) -> (StatusCode, HeaderMap, Body) {
-        let body = Body::from_stream(self.response.bytes_stream());
+        let body = Body::from_stream(without_secrets(self.response.bytes_stream()));
         (self.status, self.headers, body)
     }
+}
+
+/// `chunks` with every secret [`crate::scrub::remove_secrets_from_data`]
+/// removes taken out, even one split between two chunks: the last
+/// `longest secret - 1` bytes of each chunk are held back until the next
+/// one (or the end) comes.
+fn without_secrets<S, E>(chunks: S) -> impl futures::Stream<Item = Result<Bytes, E>> + Send
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: Send + 'static,
+{
+    use futures::StreamExt as _;
+    let hold = crate::scrub::longest_data_secret().saturating_sub(1);
+    let chunks = chunks
+        .map(Some)
+        .chain(futures::stream::once(async { None }));
+    chunks
+        .scan(Vec::new(), move |held: &mut Vec<u8>, chunk| {
+            let out = match chunk {
+                Some(Ok(chunk)) => {
+                    held.extend_from_slice(&chunk);
+                    crate::scrub::remove_secrets_from_data(held);
+                    let keep = hold.min(held.len());
+                    let ready: Vec<u8> = held.drain(..held.len() - keep).collect();
+                    Some(Ok(Bytes::from(ready)))
+                }
+                Some(Err(e)) => Some(Err(e)),
+                None => {
+                    let mut rest = std::mem::take(held);
+                    crate::scrub::remove_secrets_from_data(&mut rest);
+                    Some(Ok(Bytes::from(rest)))
+                }
+            };
+            futures::future::ready(out)
+        })
+        .filter(|item| futures::future::ready(!matches!(item, Ok(b) if b.is_empty())))
 }
 
 /// The site of one profile.
@@ -244,7 +283,13 @@ impl Upstream {
         let mut kept = HeaderMap::new();
         for name in FORWARDED_ANSWER_HEADERS {
             if let Some(value) = response.headers().get(*name) {
-                kept.insert(*name, value.clone());
+                // The operator's credentials, echoed by the site, are not
+                // the client's to see (it only holds the serve token).
+                let mut bytes = value.as_bytes().to_vec();
+                crate::scrub::remove_secrets_from_data(&mut bytes);
+                if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                    kept.insert(*name, value);
+                }
             }
         }
         if let Some(location) = kept.get(header::LOCATION)
@@ -280,4 +325,37 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt as _;
+
+    #[tokio::test]
+    async fn a_secret_split_between_chunks_is_still_taken_out_of_a_streamed_answer() {
+        let secret = "stream-secret-0123456789";
+        crate::scrub::register(secret);
+        let body = format!(r#"{{"echo":"Basic {secret}","again":"{secret}","tail":"ok"}}"#);
+        let bytes = body.as_bytes();
+        for cut in 0..=bytes.len() {
+            for second in [cut, (cut + 5).min(bytes.len())] {
+                let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                    Ok(Bytes::copy_from_slice(&bytes[..cut])),
+                    Ok(Bytes::copy_from_slice(&bytes[cut..second])),
+                    Ok(Bytes::copy_from_slice(&bytes[second..])),
+                ];
+                let out: Vec<u8> = without_secrets(futures::stream::iter(chunks))
+                    .map(|c| c.unwrap())
+                    .collect::<Vec<_>>()
+                    .await
+                    .concat();
+                let out = String::from_utf8(out).unwrap();
+                assert_eq!(
+                    out, r#"{"echo":"Basic [redacted]","again":"[redacted]","tail":"ok"}"#,
+                    "cut at {cut} and {second}"
+                );
+            }
+        }
+    }
 }
