@@ -49,7 +49,9 @@ pub fn code_for(error: &(dyn std::error::Error + 'static)) -> u8 {
         if let Some(l) = e.downcast_ref::<LockError>() {
             return match l {
                 LockError::Held { .. } | LockError::WaitTimedOut { .. } => LOCKED,
-                LockError::Io { .. } | LockError::Symlink { .. } => CACHE_FILE,
+                LockError::Io { .. }
+                | LockError::Symlink { .. }
+                | LockError::SymlinkedDir { .. } => CACHE_FILE,
             };
         }
         if let Some(j) = e.downcast_ref::<JiraError>() {

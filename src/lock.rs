@@ -38,6 +38,16 @@ pub enum LockError {
         /// The lock file.
         path: PathBuf,
     },
+    /// A directory on the way to the lock file is a symbolic link.
+    #[error("cannot use {}: {} is a symbolic link (to {}), which jira-cache never follows; set `cache_dir` to the real directory", .path.display(), .link.display(), .target.display())]
+    SymlinkedDir {
+        /// The lock file.
+        path: PathBuf,
+        /// The link.
+        link: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
     /// The lock file could not be created or locked.
     #[error("cannot use the lock file {}: {source}; check that the cache directory is writable", .path.display())]
     Io {
@@ -183,6 +193,13 @@ impl Drop for WarmLock {
 }
 
 fn open(path: &Path) -> Result<File, LockError> {
+    if let Some((link, target)) = path.parent().and_then(crate::cache::symlink_in) {
+        return Err(LockError::SymlinkedDir {
+            path: path.to_path_buf(),
+            link,
+            target,
+        });
+    }
     if let Some(dir) = path.parent() {
         crate::cache::ensure_private_dir(dir).map_err(|source| LockError::Io {
             path: path.to_path_buf(),

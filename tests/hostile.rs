@@ -776,6 +776,39 @@ fn a_log_file_that_is_a_symlink_is_refused_and_a_new_one_is_private() {
 }
 
 #[test]
+fn a_symlink_on_the_way_to_the_cache_is_refused_before_anything_is_created() {
+    let server = project_server();
+    let sb = dc_sandbox(&server.url(), "");
+    let home = sb.home();
+    let elsewhere = home.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // ~/.cache is a link: the cache directory is below it.
+    std::os::unix::fs::symlink(&elsewhere, home.join(".cache")).unwrap();
+    let out = run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 7);
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        text(&out)
+    );
+    assert!(stderr(&out).contains("set `cache_dir`"), "{}", text(&out));
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert_eq!(server.hits(), 0);
+
+    // A cache warmed in place, then reached through a link.
+    std::fs::remove_file(home.join(".cache")).unwrap();
+    run_code(&mut sb.warm(&["--projects", "--profile", "test"]), 0);
+    let moved = home.join("moved");
+    std::fs::rename(home.join(".cache"), &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, home.join(".cache")).unwrap();
+    let out = run_code(&mut sb.status(&["--profile", "test"]), 7);
+    assert!(
+        stderr(&out).contains("is a symbolic link"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
 fn a_cache_file_that_is_a_symlink_is_refused_and_its_target_untouched() {
     let server = project_server();
     let sb = dc_sandbox(&server.url(), "");

@@ -57,6 +57,22 @@ pub enum CacheError {
         path: PathBuf,
     },
 
+    /// A directory on the way to the cache file is a symbolic link.
+    #[error(
+        "{}: {} is a symbolic link (to {}), which jira-cache never follows; set `cache_dir` to the real directory",
+        path.display(),
+        link.display(),
+        target.display()
+    )]
+    SymlinkedDir {
+        /// The cache path.
+        path: PathBuf,
+        /// The link.
+        link: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+
     /// The file or its directory cannot be written.
     #[error(
         "{}: cannot write the cache ({detail}); check the permissions of the file (0600) and its directory (0700), or choose another `cache_dir`",
@@ -198,6 +214,7 @@ impl CacheError {
             | CacheError::Unwritable { path, .. }
             | CacheError::DiskFull { path }
             | CacheError::Symlink { path }
+            | CacheError::SymlinkedDir { path, .. }
             | CacheError::Storage { path, .. }
             | CacheError::Busy { path }
             | CacheError::Io { path, .. }

@@ -393,10 +393,46 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
+/// The first existing part of `dir` (itself or a directory above it) that
+/// is a symbolic link, with where it points: the cache is never reached
+/// through one (`CONVENTIONS.md`, "Files"), and SQLite, told not to follow
+/// links, would refuse the path anyway, with a message that names no cause.
+/// Checked before anything is created, so that no lock or file lands in
+/// the link's target.
+pub fn symlink_in(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let mut at = PathBuf::new();
+    for part in dir.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&at).unwrap_or_default();
+                return Some((at, target));
+            }
+            Ok(_) => {}
+            // Nothing below a missing part exists yet.
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// [`symlink_in`] as the cache's error.
+pub(crate) fn refuse_symlinked_dir(path: &Path) -> Result<(), CacheError> {
+    match path.parent().and_then(symlink_in) {
+        Some((link, target)) => Err(CacheError::SymlinkedDir {
+            path: path.to_path_buf(),
+            link,
+            target,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Refuses a symbolic link at the cache path: the file is never reached
 /// through one (`CONVENTIONS.md`, "Files").
 fn refuse_symlink(path: &Path) -> Result<(), CacheError> {
     use std::os::unix::fs::FileTypeExt as _;
+    refuse_symlinked_dir(path)?;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Ok(());
     };
@@ -457,6 +493,7 @@ pub fn directory_warning(dir: &Path) -> Option<String> {
 /// Creates the directory (0700) and the empty file (0600) if missing; a
 /// symlink at the path is refused, never followed.
 fn create_private_file(path: &Path) -> Result<(), CacheError> {
+    refuse_symlinked_dir(path)?;
     if let Some(dir) = path.parent() {
         ensure_private_dir(dir).map_err(|e| CacheError::from_io(dir, e))?;
         directory_warning(dir);
