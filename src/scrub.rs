@@ -26,6 +26,28 @@ pub fn register(secret: &str) {
     if secret.chars().count() < 4 {
         return;
     }
+    // A site may echo it percent-encoded, as it came in a URL or a form.
+    let encoded = percent_encoded(secret);
+    if encoded != secret {
+        register_one(&encoded);
+    }
+    register_one(secret);
+}
+
+/// `s` with every byte but RFC 3986's unreserved ones as `%XX`.
+fn percent_encoded(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn register_one(secret: &str) {
     let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
     if !all.iter().any(|s| s == secret) {
         all.push(secret.to_string());
@@ -233,6 +255,13 @@ impl<W: std::io::Write> std::io::Write for ScrubWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_echoed_percent_encoded_is_scrubbed_too() {
+        register("p@ss w0rd/+%\"x;");
+        let echoed = "you sent p%40ss%20w0rd%2F%2B%25%22x%3B, and p@ss w0rd/+%\"x;";
+        assert_eq!(scrub(echoed), "you sent [redacted], and [redacted]");
+    }
 
     #[test]
     fn secrets_in_data_are_replaced_and_short_ones_left_to_messages() {

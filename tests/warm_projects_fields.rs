@@ -231,6 +231,18 @@ fn check_auth_names_the_user_the_deployment_and_the_version() {
     sb.set_env("JIRA_API_TOKEN", "wrong");
     let out = run_code(&mut sb.warm(&["--check-auth", "--profile", "test"]), 3);
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
+
+    // A warm refused says where the profile's token came from, and is
+    // recorded failed, not partial.
+    let out = run_code(&mut sb.warm(&["--all", "--profile", "test"]), 3);
+    assert!(
+        stderr(&out).contains("took its token from the environment variable JIRA_API_TOKEN"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run_ok(&mut sb.status(&["--profile", "test", "--json"]));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["runs"][0]["result"], "failed", "{json}");
 }
 
 #[test]

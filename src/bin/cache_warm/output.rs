@@ -520,7 +520,28 @@ pub fn print_report(
     requested: &[Stage],
     started: &[Stage],
 ) {
-    let errors = error_lines(report);
+    let mut errors = error_lines(report);
+    if report
+        .errors()
+        .any(|e| e.kind == jira_cache::warm::ErrorKind::Auth)
+    {
+        // The 401 line comes from the client, which knows no profile: say
+        // where this profile's token came from, so that the fix is named.
+        let source = match &profile.token {
+            jira_cache::profile::TokenSource::Env(variable) => {
+                format!("the environment variable {variable}")
+            }
+            jira_cache::profile::TokenSource::Command(_) => "its token_cmd".to_string(),
+        };
+        let email = match &profile.email {
+            Some(email) => format!(" (sent with the email {email})"),
+            None => String::new(),
+        };
+        errors.push(format!(
+            "profile `{}` took its token from {source}{email}: fix it there",
+            profile.name
+        ));
+    }
     let done = done_line(report, profile);
     if report.result != RunResult::Ok {
         tracing::warn!(
