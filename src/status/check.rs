@@ -327,14 +327,19 @@ fn number(value: f64) -> String {
     }
 }
 
-/// At most `max` characters of `text`, with `…` if cut.
+/// At most `max` characters of `text`, cut in the middle with `…`: an
+/// error line names its cause first and the next step last, and both
+/// matter more than the details between them.
 fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let cut: String = text.chars().take(max - 1).collect();
-        format!("{cut}…")
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
     }
+    let head = (max - 1) / 2;
+    let tail = max - 1 - head;
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    format!("{start}…{end}")
 }
 
 #[cfg(test)]
@@ -342,6 +347,25 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_long_error_keeps_its_cause_and_its_next_step() {
+        let line = format!(
+            "projects: the site could not be reached ({}); check the network and the profile's url",
+            "x".repeat(200)
+        );
+        let short = shorten(&line, 120);
+        assert_eq!(short.chars().count(), 120);
+        assert!(
+            short.starts_with("projects: the site could not be reached"),
+            "{short}"
+        );
+        assert!(
+            short.ends_with("check the network and the profile's url"),
+            "{short}"
+        );
+        assert_eq!(shorten("short", 120), "short");
+    }
     use crate::status::{CategoryStatus, RunStatus, SCHEMA_VERSION, rfc3339};
 
     const HOUR_MS: i64 = 3_600_000;
