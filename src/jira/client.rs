@@ -510,7 +510,15 @@ impl JiraClient {
                     inner.adaptive.note_pause(wait);
                 }
                 Decision::RetryAfterBackoff(wait) => {
-                    tracing::info!(path, attempt, wait = ?wait, error = %error, "retrying");
+                    // Numbered from 1, as the final error counts them.
+                    tracing::info!(
+                        path,
+                        failed_attempt = attempt + 1,
+                        of = inner.policy.max_retries + 1,
+                        wait = ?wait,
+                        error = %error,
+                        "retrying"
+                    );
                     if let Some(hook) = &inner.policy.on_connect_retry
                         && let Some(cause) = unreachable_cause(&error)
                     {
