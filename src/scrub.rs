@@ -13,47 +13,121 @@
 use std::borrow::Cow;
 use std::sync::RwLock;
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 /// What a removed secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// The secrets of this process, and the two matchers built from them.
+struct Secrets {
+    /// Every secret registered, in the order registered.
+    list: Vec<String>,
+    /// All of them, for messages: ASCII case-insensitive (a server may
+    /// echo a token upper-cased), leftmost-longest.
+    in_messages: Option<AhoCorasick>,
+    /// Those of [`DATA_SECRET_MIN`] characters or more, for data.
+    in_data: Option<AhoCorasick>,
+    /// The same, as written, upper- and lower-cased: a SIMD search
+    /// (Teddy) ten times as fast as [`Secrets::in_data`] on a 300 KB
+    /// answer, that tells whether the replacement must run at all.
+    data_probe: Option<aho_corasick::packed::Searcher>,
+    /// The longest of those, in bytes.
+    longest_in_data: usize,
+}
 
-/// Remembers a secret of this process: every later [`scrub`] removes it.
-/// Secrets shorter than 4 characters are not registered (they would
-/// redact ordinary words); such a token is no secret anyway.
+static SECRETS: RwLock<Secrets> = RwLock::new(Secrets {
+    list: Vec::new(),
+    in_messages: None,
+    in_data: None,
+    data_probe: None,
+    longest_in_data: 0,
+});
+
+fn matcher<'a>(patterns: impl Iterator<Item = &'a String>) -> Option<AhoCorasick> {
+    let patterns: Vec<&String> = patterns.collect();
+    if patterns.is_empty() {
+        return None;
+    }
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(patterns)
+        .ok()
+}
+
+/// Remembers a secret of this process: every later [`scrub`] removes it,
+/// in any ASCII case, and so do [`remove_secrets_from_data`] (when it is
+/// long enough) and the forms a site may echo it in: percent-encoded (as
+/// in a URL or a form, `/` left as it is or not) and, in data, escaped
+/// inside a JSON string. Secrets shorter than 4 characters are not
+/// registered (they would redact ordinary words); such a token is no
+/// secret anyway.
 pub fn register(secret: &str) {
     let secret = secret.trim();
     if secret.chars().count() < 4 {
         return;
     }
-    // A site may echo it percent-encoded, as it came in a URL or a form.
-    let encoded = percent_encoded(secret);
-    if encoded != secret {
-        register_one(&encoded);
+    let mut forms = vec![secret.to_string()];
+    for keep in [&b""[..], b"/"] {
+        forms.push(percent_encoded(secret, keep, false));
+        forms.push(percent_encoded(secret, keep, true));
     }
-    register_one(secret);
+    forms.sort();
+    forms.dedup();
+    let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    let before = all.list.len();
+    for form in forms {
+        if !all.list.contains(&form) {
+            all.list.push(form);
+        }
+    }
+    if all.list.len() != before {
+        all.in_messages = matcher(all.list.iter());
+        all.in_data = matcher(all.list.iter().filter(|s| s.len() >= DATA_SECRET_MIN));
+        let mut cased: Vec<String> = Vec::new();
+        for form in all.list.iter().filter(|s| s.len() >= DATA_SECRET_MIN) {
+            for variant in [
+                form.clone(),
+                form.to_ascii_lowercase(),
+                form.to_ascii_uppercase(),
+            ] {
+                if !cased.contains(&variant) {
+                    cased.push(variant);
+                }
+            }
+        }
+        all.data_probe = match cased.is_empty() {
+            true => None,
+            false => aho_corasick::packed::Config::new()
+                .builder()
+                .extend(cased.iter())
+                .build(),
+        };
+        all.longest_in_data = all
+            .list
+            .iter()
+            .map(String::len)
+            .filter(|&n| n >= DATA_SECRET_MIN)
+            .max()
+            .unwrap_or(0);
+    }
 }
 
-/// `s` with every byte but RFC 3986's unreserved ones as `%XX`.
-fn percent_encoded(s: &str) -> String {
+/// `s` with every byte but RFC 3986's unreserved ones and `keep` as `%XX`;
+/// with `form`, a space as `+` (HTML forms).
+fn percent_encoded(s: &str, keep: &[u8], form: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || keep.contains(&b)
+        {
             out.push(char::from(b));
+        } else if form && b == b' ' {
+            out.push('+');
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
     }
     out
-}
-
-fn register_one(secret: &str) {
-    let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
-    if !all.iter().any(|s| s == secret) {
-        all.push(secret.to_string());
-        // Longest first, so a secret containing another is removed whole.
-        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    }
 }
 
 /// Secrets at least this long are also removed from data (a site's
@@ -64,31 +138,80 @@ fn register_one(secret: &str) {
 pub const DATA_SECRET_MIN: usize = 12;
 
 /// Replaces every registered secret of [`DATA_SECRET_MIN`] characters or
-/// more in `data` (a site's answer) with [`REDACTED`]: a site that echoes
-/// the credentials it got in a `200` answer must not get them cached or
-/// shown. Data holding no secret, the usual case, is left as it is, after
-/// one fast search per secret.
+/// more in `data` (a site's answer) with [`REDACTED`], as registered or
+/// upper- or lower-cased, and inside JSON strings also when escaped (`\u0074ok`, `tok\/en`): a
+/// site that echoes the credentials it got must not get them cached or
+/// shown, and any JSON reader would decode the escapes back. Data holding
+/// no secret, the usual case, is left as it is after one search, plus one
+/// for escapes, which only a body holding `\u` or `\/` pays more for.
 pub fn remove_secrets_from_data(data: &mut Vec<u8>) {
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    for secret in secrets.iter().filter(|s| s.len() >= DATA_SECRET_MIN) {
-        let needle = secret.as_bytes();
-        let found: Vec<usize> = memchr::memmem::find_iter(data.as_slice(), needle).collect();
-        if found.is_empty() {
-            continue;
-        }
-        let mut out = Vec::with_capacity(data.len());
-        let mut at = 0;
-        for start in found {
-            if start < at {
-                continue;
-            }
-            out.extend_from_slice(&data[at..start]);
-            out.extend_from_slice(REDACTED.as_bytes());
-            at = start + needle.len();
-        }
-        out.extend_from_slice(&data[at..]);
-        *data = out;
+    let Some(matcher) = &secrets.in_data else {
+        return;
+    };
+    let found = match &secrets.data_probe {
+        Some(probe) => probe.find(data.as_slice()).is_some(),
+        // No SIMD here, or too many forms: the slower search.
+        None => matcher.is_match(data.as_slice()),
+    };
+    if found {
+        *data =
+            matcher.replace_all_bytes(data, &[REDACTED.as_bytes()].repeat(matcher.patterns_len()));
     }
+    let escapes = memchr::memmem::find(data, b"\\u").is_some()
+        || memchr::memmem::find(data, b"\\/").is_some();
+    if escapes && let Some(clean) = escaped_secrets_removed(data, matcher) {
+        *data = clean;
+    }
+}
+
+/// `data` with every JSON string that holds an escape (`\u…` or `\/`) and,
+/// decoded, a secret, written again with the secret replaced; `None` if
+/// there is none. Text that is not JSON is only scanned: a quoted part
+/// that does not decode as a JSON string is left alone.
+fn escaped_secrets_removed(data: &[u8], matcher: &AhoCorasick) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(open) = memchr::memchr(b'"', &data[i..]).map(|p| p + i) {
+        // The string's end: the next quote not escaped.
+        let mut j = open + 1;
+        let mut escaped = false;
+        let mut close = None;
+        while j < data.len() {
+            match data[j] {
+                b'\\' => {
+                    escaped = true;
+                    j += 2;
+                    continue;
+                }
+                b'"' => {
+                    close = Some(j);
+                    break;
+                }
+                _ => j += 1,
+            }
+        }
+        let Some(close) = close else { break };
+        if escaped {
+            let quoted = &data[open..=close];
+            if let Ok(decoded) = serde_json::from_slice::<String>(quoted)
+                && matcher.is_match(&decoded)
+            {
+                let clean = matcher.replace_all(&decoded, &vec![REDACTED; matcher.patterns_len()]);
+                if let Ok(text) = serde_json::to_string(&clean) {
+                    let buf = out.get_or_insert_with(|| Vec::with_capacity(data.len()));
+                    buf.extend_from_slice(&data[copied..open]);
+                    buf.extend_from_slice(text.as_bytes());
+                    copied = close + 1;
+                }
+            }
+        }
+        i = close + 1;
+    }
+    let mut out = out?;
+    out.extend_from_slice(&data[copied..]);
+    Some(out)
 }
 
 /// The length of the longest secret [`remove_secrets_from_data`] removes
@@ -96,12 +219,7 @@ pub fn remove_secrets_from_data(data: &mut Vec<u8>) {
 /// split between two chunks is still found.
 pub fn longest_data_secret() -> usize {
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-    secrets
-        .iter()
-        .map(String::len)
-        .filter(|&n| n >= DATA_SECRET_MIN)
-        .max()
-        .unwrap_or(0)
+    secrets.longest_in_data
 }
 
 /// Registers a Basic credential: the token, and the base64 of
@@ -121,10 +239,10 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(text);
     {
         let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
-        for secret in secrets.iter() {
-            if out.contains(secret.as_str()) {
-                out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
-            }
+        if let Some(matcher) = &secrets.in_messages
+            && matcher.is_match(text)
+        {
+            out = Cow::Owned(matcher.replace_all(text, &vec![REDACTED; matcher.patterns_len()]));
         }
     }
     match redact_credentials(&out) {
@@ -255,6 +373,51 @@ impl<W: std::io::Write> std::io::Write for ScrubWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_echoed_in_another_case_or_partly_encoded_is_scrubbed() {
+        register("tok/en+secret=val12");
+        for echoed in [
+            "TOK/EN+SECRET=VAL12",
+            "tok/en%2Bsecret%3Dval12",
+            "tok%2fen%2bsecret%3dval12",
+            "TOK%2FEN%2BSECRET%3DVAL12",
+        ] {
+            assert_eq!(
+                scrub(&format!("bad {echoed}!")),
+                "bad [redacted]!",
+                "{echoed}"
+            );
+            let mut data = format!(r#"{{"name":"{echoed}"}}"#).into_bytes();
+            remove_secrets_from_data(&mut data);
+            assert_eq!(data, br#"{"name":"[redacted]"}"#, "{echoed}");
+        }
+    }
+
+    #[test]
+    fn a_secret_escaped_inside_a_json_string_is_removed_from_data() {
+        register("tok/en+secret=val13");
+        for escaped in [
+            r"\u0074ok/en+secret=val13",
+            r"tok\/en+secret=val13",
+            r"tok/en\u002Bsecret\u003Dval13",
+            r"\u0054\u004f\u004b\/EN+SECRET=VAL13",
+        ] {
+            let body =
+                format!(r#"{{"a":"line\none","name":"x {escaped} y","b":"\u00e9t\u00e9 \/ ok"}}"#);
+            let mut data = body.into_bytes();
+            remove_secrets_from_data(&mut data);
+            let value: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            assert_eq!(value["name"], "x [redacted] y", "{escaped}");
+            // The other strings keep their meaning.
+            assert_eq!(value["a"], "line\none");
+            assert_eq!(value["b"], "\u{e9}t\u{e9} / ok");
+        }
+        // Not JSON at all: scanned, left alone.
+        let mut text = br#"he said "\u00 unterminated"#.to_vec();
+        remove_secrets_from_data(&mut text);
+        assert_eq!(text, br#"he said "\u00 unterminated"#);
+    }
 
     #[test]
     fn a_secret_echoed_percent_encoded_is_scrubbed_too() {
