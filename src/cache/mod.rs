@@ -325,6 +325,9 @@ impl Cache {
             CacheLocation::Postgres(target) => return CacheReader::open_postgres(&target),
         };
         let path = path.as_path();
+        // A link on the way is named first: "no cache yet; run cache_warm"
+        // would send the user to a warm that refuses it.
+        refuse_symlinked_dir(path)?;
         if !path.exists() {
             return Err(CacheError::Missing {
                 path: path.to_path_buf(),
@@ -400,8 +403,37 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Checked before anything is created, so that no lock or file lands in
 /// the link's target.
 pub fn symlink_in(dir: &Path) -> Option<(PathBuf, PathBuf)> {
-    let mut at = PathBuf::new();
+    use std::path::Component;
+    // As written, up to the first part that does not exist yet (a link
+    // before a `..` is found here)...
+    if let Some(found) = first_symlink(dir.components()) {
+        return Some(found);
+    }
+    // ... and with `..` taken lexically: `missing/../link` must not hide
+    // `link` behind a part that does not exist yet, since creating that
+    // part would let the kernel follow `link`.
+    let mut lexical = PathBuf::new();
     for part in dir.components() {
+        match part {
+            Component::ParentDir
+                if matches!(lexical.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                lexical.pop();
+            }
+            Component::CurDir => {}
+            other => lexical.push(other),
+        }
+    }
+    first_symlink(lexical.components())
+}
+
+/// The first prefix of `parts` that is a symbolic link, with its target;
+/// `None` at the first prefix that does not exist.
+fn first_symlink<'a>(
+    parts: impl Iterator<Item = std::path::Component<'a>>,
+) -> Option<(PathBuf, PathBuf)> {
+    let mut at = PathBuf::new();
+    for part in parts {
         at.push(part);
         match std::fs::symlink_metadata(&at) {
             Ok(meta) if meta.file_type().is_symlink() => {

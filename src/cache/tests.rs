@@ -1593,3 +1593,26 @@ fn a_named_pipe_or_a_directory_at_the_cache_path_is_named_as_such() {
         assert!(err.to_string().contains(what), "{err}");
     }
 }
+
+#[test]
+fn a_symlink_is_found_on_the_way_to_the_cache_however_the_path_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::create_dir(base.join("real")).unwrap();
+    std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+    for path in [
+        "link",
+        "link/sub",
+        "missing/../link",
+        "real/../link/x",
+        "./link",
+    ] {
+        let (found, target) =
+            super::symlink_in(&base.join(path)).unwrap_or_else(|| panic!("{path}: no link found"));
+        assert!(found.ends_with("link"), "{path}: {}", found.display());
+        assert_eq!(target, base.join("real"), "{path}");
+    }
+    for path in ["real", "real/sub", "missing/../real", "missing/deeper"] {
+        assert_eq!(super::symlink_in(&base.join(path)), None, "{path}");
+    }
+}
