@@ -1704,3 +1704,40 @@ async fn credentials_the_site_echoes_are_not_passed_on_to_the_servers_clients() 
     }
     assert!(kept > 0);
 }
+
+/// An answer compressed though no encoding was asked for is not passed on:
+/// its `Content-Encoding` is not among the headers passed back, and its
+/// bytes would escape the scrubbing of the operator's credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_encoded_unasked_gets_502_not_its_bytes() {
+    use common::scripted::{Answer, Scripted};
+    let site = Scripted::start(|_| Answer {
+        status: 200,
+        headers: vec![("Content-Encoding".into(), "gzip".into())],
+        body: r#"{"compressed":"supposedly"}"#.into(),
+    });
+    let mut sandbox = Sandbox::new();
+    sandbox.profiles(&format!(
+        "[profiles.test]\nurl = \"{}\"\ndeployment = \"cloud\"\nemail = \"bot@example.com\"\nrate_limit = \"unlimited\"\n",
+        site.url()
+    ));
+    sandbox.set_env("JIRA_API_TOKEN", CLOUD_TOKEN);
+    let served = Served::start(&sandbox, &[]);
+    let http = reqwest::Client::new();
+    for (method, path) in [
+        (reqwest::Method::GET, "/rest/api/3/project/ECHO"),
+        (reqwest::Method::POST, "/rest/api/3/issue/ECHO-1/comment"),
+    ] {
+        let answer = http
+            .request(method, format!("{}{path}", served.url))
+            .header("Authorization", cloud_auth())
+            .header("Content-Type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 502, "{path}");
+        let body = answer.text().await.unwrap();
+        assert!(body.contains("encoded as gzip"), "{path}: {body}");
+    }
+}

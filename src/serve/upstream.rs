@@ -57,6 +57,9 @@ pub enum SiteError {
     /// No answer: the connection failed, timed out or broke.
     #[error("the site could not be reached: {0}")]
     Unreachable(String),
+    /// An answer the server will not pass on (one compressed unasked).
+    #[error("{0}")]
+    Refused(String),
     /// An answer past the profile's `max_response`, which is not kept.
     #[error("the site's answer is larger than max_response ({0})")]
     TooLarge(String),
@@ -280,6 +283,24 @@ impl Upstream {
         }
         let response = request.send().await.map_err(|e| unreachable(&e))?;
         let status = response.status();
+        // No encoding is asked for, so none is undone: a compressed answer
+        // would reach the client without the header that says so (it is not
+        // passed on), and past the scrubbing of the operator's credentials.
+        if let Some(coding) = response
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .filter(|c| !c.is_empty() && c != "identity")
+        {
+            return Err(SiteError::Refused(format!(
+                "the site sent an answer encoded as {}, which was not asked for; nothing of it was passed on",
+                crate::scrub::for_terminal(&coding)
+            )));
+        }
         let mut kept = HeaderMap::new();
         for name in FORWARDED_ANSWER_HEADERS {
             if let Some(value) = response.headers().get(*name) {
