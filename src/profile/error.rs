@@ -201,7 +201,8 @@ pub enum ProfileError {
     /// `token_cmd` could not run, failed, or printed no usable token. The
     /// reason never includes what the command printed on stdout.
     #[error(
-        "profile `{profile}`: {command_key} `{command}` {reason}; run it by hand to see why, or fix {command_key}"
+        "profile `{profile}`: {command_key} `{}` {reason}; run it by hand to see why, or fix {command_key}",
+        program_of(command)
     )]
     TokenCommandFailed {
         /// The profile.
@@ -280,6 +281,18 @@ fn invalid_origin(source: &ProfileSource, location: &Option<Location>) -> String
     match (source, location) {
         (ProfileSource::File(path), Some(location)) => format!("{}:{location}", path.display()),
         (source, _) => source.to_string(),
+    }
+}
+
+/// A secret command as a message shows it: its first word only, since its
+/// arguments may hold a secret of their own (`vault read -token=…`).
+fn program_of(command: &str) -> String {
+    let mut words = command.split_whitespace();
+    let first = words.next().unwrap_or_default();
+    let shown = crate::scrub::for_terminal(first).into_owned();
+    match words.next() {
+        Some(_) => format!("{shown} …"),
+        None => shown,
     }
 }
 

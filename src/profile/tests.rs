@@ -827,18 +827,14 @@ fn a_failing_token_cmd_names_the_command_but_not_its_output() {
         "{err:?}"
     );
     let text = err.to_string();
-    assert!(
-        text.contains("token_cmd `echo printed-secret; echo"),
-        "{text}"
-    );
-    // Nor its stderr (a password manager's complaint may hold the secret):
-    // "no such entry" appears once, in the command's own text.
-    assert_eq!(text.matches("no such entry").count(), 1, "{text}");
+    // Its program, not its arguments (they may hold a secret of their own).
+    assert!(text.contains("token_cmd `echo …`"), "{text}");
+    assert!(!text.contains("printed-secret"), "{text}");
+    // Nor what it printed (a password manager's complaint may hold the
+    // secret).
+    assert!(!text.contains("no such entry"), "{text}");
     assert!(text.contains("run it by hand"), "{text}");
     assert!(text.contains("profile `p`"), "{text}");
-    // The command text itself names "printed-secret"; its output must not
-    // appear a second time.
-    assert_eq!(text.matches("printed-secret").count(), 1, "{text}");
 
     let p = with("token_cmd = \"true\"").unwrap();
     let text = p.resolve_token().unwrap_err().to_string();

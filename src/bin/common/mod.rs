@@ -275,11 +275,23 @@ pub fn init_logging(
             // Private (0600) when created, and a symlink at the path is
             // refused rather than followed: the log must land where it is
             // named, never in a file someone pointed it at.
+            // Only a regular file: a named pipe would block the run until
+            // someone reads it (and hand that reader the log).
+            if let Ok(meta) = std::fs::symlink_metadata(path)
+                && !meta.file_type().is_file()
+                && !meta.file_type().is_symlink()
+            {
+                return Err(format!(
+                    "cannot open the log file {}: it is not a regular file; give the path of a file",
+                    path.display()
+                ));
+            }
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
+                // Never blocks, should a pipe appear there meanwhile.
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                 .open(path)
                 .map_err(|e| match e.raw_os_error() {
                     Some(libc::ELOOP) => format!(
@@ -291,6 +303,12 @@ pub fn init_logging(
                         path.display()
                     ),
                 })?;
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return Err(format!(
+                    "cannot open the log file {}: it is not a regular file; give the path of a file",
+                    path.display()
+                ));
+            }
             let file = std::sync::Arc::new(file);
             Some(
                 tracing_subscriber::fmt::layer()
