@@ -28,8 +28,9 @@ struct Secrets {
     /// Those of [`DATA_SECRET_MIN`] characters or more, for data.
     in_data: Option<AhoCorasick>,
     /// The same, as written, upper- and lower-cased: a SIMD search
-    /// (Teddy) ten times as fast as [`Secrets::in_data`] on a 300 KB
-    /// answer, that tells whether the replacement must run at all.
+    /// (Teddy), about ten times as fast as [`Secrets::in_data`] (2 ms
+    /// against 21-35 ms per 27 MB of issue JSON), that tells whether the
+    /// replacement must run at all.
     data_probe: Option<aho_corasick::packed::Searcher>,
     /// The longest of those, in bytes.
     longest_in_data: usize,
@@ -55,11 +56,11 @@ fn matcher<'a>(patterns: impl Iterator<Item = &'a String>) -> Option<AhoCorasick
         .ok()
 }
 
-/// Remembers a secret of this process: every later [`scrub`] removes it,
-/// in any ASCII case, and so do [`remove_secrets_from_data`] (when it is
-/// long enough) and the forms a site may echo it in: percent-encoded (as
-/// in a URL or a form, `/` left as it is or not) and, in data, escaped
-/// inside a JSON string. Secrets shorter than 4 characters are not
+/// Remembers a secret of this process: every later [`scrub`] removes it
+/// in any ASCII case, and [`remove_secrets_from_data`] (when it is long
+/// enough) as written, upper- or lower-cased; both also remove the forms a
+/// site may echo it in: percent-encoded (as in a URL or a form, `/` left as
+/// it is or not) and, in data, escaped inside a JSON string. Secrets shorter than 4 characters are not
 /// registered (they would redact ordinary words); such a token is no
 /// secret anyway.
 pub fn register(secret: &str) {

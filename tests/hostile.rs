@@ -735,20 +735,24 @@ fn a_log_file_that_is_a_symlink_is_refused_and_a_new_one_is_private() {
     use std::os::unix::fs::PermissionsExt as _;
     let server = project_server();
     let sb = dc_sandbox(&server.url(), "");
-    let victim = sb.dir.path().join("victim.txt");
-    std::fs::write(&victim, "34 bytes that must stay as they are").unwrap();
-    let link = sb.dir.path().join("warm.log");
-    std::os::unix::fs::symlink(&victim, &link).unwrap();
-    let out = sb
-        .warm(&[
+    // Bounded: a log that blocks must fail the test, not hang it.
+    let warm_logging_to = |log: &Path| {
+        sb.warm(&[
             "--projects",
             "--profile",
             "test",
             "--log-file",
-            link.to_str().unwrap(),
+            log.to_str().unwrap(),
         ])
+        .timeout(std::time::Duration::from_secs(60))
         .output()
-        .unwrap();
+        .unwrap()
+    };
+    let victim = sb.dir.path().join("victim.txt");
+    std::fs::write(&victim, "34 bytes that must stay as they are").unwrap();
+    let link = sb.dir.path().join("warm.log");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = warm_logging_to(&link);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     no_panic(&out);
     assert!(stderr(&out).contains("symbolic link"), "{}", text(&out));
@@ -763,17 +767,7 @@ fn a_log_file_that_is_a_symlink_is_refused_and_a_new_one_is_private() {
     let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a valid C string and mode.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let out = sb
-        .warm(&[
-            "--projects",
-            "--profile",
-            "test",
-            "--log-file",
-            fifo.to_str().unwrap(),
-        ])
-        .timeout(std::time::Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = warm_logging_to(&fifo);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         stderr(&out).contains("not a regular file"),
@@ -782,16 +776,7 @@ fn a_log_file_that_is_a_symlink_is_refused_and_a_new_one_is_private() {
     );
 
     let log = sb.dir.path().join("new.log");
-    let out = sb
-        .warm(&[
-            "--projects",
-            "--profile",
-            "test",
-            "--log-file",
-            log.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = warm_logging_to(&log);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
