@@ -780,6 +780,9 @@ fn a_log_file_that_is_a_symlink_is_refused_and_a_new_one_is_private() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
+    // A cron line that turns the log off.
+    let out = warm_logging_to(Path::new("/dev/null"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
 #[test]

@@ -1711,9 +1711,17 @@ async fn credentials_the_site_echoes_are_not_passed_on_to_the_servers_clients() 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_answer_encoded_unasked_gets_502_not_its_bytes() {
     use common::scripted::{Answer, Scripted};
-    let site = Scripted::start(|_| Answer {
+    // A second header must not slip past the first: the project answer
+    // says `identity` first, the comment answer a lone `gzip`.
+    let site = Scripted::start(|req| Answer {
         status: 200,
-        headers: vec![("Content-Encoding".into(), "gzip".into())],
+        headers: match req.path.contains("project") {
+            true => vec![
+                ("Content-Encoding".into(), "identity".into()),
+                ("Content-Encoding".into(), "gzip".into()),
+            ],
+            false => vec![("Content-Encoding".into(), "gzip".into())],
+        },
         body: r#"{"compressed":"supposedly"}"#.into(),
     });
     let mut sandbox = Sandbox::new();

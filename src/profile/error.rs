@@ -201,8 +201,7 @@ pub enum ProfileError {
     /// `token_cmd` could not run, failed, or printed no usable token. The
     /// reason never includes what the command printed on stdout.
     #[error(
-        "profile `{profile}`: {command_key} `{}` {reason}; run it by hand to see why, or fix {command_key}",
-        program_of(command)
+        "profile `{profile}`: {command_key} {reason}; run it by hand to see why, or fix {command_key}"
     )]
     TokenCommandFailed {
         /// The profile.
@@ -210,7 +209,8 @@ pub enum ProfileError {
         /// The key that holds the command: `token_cmd`, `serve_token_cmd`
         /// or `cache_password_cmd`.
         command_key: &'static str,
-        /// The command, as written in the profile.
+        /// The command, as written in the profile: never shown, since any
+        /// word of it may be a secret (`VAULT_TOKEN=… vault read x`).
         command: String,
         /// Exit status and the first line of stderr, a timeout, or why the
         /// output was refused.
@@ -281,18 +281,6 @@ fn invalid_origin(source: &ProfileSource, location: &Option<Location>) -> String
     match (source, location) {
         (ProfileSource::File(path), Some(location)) => format!("{}:{location}", path.display()),
         (source, _) => source.to_string(),
-    }
-}
-
-/// A secret command as a message shows it: its first word only, since its
-/// arguments may hold a secret of their own (`vault read -token=…`).
-fn program_of(command: &str) -> String {
-    let mut words = command.split_whitespace();
-    let first = words.next().unwrap_or_default();
-    let shown = crate::scrub::for_terminal(first).into_owned();
-    match words.next() {
-        Some(_) => format!("{shown} …"),
-        None => shown,
     }
 }
 

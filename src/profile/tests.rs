@@ -819,7 +819,7 @@ fn token_cmd_wins_over_token_env() {
 }
 
 #[test]
-fn a_failing_token_cmd_names_the_command_but_not_its_output() {
+fn a_failing_token_cmd_shows_neither_the_command_nor_its_output() {
     let p = with("token_cmd = \"echo printed-secret; echo 'no such entry' >&2; exit 3\"").unwrap();
     let err = p.resolve_token().unwrap_err();
     assert!(
@@ -827,8 +827,8 @@ fn a_failing_token_cmd_names_the_command_but_not_its_output() {
         "{err:?}"
     );
     let text = err.to_string();
-    // Its program, not its arguments (they may hold a secret of their own).
-    assert!(text.contains("token_cmd `echo …`"), "{text}");
+    // Not the command either: any word of it may be a secret of its own.
+    assert!(text.contains("token_cmd failed"), "{text}");
     assert!(!text.contains("printed-secret"), "{text}");
     // Nor what it printed (a password manager's complaint may hold the
     // secret).
@@ -843,7 +843,7 @@ fn a_failing_token_cmd_names_the_command_but_not_its_output() {
     let p = with("serve_token_cmd = \"true\"").unwrap();
     let text = p.resolve_serve_token().unwrap_err().to_string();
     assert!(
-        text.contains("serve_token_cmd `true` printed nothing")
+        text.contains("serve_token_cmd printed nothing")
             && text.ends_with("or fix serve_token_cmd"),
         "{text}"
     );

@@ -286,15 +286,23 @@ impl Upstream {
         // No encoding is asked for, so none is undone: a compressed answer
         // would reach the client without the header that says so (it is not
         // passed on), and past the scrubbing of the operator's credentials.
-        if let Some(coding) = response
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .map(|v| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .filter(|c| !c.is_empty() && c != "identity")
+        // Every header of both kinds counts (a second one must not slip
+        // past), and a transfer coding other than chunked is refused alike.
+        let codings = |name: header::HeaderName, plain: &'static [&'static str]| {
+            response
+                .headers()
+                .get_all(name)
+                .iter()
+                .flat_map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .split(',')
+                        .map(|c| c.trim().to_ascii_lowercase())
+                        .collect::<Vec<_>>()
+                })
+                .find(move |c| !c.is_empty() && !plain.contains(&c.as_str()))
+        };
+        if let Some(coding) = codings(header::CONTENT_ENCODING, &["identity"])
+            .or_else(|| codings(header::TRANSFER_ENCODING, &["identity", "chunked"]))
         {
             return Err(SiteError::Refused(format!(
                 "the site sent an answer encoded as {}, which was not asked for; nothing of it was passed on",

@@ -275,14 +275,17 @@ pub fn init_logging(
             // Private (0600) when created, and a symlink at the path is
             // refused rather than followed: the log must land where it is
             // named, never in a file someone pointed it at.
-            // Only a regular file: a named pipe would block the run until
-            // someone reads it (and hand that reader the log).
+            // A regular file, or a character device (`/dev/null` turns the
+            // log off): a named pipe would block the run until someone
+            // reads it (and hand that reader the log).
+            use std::os::unix::fs::FileTypeExt as _;
+            let fit = |kind: std::fs::FileType| kind.is_file() || kind.is_char_device();
             if let Ok(meta) = std::fs::symlink_metadata(path)
-                && !meta.file_type().is_file()
+                && !fit(meta.file_type())
                 && !meta.file_type().is_symlink()
             {
                 return Err(format!(
-                    "cannot open the log file {}: it is not a regular file; give the path of a file",
+                    "cannot open the log file {}: it is not a regular file (nor a device such as /dev/null); give the path of a file",
                     path.display()
                 ));
             }
@@ -303,9 +306,9 @@ pub fn init_logging(
                         path.display()
                     ),
                 })?;
-            if !file.metadata().is_ok_and(|m| m.is_file()) {
+            if !file.metadata().is_ok_and(|m| fit(m.file_type())) {
                 return Err(format!(
-                    "cannot open the log file {}: it is not a regular file; give the path of a file",
+                    "cannot open the log file {}: it is not a regular file (nor a device such as /dev/null); give the path of a file",
                     path.display()
                 ));
             }
