@@ -150,6 +150,26 @@ pub fn remove_secrets_from_data(data: &mut Vec<u8>) {
     let Some(matcher) = &secrets.in_data else {
         return;
     };
+    plain_secrets_removed(&secrets, matcher, data);
+    let escapes = memchr::memmem::find(data, b"\\u").is_some()
+        || memchr::memmem::find(data, b"\\/").is_some();
+    if escapes && let Some(clean) = escaped_secrets_removed(data, matcher) {
+        *data = clean;
+    }
+}
+
+/// [`remove_secrets_from_data`] without its look inside JSON escapes: for
+/// the part of a streamed answer already past the point where it could be
+/// held whole, where a JSON string's opening quote may have gone out in an
+/// earlier chunk.
+pub fn remove_plain_secrets_from_data(data: &mut Vec<u8>) {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    if let Some(matcher) = &secrets.in_data {
+        plain_secrets_removed(&secrets, matcher, data);
+    }
+}
+
+fn plain_secrets_removed(secrets: &Secrets, matcher: &AhoCorasick, data: &mut Vec<u8>) {
     let found = match &secrets.data_probe {
         Some(probe) => probe.find(data.as_slice()).is_some(),
         // No SIMD here, or too many forms: the slower search.
@@ -159,11 +179,61 @@ pub fn remove_secrets_from_data(data: &mut Vec<u8>) {
         *data =
             matcher.replace_all_bytes(data, &[REDACTED.as_bytes()].repeat(matcher.patterns_len()));
     }
-    let escapes = memchr::memmem::find(data, b"\\u").is_some()
-        || memchr::memmem::find(data, b"\\/").is_some();
-    if escapes && let Some(clean) = escaped_secrets_removed(data, matcher) {
-        *data = clean;
+}
+
+/// A JSON string literal (quotes included) decoded as a lenient reader
+/// (Python's `json`, JavaScript's `JSON.parse`) would, except that a lone
+/// surrogate becomes U+FFFD; `None` for an escape no reader takes.
+/// serde_json refuses lone surrogates, which would let `"\ud800 <token>"`
+/// pass unlooked-at.
+fn lenient_json_string(quoted: &[u8]) -> Option<String> {
+    let inner = quoted.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let mut out = String::with_capacity(inner.len());
+    let mut raw = Vec::new();
+    let mut i = 0;
+    let hex4 = |at: usize| -> Option<u32> {
+        let digits = inner.get(at..at + 4)?;
+        u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    while i < inner.len() {
+        if inner[i] != b'\\' {
+            raw.push(inner[i]);
+            i += 1;
+            continue;
+        }
+        out.push_str(&String::from_utf8_lossy(&raw));
+        raw.clear();
+        let escape = *inner.get(i + 1)?;
+        i += 2;
+        let c = match escape {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = hex4(i)?;
+                i += 4;
+                if (0xD800..0xDC00).contains(&unit)
+                    && inner.get(i..i + 2) == Some(&b"\\u"[..])
+                    && let Some(low) = hex4(i + 2).filter(|l| (0xDC00..0xE000).contains(l))
+                {
+                    i += 6;
+                    char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
+                        .unwrap_or('\u{fffd}')
+                } else {
+                    char::from_u32(unit).unwrap_or('\u{fffd}')
+                }
+            }
+            _ => return None,
+        };
+        out.push(c);
     }
+    out.push_str(&String::from_utf8_lossy(&raw));
+    Some(out)
 }
 
 /// `data` with every JSON string that holds an escape (`\u…` or `\/`) and,
@@ -196,7 +266,7 @@ fn escaped_secrets_removed(data: &[u8], matcher: &AhoCorasick) -> Option<Vec<u8>
         let Some(close) = close else { break };
         if escaped {
             let quoted = &data[open..=close];
-            if let Ok(decoded) = serde_json::from_slice::<String>(quoted)
+            if let Some(decoded) = lenient_json_string(quoted)
                 && matcher.is_match(&decoded)
             {
                 let clean = matcher.replace_all(&decoded, &vec![REDACTED; matcher.patterns_len()]);
@@ -418,6 +488,19 @@ mod tests {
         let mut text = br#"he said "\u00 unterminated"#.to_vec();
         remove_secrets_from_data(&mut text);
         assert_eq!(text, br#"he said "\u00 unterminated"#);
+    }
+
+    #[test]
+    fn a_lone_surrogate_does_not_hide_an_escaped_secret() {
+        register("tok/en+secret=val14");
+        let mut data =
+            br#"{"name":"\ud800 \u0074ok/en+secret=val14","ok":"\ud83d\ude00"}"#.to_vec();
+        remove_secrets_from_data(&mut data);
+        let text = String::from_utf8(data).unwrap();
+        assert!(text.contains("[redacted]"), "{text}");
+        assert!(!text.contains("val14"), "{text}");
+        // A string without a secret is left as it was, pair and all.
+        assert!(text.contains(r#""ok":"\ud83d\ude00""#), "{text}");
     }
 
     #[test]

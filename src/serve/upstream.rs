@@ -72,6 +72,9 @@ pub struct Opened {
     /// The headers worth passing on.
     pub headers: HeaderMap,
     response: reqwest::Response,
+    /// The profile's `max_response`: how much of a JSON answer is held
+    /// whole when streamed, so that escaped secrets are found too.
+    max_response: u64,
 }
 
 impl Opened {
@@ -95,18 +98,35 @@ impl Opened {
     }
 
     /// The answer with its body passed on as it comes, of any size, the
-    /// operator's credentials removed from it as from a whole answer.
+    /// operator's credentials removed from it as from a whole answer. A
+    /// JSON answer is held whole up to `max_response` first: a secret
+    /// escaped inside a JSON string is only found by reading the string
+    /// from its opening quote, which an earlier chunk may hold.
     pub fn streamed(self) -> (StatusCode, HeaderMap, Body) {
-        let body = Body::from_stream(without_secrets(self.response.bytes_stream()));
+        let json = self.headers.get(header::CONTENT_TYPE).is_some_and(|t| {
+            String::from_utf8_lossy(t.as_bytes())
+                .to_ascii_lowercase()
+                .contains("json")
+        });
+        let whole_up_to = match json {
+            true => usize::try_from(self.max_response).unwrap_or(usize::MAX),
+            false => 0,
+        };
+        let body = Body::from_stream(without_secrets(self.response.bytes_stream(), whole_up_to));
         (self.status, self.headers, body)
     }
 }
 
 /// `chunks` with every secret [`crate::scrub::remove_secrets_from_data`]
-/// removes taken out, even one split between two chunks: the last
-/// `longest secret - 1` bytes of each chunk are held back until the next
-/// one (or the end) comes.
-fn without_secrets<S, E>(chunks: S) -> impl futures::Stream<Item = Result<Bytes, E>> + Send
+/// removes taken out. Up to `whole_up_to` bytes the answer is held and
+/// scrubbed whole at its end (JSON escapes included); past that it goes on
+/// as it comes, with the plain forms removed even when split between two
+/// chunks: the last `longest secret - 1` bytes of each are held back until
+/// the next one (or the end) comes.
+fn without_secrets<S, E>(
+    chunks: S,
+    whole_up_to: usize,
+) -> impl futures::Stream<Item = Result<Bytes, E>> + Send
 where
     S: futures::Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: Send + 'static,
@@ -116,25 +136,37 @@ where
     let chunks = chunks
         .map(Some)
         .chain(futures::stream::once(async { None }));
+    // (held bytes, still holding the whole answer)
     chunks
-        .scan(Vec::new(), move |held: &mut Vec<u8>, chunk| {
-            let out = match chunk {
-                Some(Ok(chunk)) => {
-                    held.extend_from_slice(&chunk);
-                    crate::scrub::remove_secrets_from_data(held);
-                    let keep = hold.min(held.len());
-                    let ready: Vec<u8> = held.drain(..held.len() - keep).collect();
-                    Some(Ok(Bytes::from(ready)))
-                }
-                Some(Err(e)) => Some(Err(e)),
-                None => {
-                    let mut rest = std::mem::take(held);
-                    crate::scrub::remove_secrets_from_data(&mut rest);
-                    Some(Ok(Bytes::from(rest)))
-                }
-            };
-            futures::future::ready(out)
-        })
+        .scan(
+            (Vec::new(), true),
+            move |(held, whole): &mut (Vec<u8>, bool), chunk| {
+                let out = match chunk {
+                    Some(Ok(chunk)) => {
+                        held.extend_from_slice(&chunk);
+                        if *whole && held.len() <= whole_up_to {
+                            Some(Ok(Bytes::new()))
+                        } else {
+                            *whole = false;
+                            crate::scrub::remove_plain_secrets_from_data(held);
+                            let keep = hold.min(held.len());
+                            let ready: Vec<u8> = held.drain(..held.len() - keep).collect();
+                            Some(Ok(Bytes::from(ready)))
+                        }
+                    }
+                    Some(Err(e)) => Some(Err(e)),
+                    None => {
+                        let mut rest = std::mem::take(held);
+                        match whole {
+                            true => crate::scrub::remove_secrets_from_data(&mut rest),
+                            false => crate::scrub::remove_plain_secrets_from_data(&mut rest),
+                        }
+                        Some(Ok(Bytes::from(rest)))
+                    }
+                };
+                futures::future::ready(out)
+            },
+        )
         .filter(|item| futures::future::ready(!matches!(item, Ok(b) if b.is_empty())))
 }
 
@@ -331,6 +363,7 @@ impl Upstream {
             status,
             headers: kept,
             response,
+            max_response: self.max_response,
         })
     }
 
@@ -374,7 +407,7 @@ mod tests {
                     Ok(Bytes::copy_from_slice(&bytes[cut..second])),
                     Ok(Bytes::copy_from_slice(&bytes[second..])),
                 ];
-                let out: Vec<u8> = without_secrets(futures::stream::iter(chunks))
+                let out: Vec<u8> = without_secrets(futures::stream::iter(chunks), 0)
                     .map(|c| c.unwrap())
                     .collect::<Vec<_>>()
                     .await
@@ -385,6 +418,27 @@ mod tests {
                     "cut at {cut} and {second}"
                 );
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_answer_held_whole_loses_an_escaped_secret_split_anywhere() {
+        let secret = "stream-secret-9876543210";
+        crate::scrub::register(secret);
+        let body = r#"{"pad":"xxxxxxxxxxxxxxxxxxxxxxxx","name":"\u0073tream-secret-9876543210"}"#;
+        let bytes = body.as_bytes();
+        for cut in 0..=bytes.len() {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::copy_from_slice(&bytes[..cut])),
+                Ok(Bytes::copy_from_slice(&bytes[cut..])),
+            ];
+            let out: Vec<u8> = without_secrets(futures::stream::iter(chunks), 1 << 20)
+                .map(|c| c.unwrap())
+                .collect::<Vec<_>>()
+                .await
+                .concat();
+            let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(value["name"], "[redacted]", "cut at {cut}");
         }
     }
 }
