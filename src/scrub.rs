@@ -58,11 +58,11 @@ fn matcher<'a>(patterns: impl Iterator<Item = &'a String>) -> Option<AhoCorasick
 
 /// Remembers a secret of this process: every later [`scrub`] removes it
 /// in any ASCII case, and [`remove_secrets_from_data`] (when it is long
-/// enough) as written, upper- or lower-cased; both also remove the forms a
-/// site may echo it in: percent-encoded (as in a URL or a form, `/` left as
-/// it is or not) and, in data, escaped inside a JSON string. Secrets shorter than 4 characters are not
-/// registered (they would redact ordinary words); such a token is no
-/// secret anyway.
+/// enough) as written, upper- or lower-cased. Both also remove the forms a
+/// site may echo it in: percent-encoded (as in a URL or a form, `/` left
+/// as it is or not) and, in data, escaped inside a JSON string. Secrets
+/// shorter than 4 characters are not registered (they would redact
+/// ordinary words); such a token is no secret anyway.
 pub fn register(secret: &str) {
     let secret = secret.trim();
     if secret.chars().count() < 4 {
@@ -140,11 +140,12 @@ pub const DATA_SECRET_MIN: usize = 12;
 
 /// Replaces every registered secret of [`DATA_SECRET_MIN`] characters or
 /// more in `data` (a site's answer) with [`REDACTED`], as registered or
-/// upper- or lower-cased, and inside JSON strings also when escaped (`\u0074ok`, `tok\/en`): a
-/// site that echoes the credentials it got must not get them cached or
-/// shown, and any JSON reader would decode the escapes back. Data holding
-/// no secret, the usual case, is left as it is after one search, plus one
-/// for escapes, which only a body holding `\u` or `\/` pays more for.
+/// upper- or lower-cased, and inside JSON strings also when escaped
+/// (`\u0074ok`, `tok\/en`): a site that echoes the credentials it got
+/// must not get them cached or shown, and any JSON reader would decode the
+/// escapes back. Data holding no secret, the usual case, is left as it is
+/// after one search, plus two for `\u` and `\/`; only a body holding one
+/// of those has its escaped strings decoded.
 pub fn remove_secrets_from_data(data: &mut Vec<u8>) {
     let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
     let Some(matcher) = &secrets.in_data else {
@@ -236,9 +237,9 @@ fn lenient_json_string(quoted: &[u8]) -> Option<String> {
     Some(out)
 }
 
-/// `data` with every JSON string that holds an escape (`\u…` or `\/`) and,
-/// decoded, a secret, written again with the secret replaced; `None` if
-/// there is none. Text that is not JSON is only scanned: a quoted part
+/// `data` with every JSON string that holds an escape and, decoded, a
+/// secret, written again with the secret replaced; `None` if there is
+/// none. Text that is not JSON is only scanned: a quoted part
 /// that does not decode as a JSON string is left alone.
 fn escaped_secrets_removed(data: &[u8], matcher: &AhoCorasick) -> Option<Vec<u8>> {
     let mut out: Option<Vec<u8>> = None;

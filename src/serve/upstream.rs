@@ -81,14 +81,13 @@ impl Opened {
     /// Reads the whole body, up to `cap` bytes.
     pub async fn read(self, cap: u64) -> Result<Answer, SiteError> {
         use crate::jira::client::{Body as Read, read_capped};
-        let body = match read_capped(self.response, cap).await {
+        let mut body = match read_capped(self.response, cap).await {
             Ok(Read::Whole(body)) => body,
             Ok(Read::Cut(_)) => {
                 return Err(SiteError::TooLarge(crate::warm::format_bytes(cap)));
             }
             Err(e) => return Err(SiteError::Unreachable(error_chain(&e))),
         };
-        let mut body = body;
         crate::scrub::remove_secrets_from_data(&mut body);
         Ok(Answer {
             status: self.status,

@@ -50,6 +50,40 @@ macro_rules! errln {
 #[allow(unused_imports)]
 pub(crate) use errln;
 
+/// Opens `--log-file` for appending: created 0600 if missing; a symlink
+/// at the path is refused rather than followed (the log lands where it is
+/// named, never in a file someone pointed it at); and only a regular file
+/// or a character device (`/dev/null` turns the log off) is taken, since a
+/// named pipe would block the run until someone reads it (and hand that
+/// reader the log). `O_NONBLOCK` makes a pipe or socket fail the open
+/// (`ENXIO`) rather than wait; one with a reader is caught after it.
+fn open_log(path: &std::path::Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let shown = path.display();
+    let not_a_file = || {
+        format!(
+            "cannot open the log file {shown}: it is not a regular file (nor a device such as /dev/null); give the path of a file"
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => format!(
+                "cannot open the log file {shown}: it is a symbolic link, which is not followed; give the path of the file itself"
+            ),
+            Some(libc::ENXIO | libc::EISDIR) => not_a_file(),
+            _ => format!("cannot open the log file {shown}: {e}; check the path and its directory"),
+        })?;
+    match file.metadata() {
+        Ok(m) if m.file_type().is_file() || m.file_type().is_char_device() => Ok(file),
+        _ => Err(not_a_file()),
+    }
+}
+
 /// Writes to stderr, ignoring a failure.
 pub fn write_err(args: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
@@ -271,47 +305,7 @@ pub fn init_logging(
         .with_filter(filter(stderr_level, "off"));
     let file_layer = match log_file {
         Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            // Private (0600) when created, and a symlink at the path is
-            // refused rather than followed: the log must land where it is
-            // named, never in a file someone pointed it at.
-            // A regular file, or a character device (`/dev/null` turns the
-            // log off): a named pipe would block the run until someone
-            // reads it (and hand that reader the log).
-            use std::os::unix::fs::FileTypeExt as _;
-            let fit = |kind: std::fs::FileType| kind.is_file() || kind.is_char_device();
-            if let Ok(meta) = std::fs::symlink_metadata(path)
-                && !fit(meta.file_type())
-                && !meta.file_type().is_symlink()
-            {
-                return Err(format!(
-                    "cannot open the log file {}: it is not a regular file (nor a device such as /dev/null); give the path of a file",
-                    path.display()
-                ));
-            }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                // Never blocks, should a pipe appear there meanwhile.
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(path)
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::ELOOP) => format!(
-                        "cannot open the log file {}: it is a symbolic link, which is not followed; give the path of the file itself",
-                        path.display()
-                    ),
-                    _ => format!(
-                        "cannot open the log file {}: {e}; check the path and its directory",
-                        path.display()
-                    ),
-                })?;
-            if !file.metadata().is_ok_and(|m| fit(m.file_type())) {
-                return Err(format!(
-                    "cannot open the log file {}: it is not a regular file (nor a device such as /dev/null); give the path of a file",
-                    path.display()
-                ));
-            }
+            let file = open_log(path)?;
             let file = std::sync::Arc::new(file);
             Some(
                 tracing_subscriber::fmt::layer()
