@@ -336,7 +336,7 @@ impl Upstream {
             .or_else(|| codings(header::TRANSFER_ENCODING, &["identity", "chunked"]))
         {
             return Err(SiteError::Refused(format!(
-                "the site sent an answer encoded as {}, which was not asked for; nothing of it was passed on",
+                "the site sent an answer encoded as {}, which was not asked for; nothing of it was passed on: check what stands between cache_serve and the site (a proxy?)",
                 crate::scrub::for_terminal(&coding)
             )));
         }
